@@ -1,0 +1,1 @@
+"""Base layer: configuration, errors, logging and metrics, used by every other layer."""

@@ -1,0 +1,177 @@
+"""Settings read from `STRONGROOM_*` environment variables, validated once at start."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from strongroom.base.errors import ConfigurationError
+
+MASTER_KEY_BYTES = 32
+
+
+class Settings(BaseSettings):
+    """Every setting of a Strongroom process; one instance per process."""
+
+    model_config = SettingsConfigDict(env_prefix="STRONGROOM_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("./strongroom-data"),
+        description="Folder for the embedded database, the local blob store and the key file.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB; "
+        "default a SQLite file in the data directory.",
+    )
+    blob_dir: Path | None = Field(
+        default=None,
+        description="Folder of the local blob store; default DATA_DIR/blobs.",
+    )
+    master_key: str | None = Field(
+        default=None,
+        repr=False,
+        description="The master key: 32 bytes, base64 encoded.",
+    )
+    master_key_file: Path | None = Field(
+        default=None,
+        description="File holding the base64 master key; default DATA_DIR/master.key.",
+    )
+    base_domain: str = Field(
+        default="localhost",
+        description="Tenants are served at SLUG.BASE_DOMAIN as well as under /t/SLUG.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_format: Literal["json", "console"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    auto_migrate: bool | None = Field(
+        default=None,
+        description="Migrate on start; default on for SQLite, off for PostgreSQL.",
+    )
+    default_quota: int | None = Field(
+        default=None,
+        ge=0,
+        description="Storage quota in bytes given to new tenants; none means unlimited.",
+    )
+    chunk_size: int = Field(
+        default=1024 * 1024,
+        ge=4096,
+        le=16 * 1024 * 1024,
+        description="Plaintext bytes per encrypted chunk of new blobs.",
+    )
+    tenant_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long a replica trusts its cached copy of a tenant's catalog row.",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def check_database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+            return value
+        raise ValueError(
+            f"{value!r} is not a supported database URL; "
+            "use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB"
+        )
+
+    @field_validator("master_key")
+    @classmethod
+    def check_master_key(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        decode_master_key(value, source="STRONGROOM_MASTER_KEY")
+        return value
+
+    @field_validator("base_domain")
+    @classmethod
+    def check_base_domain(cls, value: str) -> str:
+        domain = value.strip().lower().rstrip(".")
+        labels = domain.split(".")
+        if not domain or any(not label or len(label) > 63 for label in labels):
+            raise ValueError(f"{value!r} is not a domain name; use a name such as files.example.org")
+        return domain
+
+    @model_validator(mode="after")
+    def check_key_sources(self) -> Settings:
+        if self.master_key and self.master_key_file:
+            raise ValueError(
+                "STRONGROOM_MASTER_KEY and STRONGROOM_MASTER_KEY_FILE are both set; set only one"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite:///{(self.data_dir / 'strongroom.db').resolve()}"
+
+    @property
+    def resolved_blob_dir(self) -> Path:
+        return (self.blob_dir or self.data_dir / "blobs").resolve()
+
+    @property
+    def resolved_master_key_file(self) -> Path:
+        return (self.master_key_file or self.data_dir / "master.key").resolve()
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return self.is_embedded
+
+
+def normalise_database_url(url: str) -> str:
+    """Point postgresql:// URLs at the psycopg 3 driver, which SQLAlchemy does not pick by default."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def decode_master_key(text: str, source: str) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(
+            f"{source} is not valid base64; generate a key with: "
+            "python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'"
+        ) from None
+    if len(key) != MASTER_KEY_BYTES:
+        raise ValueError(
+            f"{source} decodes to {len(key)} bytes; the master key must be exactly "
+            f"{MASTER_KEY_BYTES} bytes (44 characters of base64)"
+        )
+    return key
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment into Settings, or raise one ConfigurationError naming each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            variable = f"STRONGROOM_{field.upper()}" if field else "configuration"
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{variable}: {message}")
+        raise ConfigurationError("; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,135 @@
+"""The one error tree of Strongroom.
+
+Every error a user can cause or meet is a `StrongroomError` subclass with a
+stable `code`, an HTTP `status` and a message that names the value at fault
+and what to do. The API turns them into `application/problem+json` (RFC 9457)
+and the command line prints the message and exits non-zero. Exceptions of
+libraries (database, storage, crypto) are translated into this tree where they
+are caught and chained with `from`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StrongroomError(Exception):
+    code = "error"
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+
+class ConfigurationError(StrongroomError):
+    code = "configuration"
+    title = "Invalid configuration"
+
+
+class InvalidInput(StrongroomError):
+    code = "invalid-input"
+    status = 400
+    title = "Invalid input"
+
+
+class InvalidPath(InvalidInput):
+    code = "invalid-path"
+    title = "Invalid path"
+
+
+class NotAuthenticated(StrongroomError):
+    code = "not-authenticated"
+    status = 401
+    title = "Authentication required"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers["WWW-Authenticate"] = 'Bearer realm="strongroom"'
+
+
+class Forbidden(StrongroomError):
+    code = "forbidden"
+    status = 403
+    title = "Forbidden"
+
+
+class TenantSuspended(Forbidden):
+    code = "tenant-suspended"
+    title = "Tenant suspended"
+
+
+class NotFound(StrongroomError):
+    code = "not-found"
+    status = 404
+    title = "Not found"
+
+
+class TenantNotFound(NotFound):
+    code = "tenant-not-found"
+    title = "Tenant not found"
+
+
+class Conflict(StrongroomError):
+    code = "conflict"
+    status = 409
+    title = "Conflict"
+
+
+class AlreadyExists(Conflict):
+    code = "already-exists"
+    title = "Already exists"
+
+
+class PreconditionFailed(StrongroomError):
+    code = "precondition-failed"
+    status = 412
+    title = "Precondition failed"
+
+
+class PayloadTooLarge(StrongroomError):
+    code = "payload-too-large"
+    status = 413
+    title = "Payload too large"
+
+
+class QuotaExceeded(StrongroomError):
+    code = "quota-exceeded"
+    status = 507
+    title = "Storage quota exceeded"
+
+
+class RangeNotSatisfiable(StrongroomError):
+    code = "range-not-satisfiable"
+    status = 416
+    title = "Range not satisfiable"
+
+    def __init__(self, detail: str, size: int) -> None:
+        super().__init__(detail, size=size)
+        self.headers["Content-Range"] = f"bytes */{size}"
+
+
+class ServiceUnavailable(StrongroomError):
+    code = "unavailable"
+    status = 503
+    title = "Service unavailable"
+
+
+class SchemaOutOfDate(ServiceUnavailable):
+    code = "schema-out-of-date"
+    title = "Database schema out of date"
+
+
+class IntegrityError(StrongroomError):
+    """Stored data failed its integrity check: a blob that does not decrypt, or a missing blob."""
+
+    code = "integrity"
+    status = 500
+    title = "Stored data failed its integrity check"
+
+
+class MissingTenantContext(RuntimeError):
+    """Tenant data was queried with no tenant bound: a programming error, never a user error."""

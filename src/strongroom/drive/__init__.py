@@ -1,0 +1,1 @@
+"""Drive: files, folders, versions and the trash of a tenant."""

@@ -1,0 +1,174 @@
+"""File contents: encrypting uploads into blobs and decrypting byte ranges out of them.
+
+An upload gets a fresh blob id and a fresh random key, wrapped by the tenant's
+current key version. Plaintext is cut into fixed-size chunks, each encrypted
+into one reused buffer and written at once, while SHA-256 runs over the
+plaintext, so memory stays at about two chunks whatever the file size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+
+from strongroom.base.errors import IntegrityError, PayloadTooLarge
+from strongroom.base.logging import get_logger
+from strongroom.base.scoping import tenant_scoped_key
+from strongroom.drive.models import BlobRow
+from strongroom.storage import crypto
+from strongroom.storage.blobs import BlobMissing, BlobReader, BlobStore
+from strongroom.tenancy.keys import TenantKey
+
+log = get_logger(__name__)
+
+
+def blob_key(tenant_id: uuid.UUID, blob_id: uuid.UUID) -> str:
+    hex_id = blob_id.hex
+    return tenant_scoped_key(tenant_id, "blobs", hex_id[:2], hex_id)
+
+
+class BlobUpload:
+    """One blob being written. Feed plaintext, then `finish` or `abort`.
+
+    `size_limit` bounds the plaintext; past it, `feed` aborts the upload and
+    raises the error that `limit_error` builds.
+    """
+
+    def __init__(
+        self,
+        store: BlobStore,
+        tenant_key: TenantKey,
+        chunk_size: int,
+        size_limit: int | None = None,
+    ) -> None:
+        self.tenant_id = tenant_key.tenant_id
+        self.blob_id = uuid.uuid4()
+        self.size = 0
+        self._key = crypto.generate_key()
+        self._tenant_key = tenant_key
+        self._chunk_size = chunk_size
+        self._size_limit = size_limit
+        self._sha256 = hashlib.sha256()
+        self._buffer = bytearray(chunk_size)
+        self._filled = 0
+        self._encryptor = crypto.ChunkEncryptor(self._key, self.tenant_id, self.blob_id, chunk_size)
+        self._writer = store.writer(blob_key(self.tenant_id, self.blob_id))
+        self._writer.write(self._encryptor.header())
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        if self._size_limit is not None and self.size + len(view) > self._size_limit:
+            self.abort()
+            raise PayloadTooLarge(
+                f"the upload is larger than the {self._size_limit} bytes allowed",
+                limit=self._size_limit,
+            )
+        self.size += len(view)
+        self._sha256.update(view)
+        while view:
+            # A full buffer is written only once more data arrives: until then it may be
+            # the last chunk, which must carry the last-chunk flag.
+            if self._filled == self._chunk_size:
+                self._write_chunk(last=False)
+            taken = min(self._chunk_size - self._filled, len(view))
+            self._buffer[self._filled : self._filled + taken] = view[:taken]
+            self._filled += taken
+            view = view[taken:]
+
+    def finish(self) -> tuple[BlobRow, str]:
+        """Write the last chunk, sync and publish the blob; return its unsaved row and SHA-256."""
+        self._write_chunk(last=True)
+        stored_size = self._writer.commit()
+        wrapped = crypto.wrap_key(
+            self._tenant_key.key,
+            self._key,
+            crypto.blob_key_context(self.tenant_id, self.blob_id, self._tenant_key.version),
+        )
+        row = BlobRow(
+            tenant_id=self.tenant_id,
+            id=self.blob_id,
+            size=self.size,
+            stored_size=stored_size,
+            chunk_size=self._chunk_size,
+            key_version=self._tenant_key.version,
+            wrapped_key=wrapped,
+        )
+        return row, self._sha256.hexdigest()
+
+    def abort(self) -> None:
+        self._writer.abort()
+
+    def _write_chunk(self, last: bool) -> None:
+        sealed = self._encryptor.encrypt(memoryview(self._buffer)[: self._filled], last=last)
+        self._writer.write(sealed)
+        self._filled = 0
+
+
+def unwrap_blob_key(blob: BlobRow, tenant_key: TenantKey) -> bytes:
+    try:
+        return crypto.unwrap_key(
+            tenant_key.key,
+            blob.wrapped_key,
+            crypto.blob_key_context(blob.tenant_id, blob.id, blob.key_version),
+        )
+    except crypto.DecryptionFailed as exc:
+        raise IntegrityError(
+            f"the key of blob {blob.id} does not unwrap; the blob row is damaged or misplaced"
+        ) from exc
+
+
+def read_range(
+    store: BlobStore, blob: BlobRow, tenant_key: TenantKey, start: int, end: int
+) -> Iterator[bytes]:
+    """Yield the plaintext bytes start..end (inclusive) of a blob, decrypting only the chunks needed.
+
+    Raises IntegrityError, never returns wrong bytes, when the stored blob is
+    missing, cut short or altered.
+    """
+    key = unwrap_blob_key(blob, tenant_key)
+    decryptor = crypto.ChunkDecryptor(key, blob.tenant_id, blob.id, blob.chunk_size, blob.size)
+    try:
+        reader = store.reader(blob_key(blob.tenant_id, blob.id))
+    except BlobMissing as exc:
+        raise IntegrityError(f"the content of blob {blob.id} is missing from the blob store") from exc
+
+    with reader:
+        if reader.size != blob.stored_size:
+            raise IntegrityError(
+                f"blob {blob.id} is {reader.size} bytes in the store, {blob.stored_size} expected"
+            )
+        _check_header(reader.read_at(0, crypto.HEADER_BYTES), blob)
+        if blob.size == 0:
+            _decrypt(decryptor, reader, 0, blob)
+            return
+        first, last = start // blob.chunk_size, end // blob.chunk_size
+        for index in range(first, last + 1):
+            plaintext = _decrypt(decryptor, reader, index, blob)
+            chunk_start = index * blob.chunk_size
+            low = max(start - chunk_start, 0)
+            high = min(end - chunk_start + 1, len(plaintext))
+            yield bytes(plaintext[low:high])
+
+
+def _check_header(header: bytes, blob: BlobRow) -> None:
+    try:
+        chunk_size = crypto.decode_header(header)
+    except crypto.DecryptionFailed as exc:
+        raise IntegrityError(f"blob {blob.id} has a damaged header: {exc}") from exc
+    if chunk_size != blob.chunk_size:
+        raise IntegrityError(
+            f"blob {blob.id} declares chunks of {chunk_size} bytes, its row {blob.chunk_size}"
+        )
+
+
+def _decrypt(
+    decryptor: crypto.ChunkDecryptor, reader: BlobReader, index: int, blob: BlobRow
+) -> memoryview:
+    offset = crypto.chunk_offset(index, blob.chunk_size)
+    stored = reader.read_at(offset, decryptor.stored_length(index))
+    try:
+        return decryptor.decrypt(index, stored)
+    except crypto.DecryptionFailed as exc:
+        log.error("blob_decryption_failed", blob_id=str(blob.id), chunk=index, error=str(exc))
+        raise IntegrityError(f"blob {blob.id} failed to decrypt at chunk {index}: {exc}") from exc

@@ -1,0 +1,421 @@
+"""The folder tree of a tenant: look-ups, folders, new versions, moves and the trash.
+
+Every function takes a `TenantSession`, already bound to the tenant, and
+changes nothing outside the session's transaction; the caller commits. Paths
+arrive as tuples of names checked by `strongroom.drive.paths`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
+
+from strongroom.base.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from strongroom.base.errors import PreconditionFailed
+from strongroom.drive.models import FILE, FOLDER, BlobRow, NodeRow, VersionRow
+from strongroom.drive.paths import join_path
+from strongroom.storage.db import TenantSession
+from strongroom.tenancy.models import utcnow
+
+Names = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Preconditions:
+    """The conditional headers of a write: If-Match and If-None-Match."""
+
+    if_match: list[str] | None = None
+    if_none_match: list[str] | None = None
+
+
+def etag_of(node: NodeRow) -> str | None:
+    if node.kind != FILE or node.current_version_id is None:
+        return None
+    return f'"{node.current_version_id.hex}"'
+
+
+# Look-ups -----------------------------------------------------------------------------
+
+
+def get_root(session: TenantSession) -> NodeRow:
+    """Return the tenant's root folder, creating it on first use."""
+    root = session.scalars(select(NodeRow).where(NodeRow.parent_id.is_(None))).first()
+    if root is not None:
+        return root
+    root = NodeRow(id=uuid.uuid4(), parent_id=None, name="", kind=FOLDER)
+    try:
+        with session.begin_nested():
+            session.add(root)
+    except DatabaseIntegrityError:
+        # Another transaction created it first; the partial unique index kept it single.
+        root = session.scalars(select(NodeRow).where(NodeRow.parent_id.is_(None))).one()
+    return root
+
+
+def get_child(session: TenantSession, parent_id: uuid.UUID, name: str) -> NodeRow | None:
+    return session.scalars(
+        select(NodeRow).where(
+            NodeRow.parent_id == parent_id,
+            NodeRow.name == name,
+            NodeRow.deleted_at.is_(None),
+        )
+    ).first()
+
+
+def get_node(session: TenantSession, names: Names) -> NodeRow | None:
+    node = get_root(session)
+    for name in names:
+        if node.kind != FOLDER:
+            return None
+        child = get_child(session, node.id, name)
+        if child is None:
+            return None
+        node = child
+    return node
+
+
+def access_node(session: TenantSession, names: Names, kind: str | None = None) -> NodeRow:
+    """Return the live node at the path, or raise NotFound; with `kind`, raise if it is the other kind."""
+    node = get_node(session, names)
+    path = join_path(names) or "/"
+    if node is None:
+        raise NotFound(f"nothing exists at {path!r}")
+    if kind == FILE and node.kind != FILE:
+        raise Conflict(f"{path!r} is a folder; use the folders API for it")
+    if kind == FOLDER and node.kind != FOLDER:
+        raise Conflict(f"{path!r} is a file, not a folder")
+    return node
+
+
+def access_node_by_id(session: TenantSession, node_id: uuid.UUID) -> NodeRow:
+    node = session.scalars(select(NodeRow).where(NodeRow.id == node_id)).first()
+    if node is None or node.parent_id is None:
+        raise NotFound(f"no file or folder has the id {node_id}")
+    return node
+
+
+def path_of(session: TenantSession, node: NodeRow) -> str:
+    """Return the path of a node from the root, through trashed folders too."""
+    names = []
+    while node.parent_id is not None:
+        names.append(node.name)
+        parent = session.scalars(select(NodeRow).where(NodeRow.id == node.parent_id)).one()
+        node = parent
+    return join_path(list(reversed(names)))
+
+
+def list_children(session: TenantSession, folder: NodeRow) -> list[NodeRow]:
+    return list(
+        session.scalars(
+            select(NodeRow)
+            .where(NodeRow.parent_id == folder.id, NodeRow.deleted_at.is_(None))
+            .order_by(NodeRow.kind.desc(), NodeRow.name)
+        )
+    )
+
+
+def current_content(session: TenantSession, node: NodeRow) -> tuple[VersionRow, BlobRow]:
+    found = session.execute(
+        select(VersionRow, BlobRow)
+        .join(
+            BlobRow,
+            (BlobRow.tenant_id == VersionRow.tenant_id) & (BlobRow.id == VersionRow.blob_id),
+        )
+        .where(VersionRow.id == node.current_version_id)
+    ).first()
+    if found is None:
+        raise NotFound(f"the file {node.name!r} has no content yet")
+    return found.tuple()
+
+
+def list_versions(session: TenantSession, node: NodeRow) -> list[VersionRow]:
+    return list(
+        session.scalars(
+            select(VersionRow).where(VersionRow.node_id == node.id).order_by(VersionRow.number)
+        )
+    )
+
+
+# Folders ------------------------------------------------------------------------------
+
+
+def ensure_folders(session: TenantSession, names: Names, user_id: uuid.UUID | None) -> NodeRow:
+    """Return the folder at the path, creating every missing folder on the way."""
+    node = get_root(session)
+    for depth, name in enumerate(names, start=1):
+        child = get_child(session, node.id, name)
+        if child is None:
+            child = _add_node(session, node, name, FOLDER, user_id)
+        elif child.kind != FOLDER:
+            raise Conflict(
+                f"{join_path(names[:depth])!r} is a file, so it cannot contain "
+                f"{join_path(names)!r}"
+            )
+        node = child
+    return node
+
+
+def make_folder(session: TenantSession, names: Names, user_id: uuid.UUID | None) -> NodeRow:
+    if not names:
+        raise AlreadyExists("the root folder always exists")
+    existing = get_node(session, names)
+    if existing is not None:
+        raise AlreadyExists(f"{join_path(names)!r} already exists as a {existing.kind}")
+    parent = ensure_folders(session, names[:-1], user_id)
+    return _add_node(session, parent, names[-1], FOLDER, user_id)
+
+
+def _add_node(
+    session: TenantSession, parent: NodeRow, name: str, kind: str, user_id: uuid.UUID | None
+) -> NodeRow:
+    now = utcnow()
+    node = NodeRow(
+        id=uuid.uuid4(),
+        parent_id=parent.id,
+        name=name,
+        kind=kind,
+        version=0,
+        size=0,
+        created_at=now,
+        modified_at=now,
+        created_by=user_id,
+    )
+    session.add(node)
+    session.flush()
+    return node
+
+
+# Files --------------------------------------------------------------------------------
+
+
+def check_preconditions(node: NodeRow | None, preconditions: Preconditions, path: str) -> None:
+    """Apply If-Match and If-None-Match to the node as it is now (RFC 9110, section 13)."""
+    etag = etag_of(node) if node is not None else None
+    if preconditions.if_match is not None:
+        if etag is None or ("*" not in preconditions.if_match and etag not in preconditions.if_match):
+            raise PreconditionFailed(
+                f"{path!r} does not match If-Match: its ETag is {etag or 'none (no file)'}; "
+                "fetch it again and retry with the current ETag"
+            )
+    if preconditions.if_none_match is not None and etag is not None:
+        if "*" in preconditions.if_none_match or etag in preconditions.if_none_match:
+            raise PreconditionFailed(
+                f"{path!r} already exists with ETag {etag}, which If-None-Match excludes"
+            )
+
+
+def add_version(
+    session: TenantSession,
+    names: Names,
+    blob: BlobRow,
+    sha256: str,
+    user_id: uuid.UUID | None,
+    preconditions: Preconditions,
+) -> tuple[NodeRow, VersionRow]:
+    """Make a stored blob the newest version of the file at the path, creating the file if needed."""
+    if not names:
+        raise InvalidInput("a file needs a name; the empty path is the root folder")
+    path = join_path(names)
+    parent = ensure_folders(session, names[:-1], user_id)
+    node = _lock_child(session, parent.id, names[-1])
+    if node is not None and node.kind != FILE:
+        raise Conflict(f"{path!r} is a folder; choose another name for the file")
+    check_preconditions(node, preconditions, path)
+    if node is None:
+        node = _add_node(session, parent, names[-1], FILE, user_id)
+
+    session.add(blob)
+    version = VersionRow(
+        id=uuid.uuid4(),
+        node_id=node.id,
+        number=node.version + 1,
+        blob_id=blob.id,
+        size=blob.size,
+        sha256=sha256,
+        created_by=user_id,
+        created_at=utcnow(),
+    )
+    session.add(version)
+    node.version = version.number
+    node.current_version_id = version.id
+    node.size = blob.size
+    node.modified_at = version.created_at
+    session.flush()
+    return node, version
+
+
+def _lock_child(session: TenantSession, parent_id: uuid.UUID, name: str) -> NodeRow | None:
+    """Return the live child and lock its row until commit (PostgreSQL; SQLite writers are serial)."""
+    return session.scalars(
+        select(NodeRow)
+        .where(
+            NodeRow.parent_id == parent_id,
+            NodeRow.name == name,
+            NodeRow.deleted_at.is_(None),
+        )
+        .with_for_update()
+    ).first()
+
+
+# Moves --------------------------------------------------------------------------------
+
+
+def move_node(
+    session: TenantSession,
+    source: Names,
+    destination: Names,
+    overwrite: bool,
+    user_id: uuid.UUID | None,
+) -> NodeRow:
+    """Move or rename a file or folder; with `overwrite`, a file in the way goes to the trash."""
+    if not source or not destination:
+        raise InvalidInput("the root folder cannot be moved, and nothing can replace it")
+    node = access_node(session, source)
+    if destination[: len(source)] == source:
+        raise Conflict(
+            f"{join_path(source)!r} cannot be moved to {join_path(destination)!r}, "
+            "which is inside itself"
+        )
+
+    parent = ensure_folders(session, destination[:-1], user_id)
+    existing = get_child(session, parent.id, destination[-1])
+    if existing is not None and existing.id != node.id:
+        if not overwrite:
+            raise AlreadyExists(
+                f"{join_path(destination)!r} already exists; pass overwrite to replace it"
+            )
+        if existing.kind != node.kind:
+            raise Conflict(f"{join_path(destination)!r} is a {existing.kind}, not a {node.kind}")
+        _trash(existing, user_id)
+        session.flush()
+
+    node.parent_id = parent.id
+    node.name = destination[-1]
+    session.flush()
+    return node
+
+
+# Trash --------------------------------------------------------------------------------
+
+
+def trash_node(session: TenantSession, names: Names, user_id: uuid.UUID | None, kind: str) -> NodeRow:
+    if not names:
+        raise InvalidInput("the root folder cannot be moved to the trash")
+    node = access_node(session, names, kind)
+    _trash(node, user_id)
+    session.flush()
+    return node
+
+
+def _trash(node: NodeRow, user_id: uuid.UUID | None) -> None:
+    node.deleted_at = utcnow()
+    node.deleted_by = user_id
+
+
+def list_trash(session: TenantSession) -> list[NodeRow]:
+    return list(
+        session.scalars(
+            select(NodeRow)
+            .where(NodeRow.deleted_at.is_not(None))
+            .order_by(NodeRow.deleted_at.desc())
+        )
+    )
+
+
+def access_trashed(session: TenantSession, node_id: uuid.UUID) -> NodeRow:
+    node = session.scalars(
+        select(NodeRow).where(NodeRow.id == node_id, NodeRow.deleted_at.is_not(None))
+    ).first()
+    if node is None:
+        raise NotFound(f"the trash holds no item with the id {node_id}")
+    return node
+
+
+def restore_node(session: TenantSession, node_id: uuid.UUID) -> NodeRow:
+    """Put a trashed item back where it was; its folder must not be in the trash itself."""
+    node = access_trashed(session, node_id)
+    ancestor = _trashed_ancestor(session, node)
+    if ancestor is not None:
+        raise Conflict(
+            f"the folder {ancestor.name!r} that held this item is in the trash; restore it first"
+        )
+    if get_child(session, node.parent_id, node.name) is not None:
+        raise AlreadyExists(
+            f"{path_of(session, node)!r} exists again; rename or move it, then restore"
+        )
+    node.deleted_at = None
+    node.deleted_by = None
+    session.flush()
+    return node
+
+
+def _trashed_ancestor(session: TenantSession, node: NodeRow) -> NodeRow | None:
+    parent_id = node.parent_id
+    while parent_id is not None:
+        parent = session.scalars(select(NodeRow).where(NodeRow.id == parent_id)).one()
+        if parent.deleted_at is not None:
+            return parent
+        parent_id = parent.parent_id
+    return None
+
+
+@dataclass
+class Purged:
+    nodes: int
+    bytes: int
+    blob_ids: list[uuid.UUID]
+
+
+def purge_node(session: TenantSession, node_id: uuid.UUID) -> Purged:
+    """Delete a trashed item, everything below it and their versions; return the blobs to remove.
+
+    The caller deletes the returned blobs from the blob store after commit; a
+    crash in between leaves orphan blobs, which `strongroom check` finds.
+    """
+    node = access_trashed(session, node_id)
+    subtree = _subtree_ids(session, node.id)
+    versions = [
+        version
+        for batch in _batches(subtree)
+        for version in session.scalars(select(VersionRow).where(VersionRow.node_id.in_(batch)))
+    ]
+    blob_ids = [version.blob_id for version in versions]
+    purged = Purged(nodes=len(subtree), bytes=sum(v.size for v in versions), blob_ids=blob_ids)
+
+    for batch in _batches(subtree):
+        session.execute(delete(VersionRow).where(VersionRow.node_id.in_(batch)))
+    for batch in _batches(blob_ids):
+        session.execute(delete(BlobRow).where(BlobRow.id.in_(batch)))
+    # Children first, so that no row ever points at a deleted parent.
+    for batch in _batches(list(reversed(subtree))):
+        session.execute(delete(NodeRow).where(NodeRow.id.in_(batch)))
+    return purged
+
+
+def _batches(ids: list[uuid.UUID], size: int = 500) -> list[list[uuid.UUID]]:
+    """Split long id lists, because SQLite limits the parameters of one statement."""
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
+def _subtree_ids(session: TenantSession, root_id: uuid.UUID) -> list[uuid.UUID]:
+    """Ids of a node and all its descendants, live or trashed, parents before children."""
+    ordered = [root_id]
+    frontier = [root_id]
+    while frontier:
+        children = [
+            child_id
+            for batch in _batches(frontier)
+            for child_id in session.scalars(select(NodeRow.id).where(NodeRow.parent_id.in_(batch)))
+        ]
+        ordered.extend(children)
+        frontier = children
+    return ordered
+
+
+def count_usage(session: TenantSession) -> int:
+    """Recount the bytes of every version, for checks against the usage counter."""
+    return session.scalar(select(func.coalesce(func.sum(VersionRow.size), 0))) or 0
+

@@ -1,0 +1,1 @@
+"""Identity: a tenant's users, their roles, passwords and API tokens."""

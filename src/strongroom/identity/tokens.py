@@ -1,0 +1,132 @@
+"""API tokens: bearer secrets that act as one user of one tenant.
+
+A token is `sr_` and 43 characters of random base64url (256 bits). Only its
+SHA-256 is stored; a fast hash suffices because the secret is random, not
+chosen by a person. Tokens are looked up within the tenant of the request, so
+a token presented to another tenant is not found there and fails exactly like
+a made-up one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+
+from strongroom.base.errors import InvalidInput, NotAuthenticated, NotFound
+from strongroom.base.logging import get_logger
+from strongroom.identity.models import TokenRow, UserRow
+from strongroom.storage.db import TenantSession
+from strongroom.tenancy.models import utcnow
+
+log = get_logger(__name__)
+
+TOKEN_PREFIX = "sr_"
+MAX_EXPIRY_DAYS = 3650
+# Writing last_used_at on every request would turn each read into a write;
+# once a minute is precise enough to tell a stale token from a used one.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The user a request acts as, and the token it came with."""
+
+    user_id: uuid.UUID
+    role: str
+    token_id: uuid.UUID | None
+    token_needs_touch: bool = False
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_token(
+    session: TenantSession, user: UserRow, name: str = "", expires_in_days: int | None = None
+) -> tuple[TokenRow, str]:
+    """Create a token for the user; return its row and the secret, which is shown only once."""
+    expires_at = None
+    if expires_in_days is not None:
+        if not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
+            raise InvalidInput(
+                f"expiry of {expires_in_days} days is out of range; use 1 to {MAX_EXPIRY_DAYS}"
+            )
+        expires_at = utcnow() + dt.timedelta(days=expires_in_days)
+
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = TokenRow(
+        id=uuid.uuid4(),
+        user_id=user.id,
+        name=name[:200],
+        token_hash=hash_token(secret),
+        prefix=secret[:10],
+        expires_at=expires_at,
+    )
+    session.add(row)
+    session.flush()
+    log.info("token_created", token_id=str(row.id), user_id=str(user.id))
+    return row, secret
+
+
+def authenticate_token(session: TenantSession, secret: str) -> Principal:
+    """Return who the token acts as, or raise NotAuthenticated with one message for every failure."""
+    failure = NotAuthenticated("the bearer token is invalid, expired or revoked")
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 100:
+        raise failure
+
+    found = session.execute(
+        select(TokenRow, UserRow)
+        .join(UserRow, (UserRow.tenant_id == TokenRow.tenant_id) & (UserRow.id == TokenRow.user_id))
+        .where(TokenRow.token_hash == hash_token(secret))
+    ).first()
+    if found is None:
+        raise failure
+    token, user = found
+    now = utcnow()
+    if token.revoked_at is not None or user.status != "active":
+        raise failure
+    if token.expires_at is not None and _aware(token.expires_at) <= now:
+        raise failure
+
+    stale = token.last_used_at is None or now - _aware(token.last_used_at) > LAST_USED_RESOLUTION
+    return Principal(user_id=user.id, role=user.role, token_id=token.id, token_needs_touch=stale)
+
+
+def touch_token(session: TenantSession, token_id: uuid.UUID) -> None:
+    """Record that a token was used; done in a write transaction of its own, at most once a minute."""
+    session.execute(update(TokenRow).where(TokenRow.id == token_id).values(last_used_at=utcnow()))
+
+
+def list_tokens(session: TenantSession, user_id: uuid.UUID | None = None) -> list[TokenRow]:
+    query = select(TokenRow).order_by(TokenRow.created_at)
+    if user_id is not None:
+        query = query.where(TokenRow.user_id == user_id)
+    return list(session.scalars(query))
+
+
+def revoke_token(session: TenantSession, token_id: uuid.UUID, user_id: uuid.UUID | None) -> TokenRow:
+    """Revoke a token; with `user_id`, only one of that user's own tokens."""
+    query = select(TokenRow).where(TokenRow.id == token_id)
+    if user_id is not None:
+        query = query.where(TokenRow.user_id == user_id)
+    token = session.scalars(query).first()
+    if token is None:
+        raise NotFound(f"no token has the id {token_id}")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        log.info("token_revoked", token_id=str(token.id))
+    return token
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

@@ -1,0 +1,1 @@
+"""Alembic scripts: `catalog` for the platform's tables, `tenant` for every tenant store."""

@@ -1,0 +1,52 @@
+"""Row-level security for tenant tables on PostgreSQL, shared by the tenant migrations.
+
+Each tenant table gets a forced policy that lets a row through only when its
+`tenant_id` equals the transaction's `strongroom.tenant_id` setting. An unset
+setting reads as NULL, so a query that forgot its tenant sees no rows and
+writes none. Application transactions switch to the `strongroom_tenant` role,
+which owns nothing and has no BYPASSRLS, so the policy applies even when the
+login role owns the tables or is a superuser.
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING
+
+CURRENT_TENANT = f"NULLIF(current_setting('{TENANT_SETTING}', true), '')::uuid"
+
+
+def create_tenant_role() -> None:
+    op.execute(
+        f"""
+        DO $$
+        BEGIN
+            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{TENANT_ROLE}') THEN
+                CREATE ROLE {TENANT_ROLE} NOLOGIN NOBYPASSRLS NOINHERIT;
+            END IF;
+        END
+        $$
+        """
+    )
+    # The login role must be a member to switch to the tenant role per transaction.
+    op.execute(f"GRANT {TENANT_ROLE} TO CURRENT_USER")
+    op.execute(f"GRANT USAGE ON SCHEMA {current_schema()} TO {TENANT_ROLE}")
+
+
+def enable_row_security(table: str) -> None:
+    op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+    op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+    op.execute(
+        f"CREATE POLICY tenant_isolation ON {table} "
+        f"USING (tenant_id = {CURRENT_TENANT}) WITH CHECK (tenant_id = {CURRENT_TENANT})"
+    )
+    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {TENANT_ROLE}")
+
+
+def current_schema() -> str:
+    return op.get_bind().exec_driver_sql("SELECT current_schema()").scalar_one()
+
+
+def is_postgresql() -> bool:
+    return op.get_bind().dialect.name == "postgresql"

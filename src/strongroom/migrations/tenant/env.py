@@ -1,0 +1,7 @@
+from strongroom.drive import models as drive_models  # noqa: F401 - registers the drive tables
+from strongroom.tenancy import usage  # noqa: F401 - registers the usage table
+from strongroom.identity import models as identity_models  # noqa: F401 - registers identity tables
+from strongroom.storage.db import TenantBase
+from strongroom.tenancy.migrations import run_environment
+
+run_environment(TenantBase.metadata, "alembic_version_tenant")

@@ -1,0 +1,213 @@
+"""Blob stores: where encrypted blob bytes live, by key.
+
+A blob store knows nothing of tenants or encryption: it stores opaque bytes
+under keys that `tenant_scoped_key` builds. Writes go to a temporary upload
+first and appear under their key only when `commit` has synced and renamed
+them, so a process killed mid-write leaves at most a stale upload, never a
+partial blob under a real key.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+UPLOADS_FOLDER = ".uploads"
+
+
+class BlobMissing(Exception):
+    """No blob is stored under the key."""
+
+
+class BlobWriter(ABC):
+    @abstractmethod
+    def write(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    @abstractmethod
+    def commit(self) -> int:
+        """Make the blob durable and visible under its key; return its stored size."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Discard everything written; safe to call after commit or twice."""
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+class BlobReader(ABC):
+    size: int
+
+    @abstractmethod
+    def read_at(self, offset: int, length: int) -> bytes: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> BlobReader:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class StaleUpload:
+    name: str
+    size: int
+    age_seconds: float
+
+
+class BlobStore(ABC):
+    @abstractmethod
+    def writer(self, key: str) -> BlobWriter: ...
+
+    @abstractmethod
+    def reader(self, key: str) -> BlobReader: ...
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove a blob; a missing blob is not an error."""
+
+    @abstractmethod
+    def iter_keys(self, prefix: str = "") -> Iterator[str]: ...
+
+    @abstractmethod
+    def iter_stale_uploads(self, older_than_seconds: float) -> Iterator[StaleUpload]: ...
+
+    @abstractmethod
+    def remove_stale_upload(self, name: str) -> None: ...
+
+    @abstractmethod
+    def check_writable(self) -> None:
+        """Raise OSError when the store cannot take new blobs."""
+
+
+class LocalBlobWriter(BlobWriter):
+    def __init__(self, temporary: Path, final: Path) -> None:
+        self._temporary = temporary
+        self._final = final
+        self._file = open(temporary, "xb", buffering=0)  # noqa: SIM115 - closed in commit or abort
+        self._size = 0
+        self._done = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            written = self._file.write(view)
+            if written is None:
+                raise OSError(f"short write to {self._temporary}")
+            view = view[written:]
+            self._size += written
+
+    def commit(self) -> int:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._temporary, self._final)
+        _fsync_directory(self._final.parent)
+        self._done = True
+        return self._size
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._file.close()
+        self._temporary.unlink(missing_ok=True)
+
+
+class LocalBlobReader(BlobReader):
+    def __init__(self, path: Path) -> None:
+        try:
+            self._fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise BlobMissing(str(path)) from None
+        self.size = os.fstat(self._fd).st_size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        return os.pread(self._fd, length, offset)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class LocalBlobStore(BlobStore):
+    """Blobs as files below one folder, each key a relative path."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / UPLOADS_FOLDER).mkdir(exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if not key or any(part in {"", ".", ".."} for part in parts) or parts[0] == UPLOADS_FOLDER:
+            raise ValueError(f"invalid blob key {key!r}")
+        return self.root.joinpath(*parts)
+
+    def writer(self, key: str) -> BlobWriter:
+        temporary = self.root / UPLOADS_FOLDER / f"{uuid.uuid4().hex}.part"
+        return LocalBlobWriter(temporary, self._path(key))
+
+    def reader(self, key: str) -> BlobReader:
+        return LocalBlobReader(self._path(key))
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        start = self._path(prefix.rstrip("/")) if prefix else self.root
+        for directory, folders, files in os.walk(start):
+            if Path(directory) == self.root:
+                folders[:] = [name for name in folders if name != UPLOADS_FOLDER]
+            for name in files:
+                yield Path(directory, name).relative_to(self.root).as_posix()
+
+    def iter_stale_uploads(self, older_than_seconds: float) -> Iterator[StaleUpload]:
+        now = time.time()
+        for entry in os.scandir(self.root / UPLOADS_FOLDER):
+            stat = entry.stat()
+            age = now - stat.st_mtime
+            if entry.is_file() and age >= older_than_seconds:
+                yield StaleUpload(entry.name, stat.st_size, age)
+
+    def remove_stale_upload(self, name: str) -> None:
+        if "/" in name or not name.endswith(".part"):
+            raise ValueError(f"invalid upload name {name!r}")
+        (self.root / UPLOADS_FOLDER / name).unlink(missing_ok=True)
+
+    def check_writable(self) -> None:
+        probe = self.root / UPLOADS_FOLDER / f"probe-{uuid.uuid4().hex}"
+        probe.write_bytes(b"")
+        probe.unlink()
+
+
+def _fsync_directory(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def open_blob_store(location: Path) -> BlobStore:
+    return LocalBlobStore(location)

@@ -1,0 +1,210 @@
+"""Chunked AES-256-GCM for blob contents, and AES-256-GCM key wrapping.
+
+Blob layout: a fixed header, then chunks. Every chunk but the last holds
+exactly `chunk_size` plaintext bytes; the last holds 0 to `chunk_size` bytes
+and an empty blob is one empty last chunk. On disk a chunk is
+`nonce (12) | ciphertext | tag (16)`, so chunk `i` starts at a known offset
+and a byte range decrypts only the chunks it touches.
+
+Each chunk's associated data binds the tenant id, the blob id, the chunk size,
+the chunk index and a last-chunk flag. A chunk that is altered, swapped with
+another, moved to another blob or tenant, or a blob cut short after any chunk
+(the new final chunk lacks the last flag) fails with `DecryptionFailed`,
+never with wrong plaintext.
+
+Keys form a hierarchy: the master key wraps each tenant key version, and a
+tenant key wraps one random key per blob. Wrapping is AES-GCM too, with
+associated data naming what the wrapped key belongs to, so a wrapped key
+copied to another tenant or blob does not unwrap.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import uuid
+from collections.abc import Iterator
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+TAG_BYTES = 16
+CHUNK_OVERHEAD = NONCE_BYTES + TAG_BYTES
+
+MAGIC = b"SRB\x01"
+HEADER = struct.Struct(">4sI")  # magic, chunk size
+HEADER_BYTES = HEADER.size
+_AAD_PREFIX = b"strongroom/blob-chunk/v1"
+_AAD = struct.Struct(f">{len(_AAD_PREFIX)}s16s16sIQ?")
+
+
+class DecryptionFailed(Exception):
+    """A ciphertext or wrapped key failed authentication: altered, misplaced or under the wrong key."""
+
+
+def generate_key() -> bytes:
+    return os.urandom(KEY_BYTES)
+
+
+# Key wrapping -------------------------------------------------------------------------
+
+
+def tenant_key_context(tenant_id: uuid.UUID, version: int) -> bytes:
+    return b"strongroom/tenant-key/v1|" + tenant_id.bytes + struct.pack(">I", version)
+
+
+def blob_key_context(tenant_id: uuid.UUID, blob_id: uuid.UUID, key_version: int) -> bytes:
+    return (
+        b"strongroom/blob-key/v1|"
+        + tenant_id.bytes
+        + blob_id.bytes
+        + struct.pack(">I", key_version)
+    )
+
+
+def wrap_key(wrapping_key: bytes, key: bytes, context: bytes) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(wrapping_key).encrypt(nonce, key, context)
+
+
+def unwrap_key(wrapping_key: bytes, wrapped: bytes, context: bytes) -> bytes:
+    nonce, sealed = wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:]
+    try:
+        return AESGCM(wrapping_key).decrypt(nonce, sealed, context)
+    except InvalidTag:
+        raise DecryptionFailed("wrapped key failed authentication") from None
+
+
+# Chunk geometry -----------------------------------------------------------------------
+
+
+def chunk_count(plaintext_size: int, chunk_size: int) -> int:
+    """Number of chunks for a plaintext; an empty plaintext still has one (empty, last) chunk."""
+    return max(1, -(-plaintext_size // chunk_size))
+
+
+def encrypted_size(plaintext_size: int, chunk_size: int) -> int:
+    return HEADER_BYTES + plaintext_size + chunk_count(plaintext_size, chunk_size) * CHUNK_OVERHEAD
+
+
+def chunk_offset(index: int, chunk_size: int) -> int:
+    return HEADER_BYTES + index * (chunk_size + CHUNK_OVERHEAD)
+
+
+def encode_header(chunk_size: int) -> bytes:
+    return HEADER.pack(MAGIC, chunk_size)
+
+
+def decode_header(header: bytes) -> int:
+    """Return the chunk size a blob header declares."""
+    if len(header) != HEADER_BYTES:
+        raise DecryptionFailed("blob is shorter than its header")
+    magic, chunk_size = HEADER.unpack(header)
+    if magic != MAGIC:
+        raise DecryptionFailed("blob header has an unknown format marker")
+    if not 0 < chunk_size <= 64 * 1024 * 1024:
+        raise DecryptionFailed(f"blob header declares an impossible chunk size {chunk_size}")
+    return chunk_size
+
+
+def chunk_aad(
+    tenant_id: uuid.UUID, blob_id: uuid.UUID, chunk_size: int, index: int, last: bool
+) -> bytes:
+    return _AAD.pack(_AAD_PREFIX, tenant_id.bytes, blob_id.bytes, chunk_size, index, last)
+
+
+# Streaming encryption -----------------------------------------------------------------
+
+
+class ChunkEncryptor:
+    """Encrypts a stream of plaintext chunks for one blob, reusing one output buffer.
+
+    The caller feeds full chunks with `encrypt(data, last=False)` and ends with
+    exactly one `encrypt(data, last=True)`. The returned memoryview is valid
+    until the next call.
+    """
+
+    def __init__(
+        self, key: bytes, tenant_id: uuid.UUID, blob_id: uuid.UUID, chunk_size: int
+    ) -> None:
+        self._aead = AESGCM(key)
+        self._tenant_id = tenant_id
+        self._blob_id = blob_id
+        self._chunk_size = chunk_size
+        self._index = 0
+        self._finished = False
+        self._buffer = bytearray(chunk_size + CHUNK_OVERHEAD)
+
+    def header(self) -> bytes:
+        return encode_header(self._chunk_size)
+
+    def encrypt(self, plaintext: bytes | bytearray | memoryview, last: bool) -> memoryview:
+        if self._finished:
+            raise RuntimeError("blob already ended with its last chunk")
+        size = len(plaintext)
+        if size > self._chunk_size or (not last and size != self._chunk_size):
+            raise ValueError(
+                f"chunk {self._index} has {size} bytes; only the last chunk may differ "
+                f"from the chunk size {self._chunk_size}"
+            )
+        nonce = os.urandom(NONCE_BYTES)
+        aad = chunk_aad(self._tenant_id, self._blob_id, self._chunk_size, self._index, last)
+        out = memoryview(self._buffer)[: NONCE_BYTES + size + TAG_BYTES]
+        out[:NONCE_BYTES] = nonce
+        self._aead.encrypt_into(nonce, plaintext, aad, out[NONCE_BYTES:])
+        self._index += 1
+        self._finished = last
+        return out
+
+
+class ChunkDecryptor:
+    """Decrypts single chunks of one blob, reusing one plaintext buffer."""
+
+    def __init__(
+        self,
+        key: bytes,
+        tenant_id: uuid.UUID,
+        blob_id: uuid.UUID,
+        chunk_size: int,
+        plaintext_size: int,
+    ) -> None:
+        self._aead = AESGCM(key)
+        self._tenant_id = tenant_id
+        self._blob_id = blob_id
+        self.chunk_size = chunk_size
+        self.plaintext_size = plaintext_size
+        self.chunks = chunk_count(plaintext_size, chunk_size)
+        self._buffer = bytearray(chunk_size)
+
+    def stored_length(self, index: int) -> int:
+        """Bytes chunk `index` occupies on disk."""
+        if index == self.chunks - 1:
+            return self.plaintext_size - index * self.chunk_size + CHUNK_OVERHEAD
+        return self.chunk_size + CHUNK_OVERHEAD
+
+    def decrypt(self, index: int, stored: bytes | bytearray | memoryview) -> memoryview:
+        """Return the plaintext of chunk `index`; valid until the next call."""
+        if len(stored) != self.stored_length(index):
+            raise DecryptionFailed(
+                f"chunk {index} is {len(stored)} bytes, expected {self.stored_length(index)}"
+            )
+        stored_view = memoryview(stored)
+        nonce = stored_view[:NONCE_BYTES]
+        last = index == self.chunks - 1
+        aad = chunk_aad(self._tenant_id, self._blob_id, self.chunk_size, index, last)
+        size = len(stored) - CHUNK_OVERHEAD
+        out = memoryview(self._buffer)[:size]
+        try:
+            self._aead.decrypt_into(bytes(nonce), stored_view[NONCE_BYTES:], aad, out)
+        except InvalidTag:
+            raise DecryptionFailed(f"chunk {index} failed authentication") from None
+        return out
+
+
+def iter_chunks(data: bytes, chunk_size: int) -> Iterator[tuple[bytes, bool]]:
+    """Split an in-memory plaintext into (chunk, last) pairs, for small blobs and tests."""
+    count = chunk_count(len(data), chunk_size)
+    for index in range(count):
+        yield data[index * chunk_size : (index + 1) * chunk_size], index == count - 1

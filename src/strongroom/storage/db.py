@@ -1,0 +1,168 @@
+"""Database engines and the two declarative bases: the catalog and tenant tables.
+
+The catalog holds the platform's own rows (tenants, their wrapped keys, servers,
+store revisions). Tenant tables hold a tenant's users, tokens and files; every
+one of them has a `tenant_id` column that leads its primary key, and
+`TenantSession` refuses to query them unless it is bound to a tenant, adds the
+tenant filter to every ORM statement and stamps new rows with the tenant id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, mapped_column
+from sqlalchemy.orm import with_loader_criteria
+from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.elements import TextClause
+
+from strongroom.base.errors import MissingTenantContext
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class CatalogBase(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TenantBase(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TenantScoped:
+    """Mixin for tenant tables: the tenant id leads the primary key."""
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, sort_order=-1)
+
+
+# Engines ------------------------------------------------------------------------------
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    if is_sqlite(url):
+        return _make_sqlite_engine(url)
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def _make_sqlite_engine(url: str) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        poolclass=NullPool if url.endswith(":memory:") else None,
+    )
+
+    @event.listens_for(engine, "connect")
+    def configure_connection(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module, whose implicit
+        # BEGIN comes too late and too weak; the "begin" listener below issues it.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def begin_transaction(connection: Connection) -> None:
+        # A writer takes the write lock up front: a deferred transaction that reads
+        # and then writes fails with SQLITE_BUSY instead of waiting when another
+        # writer got in between, and busy_timeout cannot help it.
+        if connection.get_execution_options().get("sqlite_write"):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def writer_bind(engine: Engine) -> Engine:
+    """Return the engine with the option that makes SQLite transactions take the write lock first."""
+    return engine.execution_options(sqlite_write=True)
+
+
+# Tenant sessions ----------------------------------------------------------------------
+
+
+class TenantSession(Session):
+    """A session bound to exactly one tenant.
+
+    Every ORM statement on a tenant table gets `tenant_id = :tenant` added, new
+    tenant rows get the tenant id, and raw SQL must say it was scoped by hand
+    with the execution option `tenant_scoped=True`.
+    """
+
+    def __init__(self, *args: Any, tenant_id: uuid.UUID | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tenant_id = tenant_id
+
+
+def _require_tenant(session: Session) -> uuid.UUID:
+    tenant_id = getattr(session, "tenant_id", None)
+    if tenant_id is None:
+        raise MissingTenantContext(
+            "tenant data was queried without a tenant; open the session with tenant_session()"
+        )
+    return tenant_id
+
+
+@event.listens_for(TenantSession, "do_orm_execute")
+def _scope_statement(state: ORMExecuteState) -> None:
+    if isinstance(state.statement, TextClause):
+        if not state.execution_options.get("tenant_scoped"):
+            raise MissingTenantContext(
+                "raw SQL on tenant tables must filter by tenant_id and pass "
+                "execution_options(tenant_scoped=True)"
+            )
+        _require_tenant(state.session)
+        return
+    tenant_id = _require_tenant(state.session)
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    state.statement = state.statement.options(
+        with_loader_criteria(
+            TenantScoped,
+            lambda cls: cls.tenant_id == tenant_id,
+            include_aliases=True,
+        )
+    )
+
+
+@event.listens_for(TenantSession, "before_flush")
+def _stamp_new_rows(session: Session, _context: Any, _instances: Any) -> None:
+    tenant_id = _require_tenant(session)
+    for instance in session.new:
+        if not isinstance(instance, TenantScoped):
+            continue
+        if instance.tenant_id is None:
+            instance.tenant_id = tenant_id
+        elif instance.tenant_id != tenant_id:
+            raise MissingTenantContext(
+                f"a {type(instance).__name__} of tenant {instance.tenant_id} was added to a "
+                f"session bound to tenant {tenant_id}"
+            )
+    for instance in session.dirty:
+        if isinstance(instance, TenantScoped) and instance.tenant_id != tenant_id:
+            raise MissingTenantContext(
+                f"a {type(instance).__name__} of tenant {instance.tenant_id} was changed in a "
+                f"session bound to tenant {tenant_id}"
+            )

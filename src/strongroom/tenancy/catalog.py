@@ -1,0 +1,170 @@
+"""The catalog: tenants, their state and placement, and their wrapped keys.
+
+Every change to a tenant's catalog row goes through a function here, which
+owns its transaction. Lookups used on every request go through a short cache
+so that resolving a tenant costs no query in the common case.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
+from sqlalchemy.orm import Session
+
+from strongroom.base.errors import AlreadyExists, InvalidInput, TenantNotFound
+from strongroom.base.logging import get_logger
+from strongroom.storage.db import writer_bind
+from strongroom.tenancy.context import ACTIVE, SUSPENDED, TenantInfo
+from strongroom.tenancy.keys import Keyring, latest_key_version, new_tenant_key_row
+from strongroom.tenancy.models import TenantRow
+from strongroom.tenancy.slugs import check_slug
+
+log = get_logger(__name__)
+
+
+def tenant_info(row: TenantRow) -> TenantInfo:
+    return TenantInfo(
+        id=row.id,
+        slug=row.slug,
+        name=row.name,
+        status=row.status,
+        isolation=row.isolation,
+        server=row.server,
+        placement=row.placement,
+        quota_bytes=row.quota_bytes,
+    )
+
+
+class Catalog:
+    def __init__(self, engine: Engine, keyring: Keyring, cache_seconds: float = 2.0) -> None:
+        self.engine = engine
+        self.keyring = keyring
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, TenantInfo | None]] = {}
+        self._cache_lock = threading.Lock()
+
+    @contextmanager
+    def session(self, write: bool = False) -> Iterator[Session]:
+        bind = writer_bind(self.engine) if write else self.engine
+        with Session(bind, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    # Lookups ------------------------------------------------------------------------
+
+    def find_tenant(self, slug: str) -> TenantInfo | None:
+        """Return the tenant with this slug, or None, served from the cache when fresh."""
+        now = time.monotonic()
+        with self._cache_lock:
+            cached = self._cache.get(slug)
+        if cached and cached[0] > now:
+            return cached[1]
+
+        with self.session() as session:
+            row = session.scalars(select(TenantRow).where(TenantRow.slug == slug)).first()
+            tenant = tenant_info(row) if row is not None else None
+
+        with self._cache_lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[slug] = (now + self._cache_seconds, tenant)
+        return tenant
+
+    def get_tenant(self, slug: str) -> TenantInfo:
+        with self.session() as session:
+            row = self._get_row(session, slug)
+            return tenant_info(row)
+
+    def get_tenant_by_id(self, tenant_id: uuid.UUID) -> TenantInfo:
+        with self.session() as session:
+            row = session.get(TenantRow, tenant_id)
+            if row is None:
+                raise TenantNotFound(f"no tenant has the id {tenant_id}")
+            return tenant_info(row)
+
+    def list_tenants(self) -> list[TenantInfo]:
+        with self.session() as session:
+            rows = session.scalars(select(TenantRow).order_by(TenantRow.slug))
+            return [tenant_info(row) for row in rows]
+
+    # Changes ------------------------------------------------------------------------
+
+    def create_tenant(
+        self, slug: str, name: str | None = None, quota_bytes: int | None = None
+    ) -> TenantInfo:
+        """Create a tenant on the shared level, with its first key in the same transaction."""
+        check_slug(slug)
+        if quota_bytes is not None and quota_bytes < 0:
+            raise InvalidInput(f"quota {quota_bytes} is negative; give a number of bytes, 0 or more")
+
+        tenant_id = uuid.uuid4()
+        try:
+            with self.session(write=True) as session:
+                if session.scalars(select(TenantRow.id).where(TenantRow.slug == slug)).first():
+                    raise AlreadyExists(f"tenant slug {slug!r} is taken; slugs are never reused")
+                row = TenantRow(
+                    id=tenant_id,
+                    slug=slug,
+                    name=name or slug,
+                    status=ACTIVE,
+                    isolation="shared",
+                    server="default",
+                    placement="shared",
+                    quota_bytes=quota_bytes,
+                    settings={},
+                )
+                session.add(row)
+                session.flush()
+                session.add(new_tenant_key_row(self.keyring.master_key, tenant_id, 1))
+                tenant = tenant_info(row)
+        except DatabaseIntegrityError as exc:
+            raise AlreadyExists(f"tenant slug {slug!r} is taken; slugs are never reused") from exc
+
+        self._invalidate(slug)
+        log.info("tenant_created", tenant=slug, tenant_id=str(tenant_id))
+        return tenant
+
+    def set_status(self, slug: str, status: str) -> TenantInfo:
+        if status not in (ACTIVE, SUSPENDED):
+            raise InvalidInput(f"status {status!r} cannot be set by hand; use active or suspended")
+        with self.session(write=True) as session:
+            row = self._get_row(session, slug)
+            old_status, row.status = row.status, status
+            tenant = tenant_info(row)
+        self._invalidate(slug)
+        log.info("tenant_status_changed", tenant=slug, old=old_status, new=status)
+        return tenant
+
+    def set_quota(self, slug: str, quota_bytes: int | None) -> TenantInfo:
+        if quota_bytes is not None and quota_bytes < 0:
+            raise InvalidInput(f"quota {quota_bytes} is negative; give a number of bytes, 0 or more")
+        with self.session(write=True) as session:
+            row = self._get_row(session, slug)
+            row.quota_bytes = quota_bytes
+            tenant = tenant_info(row)
+        self._invalidate(slug)
+        log.info("tenant_quota_changed", tenant=slug, quota_bytes=quota_bytes)
+        return tenant
+
+    def add_key_version(self, tenant_id: uuid.UUID) -> int:
+        """Add a new tenant key version and return its number; older versions stay readable."""
+        with self.session(write=True) as session:
+            version = latest_key_version(session, tenant_id) + 1
+            session.add(new_tenant_key_row(self.keyring.master_key, tenant_id, version))
+        self.keyring.forget(tenant_id)
+        return version
+
+    def _get_row(self, session: Session, slug: str) -> TenantRow:
+        row = session.scalars(select(TenantRow).where(TenantRow.slug == slug)).first()
+        if row is None:
+            raise TenantNotFound(f"no tenant has the slug {slug!r}; see `strongroom tenant list`")
+        return row
+
+    def _invalidate(self, slug: str) -> None:
+        with self._cache_lock:
+            self._cache.pop(slug, None)

@@ -1,0 +1,61 @@
+"""Opening sessions on a tenant's store, wherever the catalog placed it.
+
+This version places every tenant on the `shared` level: tenant tables in the
+platform database, shared by all tenants. On PostgreSQL each transaction
+switches to the `strongroom_tenant` role, which does not own the tables and
+cannot bypass row-level security, and sets `strongroom.tenant_id`, which the
+forced policies compare with every row's `tenant_id`. Both are transaction
+local (`set_config(..., true)`), so a pooled connection carries nothing into
+the next request, and they go in one statement, so they cost one round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, event, text
+from sqlalchemy.engine import Connection
+
+from strongroom.base.errors import ServiceUnavailable
+from strongroom.storage.db import TenantSession, writer_bind
+from strongroom.tenancy.context import TenantInfo, require_current_tenant
+
+TENANT_ROLE = "strongroom_tenant"
+TENANT_SETTING = "strongroom.tenant_id"
+
+_ENTER_TENANT = text(
+    f"SELECT set_config('role', '{TENANT_ROLE}', true), set_config('{TENANT_SETTING}', :tenant, true)"
+)
+
+
+@event.listens_for(TenantSession, "after_begin")
+def _enter_tenant(session: TenantSession, _transaction: Any, connection: Connection) -> None:
+    if connection.dialect.name == "postgresql" and session.tenant_id is not None:
+        connection.execute(_ENTER_TENANT, {"tenant": str(session.tenant_id)})
+
+
+class TenantStores:
+    """Hands out sessions bound to one tenant, on the engine of the tenant's placement."""
+
+    def __init__(self, default_engine: Engine) -> None:
+        self.default_engine = default_engine
+
+    def engine_for(self, tenant: TenantInfo) -> Engine:
+        if tenant.isolation != "shared":
+            raise ServiceUnavailable(
+                f"tenant {tenant.slug!r} is placed on the {tenant.isolation!r} isolation level, "
+                "which this version of Strongroom cannot open; upgrade the server"
+            )
+        return self.default_engine
+
+    @contextmanager
+    def session(self, tenant: TenantInfo | None = None, write: bool = False) -> Iterator[TenantSession]:
+        """Open a transaction on the tenant's data; with no tenant given, the request's tenant."""
+        tenant = tenant or require_current_tenant()
+        engine = self.engine_for(tenant)
+        bind = writer_bind(engine) if write else engine
+        with TenantSession(bind=bind, tenant_id=tenant.id, expire_on_commit=False) as session:
+            with session.begin():
+                yield session

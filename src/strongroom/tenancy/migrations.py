@@ -1,0 +1,93 @@
+"""Schema migrations with Alembic, for the catalog and for tenant stores.
+
+Each kind of store has its own script folder under `strongroom/migrations` and
+its own version table, so the catalog and the tenant tables can share one
+database (as they do on the shared level) and still upgrade independently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, MetaData
+from sqlalchemy.engine import Connection
+
+from strongroom.base.errors import SchemaOutOfDate
+from strongroom.base.logging import get_logger
+
+log = get_logger(__name__)
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "migrations"
+STORE_KINDS = {"catalog": "alembic_version_catalog", "tenant": "alembic_version_tenant"}
+
+
+@dataclass(frozen=True)
+class StoreRevision:
+    kind: str
+    current: str | None
+    head: str
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def alembic_config(kind: str, connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPTS / kind))
+    config.attributes["connection"] = connection
+    return config
+
+
+def run_environment(metadata: MetaData, version_table: str) -> None:
+    """Body of each script folder's env.py: run migrations on the connection we were given."""
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError("run migrations with `strongroom migrate`, which passes a connection")
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table=version_table,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+        include_name=lambda name, kind, _parent: kind != "table" or name in metadata.tables,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def store_revisions(engine: Engine) -> list[StoreRevision]:
+    revisions = []
+    with engine.connect() as connection:
+        for kind, version_table in STORE_KINDS.items():
+            migration = MigrationContext.configure(
+                connection, opts={"version_table": version_table}
+            )
+            head = ScriptDirectory.from_config(alembic_config(kind)).get_current_head()
+            revisions.append(StoreRevision(kind, migration.get_current_revision(), head or ""))
+    return revisions
+
+
+def upgrade(engine: Engine) -> list[StoreRevision]:
+    """Bring the catalog and the shared tenant store to the newest revision."""
+    for kind in STORE_KINDS:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(kind, connection), "head")
+    revisions = store_revisions(engine)
+    log.info("migrated", stores={r.kind: r.current for r in revisions})
+    return revisions
+
+
+def check_up_to_date(engine: Engine) -> None:
+    """Raise SchemaOutOfDate naming each store behind the code, and the command that fixes it."""
+    behind = [r for r in store_revisions(engine) if not r.up_to_date]
+    if behind:
+        details = ", ".join(f"{r.kind} at {r.current or 'empty'} (code expects {r.head})" for r in behind)
+        raise SchemaOutOfDate(
+            f"the database schema is out of date: {details}; run `strongroom migrate`"
+        )

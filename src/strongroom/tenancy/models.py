@@ -1,0 +1,45 @@
+"""Catalog tables: the platform's own rows, never a tenant's contents."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from strongroom.storage.db import CatalogBase
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class TenantRow(CatalogBase):
+    __tablename__ = "tenants"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    isolation: Mapped[str] = mapped_column(String(20), default="shared")
+    server: Mapped[str] = mapped_column(String(63), default="default")
+    placement: Mapped[str] = mapped_column(String(200), default="")
+    plan: Mapped[str] = mapped_column(String(63), default="default")
+    quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class TenantKeyRow(CatalogBase):
+    """One version of a tenant's key, wrapped by the master key."""
+
+    __tablename__ = "tenant_keys"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
