@@ -1,6 +1,6 @@
 """The one helper that builds tenant-scoped keys for blobs, caches, locks, jobs and rate limits.
 
-Every such key starts with the tenant id, so two tenants can never share one,
+Every such key starts with `tenants/` and the tenant id, so two tenants can never share one,
 and a key built without a tenant is a programming error caught here.
 """
 

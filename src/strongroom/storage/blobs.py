@@ -40,8 +40,8 @@ class BlobWriter(ABC):
         return self
 
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
-        if exc_type is not None:
-            self.abort()
+        # Leaving the block without commit discards the upload; abort is a no-op after commit.
+        self.abort()
 
 
 class BlobReader(ABC):
@@ -58,6 +58,13 @@ class BlobReader(ABC):
 
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    key: str
+    size: int
+    modified: float
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,11 @@ class BlobStore(ABC):
         """Remove a blob; a missing blob is not an error."""
 
     @abstractmethod
-    def iter_keys(self, prefix: str = "") -> Iterator[str]: ...
+    def iter_blobs(self, prefix: str = "") -> Iterator[StoredBlob]:
+        """Committed blobs below a folder-like prefix, with size and modification time."""
+
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        return (blob.key for blob in self.iter_blobs(prefix))
 
     @abstractmethod
     def iter_stale_uploads(self, older_than_seconds: float) -> Iterator[StaleUpload]: ...
@@ -174,21 +185,32 @@ class LocalBlobStore(BlobStore):
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
-    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+    def iter_blobs(self, prefix: str = "") -> Iterator[StoredBlob]:
         start = self._path(prefix.rstrip("/")) if prefix else self.root
         for directory, folders, files in os.walk(start):
             if Path(directory) == self.root:
                 folders[:] = [name for name in folders if name != UPLOADS_FOLDER]
             for name in files:
-                yield Path(directory, name).relative_to(self.root).as_posix()
+                path = Path(directory, name)
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue  # deleted since the folder was read
+                yield StoredBlob(path.relative_to(self.root).as_posix(), stat.st_size, stat.st_mtime)
 
     def iter_stale_uploads(self, older_than_seconds: float) -> Iterator[StaleUpload]:
         now = time.time()
-        for entry in os.scandir(self.root / UPLOADS_FOLDER):
-            stat = entry.stat()
-            age = now - stat.st_mtime
-            if entry.is_file() and age >= older_than_seconds:
-                yield StaleUpload(entry.name, stat.st_size, age)
+        with os.scandir(self.root / UPLOADS_FOLDER) as entries:
+            for entry in entries:
+                if not entry.name.endswith(".part"):
+                    continue
+                try:
+                    stat = entry.stat()
+                except FileNotFoundError:
+                    continue  # committed or aborted since the folder was read
+                age = now - stat.st_mtime
+                if age >= older_than_seconds:
+                    yield StaleUpload(entry.name, stat.st_size, age)
 
     def remove_stale_upload(self, name: str) -> None:
         if "/" in name or not name.endswith(".part"):
@@ -196,7 +218,7 @@ class LocalBlobStore(BlobStore):
         (self.root / UPLOADS_FOLDER / name).unlink(missing_ok=True)
 
     def check_writable(self) -> None:
-        probe = self.root / UPLOADS_FOLDER / f"probe-{uuid.uuid4().hex}"
+        probe = self.root / UPLOADS_FOLDER / f"probe-{uuid.uuid4().hex}.part"
         probe.write_bytes(b"")
         probe.unlink()
 

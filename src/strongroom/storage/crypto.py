@@ -1,8 +1,8 @@
 """Chunked AES-256-GCM for blob contents, and AES-256-GCM key wrapping.
 
 Blob layout: a fixed header, then chunks. Every chunk but the last holds
-exactly `chunk_size` plaintext bytes; the last holds 0 to `chunk_size` bytes
-and an empty blob is one empty last chunk. On disk a chunk is
+exactly `chunk_size` plaintext bytes; the last holds 1 to `chunk_size` bytes,
+and only an empty blob has an empty chunk, its one and last. On disk a chunk is
 `nonce (12) | ciphertext | tag (16)`, so chunk `i` starts at a known offset
 and a byte range decrypts only the chunks it touches.
 
@@ -149,6 +149,10 @@ class ChunkEncryptor:
                 f"chunk {self._index} has {size} bytes; only the last chunk may differ "
                 f"from the chunk size {self._chunk_size}"
             )
+        if last and size == 0 and self._index > 0:
+            # The reader derives the chunk count from the plaintext size, which would
+            # make the previous full chunk the last one: mark that chunk last instead.
+            raise ValueError("an empty last chunk may only end an empty blob")
         nonce = os.urandom(NONCE_BYTES)
         aad = chunk_aad(self._tenant_id, self._blob_id, self._chunk_size, self._index, last)
         out = memoryview(self._buffer)[: NONCE_BYTES + size + TAG_BYTES]

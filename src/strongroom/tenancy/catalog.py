@@ -57,14 +57,21 @@ class Catalog:
 
     # Lookups ------------------------------------------------------------------------
 
-    def find_tenant(self, slug: str) -> TenantInfo | None:
-        """Return the tenant with this slug, or None, served from the cache when fresh."""
-        now = time.monotonic()
+    def cached_tenant(self, slug: str) -> tuple[TenantInfo | None] | None:
+        """Return `(tenant or None,)` when the cache has a fresh answer for the slug, else None."""
         with self._cache_lock:
             cached = self._cache.get(slug)
-        if cached and cached[0] > now:
-            return cached[1]
+        if cached and cached[0] > time.monotonic():
+            return (cached[1],)
+        return None
 
+    def find_tenant(self, slug: str) -> TenantInfo | None:
+        """Return the tenant with this slug, or None, served from the cache when fresh."""
+        cached = self.cached_tenant(slug)
+        if cached is not None:
+            return cached[0]
+
+        now = time.monotonic()
         with self.session() as session:
             row = session.scalars(select(TenantRow).where(TenantRow.slug == slug)).first()
             tenant = tenant_info(row) if row is not None else None

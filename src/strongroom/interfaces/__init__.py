@@ -1,0 +1,1 @@
+"""Interfaces: the command line and the HTTP API, thin layers over the domain functions."""

@@ -1,0 +1,91 @@
+"""The ASGI application: platform routes at the root, the tenant REST API under /api/v1."""
+
+from __future__ import annotations
+
+import anyio
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+
+from strongroom import __version__
+from strongroom.base import metrics
+from strongroom.base.errors import SchemaOutOfDate
+from strongroom.interfaces.api import account, files, folders, trash
+from strongroom.interfaces.api.middleware import RequestContextMiddleware
+from strongroom.interfaces.api.problems import install_problem_handlers, problem_response
+from strongroom.runtime import Runtime
+from strongroom.tenancy import migrations
+
+API_PREFIX = "/api/v1"
+
+platform = APIRouter(include_in_schema=False)
+
+
+@platform.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Liveness: the process serves requests. Touches nothing else, so a slow database
+    does not get the process restarted."""
+    return {"status": "ok"}
+
+
+@platform.get("/readyz")
+async def readyz(request: Request) -> Response:
+    """Readiness: the database answers with the expected schema and the blob store is writable."""
+    runtime: Runtime = request.app.state.runtime
+    checks = await anyio.to_thread.run_sync(_readiness_checks, runtime)
+    failed = {name: result for name, result in checks.items() if result != "ok"}
+    if failed:
+        return problem_response(
+            503,
+            "not-ready",
+            "Not ready",
+            "; ".join(f"{name}: {result}" for name, result in failed.items()),
+            checks=checks,
+        )
+    return JSONResponse({"status": "ready", "checks": checks})
+
+
+def _readiness_checks(runtime: Runtime) -> dict[str, str]:
+    checks = {}
+    try:
+        with runtime.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        migrations.check_up_to_date(runtime.engine)
+        checks["database"] = "ok"
+    except SchemaOutOfDate as exc:
+        checks["database"] = exc.detail
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready, and says why
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    try:
+        runtime.blobs.check_writable()
+        checks["blob_store"] = "ok"
+    except OSError as exc:
+        checks["blob_store"] = f"not writable: {exc.strerror}"
+    return checks
+
+
+@platform.get("/metrics")
+def prometheus_metrics() -> Response:
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(
+        title="Strongroom",
+        version=__version__,
+        description="Multi-tenant, encrypted file storage. Every path here is relative to a "
+        "tenant's base URL: `http://{slug}.{base domain}` or `/t/{slug}` on any host.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+
+    app.include_router(platform)
+    for module in (files, folders, trash, account):
+        app.include_router(module.router, prefix=API_PREFIX)
+
+    app.add_middleware(RequestContextMiddleware, runtime=runtime)
+    return app

@@ -1,0 +1,72 @@
+"""The one way routes get the runtime, the tenant and the authenticated user."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import anyio
+import structlog
+from fastapi import Depends, Request
+
+from strongroom.base.errors import Forbidden, NotAuthenticated, NotFound, TenantNotFound
+from strongroom.identity.tokens import Principal, authenticate_token, touch_token
+from strongroom.runtime import Runtime
+from strongroom.tenancy.context import TenantInfo
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def require_tenant(request: Request) -> TenantInfo:
+    tenant = request.scope.get("state", {}).get("tenant")
+    if tenant is None:
+        raise TenantNotFound(
+            "this route belongs to a tenant; call it under /t/{slug}/ or on {slug}.{base domain}"
+        )
+    return tenant
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+TenantDep = Annotated[TenantInfo, Depends(require_tenant)]
+
+
+async def require_principal(request: Request, runtime: RuntimeDep, tenant: TenantDep) -> Principal:
+    """Authenticate the bearer token within the request's tenant; any failure is the same 401."""
+    scheme, _, secret = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise NotAuthenticated("send an API token as `Authorization: Bearer TOKEN`")
+
+    principal = await anyio.to_thread.run_sync(_authenticate, runtime, tenant, secret.strip())
+    structlog.contextvars.bind_contextvars(actor=f"{principal.user_id}@{tenant.slug}")
+    return principal
+
+
+def _authenticate(runtime: Runtime, tenant: TenantInfo, secret: str) -> Principal:
+    with runtime.stores.session(tenant) as session:
+        principal = authenticate_token(session, secret)
+    if principal.token_needs_touch and principal.token_id is not None:
+        with runtime.stores.session(tenant, write=True) as session:
+            touch_token(session, principal.token_id)
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(require_principal)]
+
+
+def require_admin(principal: PrincipalDep) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("this needs the admin role in the tenant; ask a tenant admin")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]
+
+
+def parse_object_id(text: str, what: str) -> uuid.UUID:
+    """Parse an object id from a URL; a malformed id is as unknown as a well-formed one."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise NotFound(f"no {what} has the id {text!r}") from None

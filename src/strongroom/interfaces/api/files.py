@@ -1,0 +1,202 @@
+"""File content routes: upload, download, HEAD, trash and version listing.
+
+Uploads stream the request body into an encrypted blob without holding it in
+memory: pieces are gathered up to one chunk in the event loop, then
+encrypted and written in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import anyio
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.requests import ClientDisconnect
+
+from strongroom.base import metrics
+from strongroom.base.errors import InvalidInput, PreconditionFailed
+from strongroom.base.logging import get_logger
+from strongroom.drive import files as drive_files
+from strongroom.drive import transfers
+from strongroom.drive.content import BlobUpload, read_range
+from strongroom.drive.files import Preconditions
+from strongroom.drive.models import FILE
+from strongroom.drive.paths import join_path, split_path
+from strongroom.interfaces.api.dependencies import PrincipalDep, RuntimeDep, TenantDep
+from strongroom.interfaces.api.ranges import parse_etag_list, parse_range
+from strongroom.interfaces.api.schemas import NodeOut, VersionListing, VersionOut, utc
+from strongroom.runtime import Runtime
+from strongroom.tenancy.context import TenantInfo
+
+log = get_logger(__name__)
+
+router = APIRouter(tags=["files"])
+
+
+def _preconditions(request: Request) -> Preconditions:
+    return Preconditions(
+        if_match=parse_etag_list(request.headers.get("if-match")),
+        if_none_match=parse_etag_list(request.headers.get("if-none-match")),
+    )
+
+
+def _content_length(request: Request) -> int | None:
+    header = request.headers.get("content-length")
+    if header is None:
+        return None
+    if not header.isdigit():
+        raise InvalidInput(f"Content-Length {header!r} is not a number of bytes")
+    return int(header)
+
+
+@router.put(
+    "/files/{path:path}",
+    response_model=NodeOut,
+    summary="Create or replace a file; each call makes a new version",
+    responses={201: {"model": NodeOut, "description": "the file was created"}},
+)
+async def put_file(
+    path: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
+) -> Response:
+    names = split_path(path)
+    if not names:
+        raise InvalidInput("a file needs a path; PUT /api/v1/files/NAME")
+    preconditions = _preconditions(request)
+    declared = _content_length(request)
+
+    upload = await anyio.to_thread.run_sync(
+        transfers.begin_upload, runtime, tenant, names, preconditions, declared
+    )
+    try:
+        await _receive_body(request, upload, runtime.settings.chunk_size)
+    except BaseException:
+        await anyio.to_thread.run_sync(upload.abort)
+        raise
+    node, version = await anyio.to_thread.run_sync(
+        transfers.commit_upload, runtime, tenant, names, upload, principal.user_id, preconditions
+    )
+    metrics.bytes_uploaded.inc(version.size)
+    log.info("file_stored", node_id=str(node.id), version=version.number, size=version.size)
+
+    body = NodeOut.of(node, join_path(names), version.sha256)
+    status = 201 if version.number == 1 else 200
+    return Response(
+        body.model_dump_json(),
+        status_code=status,
+        media_type="application/json",
+        headers={"ETag": body.etag or ""},
+    )
+
+
+async def _receive_body(request: Request, upload: BlobUpload, chunk_size: int) -> None:
+    pending: list[bytes] = []
+    pending_size = 0
+    try:
+        async for piece in request.stream():
+            pending.append(piece)
+            pending_size += len(piece)
+            if pending_size >= chunk_size:
+                await anyio.to_thread.run_sync(upload.feed, b"".join(pending))
+                pending, pending_size = [], 0
+    except ClientDisconnect:
+        log.info("upload_cut_off", received=upload.size + pending_size)
+        raise
+    if pending:
+        await anyio.to_thread.run_sync(upload.feed, b"".join(pending))
+
+
+@router.get("/files/{path:path}", summary="Download a file; honours Range and conditional headers")
+async def get_file(
+    path: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep
+) -> Response:
+    return await _download(path, request, runtime, tenant, send_body=True)
+
+
+@router.head("/files/{path:path}", summary="The headers of a download, without the content")
+async def head_file(
+    path: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep
+) -> Response:
+    return await _download(path, request, runtime, tenant, send_body=False)
+
+
+async def _download(
+    path: str, request: Request, runtime: Runtime, tenant: TenantInfo, send_body: bool
+) -> Response:
+    names = split_path(path)
+    download = await anyio.to_thread.run_sync(transfers.open_download, runtime, tenant, names)
+    size = download.blob.size
+    headers = {
+        "ETag": download.etag,
+        "Last-Modified": utc(download.version.created_at).strftime("%a, %d %b %Y %H:%M:%S GMT"),
+        "Accept-Ranges": "bytes",
+    }
+
+    if_match = parse_etag_list(request.headers.get("if-match"))
+    if if_match is not None and "*" not in if_match and download.etag not in if_match:
+        raise PreconditionFailed(
+            f"{download.path!r} has ETag {download.etag}, which If-Match does not list"
+        )
+    if_none_match = parse_etag_list(request.headers.get("if-none-match"))
+    if if_none_match is not None and ("*" in if_none_match or download.etag in if_none_match):
+        return Response(status_code=304, headers=headers)
+
+    byte_range = None
+    if_range = request.headers.get("if-range")
+    if if_range is None or if_range.strip() == download.etag:
+        byte_range = parse_range(request.headers.get("range"), size)
+
+    status = 200
+    start, end = 0, size - 1
+    if byte_range is not None:
+        status = 206
+        start, end = byte_range
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    length = end - start + 1 if size else 0
+    headers["Content-Length"] = str(length)
+
+    if not send_body:
+        return Response(status_code=status, headers=headers, media_type="application/octet-stream")
+    pieces = read_range(runtime.blobs, download.blob, download.tenant_key, start, end)
+    # Decrypt the first chunk before the status line goes out, so that a damaged blob
+    # gets a problem response; damage further in can only cut the body short.
+    first = await anyio.to_thread.run_sync(next, pieces, b"")
+    return StreamingResponse(
+        _stream(first, pieces), status_code=status, headers=headers,
+        media_type="application/octet-stream",
+    )
+
+
+def _stream(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    metrics.bytes_downloaded.inc(len(first))
+    yield first
+    for piece in rest:
+        metrics.bytes_downloaded.inc(len(piece))
+        yield piece
+
+
+@router.delete("/files/{path:path}", response_model=NodeOut, summary="Move a file to the trash")
+def delete_file(
+    path: str, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
+) -> NodeOut:
+    names = split_path(path)
+    with runtime.stores.session(tenant, write=True) as session:
+        node = drive_files.trash_node(session, names, principal.user_id, FILE)
+    return NodeOut.of(node, join_path(names))
+
+
+@router.get(
+    "/versions/{path:path}", response_model=VersionListing, summary="List a file's versions"
+)
+def list_versions(
+    path: str, runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep
+) -> VersionListing:
+    names = split_path(path)
+    with runtime.stores.session(tenant) as session:
+        node = drive_files.access_node(session, names, FILE)
+        versions = drive_files.list_versions(session, node)
+    items = [
+        VersionOut(number=v.number, id=v.id, size=v.size, sha256=v.sha256, created=utc(v.created_at))
+        for v in versions
+    ]
+    return VersionListing(path=join_path(names), items=items)

@@ -1,0 +1,146 @@
+"""The outermost ASGI layer: request id, tenant resolution, log context and metrics.
+
+It runs before routing, so that every route below it, and every log line,
+sees the request id and the resolved tenant. For `/t/{slug}/...` it strips
+the prefix into `root_path`, so one set of routes serves both the host and
+the path form of a tenant's base URL.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import anyio
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from strongroom.base import metrics
+from strongroom.base.errors import StrongroomError, TenantNotFound, TenantSuspended
+from strongroom.base.errors import ServiceUnavailable
+from strongroom.base.logging import get_logger
+from strongroom.interfaces.api.problems import error_response
+from strongroom.runtime import Runtime
+from strongroom.tenancy.context import ACTIVE, SUSPENDED, TenantInfo, current_tenant
+from strongroom.tenancy.resolution import resolve
+
+log = get_logger(__name__)
+
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{8,64}")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        status_holder = {"status": 500}
+
+        async def send_with_context(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            scope = await self._resolve_tenant(scope)
+        except StrongroomError as error:
+            await error_response(error)(scope, receive, send_with_context)
+            self._observe(scope, status_holder["status"], started)
+            return
+
+        tenant: TenantInfo | None = scope["state"].get("tenant")
+        token = current_tenant.set(tenant)
+        try:
+            await self.app(scope, receive, send_with_context)
+        finally:
+            current_tenant.reset(token)
+            self._observe(scope, status_holder["status"], started)
+
+    async def _resolve_tenant(self, scope: Scope) -> Scope:
+        host = _header(scope, b"host") or ""
+        resolution = resolve(host, scope["path"], self.runtime.settings.base_domain)
+        scope = dict(scope)
+        scope.setdefault("state", {})
+        scope["state"] = dict(scope["state"], tenant=None)
+        if resolution.slug is None:
+            return scope
+
+        structlog.contextvars.bind_contextvars(tenant=resolution.slug)
+        tenant = await _find_tenant(self.runtime, resolution.slug)
+        if tenant is None:
+            raise TenantNotFound(f"no tenant is named {resolution.slug!r}; check the URL")
+        check_tenant_available(tenant)
+        scope["state"]["tenant"] = tenant
+        if resolution.root_path:
+            scope["path"] = resolution.path
+            scope["raw_path"] = resolution.path.encode("utf-8")
+            scope["root_path"] = scope.get("root_path", "") + resolution.root_path
+        return scope
+
+    @staticmethod
+    def _observe(scope: Scope, status: int, started: float) -> None:
+        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        elapsed = time.perf_counter() - started
+        metrics.http_requests.labels(scope["method"], route, str(status)).inc()
+        metrics.http_request_duration.labels(scope["method"], route).observe(elapsed)
+        log.info(
+            "request",
+            method=scope["method"],
+            route=route,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+        )
+
+
+def check_tenant_available(tenant: TenantInfo) -> None:
+    if tenant.status == ACTIVE:
+        return
+    if tenant.status == SUSPENDED:
+        raise TenantSuspended(
+            f"tenant {tenant.slug!r} is suspended; its data is kept, but it cannot be used "
+            "until the operator resumes it"
+        )
+    error = ServiceUnavailable(
+        f"tenant {tenant.slug!r} is {tenant.status} for maintenance; retry in a minute"
+    )
+    error.headers["Retry-After"] = "60"
+    raise error
+
+
+async def _find_tenant(runtime: Runtime, slug: str) -> TenantInfo | None:
+    cached = runtime.catalog.cached_tenant(slug)
+    if cached is not None:
+        return cached[0]
+    return await anyio.to_thread.run_sync(runtime.catalog.find_tenant, slug)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _request_id(scope: Scope) -> str:
+    """Keep a well-formed X-Request-ID from a proxy, so logs line up across hops; else make one."""
+    given = _header(scope, b"x-request-id")
+    if given and REQUEST_ID_PATTERN.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def tenant_of_scope(scope: dict[str, Any]) -> TenantInfo | None:
+    return scope.get("state", {}).get("tenant")

@@ -1,0 +1,119 @@
+"""Errors as `application/problem+json` (RFC 9457), the one error format of the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+
+from strongroom.base.errors import StrongroomError
+from strongroom.base.logging import get_logger
+
+log = get_logger(__name__)
+
+PROBLEM_TYPE = "urn:strongroom:problem:"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+STATUS_TITLES = {
+    400: "Bad request",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Payload too large",
+    500: "Internal error",
+    503: "Service unavailable",
+}
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    body = {
+        "type": PROBLEM_TYPE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def error_response(error: StrongroomError) -> Response:
+    return problem_response(
+        error.status, error.code, error.title, error.detail, error.headers, **error.extra
+    )
+
+
+async def _strongroom_error(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, StrongroomError)
+    if error.status >= 500:
+        log.error("request_failed", code=error.code, error=error.detail)
+    return error_response(error)
+
+
+async def _validation_error(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
+        problems.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
+    return problem_response(
+        400, "invalid-input", "Invalid input", "; ".join(problems) or "the request is invalid"
+    )
+
+
+async def _http_error(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    detail = error.detail if isinstance(error.detail, str) else str(error.detail)
+    if error.status_code == 404 and detail == "Not Found":
+        detail = "no route matches this path; see /api/v1/openapi.json under the tenant's base URL"
+    code = STATUS_TITLES.get(error.status_code, "error").lower().replace(" ", "-")
+    return problem_response(
+        error.status_code,
+        code,
+        STATUS_TITLES.get(error.status_code, "Error"),
+        detail,
+        dict(error.headers or {}),
+    )
+
+
+async def _database_error(_request: Request, error: Exception) -> Response:
+    log.error("database_unavailable", error=str(error).splitlines()[0])
+    return problem_response(
+        503,
+        "database-unavailable",
+        "Database unavailable",
+        "the database did not answer in time; retry in a few seconds",
+        {"Retry-After": "2"},
+    )
+
+
+async def _unexpected_error(_request: Request, error: Exception) -> Response:
+    log.exception("unhandled_error", error_type=type(error).__name__)
+    return problem_response(
+        500,
+        "internal",
+        "Internal error",
+        "the server failed to handle the request; the operator can find it in the logs "
+        "by its request id",
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StrongroomError, _strongroom_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,123 @@
+"""JSON shapes of the API, which also make up its OpenAPI document."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from pydantic import BaseModel, Field
+
+from strongroom.drive.files import etag_of
+from strongroom.drive.models import FILE, NodeRow
+
+
+def utc(moment: dt.datetime) -> dt.datetime:
+    """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+class NodeOut(BaseModel):
+    id: uuid.UUID
+    path: str
+    name: str
+    type: str = Field(description="file or folder")
+    size: int | None = Field(description="bytes of the current version; null for folders")
+    version: int | None = Field(description="number of the current version; null for folders")
+    modified: dt.datetime
+    etag: str | None = None
+    sha256: str | None = None
+
+    @classmethod
+    def of(cls, node: NodeRow, path: str, sha256: str | None = None) -> NodeOut:
+        is_file = node.kind == FILE
+        return cls(
+            id=node.id,
+            path=path,
+            name=node.name,
+            type=node.kind,
+            size=node.size if is_file else None,
+            version=node.version if is_file else None,
+            modified=utc(node.modified_at),
+            etag=etag_of(node),
+            sha256=sha256,
+        )
+
+
+class FolderListing(BaseModel):
+    path: str
+    id: uuid.UUID
+    items: list[NodeOut]
+
+
+class TrashItem(BaseModel):
+    id: uuid.UUID
+    name: str
+    type: str
+    original_path: str
+    size: int | None
+    deleted: dt.datetime
+
+
+class TrashListing(BaseModel):
+    items: list[TrashItem]
+
+
+class PurgeResult(BaseModel):
+    items_removed: int
+    bytes_freed: int
+
+
+class MoveRequest(BaseModel):
+    source: str = Field(alias="from", description="path of the file or folder to move")
+    destination: str = Field(alias="to", description="its new path, name included")
+    overwrite: bool = Field(default=False, description="move a file in the way to the trash")
+
+    model_config = {"populate_by_name": True}
+
+
+class VersionOut(BaseModel):
+    number: int
+    id: uuid.UUID
+    size: int
+    sha256: str
+    created: dt.datetime
+
+
+class VersionListing(BaseModel):
+    path: str
+    items: list[VersionOut]
+
+
+class UsageOut(BaseModel):
+    used_bytes: int
+    quota_bytes: int | None
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    role: str
+    tenant: str
+
+
+class TokenOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    prefix: str
+    created: dt.datetime
+    expires: dt.datetime | None
+    last_used: dt.datetime | None
+    revoked: dt.datetime | None
+
+
+class TokenListing(BaseModel):
+    items: list[TokenOut]
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(default="", max_length=200)
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="the secret, shown only in this response")

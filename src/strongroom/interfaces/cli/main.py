@@ -1,0 +1,74 @@
+"""The `strongroom` command: serve, migrate, and manage tenants, users and tokens.
+
+Commands are thin: they parse arguments, call the functions the API calls,
+print the result, and on failure print one line saying what went wrong and
+exit non-zero (1 for a refused request, 2 for bad configuration).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from strongroom.base.config import get_settings
+from strongroom.base.errors import ConfigurationError, StrongroomError
+from strongroom.base.logging import configure_logging
+from strongroom.runtime import Runtime, build_runtime
+
+app = typer.Typer(
+    help="Strongroom: multi-tenant, encrypted file storage.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+tenant_app = typer.Typer(help="Create, inspect, suspend and re-key tenants.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage the users of a tenant.", no_args_is_help=True)
+token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def reports_errors(command: Command) -> Command:
+    """Turn Strongroom errors into one line on standard error and an exit status."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ConfigurationError as exc:
+            err.print(f"[red]error:[/red] {exc.detail}", markup=True)
+            raise typer.Exit(2) from None
+        except StrongroomError as exc:
+            err.print(f"[red]error:[/red] {exc.detail}", markup=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_runtime(migrate: bool | None = None) -> Runtime:
+    settings = get_settings()
+    configure_logging("console" if sys.stderr.isatty() else settings.log_format, "warning")
+    return build_runtime(settings, migrate=migrate)
+
+
+# Importing the command modules registers their commands on the apps above.
+from strongroom.interfaces.cli import admin, server, tenants, users  # noqa: E402, F401
+
+
+def run() -> None:
+    try:
+        app()
+    except ConfigurationError as exc:
+        err.print(f"error: {exc.detail}")
+        sys.exit(2)

@@ -1,0 +1,80 @@
+"""`strongroom serve`: run the HTTP server, creating a demo tenant on a first embedded start."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+import uvicorn
+
+from strongroom.base.config import get_settings
+from strongroom.base.logging import configure_logging, get_logger
+from strongroom.identity.passwords import generate_password
+from strongroom.identity.tokens import create_token
+from strongroom.identity.users import create_user
+from strongroom.interfaces.api.app import create_app
+from strongroom.interfaces.cli.main import app, err, reports_errors
+from strongroom.runtime import Runtime, build_runtime
+from strongroom.tenancy.lifecycle import provision_tenant
+
+log = get_logger(__name__)
+
+DEMO_SLUG = "demo"
+DEMO_EMAIL = "demo@example.org"
+
+
+@app.command()
+@reports_errors
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port to listen on.")] = None,
+    demo: Annotated[
+        bool, typer.Option(help="On a first start with no tenants, create the demo tenant.")
+    ] = True,
+) -> None:
+    """Serve the web API on STRONGROOM_HOST:STRONGROOM_PORT (default 127.0.0.1:8000)."""
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    runtime = build_runtime(settings)
+    if demo and settings.is_embedded and not runtime.catalog.list_tenants():
+        _create_demo_tenant(runtime, host or settings.host, port or settings.port)
+
+    config = uvicorn.Config(
+        create_app(runtime),
+        host=host or settings.host,
+        port=port or settings.port,
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+    )
+    log.info("server_starting", host=config.host, port=config.port)
+    uvicorn.Server(config).run()
+    runtime.close()
+
+
+def _create_demo_tenant(runtime: Runtime, host: str, port: int) -> None:
+    tenant = provision_tenant(runtime.catalog, runtime.stores, DEMO_SLUG, "Demo")
+    with runtime.stores.session(tenant, write=True) as session:
+        user = create_user(session, DEMO_EMAIL, generate_password(), role="admin")
+        _row, token = create_token(session, user, "demo")
+
+    base = f"http://{host}:{port}/t/{DEMO_SLUG}/api/v1"
+    err.print(
+        "\n".join(
+            [
+                "",
+                f"Created the demo tenant {DEMO_SLUG!r} with the admin user {DEMO_EMAIL}.",
+                "Its API token, shown only this once:",
+                "",
+                f"  export TOKEN={token}",
+                "",
+                "Try it:",
+                f'  curl -H "Authorization: Bearer $TOKEN" -T README.md {base}/files/docs/README.md',
+                f'  curl -H "Authorization: Bearer $TOKEN" {base}/folders/',
+                "",
+                f"A new token at any time: strongroom token create {DEMO_SLUG} {DEMO_EMAIL}",
+                "",
+            ]
+        )
+    )

@@ -1,0 +1,129 @@
+"""`strongroom tenant ...`: the operator's commands for tenants."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from strongroom.drive.keys import count_blobs_to_rewrap, rewrap_blob_keys
+from strongroom.interfaces.cli.main import open_runtime, out, reports_errors, tenant_app
+from strongroom.tenancy.context import ACTIVE, SUSPENDED, TenantInfo
+from strongroom.tenancy.lifecycle import provision_tenant
+from strongroom.tenancy.usage import get_usage
+
+
+def _describe(tenant: TenantInfo, used: int | None = None) -> dict[str, object]:
+    described: dict[str, object] = {
+        "id": str(tenant.id),
+        "slug": tenant.slug,
+        "name": tenant.name,
+        "status": tenant.status,
+        "isolation": tenant.isolation,
+        "server": tenant.server,
+        "quota_bytes": tenant.quota_bytes,
+    }
+    if used is not None:
+        described["used_bytes"] = used
+    return described
+
+
+@tenant_app.command("create")
+@reports_errors
+def create(
+    slug: Annotated[str, typer.Argument(help="3 to 63 lowercase letters, digits and hyphens.")],
+    name: Annotated[Optional[str], typer.Option(help="Display name; default the slug.")] = None,
+    quota: Annotated[
+        Optional[int], typer.Option(help="Storage quota in bytes; default unlimited.", min=0)
+    ] = None,
+) -> None:
+    """Create a tenant, with its own encryption key, on the shared isolation level."""
+    runtime = open_runtime()
+    tenant = provision_tenant(
+        runtime.catalog, runtime.stores, slug, name, quota or runtime.settings.default_quota
+    )
+    out.print(f"created tenant {tenant.slug} ({tenant.id})")
+
+
+@tenant_app.command("list")
+@reports_errors
+def list_tenants(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """List every tenant with its status and isolation level."""
+    runtime = open_runtime()
+    tenants = runtime.catalog.list_tenants()
+    if as_json:
+        for tenant in tenants:
+            out.print(json.dumps(_describe(tenant)))
+        return
+    table = Table("slug", "name", "status", "isolation", "quota (bytes)", "id")
+    for tenant in tenants:
+        quota = "unlimited" if tenant.quota_bytes is None else str(tenant.quota_bytes)
+        table.add_row(tenant.slug, tenant.name, tenant.status, tenant.isolation, quota, str(tenant.id))
+    out.print(table)
+
+
+@tenant_app.command("show")
+@reports_errors
+def show(slug: str) -> None:
+    """Print a tenant's catalog entry and storage usage as JSON."""
+    runtime = open_runtime()
+    tenant = runtime.catalog.get_tenant(slug)
+    with runtime.stores.session(tenant) as session:
+        used = get_usage(session)
+    out.print(json.dumps(_describe(tenant, used), indent=2))
+
+
+@tenant_app.command("suspend")
+@reports_errors
+def suspend(slug: str) -> None:
+    """Block every request to the tenant with 403; its data stays intact."""
+    runtime = open_runtime()
+    runtime.catalog.set_status(slug, SUSPENDED)
+    out.print(f"suspended tenant {slug}")
+
+
+@tenant_app.command("resume")
+@reports_errors
+def resume(slug: str) -> None:
+    """Let a suspended tenant's requests through again."""
+    runtime = open_runtime()
+    runtime.catalog.set_status(slug, ACTIVE)
+    out.print(f"resumed tenant {slug}")
+
+
+@tenant_app.command("set-quota")
+@reports_errors
+def set_quota(
+    slug: str,
+    quota: Annotated[Optional[int], typer.Argument(help="Bytes; omit for unlimited.", min=0)] = None,
+) -> None:
+    """Change a tenant's storage quota."""
+    runtime = open_runtime()
+    tenant = runtime.catalog.set_quota(slug, quota)
+    limit = "unlimited" if tenant.quota_bytes is None else f"{tenant.quota_bytes} bytes"
+    out.print(f"quota of tenant {slug}: {limit}")
+
+
+@tenant_app.command("rotate-key")
+@reports_errors
+def rotate_key(slug: str) -> None:
+    """Add a tenant key version and re-wrap every blob key with it; contents are not rewritten."""
+    runtime = open_runtime()
+    tenant = runtime.catalog.get_tenant(slug)
+    version = runtime.catalog.add_key_version(tenant.id)
+    total = count_blobs_to_rewrap(runtime.stores, tenant, version)
+    with Progress(console=out, transient=True) as progress:
+        task = progress.add_task(f"re-wrapping {total} blob keys", total=total)
+        done = rewrap_blob_keys(
+            runtime.stores,
+            runtime.keyring,
+            tenant,
+            version,
+            progress=lambda count: progress.advance(task, count),
+        )
+    out.print(f"tenant {slug} now uses key version {version}; re-wrapped {done} blob keys")
