@@ -128,7 +128,7 @@ def current_content(session: TenantSession, node: NodeRow) -> tuple[VersionRow, 
     ).first()
     if found is None:
         raise NotFound(f"the file {node.name!r} has no content yet")
-    return found.tuple()
+    return found[0], found[1]
 
 
 def list_versions(session: TenantSession, node: NodeRow) -> list[VersionRow]:

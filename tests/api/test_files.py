@@ -1,0 +1,115 @@
+"""The file content API: upload, download, versions, HEAD and trash of files."""
+
+from __future__ import annotations
+
+import hashlib
+
+import httpx
+
+from tests.conftest import TEST_CHUNK_SIZE, Cast
+
+
+def test_put_creates_file_and_parents(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    body = b"hello, strongroom"
+
+    response = client.put(alice.url("files/reports/2026/q1.txt"), content=body, headers=alice.headers)
+
+    assert response.status_code == 201
+    created = response.json()
+    assert created["path"] == "reports/2026/q1.txt"
+    assert created["size"] == len(body)
+    assert created["sha256"] == hashlib.sha256(body).hexdigest()
+    assert created["version"] == 1
+    assert response.headers["etag"] == created["etag"]
+
+
+def test_get_returns_bytes_and_etag(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    body = bytes(range(256)) * (3 * TEST_CHUNK_SIZE // 256 + 7)
+    etag = client.put(alice.url("files/a.bin"), content=body, headers=alice.headers).json()["etag"]
+
+    response = client.get(alice.url("files/a.bin"), headers=alice.headers)
+
+    assert response.status_code == 200
+    assert response.content == body
+    assert response.headers["etag"] == etag
+    assert response.headers["content-length"] == str(len(body))
+
+
+def test_put_again_makes_new_version(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    client.put(alice.url("files/notes.txt"), content=b"one", headers=alice.headers)
+
+    response = client.put(alice.url("files/notes.txt"), content=b"two!", headers=alice.headers)
+
+    assert response.status_code == 200
+    assert response.json()["version"] == 2
+    assert client.get(alice.url("files/notes.txt"), headers=alice.headers).content == b"two!"
+    versions = client.get(alice.url("versions/notes.txt"), headers=alice.headers).json()["items"]
+    assert [v["number"] for v in versions] == [1, 2]
+    assert [v["size"] for v in versions] == [3, 4]
+
+
+def test_empty_file_round_trip(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    client.put(alice.url("files/empty"), content=b"", headers=alice.headers)
+
+    response = client.get(alice.url("files/empty"), headers=alice.headers)
+
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+def test_head_sends_headers_without_body(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put = client.put(alice.url("files/h.txt"), content=b"12345", headers=alice.headers).json()
+
+    response = client.head(alice.url("files/h.txt"), headers=alice.headers)
+
+    assert response.status_code == 200
+    assert response.headers["content-length"] == "5"
+    assert response.headers["etag"] == put["etag"]
+    assert response.content == b""
+
+
+def test_get_missing_file_is_404_problem(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+
+    response = client.get(alice.url("files/nope.txt"), headers=alice.headers)
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "nope.txt" in response.json()["detail"]
+
+
+def test_put_onto_folder_is_conflict(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    client.post(alice.url("folders/docs"), headers=alice.headers)
+
+    response = client.put(alice.url("files/docs"), content=b"x", headers=alice.headers)
+
+    assert response.status_code == 409
+    assert "folder" in response.json()["detail"]
+
+
+def test_put_below_file_is_conflict(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    client.put(alice.url("files/plain"), content=b"x", headers=alice.headers)
+
+    response = client.put(alice.url("files/plain/inner.txt"), content=b"y", headers=alice.headers)
+
+    assert response.status_code == 409
+    assert "'plain' is a file" in response.json()["detail"]
+
+
+def test_delete_moves_file_to_trash(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    client.put(alice.url("files/old.txt"), content=b"old", headers=alice.headers)
+
+    response = client.delete(alice.url("files/old.txt"), headers=alice.headers)
+
+    assert response.status_code == 200
+    assert client.get(alice.url("files/old.txt"), headers=alice.headers).status_code == 404
+    trash = client.get(alice.url("trash"), headers=alice.headers).json()["items"]
+    assert [(item["name"], item["original_path"]) for item in trash] == [("old.txt", "old.txt")]

@@ -1,0 +1,203 @@
+"""Shared fixtures: a runtime on each database backend, a cast of users in two tenants, a client.
+
+Every test that takes `runtime` (or anything built on it) runs twice: on
+SQLite and on a real PostgreSQL server started for the test session.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from argon2 import PasswordHasher
+
+from strongroom.base.config import Settings, load_settings, normalise_database_url
+from strongroom.base.logging import configure_logging
+from strongroom.identity import passwords
+from strongroom.identity.tokens import create_token
+from strongroom.identity.users import create_user
+from strongroom.interfaces.api.app import create_app
+from strongroom.runtime import Runtime, build_runtime
+from strongroom.storage.db import make_engine
+from strongroom.tenancy import migrations
+from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.lifecycle import provision_tenant
+from tests.services.postgres import PostgresServer
+
+pytest_plugins = ["tests.services.fixtures"]
+
+configure_logging("json", "warning")
+
+TEST_CHUNK_SIZE = 16 * 1024
+PASSWORD = "a long test password"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Hash with argon2id at its minimum cost: the default costs about 50 ms a user, per test."""
+    saved = passwords._hasher
+    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    try:
+        yield
+    finally:
+        passwords._hasher = saved
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: PostgresServer) -> str:
+    """A migrated database to copy for each test, which is much faster than migrating each."""
+    name = "strongroom_template"
+    url = postgres_server.create_database(name)
+    engine = make_engine(normalise_database_url(url))
+    try:
+        migrations.upgrade(engine)
+    finally:
+        engine.dispose()
+    return name
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'strongroom.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    template = request.getfixturevalue("postgres_template")
+    name = f"test_{uuid.uuid4().hex}"
+    url = server.create_database(name, template=template)
+    try:
+        yield url
+    finally:
+        server.drop_database(name)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return load_settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        master_key=base64.b64encode(os.urandom(32)).decode(),
+        tenant_cache_seconds=0,
+        chunk_size=TEST_CHUNK_SIZE,
+        base_domain="strongroom.test",
+    )
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    runtime = build_runtime(settings, migrate=True)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+@dataclass(frozen=True)
+class Member:
+    tenant: TenantInfo
+    email: str
+    role: str
+    user_id: object
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def url(self, path: str) -> str:
+        """The tenant's API URL for `path`, in the /t/{slug} form."""
+        return f"/t/{self.tenant.slug}/api/v1/{path}"
+
+
+@dataclass(frozen=True)
+class Cast:
+    """An admin and a member in each of two tenants, acme and globex."""
+
+    acme_admin: Member
+    acme_member: Member
+    globex_admin: Member
+    globex_member: Member
+
+    @property
+    def acme(self) -> TenantInfo:
+        return self.acme_admin.tenant
+
+    @property
+    def globex(self) -> TenantInfo:
+        return self.globex_admin.tenant
+
+
+def add_member(runtime: Runtime, tenant: TenantInfo, email: str, role: str) -> Member:
+    with runtime.stores.session(tenant, write=True) as session:
+        user = create_user(session, email, PASSWORD, role=role)
+        _row, secret = create_token(session, user, "test")
+    return Member(tenant, email, role, user.id, secret)
+
+
+@pytest.fixture
+def cast(runtime: Runtime) -> Cast:
+    acme = provision_tenant(runtime.catalog, runtime.stores, "acme", "Acme")
+    globex = provision_tenant(runtime.catalog, runtime.stores, "globex", "Globex")
+    return Cast(
+        acme_admin=add_member(runtime, acme, "admin@acme.test", "admin"),
+        acme_member=add_member(runtime, acme, "member@acme.test", "member"),
+        # The same address in another tenant is another user.
+        globex_admin=add_member(runtime, globex, "admin@acme.test", "admin"),
+        globex_member=add_member(runtime, globex, "member@globex.test", "member"),
+    )
+
+
+class LiveServer:
+    """The real application served by uvicorn on a loopback port, in a thread of the test process."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            create_app(runtime), access_log=False, log_config=None, lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the test server did not start within 10 seconds")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+
+@pytest.fixture
+def live_server(runtime: Runtime) -> Iterator[LiveServer]:
+    server = LiveServer(runtime)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def client(live_server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_server.url, timeout=30) as http_client:
+        yield http_client
