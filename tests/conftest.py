@@ -33,6 +33,7 @@ from strongroom.tenancy import migrations
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.lifecycle import provision_tenant
 from tests.services.postgres import PostgresServer
+from tests.services.strongroom import StrongroomProcess
 
 pytest_plugins = ["tests.services.fixtures"]
 
@@ -201,3 +202,13 @@ def live_server(runtime: Runtime) -> Iterator[LiveServer]:
 def client(live_server: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=live_server.url, timeout=30) as http_client:
         yield http_client
+
+
+@pytest.fixture
+def strongroom_process(tmp_path: Path) -> Iterator[StrongroomProcess]:
+    """A `strongroom serve` process on the embedded default, started by the test when it is ready."""
+    server = StrongroomProcess(tmp_path / "data")
+    try:
+        yield server
+    finally:
+        server.stop()

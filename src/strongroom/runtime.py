@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from strongroom.base.config import Settings
+from strongroom.drive.files import create_root
 from strongroom.storage.blobs import BlobStore, open_blob_store
 from strongroom.storage.db import make_engine
 from strongroom.tenancy import migrations
@@ -52,7 +53,7 @@ def build_runtime(settings: Settings, migrate: bool | None = None) -> Runtime:
         settings=settings,
         engine=engine,
         catalog=Catalog(engine, keyring, cache_seconds=settings.tenant_cache_seconds),
-        stores=TenantStores(engine),
+        stores=TenantStores(engine, initializers=[create_root]),
         keyring=keyring,
         blobs=open_blob_store(settings.resolved_blob_dir),
     )

@@ -11,9 +11,8 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 
-from strongroom.base.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from strongroom.base.errors import AlreadyExists, Conflict, IntegrityError, InvalidInput, NotFound
 from strongroom.base.errors import PreconditionFailed
 from strongroom.drive.models import FILE, FOLDER, BlobRow, NodeRow, VersionRow
 from strongroom.drive.paths import join_path
@@ -40,18 +39,19 @@ def etag_of(node: NodeRow) -> str | None:
 # Look-ups -----------------------------------------------------------------------------
 
 
+def create_root(session: TenantSession) -> None:
+    """Create a new tenant's root folder; the tenant's stores run this when they provision it."""
+    session.add(NodeRow(id=uuid.uuid4(), parent_id=None, name="", kind=FOLDER))
+    session.flush()
+
+
 def get_root(session: TenantSession) -> NodeRow:
-    """Return the tenant's root folder, creating it on first use."""
     root = session.scalars(select(NodeRow).where(NodeRow.parent_id.is_(None))).first()
-    if root is not None:
-        return root
-    root = NodeRow(id=uuid.uuid4(), parent_id=None, name="", kind=FOLDER)
-    try:
-        with session.begin_nested():
-            session.add(root)
-    except DatabaseIntegrityError:
-        # Another transaction created it first; the partial unique index kept it single.
-        root = session.scalars(select(NodeRow).where(NodeRow.parent_id.is_(None))).one()
+    if root is None:
+        raise IntegrityError(
+            f"tenant {session.tenant_id} has no root folder, so its store was never completely "
+            "provisioned; run `strongroom check --repair` to create it"
+        )
     return root
 
 

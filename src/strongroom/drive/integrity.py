@@ -19,7 +19,7 @@ from sqlalchemy import delete, select
 
 from strongroom.base.logging import get_logger
 from strongroom.drive.content import blob_key
-from strongroom.drive.files import count_usage
+from strongroom.drive.files import count_usage, create_root
 from strongroom.drive.models import BlobRow, NodeRow, VersionRow
 from strongroom.runtime import Runtime
 from strongroom.storage.db import TenantSession
@@ -40,6 +40,7 @@ class TenantReport:
     missing_blobs: list[uuid.UUID] = field(default_factory=list)
     usage_recorded: int = 0
     usage_counted: int = 0
+    missing_root: bool = False
     repaired: bool = False
 
     @property
@@ -48,7 +49,9 @@ class TenantReport:
 
     @property
     def clean(self) -> bool:
-        return not (self.orphan_blobs or self.missing_blobs or self.usage_mismatch)
+        return not (
+            self.orphan_blobs or self.missing_blobs or self.usage_mismatch or self.missing_root
+        )
 
 
 @dataclass
@@ -93,6 +96,7 @@ def check_tenant(
         blob_ids = set(session.scalars(select(BlobRow.id)))
         report.usage_recorded = get_usage(session)
         report.usage_counted = count_usage(session)
+        report.missing_root = session.scalar(select(NodeRow.id).where(NodeRow.parent_id.is_(None))) is None
 
     stored = _stored_blobs(runtime, tenant, grace_seconds)
     report.orphan_blobs = sorted(key for key, blob_id in stored.items() if blob_id not in blob_ids)
@@ -129,6 +133,8 @@ def _repair(runtime: Runtime, tenant: TenantInfo, report: TenantReport) -> None:
         for blob_id in report.missing_blobs:
             _drop_versions_of_blob(session, blob_id)
         set_usage(session, tenant.id, count_usage(session))
+        if report.missing_root:
+            create_root(session)
     for key in report.orphan_blobs:
         runtime.blobs.delete(key)
     report.repaired = True

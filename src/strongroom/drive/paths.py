@@ -51,8 +51,6 @@ def split_path(path: str) -> tuple[str, ...]:
     stripped = path.strip("/")
     if not stripped:
         return ()
-    if "\x00" in stripped:
-        raise InvalidPath("the path contains a NUL character; remove it")
     names = tuple(
         check_name(part, position) for position, part in enumerate(stripped.split("/"), start=1)
     )

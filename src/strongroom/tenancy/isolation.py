@@ -11,7 +11,7 @@ the next request, and they go in one statement, so they cost one round trip.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -36,11 +36,25 @@ def _enter_tenant(session: TenantSession, _transaction: Any, connection: Connect
         connection.execute(_ENTER_TENANT, {"tenant": str(session.tenant_id)})
 
 
-class TenantStores:
-    """Hands out sessions bound to one tenant, on the engine of the tenant's placement."""
+StoreInitializer = Callable[[TenantSession], None]
 
-    def __init__(self, default_engine: Engine) -> None:
+
+class TenantStores:
+    """Hands out sessions bound to one tenant, on the engine of the tenant's placement.
+
+    `initializers` are the domain modules' first rows for a new tenant (the
+    drive's root folder, for one): tenancy runs them without knowing them.
+    """
+
+    def __init__(self, default_engine: Engine, initializers: Sequence[StoreInitializer] = ()) -> None:
         self.default_engine = default_engine
+        self.initializers = tuple(initializers)
+
+    def initialize(self, tenant: TenantInfo) -> None:
+        """Write the first rows of a new tenant's store, in one transaction."""
+        with self.session(tenant, write=True) as session:
+            for initializer in self.initializers:
+                initializer(session)
 
     def engine_for(self, tenant: TenantInfo) -> Engine:
         if tenant.isolation != "shared":

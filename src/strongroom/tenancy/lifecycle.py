@@ -19,4 +19,5 @@ def provision_tenant(
     tenant = catalog.create_tenant(slug, name=name, quota_bytes=quota_bytes)
     with stores.session(tenant, write=True) as session:
         set_usage(session, tenant.id, 0)
+    stores.initialize(tenant)
     return tenant

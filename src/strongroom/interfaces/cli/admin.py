@@ -50,6 +50,8 @@ def check(
         for blob_id in tenant.missing_blobs:
             action = "rows removed" if repair else "rows refer to it"
             out.print(f"{tenant.slug}: blob {blob_id} is missing from the store ({action})")
+        if tenant.missing_root:
+            out.print(f"{tenant.slug}: the root folder is missing{' (created)' if repair else ''}")
         if tenant.usage_mismatch:
             fixed = ", recounted" if repair else ""
             out.print(

@@ -1,0 +1,78 @@
+"""Health probes, Prometheus metrics and the JSON request log."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from tests.conftest import Cast
+from tests.services.strongroom import StrongroomProcess
+
+
+def test_healthz_is_ok(client: httpx.Client) -> None:
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_checks_database_and_blobs(client: httpx.Client) -> None:
+    response = client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "blob_store": "ok"}
+
+
+def test_metrics_count_requests_by_route(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    client.get(alice.url("folders/"), headers=alice.headers)
+    client.get(alice.url("folders/"))
+
+    text = client.get("/metrics").text
+
+    assert 'route="/folders/{path:path}",status="200"' in text
+    assert 'route="/folders/{path:path}",status="401"' in text
+    assert "strongroom_http_request_duration_seconds_bucket" in text
+
+
+def test_metrics_carry_no_tenant_label(client: httpx.Client, cast: Cast) -> None:
+    for member in (cast.acme_member, cast.globex_member):
+        client.get(member.url("folders/"), headers=member.headers)
+
+    text = client.get("/metrics").text
+
+    assert "acme" not in text
+    assert "globex" not in text
+    assert "tenant=" not in text
+
+
+def test_response_carries_request_id(client: httpx.Client) -> None:
+    given = client.get("/healthz", headers={"X-Request-ID": "trace-1234abcd"})
+    made = client.get("/healthz")
+
+    assert given.headers["x-request-id"] == "trace-1234abcd"
+    assert len(made.headers["x-request-id"]) == 32
+
+
+def test_request_log_is_json_with_ids(strongroom_process: StrongroomProcess) -> None:
+    server = strongroom_process
+    server.env["STRONGROOM_LOG_LEVEL"] = "info"
+    token = server.make_member("acme", "alice@acme.test")
+    server.start()
+
+    httpx.get(
+        f"{server.url}/t/acme/api/v1/folders/",
+        headers={"Authorization": f"Bearer {token}", "X-Request-ID": "probe-5678efgh"},
+    )
+    server.stop()
+
+    events = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.startswith("{")]
+    requests = [event for event in events if event.get("request_id") == "probe-5678efgh"]
+    assert requests, "no log line carries the request id"
+    access = requests[-1]
+    assert access["event"] == "request"
+    assert access["tenant"] == "acme"
+    assert access["status"] == 200
+    assert access["actor"].endswith("@acme")
+    assert "alice@acme.test" not in server.log_path.read_text()
