@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from strongroom.base.errors import IntegrityError, PayloadTooLarge
 from strongroom.base.logging import get_logger
@@ -32,7 +32,7 @@ class BlobUpload:
     """One blob being written. Feed plaintext, then `finish` or `abort`.
 
     `size_limit` bounds the plaintext; past it, `feed` aborts the upload and
-    raises the error that `limit_error` builds.
+    raises the error that `limit_error` builds from the size reached.
     """
 
     def __init__(
@@ -41,6 +41,7 @@ class BlobUpload:
         tenant_key: TenantKey,
         chunk_size: int,
         size_limit: int | None = None,
+        limit_error: Callable[[int], Exception] | None = None,
     ) -> None:
         self.tenant_id = tenant_key.tenant_id
         self.blob_id = uuid.uuid4()
@@ -49,6 +50,7 @@ class BlobUpload:
         self._tenant_key = tenant_key
         self._chunk_size = chunk_size
         self._size_limit = size_limit
+        self._limit_error = limit_error or _too_large(size_limit)
         self._sha256 = hashlib.sha256()
         self._buffer = bytearray(chunk_size)
         self._filled = 0
@@ -60,10 +62,7 @@ class BlobUpload:
         view = memoryview(data)
         if self._size_limit is not None and self.size + len(view) > self._size_limit:
             self.abort()
-            raise PayloadTooLarge(
-                f"the upload is larger than the {self._size_limit} bytes allowed",
-                limit=self._size_limit,
-            )
+            raise self._limit_error(self.size + len(view))
         self.size += len(view)
         self._sha256.update(view)
         while view:
@@ -103,6 +102,15 @@ class BlobUpload:
         sealed = self._encryptor.encrypt(memoryview(self._buffer)[: self._filled], last=last)
         self._writer.write(sealed)
         self._filled = 0
+
+
+def _too_large(limit: int | None) -> Callable[[int], Exception]:
+    def build(size: int) -> Exception:
+        return PayloadTooLarge(
+            f"the upload reached {size} bytes, more than the {limit} allowed", limit=limit
+        )
+
+    return build
 
 
 def unwrap_blob_key(blob: BlobRow, tenant_key: TenantKey) -> bytes:

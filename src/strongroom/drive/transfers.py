@@ -24,10 +24,15 @@ from strongroom.drive.files import Names, Preconditions
 from strongroom.drive.models import FILE, BlobRow, NodeRow, VersionRow
 from strongroom.drive.paths import join_path
 from strongroom.runtime import Runtime
-from strongroom.storage.db import TenantSession
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.keys import TenantKey
-from strongroom.tenancy.usage import check_room, get_usage, release_bytes, reserve_bytes
+from strongroom.tenancy.usage import (
+    check_room,
+    get_usage,
+    quota_exceeded,
+    release_bytes,
+    reserve_bytes,
+)
 
 log = get_logger(__name__)
 
@@ -55,16 +60,17 @@ def begin_upload(
         files.check_preconditions(existing, preconditions, path)
         if declared_size is not None:
             check_room(session, tenant, declared_size)
-        size_limit = _room_left(session, tenant)
+        used = get_usage(session)
 
+    room = None if tenant.quota_bytes is None else max(tenant.quota_bytes - used, 0)
     tenant_key = runtime.keyring.current(tenant.id)
-    return BlobUpload(runtime.blobs, tenant_key, runtime.settings.chunk_size, size_limit)
-
-
-def _room_left(session: TenantSession, tenant: TenantInfo) -> int | None:
-    if tenant.quota_bytes is None:
-        return None
-    return max(tenant.quota_bytes - get_usage(session), 0)
+    return BlobUpload(
+        runtime.blobs,
+        tenant_key,
+        runtime.settings.chunk_size,
+        size_limit=room,
+        limit_error=lambda size: quota_exceeded(tenant, used, size),
+    )
 
 
 def commit_upload(
