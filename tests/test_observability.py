@@ -31,8 +31,8 @@ def test_metrics_count_requests_by_route(client: httpx.Client, cast: Cast) -> No
 
     text = client.get("/metrics").text
 
-    assert 'route="/folders/{path:path}",status="200"' in text
-    assert 'route="/folders/{path:path}",status="401"' in text
+    assert 'route="/api/v1/folders/{path:path}",status="200"' in text
+    assert 'route="/api/v1/folders/{path:path}",status="401"' in text
     assert "strongroom_http_request_duration_seconds_bucket" in text
 
 

@@ -43,10 +43,15 @@ def build_runtime(settings: Settings, migrate: bool | None = None) -> Runtime:
     master_key = load_master_key(settings)
     engine = make_engine(settings.resolved_database_url)
 
-    if migrate if migrate is not None else settings.should_auto_migrate:
-        migrations.upgrade(engine)
-    else:
-        migrations.check_up_to_date(engine)
+    try:
+        if migrate if migrate is not None else settings.should_auto_migrate:
+            migrations.upgrade(engine)
+        else:
+            migrations.check_up_to_date(engine)
+    except BaseException:
+        # The caller gets no runtime to close, so the pooled connections would leak.
+        engine.dispose()
+        raise
 
     keyring = Keyring(master_key, engine)
     return Runtime(

@@ -8,6 +8,7 @@ from strongroom.identity import tokens
 from strongroom.identity.models import TokenRow
 from strongroom.identity.users import get_user
 from strongroom.interfaces.api.dependencies import (
+    API_PREFIX,
     PrincipalDep,
     RuntimeDep,
     TenantDep,
@@ -24,7 +25,7 @@ from strongroom.interfaces.api.schemas import (
 )
 from strongroom.tenancy.usage import get_usage
 
-router = APIRouter(tags=["account"])
+router = APIRouter(prefix=API_PREFIX, tags=["account"])
 
 
 def _token_out(row: TokenRow) -> TokenOut:

@@ -11,12 +11,11 @@ from strongroom import __version__
 from strongroom.base import metrics
 from strongroom.base.errors import SchemaOutOfDate
 from strongroom.interfaces.api import account, files, folders, trash
+from strongroom.interfaces.api.dependencies import API_PREFIX
 from strongroom.interfaces.api.middleware import RequestContextMiddleware
 from strongroom.interfaces.api.problems import install_problem_handlers, problem_response
 from strongroom.runtime import Runtime
 from strongroom.tenancy import migrations
-
-API_PREFIX = "/api/v1"
 
 platform = APIRouter(include_in_schema=False)
 
@@ -85,7 +84,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app.include_router(platform)
     for module in (files, folders, trash, account):
-        app.include_router(module.router, prefix=API_PREFIX)
+        app.include_router(module.router)
 
     app.add_middleware(RequestContextMiddleware, runtime=runtime)
     return app

@@ -14,6 +14,8 @@ from strongroom.identity.tokens import Principal, authenticate_token, touch_toke
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
 
+API_PREFIX = "/api/v1"
+
 
 def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime

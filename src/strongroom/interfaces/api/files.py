@@ -23,7 +23,7 @@ from strongroom.drive.content import BlobUpload, read_range
 from strongroom.drive.files import Preconditions
 from strongroom.drive.models import FILE
 from strongroom.drive.paths import join_path, split_path
-from strongroom.interfaces.api.dependencies import PrincipalDep, RuntimeDep, TenantDep
+from strongroom.interfaces.api.dependencies import API_PREFIX, PrincipalDep, RuntimeDep, TenantDep
 from strongroom.interfaces.api.ranges import parse_etag_list, parse_range
 from strongroom.interfaces.api.schemas import NodeOut, VersionListing, VersionOut, utc
 from strongroom.runtime import Runtime
@@ -31,12 +31,12 @@ from strongroom.tenancy.context import TenantInfo
 
 log = get_logger(__name__)
 
-router = APIRouter(tags=["files"])
+router = APIRouter(prefix=API_PREFIX, tags=["files"])
 
 
 def _preconditions(request: Request) -> Preconditions:
     return Preconditions(
-        if_match=parse_etag_list(request.headers.get("if-match")),
+        if_match=parse_etag_list(request.headers.get("if-match"), strong=True),
         if_none_match=parse_etag_list(request.headers.get("if-none-match")),
     )
 
@@ -132,7 +132,7 @@ async def _download(
         "Accept-Ranges": "bytes",
     }
 
-    if_match = parse_etag_list(request.headers.get("if-match"))
+    if_match = parse_etag_list(request.headers.get("if-match"), strong=True)
     if if_match is not None and "*" not in if_match and download.etag not in if_match:
         raise PreconditionFailed(
             f"{download.path!r} has ETag {download.etag}, which If-Match does not list"

@@ -8,6 +8,7 @@ from strongroom.drive import files as drive_files
 from strongroom.drive.models import FOLDER
 from strongroom.drive.paths import join_path, split_path
 from strongroom.interfaces.api.dependencies import (
+    API_PREFIX,
     PrincipalDep,
     RuntimeDep,
     TenantDep,
@@ -15,7 +16,7 @@ from strongroom.interfaces.api.dependencies import (
 )
 from strongroom.interfaces.api.schemas import FolderListing, MoveRequest, NodeOut
 
-router = APIRouter(tags=["folders"])
+router = APIRouter(prefix=API_PREFIX, tags=["folders"])
 
 
 @router.get(

@@ -32,11 +32,13 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return max(size - suffix, 0), size - 1
 
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
+    # Only a last-pos given before first-pos makes the header invalid; an open end
+    # past a short file is unsatisfiable instead.
+    if last and int(last) < start:
         return None
     if start >= size:
         raise _unsatisfiable(header, size)
+    end = int(last) if last else size - 1
     return start, min(end, size - 1)
 
 
@@ -46,14 +48,21 @@ def _unsatisfiable(header: str, size: int) -> RangeNotSatisfiable:
     )
 
 
-def parse_etag_list(header: str | None) -> list[str] | None:
-    """Split an If-Match or If-None-Match header into entity tags; None when absent."""
+def parse_etag_list(header: str | None, strong: bool = False) -> list[str] | None:
+    """Split an If-Match or If-None-Match header into entity tags; None when absent.
+
+    Weak tags lose their `W/` for the weak comparison of If-None-Match. With
+    `strong`, for If-Match, they are left out, because a weak tag never matches
+    under the strong comparison (RFC 9110, section 8.8.3.2).
+    """
     if header is None:
         return None
     tags = []
     for part in header.split(","):
         tag = part.strip()
         if tag.startswith("W/"):
+            if strong:
+                continue
             tag = tag[2:]
         if tag:
             tags.append(tag)

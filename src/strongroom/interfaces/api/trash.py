@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from strongroom.drive import files as drive_files
 from strongroom.drive import transfers
 from strongroom.interfaces.api.dependencies import (
+    API_PREFIX,
     PrincipalDep,
     RuntimeDep,
     TenantDep,
@@ -15,7 +16,7 @@ from strongroom.interfaces.api.dependencies import (
 )
 from strongroom.interfaces.api.schemas import NodeOut, PurgeResult, TrashItem, TrashListing, utc
 
-router = APIRouter(tags=["trash"])
+router = APIRouter(prefix=API_PREFIX, tags=["trash"])
 
 
 @router.get("/trash", response_model=TrashListing, summary="List what is in the trash")

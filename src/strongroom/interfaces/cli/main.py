@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from strongroom.base.config import get_settings
 from strongroom.base.errors import ConfigurationError, StrongroomError
@@ -47,10 +48,10 @@ def reports_errors(command: Command) -> Command:
         try:
             return command(*args, **kwargs)
         except ConfigurationError as exc:
-            err.print(f"[red]error:[/red] {exc.detail}", markup=True)
+            err.print(f"[red]error:[/red] {escape(exc.detail)}", markup=True)
             raise typer.Exit(2) from None
         except StrongroomError as exc:
-            err.print(f"[red]error:[/red] {exc.detail}", markup=True)
+            err.print(f"[red]error:[/red] {escape(exc.detail)}", markup=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -70,5 +71,5 @@ def run() -> None:
     try:
         app()
     except ConfigurationError as exc:
-        err.print(f"error: {exc.detail}")
+        err.print(f"error: {exc.detail}", markup=False)
         sys.exit(2)

@@ -42,9 +42,10 @@ def create(
 ) -> None:
     """Create a tenant, with its own encryption key, on the shared isolation level."""
     runtime = open_runtime()
-    tenant = provision_tenant(
-        runtime.catalog, runtime.stores, slug, name, quota or runtime.settings.default_quota
-    )
+    # A quota of 0 is a real limit, so only a missing --quota falls back to the default.
+    if quota is None:
+        quota = runtime.settings.default_quota
+    tenant = provision_tenant(runtime.catalog, runtime.stores, slug, name, quota)
     out.print(f"created tenant {tenant.slug} ({tenant.id})")
 
 
@@ -58,7 +59,7 @@ def list_tenants(
     tenants = runtime.catalog.list_tenants()
     if as_json:
         for tenant in tenants:
-            out.print(json.dumps(_describe(tenant)))
+            out.print(json.dumps(_describe(tenant)), markup=False)
         return
     table = Table("slug", "name", "status", "isolation", "quota (bytes)", "id")
     for tenant in tenants:
@@ -75,7 +76,7 @@ def show(slug: str) -> None:
     tenant = runtime.catalog.get_tenant(slug)
     with runtime.stores.session(tenant) as session:
         used = get_usage(session)
-    out.print(json.dumps(_describe(tenant, used), indent=2))
+    out.print(json.dumps(_describe(tenant, used), indent=2), markup=False)
 
 
 @tenant_app.command("suspend")
