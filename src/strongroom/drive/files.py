@@ -274,6 +274,8 @@ def move_node(
     if not source or not destination:
         raise InvalidInput("the root folder cannot be moved, and nothing can replace it")
     node = access_node(session, source)
+    if destination == source:
+        return node
     if destination[: len(source)] == source:
         raise Conflict(
             f"{join_path(source)!r} cannot be moved to {join_path(destination)!r}, "

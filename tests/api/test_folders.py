@@ -1,0 +1,509 @@
+"""Folders through the API: create, list, trash, move and rename, and look-up by id."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from tests.conftest import Cast, Member
+
+
+def put_file(client: httpx.Client, member: Member, path: str, body: bytes = b"content") -> dict:
+    response = client.put(member.url(f"files/{path}"), content=body, headers=member.headers)
+    assert response.status_code in (200, 201)
+    return response.json()
+
+
+def get_file(client: httpx.Client, member: Member, path: str) -> httpx.Response:
+    return client.get(member.url(f"files/{path}"), headers=member.headers)
+
+
+def names_in(client: httpx.Client, member: Member, path: str = "") -> list[str]:
+    response = client.get(member.url(f"folders/{path}"), headers=member.headers)
+    assert response.status_code == 200
+    return [item["name"] for item in response.json()["items"]]
+
+
+def move(
+    client: httpx.Client, member: Member, source: str, destination: str, overwrite: bool = False
+) -> httpx.Response:
+    return client.post(
+        member.url("move"),
+        json={"from": source, "to": destination, "overwrite": overwrite},
+        headers=member.headers,
+    )
+
+
+# Making folders ---------------------------------------------------------------------------
+
+
+def test_make_folder_returns_201(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+
+    response = client.post(alice.url("folders/docs"), headers=alice.headers)
+
+    assert response.status_code == 201
+    created = response.json()
+    assert created["path"] == "docs"
+    assert created["name"] == "docs"
+    assert created["type"] == "folder"
+    assert created["size"] is None
+    assert created["version"] is None
+
+
+def test_make_folder_creates_parents(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+
+    response = client.post(alice.url("folders/a/b/c"), headers=alice.headers)
+
+    assert response.status_code == 201
+    assert names_in(client, alice) == ["a"]
+    assert names_in(client, alice, "a") == ["b"]
+    assert names_in(client, alice, "a/b") == ["c"]
+    assert names_in(client, alice, "a/b/c") == []
+
+
+def test_make_folder_existing_is_409(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    client.post(alice.url("folders/docs"), headers=alice.headers)
+
+    response = client.post(alice.url("folders/docs"), headers=alice.headers)
+
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "'docs' already exists as a folder" in response.json()["detail"]
+
+
+def test_make_folder_over_file_is_409(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "notes.txt")
+
+    response = client.post(alice.url("folders/notes.txt"), headers=alice.headers)
+
+    assert response.status_code == 409
+    assert "already exists as a file" in response.json()["detail"]
+
+
+def test_make_folder_below_file_is_409(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "notes.txt")
+
+    response = client.post(alice.url("folders/notes.txt/inner"), headers=alice.headers)
+
+    assert response.status_code == 409
+    assert "'notes.txt' is a file" in response.json()["detail"]
+
+
+def test_make_folder_root_is_409(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+
+    response = client.post(alice.url("folders/"), headers=alice.headers)
+
+    assert response.status_code == 409
+    assert "root folder" in response.json()["detail"]
+
+
+# Listing ----------------------------------------------------------------------------------
+
+
+def test_list_root_has_empty_path(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "top.txt")
+
+    response = client.get(alice.url("folders/"), headers=alice.headers)
+
+    assert response.status_code == 200
+    assert response.json()["path"] == ""
+    assert [item["path"] for item in response.json()["items"]] == ["top.txt"]
+
+
+def test_list_new_tenant_root_is_empty(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+
+    response = client.get(alice.url("folders/"), headers=alice.headers)
+
+    assert response.status_code == 200
+    assert response.json()["items"] == []
+
+
+def test_list_file_item_fields(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    created = put_file(client, alice, "docs/plan.txt", b"twelve bytes")
+
+    items = client.get(alice.url("folders/docs"), headers=alice.headers).json()["items"]
+
+    assert len(items) == 1
+    item = items[0]
+    assert item["id"] == created["id"]
+    assert item["name"] == "plan.txt"
+    assert item["path"] == "docs/plan.txt"
+    assert item["type"] == "file"
+    assert item["size"] == 12
+    assert item["version"] == 1
+    assert item["modified"] == created["modified"]
+
+
+def test_list_folder_item_fields(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    created = client.post(alice.url("folders/docs/drafts"), headers=alice.headers).json()
+
+    items = client.get(alice.url("folders/docs"), headers=alice.headers).json()["items"]
+
+    assert len(items) == 1
+    item = items[0]
+    assert item["id"] == created["id"]
+    assert item["name"] == "drafts"
+    assert item["type"] == "folder"
+    assert item["size"] is None
+    assert item["version"] is None
+    assert item["modified"] == created["modified"]
+
+
+def test_list_shows_only_direct_children(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "docs/a.txt")
+    put_file(client, alice, "docs/sub/b.txt")
+    put_file(client, alice, "other/c.txt")
+
+    assert sorted(names_in(client, alice, "docs")) == ["a.txt", "sub"]
+
+
+def test_list_file_path_is_409(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "notes.txt")
+
+    response = client.get(alice.url("folders/notes.txt"), headers=alice.headers)
+
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "'notes.txt' is a file, not a folder" in response.json()["detail"]
+
+
+def test_list_missing_folder_is_404(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+
+    response = client.get(alice.url("folders/nowhere"), headers=alice.headers)
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "'nowhere'" in response.json()["detail"]
+
+
+def test_list_other_tenant_folder_is_404(client: httpx.Client, cast: Cast) -> None:
+    put_file(client, cast.acme_member, "secret/plan.txt")
+    bob = cast.globex_member
+
+    response = client.get(bob.url("folders/secret"), headers=bob.headers)
+
+    assert response.status_code == 404
+
+
+# Trashing folders -------------------------------------------------------------------------
+
+
+def test_delete_folder_moves_to_trash(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "docs/plan.txt")
+
+    response = client.delete(alice.url("folders/docs"), headers=alice.headers)
+
+    assert response.status_code == 200
+    assert response.json()["type"] == "folder"
+    trash = client.get(alice.url("trash"), headers=alice.headers).json()["items"]
+    assert [(item["name"], item["original_path"]) for item in trash] == [("docs", "docs")]
+
+
+def test_delete_folder_hides_contents(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "docs/plan.txt")
+    put_file(client, alice, "docs/sub/deep.txt")
+
+    client.delete(alice.url("folders/docs"), headers=alice.headers)
+
+    assert names_in(client, alice) == []
+    assert client.get(alice.url("folders/docs"), headers=alice.headers).status_code == 404
+    assert client.get(alice.url("folders/docs/sub"), headers=alice.headers).status_code == 404
+    assert get_file(client, alice, "docs/plan.txt").status_code == 404
+    assert get_file(client, alice, "docs/sub/deep.txt").status_code == 404
+
+
+def test_delete_folder_frees_its_name(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "docs/plan.txt")
+    client.delete(alice.url("folders/docs"), headers=alice.headers)
+
+    response = client.post(alice.url("folders/docs"), headers=alice.headers)
+
+    assert response.status_code == 201
+    assert names_in(client, alice, "docs") == []
+
+
+def test_delete_folder_on_file_is_409(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "notes.txt")
+
+    response = client.delete(alice.url("folders/notes.txt"), headers=alice.headers)
+
+    assert response.status_code == 409
+    assert names_in(client, alice) == ["notes.txt"]
+
+
+def test_delete_folder_missing_is_404(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+
+    response = client.delete(alice.url("folders/nowhere"), headers=alice.headers)
+
+    assert response.status_code == 404
+
+
+def test_delete_root_folder_is_400(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+
+    response = client.delete(alice.url("folders/"), headers=alice.headers)
+
+    assert response.status_code == 400
+    assert "root folder" in response.json()["detail"]
+
+
+# Moves and renames ------------------------------------------------------------------------
+
+
+def test_move_renames_file_in_place(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    created = put_file(client, alice, "docs/draft.txt", b"the text")
+
+    response = move(client, alice, "docs/draft.txt", "docs/final.txt")
+
+    assert response.status_code == 200
+    assert response.json()["id"] == created["id"]
+    assert response.json()["path"] == "docs/final.txt"
+    assert names_in(client, alice, "docs") == ["final.txt"]
+    assert get_file(client, alice, "docs/final.txt").content == b"the text"
+
+
+def test_move_keeps_file_versions(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "draft.txt", b"one")
+    put_file(client, alice, "draft.txt", b"two")
+
+    move(client, alice, "draft.txt", "final.txt")
+
+    versions = client.get(alice.url("versions/final.txt"), headers=alice.headers).json()["items"]
+    assert [version["number"] for version in versions] == [1, 2]
+
+
+def test_move_renames_folder_with_contents(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "old/sub/deep.txt", b"deep")
+
+    response = move(client, alice, "old", "new")
+
+    assert response.status_code == 200
+    assert response.json()["type"] == "folder"
+    assert names_in(client, alice) == ["new"]
+    assert get_file(client, alice, "new/sub/deep.txt").content == b"deep"
+    assert get_file(client, alice, "old/sub/deep.txt").status_code == 404
+
+
+def test_move_creates_new_parent(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "inbox/report.pdf", b"pdf")
+
+    response = move(client, alice, "inbox/report.pdf", "archive/2026/report.pdf")
+
+    assert response.status_code == 200
+    assert response.json()["path"] == "archive/2026/report.pdf"
+    assert names_in(client, alice, "archive") == ["2026"]
+    assert names_in(client, alice, "inbox") == []
+    assert get_file(client, alice, "archive/2026/report.pdf").content == b"pdf"
+
+
+def test_move_folder_into_another(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "projects/apollo/plan.txt")
+    client.post(alice.url("folders/archive"), headers=alice.headers)
+
+    response = move(client, alice, "projects/apollo", "archive/apollo")
+
+    assert response.status_code == 200
+    assert names_in(client, alice, "projects") == []
+    assert names_in(client, alice, "archive/apollo") == ["plan.txt"]
+
+
+@pytest.mark.parametrize("destination", ["docs/inner", "docs/a/b/docs"])
+def test_move_folder_into_itself_is_409(
+    client: httpx.Client, cast: Cast, destination: str
+) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "docs/plan.txt")
+
+    response = move(client, alice, "docs", destination)
+
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "inside itself" in response.json()["detail"]
+    assert names_in(client, alice) == ["docs"]
+    assert names_in(client, alice, "docs") == ["plan.txt"]
+
+
+def test_move_to_similar_prefix_allowed(client: httpx.Client, cast: Cast) -> None:
+    # 'docs-old' starts with the characters of 'docs' but is not inside it.
+    alice = cast.acme_member
+    put_file(client, alice, "docs/plan.txt")
+
+    response = move(client, alice, "docs", "docs-old")
+
+    assert response.status_code == 200
+    assert names_in(client, alice) == ["docs-old"]
+
+
+def test_move_onto_existing_is_409(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "a.txt", b"aaa")
+    put_file(client, alice, "b.txt", b"bbb")
+
+    response = move(client, alice, "a.txt", "b.txt")
+
+    assert response.status_code == 409
+    assert "'b.txt' already exists" in response.json()["detail"]
+    assert get_file(client, alice, "a.txt").content == b"aaa"
+    assert get_file(client, alice, "b.txt").content == b"bbb"
+
+
+def test_move_overwrite_replaces_target(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    moved = put_file(client, alice, "a.txt", b"new content")
+    put_file(client, alice, "b.txt", b"old content")
+
+    response = move(client, alice, "a.txt", "b.txt", overwrite=True)
+
+    assert response.status_code == 200
+    assert response.json()["id"] == moved["id"]
+    served = get_file(client, alice, "b.txt")
+    assert served.content == b"new content"
+    assert served.headers["etag"] == moved["etag"]
+    assert names_in(client, alice) == ["b.txt"]
+
+
+def test_move_overwrite_trashes_old_target(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "a.txt", b"new content")
+    replaced = put_file(client, alice, "b.txt", b"old content")
+
+    move(client, alice, "a.txt", "b.txt", overwrite=True)
+
+    trash = client.get(alice.url("trash"), headers=alice.headers).json()["items"]
+    assert [(item["id"], item["original_path"]) for item in trash] == [(replaced["id"], "b.txt")]
+
+
+def test_move_overwrite_folder_onto_file_is_409(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "docs/plan.txt")
+    put_file(client, alice, "target", b"a file")
+
+    response = move(client, alice, "docs", "target", overwrite=True)
+
+    assert response.status_code == 409
+    assert "'target' is a file, not a folder" in response.json()["detail"]
+    assert get_file(client, alice, "target").content == b"a file"
+
+
+def test_move_missing_source_is_404(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+
+    response = move(client, alice, "ghost.txt", "real.txt")
+
+    assert response.status_code == 404
+    assert "'ghost.txt'" in response.json()["detail"]
+
+
+def test_move_root_is_400(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+
+    response = move(client, alice, "", "elsewhere")
+
+    assert response.status_code == 400
+    assert "root folder" in response.json()["detail"]
+
+
+def test_move_without_destination_is_400(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "a.txt")
+
+    response = client.post(alice.url("move"), json={"from": "a.txt"}, headers=alice.headers)
+
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "to" in response.json()["detail"]
+
+
+def test_move_other_tenant_file_is_404(client: httpx.Client, cast: Cast) -> None:
+    put_file(client, cast.acme_member, "plan.txt", b"acme's plan")
+    bob = cast.globex_member
+
+    response = move(client, bob, "plan.txt", "stolen.txt")
+
+    assert response.status_code == 404
+    assert get_file(client, cast.acme_member, "plan.txt").content == b"acme's plan"
+
+
+# Nodes by id ------------------------------------------------------------------------------
+
+
+def test_get_node_file_has_path(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    created = put_file(client, alice, "docs/2026/plan.txt", b"plan")
+
+    response = client.get(alice.url(f"nodes/{created['id']}"), headers=alice.headers)
+
+    assert response.status_code == 200
+    node = response.json()
+    assert node["id"] == created["id"]
+    assert node["path"] == "docs/2026/plan.txt"
+    assert node["name"] == "plan.txt"
+    assert node["type"] == "file"
+    assert node["size"] == 4
+    assert node["etag"] == created["etag"]
+
+
+def test_get_node_folder_has_path(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    created = client.post(alice.url("folders/docs/2026"), headers=alice.headers).json()
+
+    response = client.get(alice.url(f"nodes/{created['id']}"), headers=alice.headers)
+
+    assert response.status_code == 200
+    assert response.json()["path"] == "docs/2026"
+    assert response.json()["type"] == "folder"
+
+
+def test_get_node_follows_move(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    created = put_file(client, alice, "inbox/plan.txt")
+    move(client, alice, "inbox", "archive/inbox")
+
+    response = client.get(alice.url(f"nodes/{created['id']}"), headers=alice.headers)
+
+    assert response.json()["path"] == "archive/inbox/plan.txt"
+
+
+@pytest.mark.parametrize("node_id", [str(uuid.uuid4()), "not-a-uuid"], ids=["unknown", "malformed"])
+def test_get_node_bad_id_is_404(client: httpx.Client, cast: Cast, node_id: str) -> None:
+    alice = cast.acme_member
+
+    response = client.get(alice.url(f"nodes/{node_id}"), headers=alice.headers)
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert node_id in response.json()["detail"]
+
+
+def test_get_node_other_tenant_is_404(client: httpx.Client, cast: Cast) -> None:
+    created = put_file(client, cast.acme_member, "plan.txt")
+    bob = cast.globex_member
+
+    response = client.get(bob.url(f"nodes/{created['id']}"), headers=bob.headers)
+
+    assert response.status_code == 404
