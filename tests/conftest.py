@@ -11,15 +11,16 @@ import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 import uvicorn
 from argon2 import PasswordHasher
+from psycopg import sql
 
 from strongroom.base.config import Settings, load_settings, normalise_database_url
 from strongroom.base.logging import configure_logging
@@ -28,7 +29,11 @@ from strongroom.identity.tokens import create_token
 from strongroom.identity.users import create_user
 from strongroom.interfaces.api.app import create_app
 from strongroom.runtime import Runtime, build_runtime
-from strongroom.storage.db import make_engine
+from strongroom.drive import models as drive_models  # noqa: F401 - registers tenant tables
+from strongroom.identity import models as identity_models  # noqa: F401
+from strongroom.storage.db import CatalogBase, TenantBase, make_engine
+from strongroom.tenancy import models as catalog_models  # noqa: F401
+from strongroom.tenancy import usage as usage_models  # noqa: F401
 from strongroom.tenancy import migrations
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.lifecycle import provision_tenant
@@ -55,31 +60,36 @@ def cheap_password_hashing() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def postgres_template(postgres_server: PostgresServer) -> str:
-    """A migrated database to copy for each test, which is much faster than migrating each."""
-    name = "strongroom_template"
-    url = postgres_server.create_database(name)
+def postgres_shared_database(postgres_server: PostgresServer) -> str:
+    """One migrated database for the whole session, emptied before each test that uses it.
+
+    Emptying is much faster than creating a database per test. Tests that change
+    the schema itself take `postgres_database` (from tests/services) instead.
+    """
+    url = postgres_server.create_database("strongroom_tests")
     engine = make_engine(normalise_database_url(url))
     try:
         migrations.upgrade(engine)
     finally:
         engine.dispose()
-    return name
+    return url
+
+
+def empty_all_tables(url: str) -> None:
+    tables = [*CatalogBase.metadata.tables, *TenantBase.metadata.tables]
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("TRUNCATE {} CASCADE").format(sql.SQL(", ").join(map(sql.Identifier, tables)))
+        )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'strongroom.db'}"
-        return
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    template = request.getfixturevalue("postgres_template")
-    name = f"test_{uuid.uuid4().hex}"
-    url = server.create_database(name, template=template)
-    try:
-        yield url
-    finally:
-        server.drop_database(name)
+        return f"sqlite:///{tmp_path / 'strongroom.db'}"
+    url = request.getfixturevalue("postgres_shared_database")
+    empty_all_tables(url)
+    return url
 
 
 @pytest.fixture
