@@ -107,8 +107,9 @@ class TenantSession(Session):
     """A session bound to exactly one tenant.
 
     Every ORM statement on a tenant table gets `tenant_id = :tenant` added, new
-    tenant rows get the tenant id, and raw SQL must say it was scoped by hand
-    with the execution option `tenant_scoped=True`.
+    tenant rows get the tenant id, and statements the filter cannot reach (raw
+    SQL, Core statements on tables, bulk INSERT) run only when they carry the
+    execution option `tenant_scoped=True`, which marks them as scoped by hand.
     """
 
     def __init__(self, *args: Any, tenant_id: uuid.UUID | None, **kwargs: Any) -> None:
@@ -125,17 +126,48 @@ def _require_tenant(session: Session) -> uuid.UUID:
     return tenant_id
 
 
+def _cannot_be_scoped(state: ORMExecuteState) -> bool:
+    """Return True when the tenant filter below would miss the statement.
+
+    `with_loader_criteria` adds criteria for ORM entities only, so raw SQL, Core
+    statements on a `Table`, `from_statement()`, ORM bulk INSERT, and bulk
+    UPDATE or DELETE by primary key with a parameter list could read or write
+    any tenant's rows.
+    """
+    return (
+        isinstance(state.statement, TextClause)
+        or not state.is_orm_statement
+        or state.is_from_statement
+        or state.is_insert
+        or state.is_executemany
+    )
+
+
+def _sets_tenant_id(state: ORMExecuteState) -> bool:
+    # `_values` is private, but it is the one place an UPDATE keeps its SET clause.
+    values = getattr(state.statement, "_values", None) or {}
+    return any(getattr(column, "key", column) == "tenant_id" for column in values)
+
+
 @event.listens_for(TenantSession, "do_orm_execute")
 def _scope_statement(state: ORMExecuteState) -> None:
-    if isinstance(state.statement, TextClause):
+    if _cannot_be_scoped(state):
         if not state.execution_options.get("tenant_scoped"):
             raise MissingTenantContext(
-                "raw SQL on tenant tables must filter by tenant_id and pass "
-                "execution_options(tenant_scoped=True)"
+                "this statement gets no automatic tenant filter (raw SQL, a Core statement on "
+                "a Table, from_statement(), bulk INSERT, or bulk UPDATE or DELETE with a "
+                "parameter list). Use the mapped classes and session.add(), or filter by "
+                "tenant_id yourself and pass execution_options(tenant_scoped=True)"
             )
         _require_tenant(state.session)
         return
     tenant_id = _require_tenant(state.session)
+    if state.is_update and _sets_tenant_id(state):
+        raise MissingTenantContext(
+            f"an UPDATE in a session bound to tenant {tenant_id} sets tenant_id, which is not "
+            "allowed because rows never move between tenants; leave tenant_id out of the "
+            "SET clause"
+        )
     if not (state.is_select or state.is_update or state.is_delete):
         return
     state.statement = state.statement.options(

@@ -34,8 +34,9 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Markup is off because names, e-mail addresses and paths may contain [brackets].
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 

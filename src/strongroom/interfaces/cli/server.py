@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-import uvicorn
 
 from strongroom.base.config import get_settings
 from strongroom.base.logging import configure_logging, get_logger
 from strongroom.identity.passwords import generate_password
 from strongroom.identity.tokens import create_token
 from strongroom.identity.users import create_user
-from strongroom.interfaces.api.app import create_app
 from strongroom.interfaces.cli.main import app, err, reports_errors
 from strongroom.runtime import Runtime, build_runtime
 from strongroom.tenancy.lifecycle import provision_tenant
@@ -33,6 +31,12 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the web API on STRONGROOM_HOST:STRONGROOM_PORT (default 127.0.0.1:8000)."""
+    # Imported here because the web stack costs half a second to import and no other
+    # command needs it.
+    import uvicorn
+
+    from strongroom.interfaces.api.app import create_app
+
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
     runtime = build_runtime(settings)

@@ -1,0 +1,579 @@
+"""The real `strongroom` command, run as a subprocess on a data directory of its own."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from strongroom.base.config import load_settings
+from strongroom.drive import files, transfers
+from strongroom.drive.content import blob_key, read_range
+from strongroom.drive.files import Preconditions
+from strongroom.drive.models import BlobRow
+from strongroom.drive.paths import split_path
+from strongroom.identity.passwords import verify_password
+from strongroom.identity.users import access_user_by_email
+from strongroom.runtime import Runtime, build_runtime
+from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.usage import get_usage
+from tests.services.strongroom import StrongroomProcess
+
+UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+PASSWORD = "a long cli password"
+ALICE = "alice@acme.test"
+# Rich fits tables to the terminal. Without one it assumes 80 columns and cuts ids short.
+WIDE_TERMINAL = {"COLUMNS": "250"}
+# The server must see a suspension or a revocation made by the command at once.
+NO_TENANT_CACHE = {"STRONGROOM_TENANT_CACHE_SECONDS": "0"}
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Iterator[StrongroomProcess]:
+    """The command on an empty embedded data directory. `start()` also serves it."""
+    process = StrongroomProcess(tmp_path / "data", extra_env={**WIDE_TERMINAL, **NO_TENANT_CACHE})
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def acme_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory with the tenant `acme` and its member alice, made once for the module:
+    each command costs a second or two of start-up, so tests copy this instead of re-running it.
+    Its first command also creates the key file, whose warning would otherwise add a line to
+    the standard error of the command under test."""
+    process = StrongroomProcess(tmp_path_factory.mktemp("acme") / "data")
+    assert process.cli("tenant", "create", "acme", "--name", "Acme").returncode == 0
+    created = process.cli("user", "create", "acme", ALICE, "--password-stdin", stdin=PASSWORD)
+    assert created.returncode == 0, created.stderr
+    return process.data_dir
+
+
+@pytest.fixture
+def acme(acme_template: Path, tmp_path: Path) -> Iterator[StrongroomProcess]:
+    data_dir = tmp_path / "data"
+    shutil.copytree(acme_template, data_dir)
+    process = StrongroomProcess(data_dir, extra_env={**WIDE_TERMINAL, **NO_TENANT_CACHE})
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@contextmanager
+def open_runtime(process: StrongroomProcess) -> Iterator[Runtime]:
+    """The same data directory opened in the test process, to set up files and check rows."""
+    runtime = build_runtime(load_settings(data_dir=process.data_dir))
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def upload(runtime: Runtime, slug: str, path: str, body: bytes) -> uuid.UUID:
+    """Store a file through the same functions as the API and return its blob id."""
+    tenant = runtime.catalog.get_tenant(slug)
+    names = split_path(path)
+    pending = transfers.begin_upload(runtime, tenant, names, Preconditions(), len(body))
+    pending.feed(body)
+    transfers.commit_upload(runtime, tenant, names, pending, None, Preconditions())
+    with runtime.stores.session(tenant) as session:
+        _version, blob = files.current_content(session, files.access_node(session, names))
+    return blob.id
+
+
+def read_file(runtime: Runtime, slug: str, path: str) -> bytes:
+    tenant = runtime.catalog.get_tenant(slug)
+    download = transfers.open_download(runtime, tenant, split_path(path))
+    size = download.blob.size
+    return b"".join(read_range(runtime.blobs, download.blob, download.tenant_key, 0, size - 1))
+
+
+def show(process: StrongroomProcess, slug: str) -> dict[str, object]:
+    result = process.cli("tenant", "show", slug)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def catalog_entry(process: StrongroomProcess, slug: str) -> TenantInfo:
+    """The tenant as the catalog has it, read in the test process, which is faster than `show`."""
+    with open_runtime(process) as runtime:
+        return runtime.catalog.get_tenant(slug)
+
+
+def stderr_lines(result: object) -> list[str]:
+    return result.stderr.splitlines()  # type: ignore[attr-defined]
+
+
+# Tenants ------------------------------------------------------------------------------
+
+
+def test_tenant_create_prints_slug_and_id(cli: StrongroomProcess) -> None:
+    result = cli.cli("tenant", "create", "acme")
+
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(rf"created tenant acme \({UUID_PATTERN.pattern}\)\n", result.stdout)
+
+
+def test_tenant_create_sets_name_and_quota(acme: StrongroomProcess) -> None:
+    acme.cli("tenant", "create", "globex", "--name", "Globex Corp", "--quota", "5000")
+
+    tenant = catalog_entry(acme, "globex")
+
+    assert tenant.name == "Globex Corp"
+    assert tenant.quota_bytes == 5000
+
+
+def test_tenant_create_quota_zero_is_kept(acme: StrongroomProcess) -> None:
+    acme.cli("tenant", "create", "frozen", "--quota", "0")
+
+    tenant = catalog_entry(acme, "frozen")
+
+    assert tenant.quota_bytes == 0
+
+
+def test_tenant_list_shows_every_tenant(acme: StrongroomProcess) -> None:
+    acme.cli("tenant", "create", "globex", "--name", "Globex Corp")
+
+    result = acme.cli("tenant", "list")
+
+    assert result.returncode == 0, result.stderr
+    assert "Acme" in result.stdout
+    assert "Globex Corp" in result.stdout
+
+
+def test_tenant_list_json_prints_line_each(acme: StrongroomProcess) -> None:
+    acme.cli("tenant", "create", "globex")
+
+    result = acme.cli("tenant", "list", "--json")
+
+    listed = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(t["slug"], t["status"], t["isolation"]) for t in listed] == [
+        ("acme", "active", "shared"),
+        ("globex", "active", "shared"),
+    ]
+
+
+def test_tenant_list_json_keeps_bracketed_name(acme: StrongroomProcess) -> None:
+    acme.cli("tenant", "create", "globex", "--name", "Globex [beta] [/old]")
+
+    result = acme.cli("tenant", "list", "--json")
+
+    names = [json.loads(line)["name"] for line in result.stdout.splitlines()]
+    assert names == ["Acme", "Globex [beta] [/old]"]
+
+
+def test_tenant_show_reports_used_bytes(acme: StrongroomProcess) -> None:
+    with open_runtime(acme) as runtime:
+        upload(runtime, "acme", "a.bin", b"x" * 1000)
+        upload(runtime, "acme", "b.bin", b"y" * 234)
+
+    described = show(acme, "acme")
+
+    assert described["slug"] == "acme"
+    assert described["used_bytes"] == 1234
+
+
+def test_tenant_suspend_sets_status(acme: StrongroomProcess) -> None:
+    result = acme.cli("tenant", "suspend", "acme")
+
+    assert result.returncode == 0, result.stderr
+    assert catalog_entry(acme, "acme").status == "suspended"
+
+
+def test_tenant_suspend_blocks_api_requests(acme: StrongroomProcess) -> None:
+    token = acme.cli("token", "create", "acme", ALICE).stdout.strip()
+    acme.start()
+
+    acme.cli("tenant", "suspend", "acme")
+
+    response = httpx.get(
+        f"{acme.url}/t/acme/api/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert response.status_code == 403
+    assert "suspended" in response.json()["detail"]
+
+
+def test_tenant_resume_sets_status_active(acme: StrongroomProcess) -> None:
+    acme.cli("tenant", "suspend", "acme")
+
+    result = acme.cli("tenant", "resume", "acme")
+
+    assert result.returncode == 0, result.stderr
+    assert catalog_entry(acme, "acme").status == "active"
+
+
+def test_tenant_set_quota_changes_quota(acme: StrongroomProcess) -> None:
+    result = acme.cli("tenant", "set-quota", "acme", "4096")
+
+    assert result.stdout == "quota of tenant acme: 4096 bytes\n"
+    assert catalog_entry(acme, "acme").quota_bytes == 4096
+
+
+def test_tenant_set_quota_omitted_is_unlimited(acme: StrongroomProcess) -> None:
+    acme.cli("tenant", "set-quota", "acme", "4096")
+
+    result = acme.cli("tenant", "set-quota", "acme")
+
+    assert result.stdout == "quota of tenant acme: unlimited\n"
+    assert catalog_entry(acme, "acme").quota_bytes is None
+
+
+def test_tenant_rotate_key_rewraps_blob_keys(acme: StrongroomProcess) -> None:
+    with open_runtime(acme) as runtime:
+        upload(runtime, "acme", "a.bin", b"first")
+        upload(runtime, "acme", "b.bin", b"second")
+
+    result = acme.cli("tenant", "rotate-key", "acme")
+
+    assert result.returncode == 0, result.stderr
+    assert "now uses key version 2; re-wrapped 2 blob keys" in result.stdout
+    with open_runtime(acme) as runtime:
+        tenant = runtime.catalog.get_tenant("acme")
+        with runtime.stores.session(tenant) as session:
+            versions = set(session.scalars(select(BlobRow.key_version)))
+    assert versions == {2}
+
+
+def test_tenant_rotate_key_keeps_files_readable(acme: StrongroomProcess) -> None:
+    body = os.urandom(50_000)
+    with open_runtime(acme) as runtime:
+        upload(runtime, "acme", "a.bin", body)
+
+    acme.cli("tenant", "rotate-key", "acme")
+
+    with open_runtime(acme) as runtime:
+        assert read_file(runtime, "acme", "a.bin") == body
+
+
+# Users --------------------------------------------------------------------------------
+
+
+def test_user_create_reads_password_from_stdin(acme: StrongroomProcess) -> None:
+    result = acme.cli(
+        "user", "create", "acme", "bob@acme.test", "--role", "admin", "--password-stdin",
+        stdin="another long password\n",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "another long password" not in result.stdout + result.stderr
+    with open_runtime(acme) as runtime:
+        tenant = runtime.catalog.get_tenant("acme")
+        with runtime.stores.session(tenant) as session:
+            user = access_user_by_email(session, "bob@acme.test")
+    assert user.role == "admin"
+    assert verify_password(user.password_hash, "another long password")
+
+
+def test_user_create_empty_stdin_is_rejected(acme: StrongroomProcess) -> None:
+    result = acme.cli("user", "create", "acme", "bob@acme.test", "--password-stdin", stdin="")
+
+    assert result.returncode == 1
+    assert len(stderr_lines(result)) == 1
+    assert "standard input held no password" in result.stderr
+
+
+def test_user_create_prints_generated_password_once(acme: StrongroomProcess) -> None:
+    result = acme.cli("user", "create", "acme", "bob@acme.test")
+
+    lines = [line for line in result.stdout.splitlines() if line.startswith("password: ")]
+    assert len(lines) == 1
+    password = lines[0].removeprefix("password: ")
+    assert result.stdout.count(password) == 1
+    assert "shown only this once" in result.stderr
+    with open_runtime(acme) as runtime:
+        tenant = runtime.catalog.get_tenant("acme")
+        with runtime.stores.session(tenant) as session:
+            user = access_user_by_email(session, "bob@acme.test")
+    assert verify_password(user.password_hash, password)
+
+
+def test_user_list_shows_users_and_roles(acme: StrongroomProcess) -> None:
+    acme.cli("user", "create", "acme", "root@acme.test", "--role", "admin")
+
+    result = acme.cli("user", "list", "acme")
+
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[1]: line.split()[3] for line in result.stdout.splitlines() if "@" in line}
+    assert rows == {ALICE: "member", "root@acme.test": "admin"}
+
+
+def test_user_create_duplicate_is_rejected(acme: StrongroomProcess) -> None:
+    result = acme.cli("user", "create", "acme", ALICE.upper(), "--password-stdin", stdin=PASSWORD)
+
+    assert result.returncode == 1
+    assert len(stderr_lines(result)) == 1
+    assert ALICE in result.stderr
+
+
+def test_user_create_bad_role_is_rejected(acme: StrongroomProcess) -> None:
+    result = acme.cli("user", "create", "acme", "bob@acme.test", "--role", "overlord")
+
+    assert result.returncode == 1
+    assert len(stderr_lines(result)) == 1
+    assert "'overlord'" in result.stderr
+    assert result.stdout == ""
+
+
+# Tokens -------------------------------------------------------------------------------
+
+
+def test_token_create_prints_only_token(acme: StrongroomProcess) -> None:
+    result = acme.cli("token", "create", "acme", ALICE, "--name", "ci")
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("sr_")
+    assert result.stdout == lines[0] + "\n"
+
+
+def test_token_create_works_against_api(acme: StrongroomProcess) -> None:
+    token = acme.cli("token", "create", "acme", ALICE).stdout.strip()
+    acme.start()
+
+    response = httpx.get(
+        f"{acme.url}/t/acme/api/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+
+    assert response.status_code == 200
+    assert response.json()["email"] == ALICE
+
+
+def test_token_list_prints_no_secrets(acme: StrongroomProcess) -> None:
+    first = acme.cli("token", "create", "acme", ALICE, "--name", "laptop").stdout.strip()
+    second = acme.cli("token", "create", "acme", ALICE, "--name", "backup").stdout.strip()
+
+    result = acme.cli("token", "list", "acme")
+
+    assert result.returncode == 0, result.stderr
+    assert "laptop" in result.stdout
+    assert "backup" in result.stdout
+    assert first not in result.stdout
+    assert second not in result.stdout
+
+
+def test_token_revoke_makes_token_fail(acme: StrongroomProcess) -> None:
+    token = acme.cli("token", "create", "acme", ALICE).stdout.strip()
+    [token_id] = UUID_PATTERN.findall(acme.cli("token", "list", "acme", ALICE).stdout)
+    acme.start()
+
+    revoked = acme.cli("token", "revoke", "acme", token_id)
+
+    assert revoked.returncode == 0, revoked.stderr
+    response = httpx.get(
+        f"{acme.url}/t/acme/api/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert response.status_code == 401
+
+
+def test_token_revoke_unknown_id_is_rejected(acme: StrongroomProcess) -> None:
+    unknown = str(uuid.uuid4())
+
+    result = acme.cli("token", "revoke", "acme", unknown)
+
+    assert result.returncode == 1
+    assert len(stderr_lines(result)) == 1
+    assert unknown in result.stderr
+
+
+# Rejected requests and bad configuration -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("tenant", "show", "nowhere"),
+        ("token", "create", "nowhere", ALICE),
+    ],
+    ids=["tenant-show", "token-create"],
+)
+def test_unknown_tenant_is_rejected(acme: StrongroomProcess, command: tuple[str, ...]) -> None:
+    result = acme.cli(*command)
+
+    assert result.returncode == 1
+    assert len(stderr_lines(result)) == 1
+    assert "'nowhere'" in result.stderr
+
+
+def test_unknown_tenant_with_brackets_is_named(acme: StrongroomProcess) -> None:
+    result = acme.cli("tenant", "show", "[/x]")
+
+    assert result.returncode == 1
+    assert stderr_lines(result) == [
+        "error: no tenant has the slug '[/x]'; see `strongroom tenant list`"
+    ]
+
+
+def test_tenant_create_reserved_slug_is_rejected(acme: StrongroomProcess) -> None:
+    result = acme.cli("tenant", "create", "admin")
+
+    assert result.returncode == 1
+    assert len(stderr_lines(result)) == 1
+    assert "'admin' is reserved" in result.stderr
+
+
+def test_tenant_create_taken_slug_is_rejected(acme: StrongroomProcess) -> None:
+    result = acme.cli("tenant", "create", "acme")
+
+    assert result.returncode == 1
+    assert len(stderr_lines(result)) == 1
+    assert "'acme' is taken" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("STRONGROOM_PORT", "abc"),
+        ("STRONGROOM_DATABASE_URL", "mysql://x"),
+        ("STRONGROOM_MASTER_KEY", base64.b64encode(b"0123456789").decode()),
+    ],
+)
+def test_bad_configuration_exits_with_two(
+    acme: StrongroomProcess, variable: str, value: str
+) -> None:
+    acme.env[variable] = value
+
+    result = acme.cli("tenant", "list")
+
+    assert result.returncode == 2
+    assert variable in result.stderr
+
+
+# Consistency check --------------------------------------------------------------------
+
+
+@pytest.fixture
+def damaged(acme: StrongroomProcess) -> tuple[StrongroomProcess, str, uuid.UUID]:
+    """acme with an orphan blob file and a file whose blob file was deleted.
+
+    Returns the process, the orphan's key and the id of the blob that is gone.
+    """
+    with open_runtime(acme) as runtime:
+        upload(runtime, "acme", "kept.txt", b"kept")
+        lost = upload(runtime, "acme", "lost.txt", b"lost")
+        tenant = runtime.catalog.get_tenant("acme")
+        root = runtime.settings.resolved_blob_dir
+    (root / blob_key(tenant.id, lost)).unlink()
+    orphan_key = blob_key(tenant.id, uuid.uuid4())
+    orphan = root / orphan_key
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"left by a crash")
+    # Younger files may belong to an upload still in flight, which check leaves alone.
+    an_hour_ago = time.time() - 3600
+    os.utime(orphan, (an_hour_ago, an_hour_ago))
+    return acme, orphan_key, lost
+
+
+def test_check_clean_store_exits_zero(acme: StrongroomProcess) -> None:
+    with open_runtime(acme) as runtime:
+        upload(runtime, "acme", "a.txt", b"fine")
+
+    result = acme.cli("check")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no problems" in result.stdout
+
+
+def test_check_lists_orphan_and_missing_blob(
+    damaged: tuple[StrongroomProcess, str, uuid.UUID],
+) -> None:
+    process, orphan_key, lost = damaged
+
+    result = process.cli("check")
+
+    assert result.returncode == 1
+    assert f"acme: orphan blob {orphan_key} (found)" in result.stdout
+    assert f"acme: blob {lost} is missing from the store" in result.stdout
+
+
+def test_check_repair_removes_orphan_blob(
+    damaged: tuple[StrongroomProcess, str, uuid.UUID],
+) -> None:
+    process, orphan_key, _lost = damaged
+
+    result = process.cli("check", "--repair", "--grace", "0")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open_runtime(process) as runtime:
+        assert not runtime.blobs.exists(orphan_key)
+
+
+def test_check_repair_removes_rows_without_content(
+    damaged: tuple[StrongroomProcess, str, uuid.UUID],
+) -> None:
+    process, _orphan_key, _lost = damaged
+
+    process.cli("check", "--repair", "--grace", "0")
+
+    with open_runtime(process) as runtime:
+        tenant = runtime.catalog.get_tenant("acme")
+        with runtime.stores.session(tenant) as session:
+            assert files.get_node(session, split_path("lost.txt")) is None
+            assert files.get_node(session, split_path("kept.txt")) is not None
+            assert get_usage(session) == len(b"kept")
+
+
+def test_check_after_repair_exits_zero(
+    damaged: tuple[StrongroomProcess, str, uuid.UUID],
+) -> None:
+    process, _orphan_key, _lost = damaged
+    process.cli("check", "--repair", "--grace", "0")
+
+    result = process.cli("check")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# PostgreSQL ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def postgres_cli(tmp_path: Path, postgres_database: str) -> Iterator[StrongroomProcess]:
+    process = StrongroomProcess(
+        tmp_path / "data",
+        extra_env={
+            **WIDE_TERMINAL,
+            "STRONGROOM_DATABASE_URL": postgres_database,
+            "STRONGROOM_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+        },
+    )
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def test_cli_postgres_unmigrated_says_migrate(postgres_cli: StrongroomProcess) -> None:
+    result = postgres_cli.cli("tenant", "list")
+
+    assert result.returncode == 1
+    assert "run `strongroom migrate`" in result.stderr
+
+
+def test_cli_postgres_creates_tenant_user_token(postgres_cli: StrongroomProcess) -> None:
+    assert postgres_cli.cli("migrate").returncode == 0
+    postgres_cli.cli("tenant", "create", "acme", "--quota", "1000")
+    postgres_cli.cli("user", "create", "acme", ALICE, "--password-stdin", stdin=PASSWORD)
+
+    token = postgres_cli.cli("token", "create", "acme", ALICE)
+
+    assert token.returncode == 0, token.stderr
+    assert token.stdout.startswith("sr_")
+    listing = postgres_cli.cli("tenant", "list", "--json").stdout
+    listed = [json.loads(line) for line in listing.splitlines()]
+    assert [(t["slug"], t["quota_bytes"]) for t in listed] == [("acme", 1000)]
+    assert not (postgres_cli.data_dir / "master.key").exists()

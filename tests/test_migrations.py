@@ -1,0 +1,190 @@
+"""Schema migrations: a fresh database reaches head, and an outdated one is rejected until
+migrated. The migrations build exactly the tables the models describe."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, MetaData, inspect, text
+
+from strongroom.base.config import Settings, load_settings, normalise_database_url
+from strongroom.base.errors import SchemaOutOfDate
+from strongroom.drive import models as drive_models  # noqa: F401 - registers the drive tables
+from strongroom.identity import models as identity_models  # noqa: F401 - registers identity tables
+from strongroom.runtime import Runtime, build_runtime
+from strongroom.storage.db import CatalogBase, TenantBase, make_engine
+from strongroom.tenancy import migrations
+from strongroom.tenancy import models as catalog_models  # noqa: F401 - registers catalog tables
+from strongroom.tenancy import usage  # noqa: F401 - registers the usage table
+from tests.services.strongroom import StrongroomProcess
+
+VERSION_TABLES = set(migrations.STORE_KINDS.values())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database, never migrated, on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'fresh.db'}"
+    return request.getfixturevalue("postgres_database")
+
+
+@pytest.fixture
+def engine(empty_database_url: str) -> Iterator[Engine]:
+    engine = make_engine(normalise_database_url(empty_database_url))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def settings_for(url: str, data_dir: Path) -> Settings:
+    return load_settings(
+        data_dir=data_dir,
+        database_url=url,
+        master_key=base64.b64encode(os.urandom(32)).decode(),
+        base_domain="strongroom.test",
+    )
+
+
+def downgrade_tenant_store(engine: Engine) -> None:
+    """Take the tenant tables back to before their first revision, as an older release left them."""
+    with engine.begin() as connection:
+        command.downgrade(migrations.alembic_config("tenant", connection), "base")
+
+
+def delete_tenant_version_row(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM alembic_version_tenant"))
+
+
+def stamp_unknown_tenant_revision(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version_tenant SET version_num = '0000'"))
+
+
+# Upgrading ----------------------------------------------------------------------------
+
+
+def test_store_revisions_fresh_database_are_empty(engine: Engine) -> None:
+    revisions = migrations.store_revisions(engine)
+
+    assert [(r.kind, r.current) for r in revisions] == [("catalog", None), ("tenant", None)]
+
+
+def test_upgrade_fresh_database_reaches_head(engine: Engine) -> None:
+    migrations.upgrade(engine)
+
+    revisions = migrations.store_revisions(engine)
+    assert [r.kind for r in revisions] == ["catalog", "tenant"]
+    assert all(r.up_to_date for r in revisions)
+
+
+def test_upgrade_twice_changes_nothing(engine: Engine) -> None:
+    first = migrations.upgrade(engine)
+
+    second = migrations.upgrade(engine)
+
+    assert second == first
+
+
+# Outdated schema ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make_outdated",
+    [downgrade_tenant_store, delete_tenant_version_row, stamp_unknown_tenant_revision],
+    ids=["downgraded", "version-row-deleted", "unknown-revision"],
+)
+def test_build_runtime_outdated_schema_rejected(
+    engine: Engine,
+    empty_database_url: str,
+    tmp_path: Path,
+    make_outdated: Callable[[Engine], None],
+) -> None:
+    migrations.upgrade(engine)
+    make_outdated(engine)
+
+    with pytest.raises(SchemaOutOfDate) as raised:
+        build_runtime(settings_for(empty_database_url, tmp_path / "data"), migrate=False)
+
+    assert "tenant at" in raised.value.detail
+    assert "run `strongroom migrate`" in raised.value.detail
+
+
+def test_readyz_current_schema_is_ready(client: httpx.Client) -> None:
+    response = client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.json()["checks"]["database"] == "ok"
+
+
+def test_readyz_outdated_schema_is_not_ready(client: httpx.Client, runtime: Runtime) -> None:
+    downgrade_tenant_store(runtime.engine)
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "run `strongroom migrate`" in response.json()["checks"]["database"]
+
+
+def test_migrate_command_brings_schema_to_head(
+    engine: Engine, empty_database_url: str, tmp_path: Path
+) -> None:
+    migrations.upgrade(engine)
+    downgrade_tenant_store(engine)
+    process = StrongroomProcess(
+        tmp_path / "data", extra_env={"STRONGROOM_DATABASE_URL": empty_database_url}
+    )
+
+    result = process.cli("migrate")
+
+    assert result.returncode == 0, result.stderr
+    assert "tenant: at revision" in result.stdout
+    assert all(r.up_to_date for r in migrations.store_revisions(engine))
+
+
+# Models and migrations agree ----------------------------------------------------------
+
+
+def differences(engine: Engine, metadata: MetaData) -> list[object]:
+    """What Alembic's autogenerate would write to bring the database to `metadata`."""
+
+    def own_tables(name: str | None, kind: str, _parent: object) -> bool:
+        # Catalog and tenant tables share one database, so each metadata is compared with its own.
+        return kind != "table" or name in metadata.tables
+
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection,
+            opts={"compare_type": True, "include_name": own_tables, "target_metadata": metadata},
+        )
+        return compare_metadata(context, metadata)
+
+
+@pytest.mark.parametrize(
+    "metadata", [CatalogBase.metadata, TenantBase.metadata], ids=["catalog", "tenant"]
+)
+def test_migrations_match_model_metadata(engine: Engine, metadata: MetaData) -> None:
+    migrations.upgrade(engine)
+
+    found = differences(engine, metadata)
+
+    assert found == []
+
+
+def test_migrations_create_only_model_tables(engine: Engine) -> None:
+    migrations.upgrade(engine)
+
+    tables = set(inspect(engine).get_table_names()) - VERSION_TABLES
+
+    assert tables == set(CatalogBase.metadata.tables) | set(TenantBase.metadata.tables)
