@@ -129,8 +129,11 @@ def test_readyz_current_schema_is_ready(client: httpx.Client) -> None:
 
 def test_readyz_outdated_schema_is_not_ready(client: httpx.Client, runtime: Runtime) -> None:
     downgrade_tenant_store(runtime.engine)
-
-    response = client.get("/readyz")
+    try:
+        response = client.get("/readyz")
+    finally:
+        # The PostgreSQL database is shared by the whole session; later tests need the tables.
+        migrations.upgrade(runtime.engine)
 
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
