@@ -1,9 +1,9 @@
 """Consistency between the tenant stores and the blob store, for `strongroom check`.
 
-Three kinds of damage are found: blobs in the store that no row refers to
-(left by a crash between publishing a blob and committing its version, or
-between deleting rows and deleting the blob), rows whose blob is missing,
-and abandoned uploads. A usage counter that differs from the recount is
+Three kinds of damage are found. Orphan blobs are blobs that no row refers
+to, left by a crash between publishing a blob and committing its version, or
+between deleting rows and deleting the blob. Then come rows whose blob is
+missing, and abandoned uploads. A usage counter that differs from the recount is
 reported too. With `repair`, orphans and abandoned uploads are removed, rows
 without content are deleted (a file falls back to its newest version that
 still has content, or is removed), and the usage counter is recounted.
@@ -28,8 +28,8 @@ from strongroom.tenancy.usage import get_usage, set_usage
 
 log = get_logger(__name__)
 
-# A blob is published a moment before its version row commits; younger files
-# may belong to an upload still in flight and are not called orphans.
+# A blob is published a moment before its version row commits, so a younger file
+# may belong to an upload still in flight and is not called an orphan.
 DEFAULT_GRACE_SECONDS = 15 * 60
 
 

@@ -1,7 +1,7 @@
 """Blob stores: where encrypted blob bytes live, by key.
 
-A blob store knows nothing of tenants or encryption: it stores opaque bytes
-under keys that `tenant_scoped_key` builds. Writes go to a temporary upload
+A blob store stores opaque bytes under keys that `tenant_scoped_key` builds,
+with no notion of tenants or encryption. Writes go to a temporary upload
 first and appear under their key only when `commit` has synced and renamed
 them, so a process killed mid-write leaves at most a stale upload, never a
 partial blob under a real key.

@@ -29,7 +29,7 @@ def healthz() -> dict[str, str]:
 
 @platform.get("/readyz")
 async def readyz(request: Request) -> Response:
-    """Readiness: the database answers with the expected schema and the blob store is writable."""
+    """Report readiness: the database responds with the expected schema and the blob store is writable."""
     runtime: Runtime = request.app.state.runtime
     checks = await anyio.to_thread.run_sync(_readiness_checks, runtime)
     failed = {name: result for name, result in checks.items() if result != "ok"}

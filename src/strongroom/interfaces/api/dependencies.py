@@ -66,9 +66,9 @@ def require_admin(principal: PrincipalDep) -> Principal:
 AdminDep = Annotated[Principal, Depends(require_admin)]
 
 
-def parse_object_id(text: str, what: str) -> uuid.UUID:
+def parse_object_id(text: str, kind: str) -> uuid.UUID:
     """Parse an object id from a URL; a malformed id is as unknown as a well-formed one."""
     try:
         return uuid.UUID(text)
     except ValueError:
-        raise NotFound(f"no {what} has the id {text!r}") from None
+        raise NotFound(f"no {kind} has the id {text!r}") from None
