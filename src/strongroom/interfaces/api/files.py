@@ -7,7 +7,8 @@ encrypted and written in a worker thread.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 
 import anyio
 from fastapi import APIRouter, Request, Response
@@ -167,12 +168,34 @@ async def _download(
     )
 
 
-def _stream(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    metrics.bytes_downloaded.inc(len(first))
-    yield first
-    for piece in rest:
-        metrics.bytes_downloaded.inc(len(piece))
-        yield piece
+async def _stream(first: bytes, rest: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Send decrypted chunks, decrypting the next one in a worker thread while this one is sent.
+
+    The overlap keeps both the event loop and a worker busy. If the client goes
+    away mid-transfer, `rest` (which holds the open blob) is closed once the
+    worker has finished with it, because a generator cannot be closed while
+    another thread runs it.
+    """
+    piece: bytes | None = first
+    upcoming: asyncio.Task[bytes | None] | None = None
+    try:
+        while piece is not None:
+            upcoming = asyncio.ensure_future(anyio.to_thread.run_sync(next, rest, None))
+            metrics.bytes_downloaded.inc(len(piece))
+            yield piece
+            piece = await upcoming
+            upcoming = None
+    finally:
+        if upcoming is not None and not upcoming.done():
+            upcoming.add_done_callback(lambda task: _close_after(task, rest))
+        else:
+            rest.close()
+
+
+def _close_after(task: asyncio.Task[bytes | None], pieces: Iterator[bytes]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.info("download_abandoned", error=str(task.exception()))
+    pieces.close()  # type: ignore[attr-defined]
 
 
 @router.delete("/files/{path:path}", response_model=NodeOut, summary="Move a file to the trash")
