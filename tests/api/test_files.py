@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import socket
+import time
 
 import httpx
 
-from tests.conftest import TEST_CHUNK_SIZE, Cast
+from strongroom.runtime import Runtime
+from tests.conftest import TEST_CHUNK_SIZE, Cast, LiveServer
 
 
 def test_put_creates_file_and_parents(client: httpx.Client, cast: Cast) -> None:
@@ -113,3 +116,44 @@ def test_delete_moves_file_to_trash(client: httpx.Client, cast: Cast) -> None:
     assert client.get(alice.url("files/old.txt"), headers=alice.headers).status_code == 404
     trash = client.get(alice.url("trash"), headers=alice.headers).json()["items"]
     assert [(item["name"], item["original_path"]) for item in trash] == [("old.txt", "old.txt")]
+
+
+def _raw_request(port: int, head: str, body: bytes) -> socket.socket:
+    connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+    connection.sendall(head.encode("latin-1") + b"\r\n" + body)
+    return connection
+
+
+def test_silent_upload_times_out_with_408(
+    client: httpx.Client, cast: Cast, runtime: Runtime, live_server: LiveServer
+) -> None:
+    alice = cast.acme_member
+    runtime.settings.upload_idle_timeout = 0.5
+    head = (
+        f"PUT {alice.url('files/slow.bin')} HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {alice.token}\r\nContent-Length: 1000\r\n"
+    )
+
+    with _raw_request(live_server.port, head, b"only ten b") as connection:
+        reply = connection.recv(65536).decode("latin-1")
+
+    assert reply.startswith("HTTP/1.1 408")
+    assert "no part of the upload arrived" in reply
+    assert client.get(alice.url("files/slow.bin"), headers=alice.headers).status_code == 404
+
+
+def test_aborted_upload_is_not_a_server_error(
+    client: httpx.Client, cast: Cast, live_server: LiveServer
+) -> None:
+    alice = cast.acme_member
+    head = (
+        f"PUT {alice.url('files/cut.bin')} HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {alice.token}\r\nContent-Length: 100000\r\n"
+    )
+
+    _raw_request(live_server.port, head, b"x" * 5000).close()
+    time.sleep(0.5)  # let the server notice the closed connection
+
+    metrics = client.get("/metrics").text
+    assert 'method="PUT",route="/api/v1/files/{path:path}",status="500"' not in metrics
+    assert 'method="PUT",route="/api/v1/files/{path:path}",status="499"' in metrics

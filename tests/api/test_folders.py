@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import uuid
 
 import httpx
 import pytest
 
+from sqlalchemy import select
+
+from strongroom.drive import files as drive_files
+from strongroom.drive.models import NodeRow
+from strongroom.runtime import Runtime
 from tests.conftest import Cast, Member
 
 
@@ -507,3 +513,71 @@ def test_get_node_other_tenant_is_404(client: httpx.Client, cast: Cast) -> None:
     response = client.get(bob.url(f"nodes/{created['id']}"), headers=bob.headers)
 
     assert response.status_code == 404
+
+
+def test_concurrent_crossed_moves_make_no_loop(
+    client: httpx.Client, cast: Cast, runtime: Runtime
+) -> None:
+    alice = cast.acme_member
+    url = str(client.base_url.join(alice.url("move")))
+
+    def send(source: str, destination: str) -> int:
+        body = {"from": source, "to": destination}
+        return httpx.post(url, json=body, headers=alice.headers, timeout=30).status_code
+
+    for round_number in range(5):
+        a, b = f"a{round_number}", f"b{round_number}"
+        client.post(alice.url(f"folders/{a}"), headers=alice.headers)
+        client.post(alice.url(f"folders/{b}"), headers=alice.headers)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            first = pool.submit(send, a, f"{b}/{a}")
+            second = pool.submit(send, b, f"{a}/{b}")
+            statuses = sorted([first.result(), second.result()])
+
+        assert 500 not in statuses
+        with runtime.stores.session(cast.acme) as session:
+            for node in session.scalars(select(NodeRow)):
+                # Raises IntegrityError when the parent chain loops.
+                drive_files.ancestors(session, node)
+
+
+def test_concurrent_make_same_folder_is_never_500(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    url = str(client.base_url.join(alice.url("folders/same/x")))
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(lambda _: httpx.post(url, headers=alice.headers).status_code, range(6)))
+
+    assert statuses.count(201) == 1
+    assert set(statuses) <= {201, 409}
+
+
+def test_make_folder_below_file_names_target(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "cl/less.txt")
+
+    response = client.post(alice.url("folders/cl/less.txt/sub"), headers=alice.headers)
+
+    assert response.status_code == 409
+    assert "cannot contain 'cl/less.txt/sub'" in response.json()["detail"]
+
+
+def test_move_overwrite_must_be_boolean(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "s.txt")
+
+    response = move(client, alice, "s.txt", "t.txt", overwrite="yes")  # type: ignore[arg-type]
+
+    assert response.status_code == 400
+    assert "overwrite" in response.json()["detail"]
+
+
+def test_node_by_id_reports_trashed(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    created = put_file(client, alice, "bin/old.txt")
+    client.delete(alice.url("folders/bin"), headers=alice.headers)
+
+    response = client.get(alice.url(f"nodes/{created['id']}"), headers=alice.headers)
+
+    assert response.status_code == 200
+    assert response.json()["trashed"] is True

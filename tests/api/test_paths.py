@@ -13,7 +13,14 @@ from sqlalchemy import func, select
 
 from strongroom.base.errors import InvalidPath
 from strongroom.drive.models import BlobRow, NodeRow, VersionRow
-from strongroom.drive.paths import MAX_NAME_BYTES, MAX_PATH_BYTES, check_name, join_path, split_path
+from strongroom.drive.paths import (
+    MAX_DEPTH,
+    MAX_NAME_BYTES,
+    MAX_PATH_BYTES,
+    check_name,
+    join_path,
+    split_path,
+)
 from strongroom.runtime import Runtime
 from tests.conftest import Cast
 
@@ -348,3 +355,44 @@ def test_put_4096_byte_path_accepted(client: httpx.Client, cast: Cast) -> None:
 
     assert response.status_code == 201
     assert client.get(alice.url(f"files/{path}"), headers=alice.headers).content == b"deep"
+
+
+@pytest.mark.parametrize(
+    ("name", "fault"),
+    [
+        ("invoice\u202etxt.exe", "U+202E"),
+        ("zero\u200bwidth", "U+200B"),
+        ("\ufeffbom", "U+FEFF"),
+        ("line\u2028break", "U+2028"),
+        ("   ", "blank"),
+        ("\u00a0", "blank"),
+        ("bad\ufffd", "UTF-8"),
+    ],
+)
+def test_check_name_rejects_deceptive(name: str, fault: str) -> None:
+    with pytest.raises(InvalidPath) as raised:
+        check_name(name)
+
+    assert fault in raised.value.detail
+
+
+def test_check_name_keeps_zero_width_joiner() -> None:
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467.jpg"
+
+    assert check_name(family) == family
+
+
+def test_split_path_rejects_too_deep() -> None:
+    with pytest.raises(InvalidPath) as raised:
+        split_path("/".join(["d"] * (MAX_DEPTH + 1)))
+
+    assert f"at most {MAX_DEPTH}" in raised.value.detail
+
+
+def test_invalid_utf8_upload_is_400(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+
+    response = client.put(alice.url("files/%ff%fe.txt"), content=b"x", headers=alice.headers)
+
+    assert response.status_code == 400
+    assert "UTF-8" in response.json()["detail"]

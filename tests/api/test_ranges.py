@@ -371,3 +371,21 @@ def test_put_if_none_match_star_existing_is_412(client: httpx.Client, cast: Cast
     assert response.headers["content-type"] == "application/problem+json"
     assert fetch(client, cast, {}, path="doc.txt").content == b"one"
     assert versions(client, cast) == [1]
+
+
+def test_parse_range_huge_number_is_ignored() -> None:
+    header = "bytes=0-" + "9" * 4301
+
+    assert parse_range(header, 10) is None
+
+
+def test_delete_with_stale_if_match_is_412(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    client.put(alice.url("files/keep.txt"), content=b"one", headers=alice.headers)
+
+    response = client.delete(
+        alice.url("files/keep.txt"), headers={**alice.headers, "If-Match": '"stale"'}
+    )
+
+    assert response.status_code == 412
+    assert client.get(alice.url("files/keep.txt"), headers=alice.headers).content == b"one"

@@ -379,3 +379,43 @@ def test_purge_bad_id_is_404_problem(client: httpx.Client, cast: Cast, item_id: 
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert item_id in response.json()["detail"]
+
+
+def test_member_cannot_purge_others_deletion(client: httpx.Client, cast: Cast) -> None:
+    admin, member = cast.acme_admin, cast.acme_member
+    put_file(client, admin, "admins.txt", b"kept")
+    client.delete(admin.url("files/admins.txt"), headers=admin.headers)
+    item = client.get(member.url("trash"), headers=member.headers).json()["items"][0]
+
+    response = client.delete(member.url(f"trash/{item['id']}"), headers=member.headers)
+
+    assert response.status_code == 403
+    assert "only a tenant admin" in response.json()["detail"]
+    assert len(client.get(admin.url("trash"), headers=admin.headers).json()["items"]) == 1
+
+
+def test_member_empties_only_own_deletions(client: httpx.Client, cast: Cast) -> None:
+    admin, member = cast.acme_admin, cast.acme_member
+    put_file(client, admin, "admins.txt", b"admin")
+    put_file(client, member, "members.txt", b"member")
+    client.delete(admin.url("files/admins.txt"), headers=admin.headers)
+    client.delete(member.url("files/members.txt"), headers=member.headers)
+
+    response = client.delete(member.url("trash"), headers=member.headers)
+
+    assert response.status_code == 200
+    assert response.json()["items_removed"] == 1
+    remaining = client.get(admin.url("trash"), headers=admin.headers).json()["items"]
+    assert [item["name"] for item in remaining] == ["admins.txt"]
+
+
+def test_admin_purges_members_deletion(client: httpx.Client, cast: Cast) -> None:
+    admin, member = cast.acme_admin, cast.acme_member
+    put_file(client, member, "members.txt", b"member")
+    client.delete(member.url("files/members.txt"), headers=member.headers)
+    item = client.get(admin.url("trash"), headers=admin.headers).json()["items"][0]
+
+    response = client.delete(admin.url(f"trash/{item['id']}"), headers=admin.headers)
+
+    assert response.status_code == 200
+    assert client.get(admin.url("trash"), headers=admin.headers).json()["items"] == []

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         le=16 * 1024 * 1024,
         description="Plaintext bytes per encrypted chunk of new blobs.",
     )
+    upload_idle_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds an upload may send nothing before it is discarded with 408.",
+    )
     tenant_cache_seconds: float = Field(
         default=2.0,
         ge=0,

@@ -73,6 +73,12 @@ class TenantNotFound(NotFound):
     title = "Tenant not found"
 
 
+class RequestTimeout(StrongroomError):
+    code = "request-timeout"
+    status = 408
+    title = "Request timeout"
+
+
 class Conflict(StrongroomError):
     code = "conflict"
     status = 409

@@ -17,7 +17,7 @@ from strongroom.base.logging import get_logger
 from strongroom.base.scoping import tenant_scoped_key
 from strongroom.drive.models import BlobRow
 from strongroom.storage import crypto
-from strongroom.storage.blobs import BlobMissing, BlobReader, BlobStore
+from strongroom.storage.blobs import BlobMissing, BlobReader, BlobStore, BlobWriter
 from strongroom.tenancy.keys import TenantKey
 
 log = get_logger(__name__)
@@ -52,17 +52,30 @@ class BlobUpload:
         self._size_limit = size_limit
         self._limit_error = limit_error or _too_large(size_limit)
         self._sha256 = hashlib.sha256()
-        self._buffer = bytearray(chunk_size)
+        self._store = store
         self._filled = 0
-        self._encryptor = crypto.ChunkEncryptor(self._key, self.tenant_id, self.blob_id, chunk_size)
-        self._writer = store.writer(blob_key(self.tenant_id, self.blob_id))
-        self._writer.write(self._encryptor.header())
+        # The chunk buffer, the encryptor and the file are made when the first bytes
+        # arrive, so requests that open an upload and send nothing hold almost no memory.
+        self._buffer = bytearray()
+        self._encryptor: crypto.ChunkEncryptor | None = None
+        self._writer: BlobWriter | None = None
+
+    def _open(self) -> tuple[crypto.ChunkEncryptor, BlobWriter]:
+        if self._encryptor is None or self._writer is None:
+            self._buffer = bytearray(self._chunk_size)
+            self._encryptor = crypto.ChunkEncryptor(
+                self._key, self.tenant_id, self.blob_id, self._chunk_size
+            )
+            self._writer = self._store.writer(blob_key(self.tenant_id, self.blob_id))
+            self._writer.write(self._encryptor.header())
+        return self._encryptor, self._writer
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
         if self._size_limit is not None and self.size + len(view) > self._size_limit:
             self.abort()
             raise self._limit_error(self.size + len(view))
+        self._open()
         self.size += len(view)
         self._sha256.update(view)
         while view:
@@ -77,8 +90,9 @@ class BlobUpload:
 
     def finish(self) -> tuple[BlobRow, str]:
         """Write the last chunk, sync and publish the blob; return its unsaved row and SHA-256."""
+        _encryptor, writer = self._open()
         self._write_chunk(last=True)
-        stored_size = self._writer.commit()
+        stored_size = writer.commit()
         wrapped = crypto.wrap_key(
             self._tenant_key.key,
             self._key,
@@ -96,11 +110,13 @@ class BlobUpload:
         return row, self._sha256.hexdigest()
 
     def abort(self) -> None:
-        self._writer.abort()
+        if self._writer is not None:
+            self._writer.abort()
 
     def _write_chunk(self, last: bool) -> None:
-        sealed = self._encryptor.encrypt(memoryview(self._buffer)[: self._filled], last=last)
-        self._writer.write(sealed)
+        encryptor, writer = self._open()
+        sealed = encryptor.encrypt(memoryview(self._buffer)[: self._filled], last=last)
+        writer.write(sealed)
         self._filled = 0
 
 

@@ -12,11 +12,20 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
 
-from strongroom.base.errors import AlreadyExists, Conflict, IntegrityError, InvalidInput, NotFound
+from strongroom.base.errors import (
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+)
 from strongroom.base.errors import PreconditionFailed
 from strongroom.drive.models import FILE, FOLDER, BlobRow, NodeRow, VersionRow
-from strongroom.drive.paths import join_path
+from strongroom.drive.paths import MAX_DEPTH, join_path
+from strongroom.identity.tokens import Principal
 from strongroom.storage.db import TenantSession
+from strongroom.tenancy.usage import lock_tenant
 from strongroom.tenancy.models import utcnow
 
 Names = tuple[str, ...]
@@ -97,14 +106,35 @@ def access_node_by_id(session: TenantSession, node_id: uuid.UUID) -> NodeRow:
     return node
 
 
+def ancestors(session: TenantSession, node: NodeRow) -> list[NodeRow]:
+    """Return the folders above a node, nearest first, root last, trashed ones included.
+
+    Raises IntegrityError instead of looping forever if the parent chain does
+    not reach the root within the maximum depth.
+    """
+    chain: list[NodeRow] = []
+    parent_id = node.parent_id
+    while parent_id is not None:
+        if len(chain) > MAX_DEPTH:
+            raise IntegrityError(
+                f"the folders above {node.id} do not reach the root within {MAX_DEPTH} levels; "
+                "the tree has a loop, which `strongroom check` reports"
+            )
+        parent = session.scalars(select(NodeRow).where(NodeRow.id == parent_id)).one()
+        chain.append(parent)
+        parent_id = parent.parent_id
+    return chain
+
+
 def path_of(session: TenantSession, node: NodeRow) -> str:
     """Return the path of a node from the root, through trashed folders too."""
-    names = []
-    while node.parent_id is not None:
-        names.append(node.name)
-        parent = session.scalars(select(NodeRow).where(NodeRow.id == node.parent_id)).one()
-        node = parent
-    return join_path(list(reversed(names)))
+    chain = [node, *ancestors(session, node)]
+    return join_path([item.name for item in reversed(chain) if item.parent_id is not None])
+
+
+def is_trashed(session: TenantSession, node: NodeRow) -> bool:
+    """Return True if the node or a folder above it is in the trash."""
+    return node.deleted_at is not None or _trashed_ancestor(session, node) is not None
 
 
 def list_children(session: TenantSession, folder: NodeRow) -> list[NodeRow]:
@@ -142,8 +172,14 @@ def list_versions(session: TenantSession, node: NodeRow) -> list[VersionRow]:
 # Folders ------------------------------------------------------------------------------
 
 
-def ensure_folders(session: TenantSession, names: Names, user_id: uuid.UUID | None) -> NodeRow:
-    """Return the folder at the path, creating every missing folder on the way."""
+def ensure_folders(
+    session: TenantSession, names: Names, user_id: uuid.UUID | None, target: Names | None = None
+) -> NodeRow:
+    """Return the folder at the path, creating every missing folder on the way.
+
+    `target` is the full path being written below the folder, for the message
+    when a file is in the way.
+    """
     node = get_root(session)
     for depth, name in enumerate(names, start=1):
         child = get_child(session, node.id, name)
@@ -152,7 +188,7 @@ def ensure_folders(session: TenantSession, names: Names, user_id: uuid.UUID | No
         elif child.kind != FOLDER:
             raise Conflict(
                 f"{join_path(names[:depth])!r} is a file, so it cannot contain "
-                f"{join_path(names)!r}"
+                f"{join_path(target or names)!r}"
             )
         node = child
     return node
@@ -164,7 +200,7 @@ def make_folder(session: TenantSession, names: Names, user_id: uuid.UUID | None)
     existing = get_node(session, names)
     if existing is not None:
         raise AlreadyExists(f"{join_path(names)!r} already exists as a {existing.kind}")
-    parent = ensure_folders(session, names[:-1], user_id)
+    parent = ensure_folders(session, names[:-1], user_id, target=names)
     return _add_node(session, parent, names[-1], FOLDER, user_id)
 
 
@@ -219,7 +255,7 @@ def add_version(
     if not names:
         raise InvalidInput("a file needs a name; the empty path is the root folder")
     path = join_path(names)
-    parent = ensure_folders(session, names[:-1], user_id)
+    parent = ensure_folders(session, names[:-1], user_id, target=names)
     node = _lock_child(session, parent.id, names[-1])
     if node is not None and node.kind != FILE:
         raise Conflict(f"{path!r} is a folder; choose another name for the file")
@@ -270,19 +306,29 @@ def move_node(
     overwrite: bool,
     user_id: uuid.UUID | None,
 ) -> NodeRow:
-    """Move or rename a file or folder; with `overwrite`, a file in the way goes to the trash."""
+    """Move or rename a file or folder, creating missing destination folders.
+
+    With `overwrite`, a file or folder of the same kind in the way goes to the
+    trash. Moves of one tenant run one at a time: two concurrent moves of
+    folders into each other would otherwise each pass the check below and
+    join the folders into a loop.
+    """
     if not source or not destination:
         raise InvalidInput("the root folder cannot be moved, and nothing can replace it")
+    lock_tenant(session)
     node = access_node(session, source)
     if destination == source:
         return node
+    inside_itself = Conflict(
+        f"{join_path(source)!r} cannot be moved to {join_path(destination)!r}, "
+        "which is inside itself"
+    )
     if destination[: len(source)] == source:
-        raise Conflict(
-            f"{join_path(source)!r} cannot be moved to {join_path(destination)!r}, "
-            "which is inside itself"
-        )
+        raise inside_itself
 
-    parent = ensure_folders(session, destination[:-1], user_id)
+    parent = ensure_folders(session, destination[:-1], user_id, target=destination)
+    if parent.id == node.id or any(item.id == node.id for item in ancestors(session, parent)):
+        raise inside_itself
     existing = get_child(session, parent.id, destination[-1])
     if existing is not None and existing.id != node.id:
         if not overwrite:
@@ -303,10 +349,18 @@ def move_node(
 # Trash --------------------------------------------------------------------------------
 
 
-def trash_node(session: TenantSession, names: Names, user_id: uuid.UUID | None, kind: str) -> NodeRow:
+def trash_node(
+    session: TenantSession,
+    names: Names,
+    user_id: uuid.UUID | None,
+    kind: str,
+    preconditions: Preconditions | None = None,
+) -> NodeRow:
     if not names:
         raise InvalidInput("the root folder cannot be moved to the trash")
     node = access_node(session, names, kind)
+    if preconditions is not None:
+        check_preconditions(node, preconditions, join_path(names))
     _trash(node, user_id)
     session.flush()
     return node
@@ -355,13 +409,7 @@ def restore_node(session: TenantSession, node_id: uuid.UUID) -> NodeRow:
 
 
 def _trashed_ancestor(session: TenantSession, node: NodeRow) -> NodeRow | None:
-    parent_id = node.parent_id
-    while parent_id is not None:
-        parent = session.scalars(select(NodeRow).where(NodeRow.id == parent_id)).one()
-        if parent.deleted_at is not None:
-            return parent
-        parent_id = parent.parent_id
-    return None
+    return next((parent for parent in ancestors(session, node) if parent.deleted_at), None)
 
 
 @dataclass
@@ -371,13 +419,23 @@ class Purged:
     blob_ids: list[uuid.UUID]
 
 
-def purge_node(session: TenantSession, node_id: uuid.UUID) -> Purged:
+def check_can_purge(node: NodeRow, actor: Principal) -> None:
+    """Members delete for good only what they put in the trash themselves; admins anything."""
+    if not actor.is_admin and node.deleted_by != actor.user_id:
+        raise Forbidden(
+            f"{node.name!r} was put in the trash by another user; only a tenant admin can "
+            "delete it for good"
+        )
+
+
+def purge_node(session: TenantSession, node_id: uuid.UUID, actor: Principal) -> Purged:
     """Delete a trashed item, everything below it and their versions; return the blobs to remove.
 
     The caller deletes the returned blobs from the blob store after commit; a
     crash in between leaves orphan blobs, which `strongroom check` finds.
     """
     node = access_trashed(session, node_id)
+    check_can_purge(node, actor)
     subtree = _subtree_ids(session, node.id)
     versions = [
         version

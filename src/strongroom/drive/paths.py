@@ -3,6 +3,8 @@
 A path is a sequence of names separated by `/`. Each name is normalised to
 NFC, so the same name typed on macOS (which sends NFD) and on Linux is one
 file. Leading and trailing slashes are ignored; the empty path is the root.
+Names that differ only in case are different files, as on Linux; clients on
+case-insensitive systems see them as a conflict of their own.
 """
 
 from __future__ import annotations
@@ -13,10 +15,22 @@ from strongroom.base.errors import InvalidPath
 
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4096
+# Each level costs a query to resolve; 256 is far deeper than people nest folders.
+MAX_DEPTH = 256
+
+
+# Characters that make a name display differently from what it is: bidirectional
+# overrides and isolates (a name "invoice<RLO>txt.exe" shows as "invoiceexe.txt") and
+# invisible characters that let two names look identical. The zero-width joiner and
+# non-joiner stay allowed, because emoji sequences and several scripts need them.
+DECEPTIVE_CHARACTERS = frozenset(
+    "\u061c\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+    "\u2060\u2066\u2067\u2068\u2069\ufeff"
+)
 
 
 def _is_control(character: str) -> bool:
-    return unicodedata.category(character) == "Cc"
+    return unicodedata.category(character) in {"Cc", "Zl", "Zp"}
 
 
 def check_name(name: str, position: int | None = None) -> str:
@@ -37,6 +51,20 @@ def check_name(name: str, position: int | None = None) -> str:
             f"{where} contains the control character U+{ord(faulty):04X}; remove it",
             segment=position,
         )
+    deceptive = next((c for c in normalised if c in DECEPTIVE_CHARACTERS), None)
+    if deceptive is not None:
+        raise InvalidPath(
+            f"{where} contains the invisible or direction-changing character "
+            f"U+{ord(deceptive):04X}, which can disguise a name; remove it",
+            segment=position,
+        )
+    if "\ufffd" in normalised:
+        raise InvalidPath(
+            f"{where} is not valid UTF-8 (it decodes to U+FFFD); encode names as UTF-8",
+            segment=position,
+        )
+    if not normalised.strip():
+        raise InvalidPath(f"{where} has only blank characters; give it a visible name", segment=position)
     size = len(normalised.encode("utf-8"))
     if size > MAX_NAME_BYTES:
         raise InvalidPath(
@@ -51,9 +79,10 @@ def split_path(path: str) -> tuple[str, ...]:
     stripped = path.strip("/")
     if not stripped:
         return ()
-    names = tuple(
-        check_name(part, position) for position, part in enumerate(stripped.split("/"), start=1)
-    )
+    parts = stripped.split("/")
+    if len(parts) > MAX_DEPTH:
+        raise InvalidPath(f"the path has {len(parts)} levels; paths may have at most {MAX_DEPTH}")
+    names = tuple(check_name(part, position) for position, part in enumerate(parts, start=1))
     size = len("/".join(names).encode("utf-8"))
     if size > MAX_PATH_BYTES:
         raise InvalidPath(

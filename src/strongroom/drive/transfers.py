@@ -23,6 +23,7 @@ from strongroom.drive.content import BlobUpload, blob_key
 from strongroom.drive.files import Names, Preconditions
 from strongroom.drive.models import FILE, BlobRow, NodeRow, VersionRow
 from strongroom.drive.paths import join_path
+from strongroom.identity.tokens import Principal
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.keys import TenantKey
@@ -155,22 +156,29 @@ def open_download(runtime: Runtime, tenant: TenantInfo, names: Names) -> Downloa
     return Download(node, version, blob, tenant_key, join_path(names))
 
 
-def purge(runtime: Runtime, tenant: TenantInfo, node_id: uuid.UUID) -> files.Purged:
+def purge(
+    runtime: Runtime, tenant: TenantInfo, node_id: uuid.UUID, actor: Principal
+) -> files.Purged:
     """Delete a trashed item for good: rows first, then blobs, then the usage they held."""
     with runtime.stores.session(tenant, write=True) as session:
-        purged = files.purge_node(session, node_id)
+        purged = files.purge_node(session, node_id, actor)
         release_bytes(session, purged.bytes)
     _delete_blobs(runtime, tenant, purged.blob_ids)
     return purged
 
 
-def empty_trash(runtime: Runtime, tenant: TenantInfo) -> files.Purged:
+def empty_trash(runtime: Runtime, tenant: TenantInfo, actor: Principal) -> files.Purged:
+    """Purge everything in the trash for an admin; for a member, what the member put there."""
     total = files.Purged(nodes=0, bytes=0, blob_ids=[])
     with runtime.stores.session(tenant) as session:
-        trashed = [node.id for node in files.list_trash(session)]
+        trashed = [
+            node.id
+            for node in files.list_trash(session)
+            if actor.is_admin or node.deleted_by == actor.user_id
+        ]
     for node_id in trashed:
         try:
-            purged = purge(runtime, tenant, node_id)
+            purged = purge(runtime, tenant, node_id, actor)
         except NotFound:
             continue  # already purged with a trashed folder above it
         total.nodes += purged.nodes

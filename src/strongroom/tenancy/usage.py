@@ -63,6 +63,15 @@ def release_bytes(session: TenantSession, size: int) -> None:
     session.execute(update(UsageRow).values(bytes_used=UsageRow.bytes_used - size))
 
 
+def lock_tenant(session: TenantSession) -> None:
+    """Hold the tenant's usage row until commit, so changes that must not interleave run in turn.
+
+    SQLite writers already run one at a time; this matters on PostgreSQL.
+    """
+    _ensure_row(session, session.tenant_id)  # type: ignore[arg-type]
+    session.execute(select(UsageRow.tenant_id).with_for_update()).first()
+
+
 def set_usage(session: TenantSession, tenant_id: uuid.UUID, used: int) -> None:
     """Overwrite the counter, for `strongroom check --repair` after it recounted the rows."""
     _ensure_row(session, tenant_id)

@@ -76,7 +76,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         description="Multi-tenant, encrypted file storage. Every path here is relative to a "
         "tenant's base URL: `http://{slug}.{base domain}` or `/t/{slug}` on any host.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        # FastAPI's documentation pages load their scripts from a public CDN, which
+        # would make every visitor's browser contact a third party.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.runtime = runtime

@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from strongroom.base import metrics
-from strongroom.base.errors import InvalidInput, PreconditionFailed
+from strongroom.base.errors import InvalidInput, PreconditionFailed, RequestTimeout
 from strongroom.base.logging import get_logger
 from strongroom.drive import files as drive_files
 from strongroom.drive import transfers
@@ -70,7 +70,9 @@ async def put_file(
         transfers.begin_upload, runtime, tenant, names, preconditions, declared
     )
     try:
-        await _receive_body(request, upload, runtime.settings.chunk_size)
+        await _receive_body(
+            request, upload, runtime.settings.chunk_size, runtime.settings.upload_idle_timeout
+        )
     except BaseException:
         await anyio.to_thread.run_sync(upload.abort)
         raise
@@ -90,11 +92,17 @@ async def put_file(
     )
 
 
-async def _receive_body(request: Request, upload: BlobUpload, chunk_size: int) -> None:
+async def _receive_body(
+    request: Request, upload: BlobUpload, chunk_size: int, idle_timeout: float
+) -> None:
     pending: list[bytes] = []
     pending_size = 0
+    pieces = request.stream().__aiter__()
     try:
-        async for piece in request.stream():
+        while True:
+            piece = await _next_piece(pieces, idle_timeout)
+            if piece is None:
+                break
             pending.append(piece)
             pending_size += len(piece)
             if pending_size >= chunk_size:
@@ -105,6 +113,21 @@ async def _receive_body(request: Request, upload: BlobUpload, chunk_size: int) -
         raise
     if pending:
         await anyio.to_thread.run_sync(upload.feed, b"".join(pending))
+
+
+async def _next_piece(pieces: AsyncIterator[bytes], idle_timeout: float) -> bytes | None:
+    """Return the next piece of the body, None at its end; a silent client times out."""
+    try:
+        with anyio.fail_after(idle_timeout):
+            return await pieces.__anext__()
+    except StopAsyncIteration:
+        return None
+    except TimeoutError:
+        log.info("upload_idle_timeout", seconds=idle_timeout)
+        raise RequestTimeout(
+            f"no part of the upload arrived for {idle_timeout:g} seconds, so it was discarded; "
+            "send the body without pauses"
+        ) from None
 
 
 @router.get("/files/{path:path}", summary="Download a file; honours Range and conditional headers")
@@ -200,11 +223,12 @@ def _close_after(task: asyncio.Task[bytes | None], pieces: Iterator[bytes]) -> N
 
 @router.delete("/files/{path:path}", response_model=NodeOut, summary="Move a file to the trash")
 def delete_file(
-    path: str, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
+    path: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> NodeOut:
     names = split_path(path)
+    preconditions = _preconditions(request)
     with runtime.stores.session(tenant, write=True) as session:
-        node = drive_files.trash_node(session, names, principal.user_id, FILE)
+        node = drive_files.trash_node(session, names, principal.user_id, FILE, preconditions)
     return NodeOut.of(node, join_path(names))
 
 

@@ -81,4 +81,5 @@ def get_node(
     with runtime.stores.session(tenant) as session:
         node = drive_files.access_node_by_id(session, parse_object_id(node_id, "file or folder"))
         path = drive_files.path_of(session, node)
-    return NodeOut.of(node, path)
+        trashed = drive_files.is_trashed(session, node)
+    return NodeOut.of(node, path, trashed=trashed)

@@ -7,11 +7,14 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
-from strongroom.base.errors import StrongroomError
+from strongroom.base.errors import QuotaExceeded, StrongroomError
 from strongroom.base.logging import get_logger
 
 log = get_logger(__name__)
@@ -58,7 +61,7 @@ def error_response(error: StrongroomError) -> Response:
 
 async def _strongroom_error(_request: Request, error: Exception) -> Response:
     assert isinstance(error, StrongroomError)
-    if error.status >= 500:
+    if error.status >= 500 and not isinstance(error, QuotaExceeded):
         log.error("request_failed", code=error.code, error=error.detail)
     return error_response(error)
 
@@ -89,6 +92,25 @@ async def _http_error(_request: Request, error: Exception) -> Response:
     )
 
 
+async def _concurrent_change(_request: Request, error: Exception) -> Response:
+    # Routes that expect races retry them; elsewhere a unique constraint hit by two
+    # requests at once means the other one won, which the client can retry.
+    log.info("concurrent_change", error=str(error).splitlines()[0])
+    return problem_response(
+        409,
+        "concurrent-change",
+        "Concurrent change",
+        "another request changed the same item at the same time; fetch it again and retry",
+    )
+
+
+async def _client_disconnected(_request: Request, _error: Exception) -> Response:
+    # Nobody reads this response; 499 (nginx's "client closed request") keeps the
+    # abort out of the 5xx counts of the metrics and the log.
+    log.info("client_disconnected")
+    return Response(status_code=499)
+
+
 async def _database_error(_request: Request, error: Exception) -> Response:
     log.error("database_unavailable", error=str(error).splitlines()[0])
     return problem_response(
@@ -116,4 +138,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_error)
+    app.add_exception_handler(PoolTimeout, _database_error)
+    app.add_exception_handler(DatabaseIntegrityError, _concurrent_change)
+    app.add_exception_handler(ClientDisconnect, _client_disconnected)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -6,7 +6,8 @@ import re
 
 from strongroom.base.errors import RangeNotSatisfiable
 
-RANGE_PATTERN = re.compile(r"bytes=(\d*)-(\d*)")
+# Nineteen digits reach past any real file size; a longer number is malformed.
+RANGE_PATTERN = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from strongroom.drive.files import etag_of
 from strongroom.drive.models import FILE, NodeRow
@@ -25,10 +25,17 @@ class NodeOut(BaseModel):
     version: int | None = Field(description="number of the current version; null for folders")
     modified: dt.datetime
     etag: str | None = None
-    sha256: str | None = None
+    sha256: str | None = Field(
+        default=None, description="SHA-256 of the content; given in upload responses"
+    )
+    trashed: bool = Field(
+        default=False, description="true when the item or a folder above it is in the trash"
+    )
 
     @classmethod
-    def of(cls, node: NodeRow, path: str, sha256: str | None = None) -> NodeOut:
+    def of(
+        cls, node: NodeRow, path: str, sha256: str | None = None, trashed: bool = False
+    ) -> NodeOut:
         is_file = node.kind == FILE
         return cls(
             id=node.id,
@@ -40,6 +47,7 @@ class NodeOut(BaseModel):
             modified=utc(node.modified_at),
             etag=etag_of(node),
             sha256=sha256,
+            trashed=trashed,
         )
 
 
@@ -69,8 +77,13 @@ class PurgeResult(BaseModel):
 
 class MoveRequest(BaseModel):
     source: str = Field(alias="from", description="path of the file or folder to move")
-    destination: str = Field(alias="to", description="its new path, name included")
-    overwrite: bool = Field(default=False, description="move a file in the way to the trash")
+    destination: str = Field(
+        alias="to", description="its new path, name included; missing folders are created"
+    )
+    overwrite: StrictBool = Field(
+        default=False,
+        description="move a file or folder of the same kind that is in the way to the trash",
+    )
 
     model_config = {"populate_by_name": True}
 

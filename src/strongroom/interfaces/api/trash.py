@@ -47,17 +47,20 @@ def restore(item_id: str, runtime: RuntimeDep, tenant: TenantDep, _principal: Pr
 
 
 @router.delete(
-    "/trash/{item_id}", response_model=PurgeResult, summary="Delete an item and its versions for good"
+    "/trash/{item_id}",
+    response_model=PurgeResult,
+    summary="Delete an item and its versions for good; members only what they trashed",
 )
 async def purge(
-    item_id: str, runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep
+    item_id: str, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> PurgeResult:
     node_id = parse_object_id(item_id, "trash item")
-    purged = await anyio.to_thread.run_sync(transfers.purge, runtime, tenant, node_id)
+    purged = await anyio.to_thread.run_sync(transfers.purge, runtime, tenant, node_id, principal)
     return PurgeResult(items_removed=purged.nodes, bytes_freed=purged.bytes)
 
 
 @router.delete("/trash", response_model=PurgeResult, summary="Empty the trash")
-async def empty(runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep) -> PurgeResult:
-    purged = await anyio.to_thread.run_sync(transfers.empty_trash, runtime, tenant)
+async def empty(runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep) -> PurgeResult:
+    """Empty the trash: all of it for an admin, for a member what the member deleted."""
+    purged = await anyio.to_thread.run_sync(transfers.empty_trash, runtime, tenant, principal)
     return PurgeResult(items_removed=purged.nodes, bytes_freed=purged.bytes)
