@@ -77,7 +77,7 @@ def _create_demo_tenant(runtime: Runtime, host: str, port: int) -> None:
                 f'  curl -H "Authorization: Bearer $TOKEN" -T README.md {base}/files/docs/README.md',
                 f'  curl -H "Authorization: Bearer $TOKEN" {base}/folders/',
                 "",
-                f"A new token at any time: strongroom token create {DEMO_SLUG} {DEMO_EMAIL}",
+                f"A new token at any time: .venv/bin/strongroom token create {DEMO_SLUG} {DEMO_EMAIL}",
                 "",
             ]
         )
