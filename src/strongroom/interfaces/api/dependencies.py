@@ -17,11 +17,11 @@ from strongroom.tenancy.context import TenantInfo
 API_PREFIX = "/api/v1"
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def require_tenant(request: Request) -> TenantInfo:
+async def require_tenant(request: Request) -> TenantInfo:
     tenant = request.scope.get("state", {}).get("tenant")
     if tenant is None:
         raise TenantNotFound(
@@ -57,7 +57,7 @@ def _authenticate(runtime: Runtime, tenant: TenantInfo, secret: str) -> Principa
 PrincipalDep = Annotated[Principal, Depends(require_principal)]
 
 
-def require_admin(principal: PrincipalDep) -> Principal:
+async def require_admin(principal: PrincipalDep) -> Principal:
     if not principal.is_admin:
         raise Forbidden("this needs the admin role in the tenant; ask a tenant admin")
     return principal
