@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import time
 import uuid
 from collections.abc import Iterator
@@ -577,3 +578,128 @@ def test_cli_postgres_creates_tenant_user_token(postgres_cli: StrongroomProcess)
     listed = [json.loads(line) for line in listing.splitlines()]
     assert [(t["slug"], t["quota_bytes"]) for t in listed] == [("acme", 1000)]
     assert not (postgres_cli.data_dir / "master.key").exists()
+
+
+# Damaged blobs and folder loops -------------------------------------------------------
+
+
+def grow_blob(process: StrongroomProcess, slug: str, blob_id: uuid.UUID) -> None:
+    """Add a byte to a stored blob, as a disk fault or a partial copy of a backup could."""
+    with open_runtime(process) as runtime:
+        tenant = runtime.catalog.get_tenant(slug)
+        path = runtime.settings.resolved_blob_dir / blob_key(tenant.id, blob_id)
+    with path.open("ab") as handle:
+        handle.write(b"\0")
+
+
+def test_check_lists_damaged_blob(acme: StrongroomProcess) -> None:
+    with open_runtime(acme) as runtime:
+        blob_id = upload(runtime, "acme", "report.txt", b"quarterly figures")
+    grow_blob(acme, "acme", blob_id)
+
+    result = acme.cli("check", "--grace", "0")
+
+    assert result.returncode == 1
+    assert f"acme: blob {blob_id} is damaged (rows refer to it)" in result.stdout
+
+
+def test_check_repair_damaged_keeps_older_version(acme: StrongroomProcess) -> None:
+    with open_runtime(acme) as runtime:
+        upload(runtime, "acme", "report.txt", b"first draft")
+        blob_id = upload(runtime, "acme", "report.txt", b"second draft")
+    grow_blob(acme, "acme", blob_id)
+
+    result = acme.cli("check", "--repair", "--grace", "0")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"acme: blob {blob_id} is damaged (rows and blob removed)" in result.stdout
+    with open_runtime(acme) as runtime:
+        assert read_file(runtime, "acme", "report.txt") == b"first draft"
+
+
+def test_check_verify_lists_altered_blob(acme: StrongroomProcess) -> None:
+    with open_runtime(acme) as runtime:
+        blob_id = upload(runtime, "acme", "report.txt", b"quarterly figures")
+        tenant = runtime.catalog.get_tenant("acme")
+        path = runtime.settings.resolved_blob_dir / blob_key(tenant.id, blob_id)
+    altered = bytearray(path.read_bytes())
+    altered[-1] ^= 0x01
+    path.write_bytes(altered)
+
+    result = acme.cli("check", "--verify", "--grace", "0")
+
+    assert result.returncode == 1
+    assert f"acme: blob {blob_id} is damaged (rows refer to it)" in result.stdout
+
+
+def make_folder_loop(process: StrongroomProcess) -> tuple[uuid.UUID, uuid.UUID]:
+    """Folders a/b with a moved below b, as a race between two moves once could leave them."""
+    with open_runtime(process) as runtime:
+        tenant = runtime.catalog.get_tenant("acme")
+        with runtime.stores.session(tenant, write=True) as session:
+            outer = files.make_folder(session, split_path("a"), None)
+            inner = files.make_folder(session, split_path("a/b"), None)
+            outer.parent_id = inner.id
+    return outer.id, inner.id
+
+
+def test_check_lists_folder_loop_with_ids(acme: StrongroomProcess) -> None:
+    outer, inner = make_folder_loop(acme)
+
+    result = acme.cli("check")
+
+    assert result.returncode == 1
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("acme: folder loop")]
+    assert str(outer) in line
+    assert str(inner) in line
+    assert "manual repair" in line
+
+
+def test_check_repair_folder_loop_still_fails(acme: StrongroomProcess) -> None:
+    make_folder_loop(acme)
+
+    result = acme.cli("check", "--repair")
+
+    assert result.returncode == 1
+    assert "folder loops need manual repair" in result.stdout
+
+
+# Data directory permissions -----------------------------------------------------------
+
+
+def test_data_dir_created_for_owner_only(cli: StrongroomProcess) -> None:
+    result = cli.cli("tenant", "list")
+
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(cli.data_dir.stat().st_mode) == 0o700
+
+
+def test_database_files_created_for_owner_only(cli: StrongroomProcess) -> None:
+    names = ["strongroom.db", "strongroom.db-wal", "strongroom.db-shm"]
+
+    # The open runtime keeps a connection, so the -wal and -shm files exist meanwhile.
+    with open_runtime(cli):
+        modes = {name: stat.S_IMODE((cli.data_dir / name).stat().st_mode) for name in names}
+
+    assert modes == dict.fromkeys(names, 0o600)
+
+
+def test_open_data_dir_warns_with_fix(cli: StrongroomProcess) -> None:
+    cli.data_dir.mkdir(mode=0o755)
+    cli.data_dir.chmod(0o755)
+
+    result = cli.cli("tenant", "list")
+
+    assert result.returncode == 0, result.stderr
+    [warning] = [line for line in stderr_lines(result) if "data_dir_open_to_others" in line]
+    assert str(cli.data_dir) in warning
+    assert f"chmod 700 {cli.data_dir}" in warning
+
+
+def test_open_data_dir_keeps_its_mode(cli: StrongroomProcess) -> None:
+    cli.data_dir.mkdir(mode=0o750)
+    cli.data_dir.chmod(0o750)
+
+    cli.cli("tenant", "list")
+
+    assert stat.S_IMODE(cli.data_dir.stat().st_mode) == 0o750

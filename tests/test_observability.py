@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import httpx
 
@@ -76,3 +77,49 @@ def test_request_log_is_json_with_ids(strongroom_process: StrongroomProcess) -> 
     assert access["status"] == 200
     assert access["actor"].endswith("@acme")
     assert "alice@acme.test" not in server.log_path.read_text()
+
+
+def log_lines(server: StrongroomProcess) -> list[str]:
+    return [line for line in server.log_path.read_text().splitlines() if line.strip()]
+
+
+def parses_as_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
+
+
+def test_invalid_http_request_logs_json_line(strongroom_process: StrongroomProcess) -> None:
+    server = strongroom_process
+    server.env["STRONGROOM_LOG_FORMAT"] = "json"
+    server.env["STRONGROOM_LOG_LEVEL"] = "info"
+    server.start()
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(b"NOT HTTP AT ALL\x00\r\n\r\n")
+        reply = raw.recv(4096)
+    server.stop()
+
+    assert reply.startswith(b"HTTP/1.1 400")
+    lines = log_lines(server)
+    assert [line for line in lines if not parses_as_json(line)] == []
+    events = [json.loads(line)["event"] for line in lines]
+    assert "Invalid HTTP request received." in events
+
+
+def test_bind_failure_logs_json_lines(strongroom_process: StrongroomProcess) -> None:
+    server = strongroom_process
+    server.env["STRONGROOM_LOG_FORMAT"] = "json"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+
+        result = server.cli("serve", "--port", str(taken.getsockname()[1]), "--no-demo")
+
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert [line for line in lines if not parses_as_json(line)] == []
+    errors = [json.loads(line) for line in lines if json.loads(line)["level"] == "error"]
+    assert any("address already in use" in error["event"] for error in errors)

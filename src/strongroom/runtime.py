@@ -6,11 +6,15 @@ they see the same objects configured the same way.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine
 
 from strongroom.base.config import Settings
+from strongroom.base.logging import get_logger
 from strongroom.drive.files import create_root
 from strongroom.storage.blobs import BlobStore, open_blob_store
 from strongroom.storage.db import make_engine
@@ -18,6 +22,8 @@ from strongroom.tenancy import migrations
 from strongroom.tenancy.catalog import Catalog
 from strongroom.tenancy.isolation import TenantStores
 from strongroom.tenancy.keys import Keyring, load_master_key
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -39,7 +45,7 @@ def build_runtime(settings: Settings, migrate: bool | None = None) -> Runtime:
     Raises SchemaOutOfDate when the database is behind the code and migrating
     on start is off.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(settings.data_dir)
     master_key = load_master_key(settings)
     engine = make_engine(settings.resolved_database_url)
 
@@ -62,3 +68,27 @@ def build_runtime(settings: Settings, migrate: bool | None = None) -> Runtime:
         keyring=keyring,
         blobs=open_blob_store(settings.resolved_blob_dir),
     )
+
+
+def ensure_data_dir(path: Path) -> None:
+    """Create the data directory for its owner alone, or warn when an existing one is not.
+
+    An existing directory keeps its mode, because the operator may have opened
+    it on purpose, to a backup user's group for example.
+    """
+    try:
+        # The umask can only narrow 0700, so the directory is never open to others, not even
+        # for a moment. The chmod then restores bits that an unusual umask removed.
+        path.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            resolved = path.resolve()
+            log.warning(
+                "data_dir_open_to_others",
+                path=str(resolved),
+                mode=oct(mode),
+                advice=f"run `chmod 700 {resolved}` so that only its owner can open it",
+            )
+        return
+    os.chmod(path, 0o700)

@@ -1,12 +1,15 @@
 """Consistency between the tenant stores and the blob store, for `strongroom check`.
 
-Three kinds of damage are found. Orphan blobs are blobs that no row refers
-to, left by a crash between publishing a blob and committing its version, or
-between deleting rows and deleting the blob. Then come rows whose blob is
-missing, and abandoned uploads. A usage counter that differs from the recount is
-reported too. With `repair`, orphans and abandoned uploads are removed, rows
-without content are deleted (a file falls back to its newest version that
-still has content, or is removed), and the usage counter is recounted.
+Orphan blobs are blobs that no row refers to, left by a crash between
+publishing a blob and committing its version, or between deleting rows and
+deleting the blob. Then come rows whose blob is missing, damaged blobs (a
+stored size that differs from the row's, or with `verify` a blob that fails
+to decrypt), and abandoned uploads. A usage counter that differs from the
+recount is reported too, and so are folder loops. With `repair`, orphans and
+abandoned uploads are removed, rows without sound content are deleted (a
+file falls back to its newest version that still has content, or is
+removed), damaged blobs are deleted, and the usage counter is recounted.
+Folder loops are only reported: which link to cut is a person's decision.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select
 
+from strongroom.base.errors import IntegrityError
 from strongroom.base.logging import get_logger
-from strongroom.drive.content import blob_key
+from strongroom.drive.content import blob_key, read_range
 from strongroom.drive.files import count_usage, create_root
 from strongroom.drive.models import BlobRow, NodeRow, VersionRow
 from strongroom.runtime import Runtime
@@ -32,12 +36,18 @@ log = get_logger(__name__)
 # may belong to an upload still in flight and is not called an orphan.
 DEFAULT_GRACE_SECONDS = 15 * 60
 
+# Blob rows read per transaction while verifying, so a long verification keeps no
+# transaction open and no list of every row in memory.
+VERIFY_BATCH = 500
+
 
 @dataclass
 class TenantReport:
     slug: str
     orphan_blobs: list[str] = field(default_factory=list)
     missing_blobs: list[uuid.UUID] = field(default_factory=list)
+    damaged_blobs: list[uuid.UUID] = field(default_factory=list)
+    folder_loops: list[list[uuid.UUID]] = field(default_factory=list)
     usage_recorded: int = 0
     usage_counted: int = 0
     missing_root: bool = False
@@ -50,8 +60,17 @@ class TenantReport:
     @property
     def clean(self) -> bool:
         return not (
-            self.orphan_blobs or self.missing_blobs or self.usage_mismatch or self.missing_root
+            self.orphan_blobs
+            or self.missing_blobs
+            or self.damaged_blobs
+            or self.folder_loops
+            or self.usage_mismatch
+            or self.missing_root
         )
+
+    @property
+    def needs_manual_repair(self) -> bool:
+        return bool(self.folder_loops)
 
 
 @dataclass
@@ -68,12 +87,21 @@ class Report:
             and not self.unknown_tenant_blobs
         )
 
+    @property
+    def needs_manual_repair(self) -> bool:
+        return any(tenant.needs_manual_repair for tenant in self.tenants)
 
-def check_all(runtime: Runtime, repair: bool, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> Report:
+
+def check_all(
+    runtime: Runtime,
+    repair: bool,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    verify: bool = False,
+) -> Report:
     report = Report()
     tenants = runtime.catalog.list_tenants()
     for tenant in tenants:
-        report.tenants.append(check_tenant(runtime, tenant, repair, grace_seconds))
+        report.tenants.append(check_tenant(runtime, tenant, repair, grace_seconds, verify))
 
     known = {str(tenant.id) for tenant in tenants}
     for key in runtime.blobs.iter_keys("tenants"):
@@ -89,60 +117,142 @@ def check_all(runtime: Runtime, repair: bool, grace_seconds: float = DEFAULT_GRA
 
 
 def check_tenant(
-    runtime: Runtime, tenant: TenantInfo, repair: bool, grace_seconds: float
+    runtime: Runtime,
+    tenant: TenantInfo,
+    repair: bool,
+    grace_seconds: float,
+    verify: bool = False,
 ) -> TenantReport:
+    """Check one tenant. With `verify`, also decrypt every blob, which reads all of its content."""
     report = TenantReport(slug=tenant.slug)
     with runtime.stores.session(tenant) as session:
-        blob_ids = set(session.scalars(select(BlobRow.id)))
+        stored_sizes = {
+            row.id: row.stored_size
+            for row in session.execute(select(BlobRow.id, BlobRow.stored_size))
+        }
         report.usage_recorded = get_usage(session)
         report.usage_counted = count_usage(session)
         report.missing_root = session.scalar(select(NodeRow.id).where(NodeRow.parent_id.is_(None))) is None
+        parents = {
+            row.id: row.parent_id for row in session.execute(select(NodeRow.id, NodeRow.parent_id))
+        }
+    report.folder_loops = find_folder_loops(parents)
 
-    stored = _stored_blobs(runtime, tenant, grace_seconds)
-    report.orphan_blobs = sorted(key for key, blob_id in stored.items() if blob_id not in blob_ids)
-    present = set(stored.values())
+    # Every stored blob is listed, young ones too: a blob with a row was published
+    # before the row committed, so its size is final whatever its age.
+    cutoff = time.time() - grace_seconds
+    sizes: dict[uuid.UUID, int] = {}
+    for blob in runtime.blobs.iter_blobs(f"tenants/{tenant.id}/blobs"):
+        blob_id = _blob_id_of(blob.key)
+        if blob_id in stored_sizes and blob.key == blob_key(tenant.id, blob_id):
+            sizes[blob_id] = blob.size
+        elif blob.modified <= cutoff:
+            report.orphan_blobs.append(blob.key)
+    report.orphan_blobs.sort()
     report.missing_blobs = sorted(
         blob_id
-        for blob_id in blob_ids
-        if blob_id not in present and not runtime.blobs.exists(blob_key(tenant.id, blob_id))
+        for blob_id in stored_sizes
+        if blob_id not in sizes and not runtime.blobs.exists(blob_key(tenant.id, blob_id))
     )
+    report.damaged_blobs = sorted(
+        blob_id for blob_id, size in sizes.items() if size != stored_sizes[blob_id]
+    )
+    if verify:
+        skipped = {*report.missing_blobs, *report.damaged_blobs}
+        report.damaged_blobs = sorted(
+            {*report.damaged_blobs, *_undecryptable_blobs(runtime, tenant, skipped)}
+        )
 
     if repair and not report.clean:
         _repair(runtime, tenant, report)
     return report
 
 
-def _stored_blobs(
-    runtime: Runtime, tenant: TenantInfo, grace_seconds: float
-) -> dict[str, uuid.UUID | None]:
-    """Map each blob key under the tenant's prefix, old enough to judge, to the blob id it names."""
-    cutoff = time.time() - grace_seconds
-    stored: dict[str, uuid.UUID | None] = {}
-    for blob in runtime.blobs.iter_blobs(f"tenants/{tenant.id}/blobs"):
-        if blob.modified > cutoff:
-            continue
-        try:
-            stored[blob.key] = uuid.UUID(blob.key.rsplit("/", 1)[-1])
-        except ValueError:
-            stored[blob.key] = None
-    return stored
+def find_folder_loops(parents: dict[uuid.UUID, uuid.UUID | None]) -> list[list[uuid.UUID]]:
+    """Return each cycle of the parent links once, as its node ids in parent order.
+
+    The walk remembers the nodes it has passed, so a loop ends it instead of
+    keeping it going, and never passes a node twice, so the cost stays linear in
+    the number of nodes.
+    """
+    loops: list[list[uuid.UUID]] = []
+    settled: set[uuid.UUID] = set()
+    for start in parents:
+        chain: list[uuid.UUID] = []
+        on_chain: set[uuid.UUID] = set()
+        node: uuid.UUID | None = start
+        while node is not None and node not in settled and node in parents:
+            if node in on_chain:
+                loops.append(chain[chain.index(node) :])
+                break
+            chain.append(node)
+            on_chain.add(node)
+            node = parents[node]
+        settled.update(chain)
+    return loops
+
+
+def _undecryptable_blobs(
+    runtime: Runtime, tenant: TenantInfo, skipped: set[uuid.UUID]
+) -> list[uuid.UUID]:
+    """Decrypt every blob of the tenant chunk by chunk and return those that fail.
+
+    A tenant key that does not unwrap raises instead: that is a wrong master key
+    or a damaged catalog, and calling every blob damaged would let a repair
+    delete them all.
+    """
+    failed: list[uuid.UUID] = []
+    after: uuid.UUID | None = None
+    while True:
+        with runtime.stores.session(tenant) as session:
+            query = select(BlobRow).order_by(BlobRow.id).limit(VERIFY_BATCH)
+            if after is not None:
+                query = query.where(BlobRow.id > after)
+            batch = list(session.scalars(query))
+        if not batch:
+            return failed
+        after = batch[-1].id
+        for blob in batch:
+            if blob.id in skipped:
+                continue
+            tenant_key = runtime.keyring.version(tenant.id, blob.key_version)
+            try:
+                for _plaintext in read_range(runtime.blobs, blob, tenant_key, 0, blob.size - 1):
+                    pass
+            except IntegrityError as exc:
+                log.warning(
+                    "blob_damaged", tenant=tenant.slug, blob_id=str(blob.id), error=exc.detail
+                )
+                failed.append(blob.id)
+
+
+def _blob_id_of(key: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(key.rsplit("/", 1)[-1])
+    except ValueError:
+        return None
 
 
 def _repair(runtime: Runtime, tenant: TenantInfo, report: TenantReport) -> None:
     with runtime.stores.session(tenant, write=True) as session:
-        for blob_id in report.missing_blobs:
+        for blob_id in [*report.missing_blobs, *report.damaged_blobs]:
             _drop_versions_of_blob(session, blob_id)
         set_usage(session, tenant.id, count_usage(session))
         if report.missing_root:
             create_root(session)
+    # Files go only after their rows have committed: a crash in between leaves
+    # orphans, which the next check removes, never rows without a blob.
     for key in report.orphan_blobs:
         runtime.blobs.delete(key)
+    for blob_id in report.damaged_blobs:
+        runtime.blobs.delete(blob_key(tenant.id, blob_id))
     report.repaired = True
     log.warning(
         "store_repaired",
         tenant=tenant.slug,
         orphans_removed=len(report.orphan_blobs),
         rows_without_content=len(report.missing_blobs),
+        damaged_blobs_removed=len(report.damaged_blobs),
     )
 
 

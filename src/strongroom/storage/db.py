@@ -9,10 +9,11 @@ tenant filter to every ORM statement and stamps new rows with the tenant id.
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, mapped_column
 from sqlalchemy.orm import with_loader_criteria
@@ -69,6 +70,14 @@ def _make_sqlite_engine(url: str) -> Engine:
         connect_args={"check_same_thread": False, "timeout": 30},
         poolclass=NullPool if url.endswith(":memory:") else None,
     )
+    database = make_url(url).database
+
+    @event.listens_for(engine, "do_connect")
+    def create_private_file(_dialect: Any, _record: Any, _cargs: Any, _cparams: Any) -> None:
+        # SQLite would create the file with the mode the umask allows, often readable by all.
+        # An empty file is a valid new database, and SQLite gives -wal and -shm files its mode.
+        if database and database != ":memory:" and not database.startswith("file:"):
+            _create_private_file(database)
 
     @event.listens_for(engine, "connect")
     def configure_connection(dbapi_connection: Any, _record: Any) -> None:
@@ -93,6 +102,16 @@ def _make_sqlite_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def _create_private_file(path: str) -> None:
+    """Create an empty file readable by its owner alone, unless it exists."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except (FileExistsError, FileNotFoundError):
+        # An existing database keeps its mode. A missing folder is left for SQLite to report.
+        return
+    os.close(descriptor)
 
 
 def writer_bind(engine: Engine) -> Engine:

@@ -32,16 +32,24 @@ def migrate() -> None:
 @reports_errors
 def check(
     repair: Annotated[
-        bool, typer.Option("--repair", help="Remove orphans and rows without content.")
+        bool,
+        typer.Option("--repair", help="Remove orphans, damaged blobs and rows without content."),
     ] = False,
     grace: Annotated[
         float,
         typer.Option(help="Seconds a new blob or upload may wait for its row before it counts."),
     ] = DEFAULT_GRACE_SECONDS,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Also decrypt every blob in full; slow, as it reads all the stored content.",
+        ),
+    ] = False,
 ) -> None:
     """Compare the database with the blob store and report (or repair) what does not match."""
     runtime = open_runtime()
-    report = check_all(runtime, repair=repair, grace_seconds=grace)
+    report = check_all(runtime, repair=repair, grace_seconds=grace, verify=verify)
     verb = "removed" if repair else "found"
 
     for tenant in report.tenants:
@@ -50,6 +58,12 @@ def check(
         for blob_id in tenant.missing_blobs:
             action = "rows removed" if repair else "rows refer to it"
             out.print(f"{tenant.slug}: blob {blob_id} is missing from the store ({action})")
+        for blob_id in tenant.damaged_blobs:
+            action = "rows and blob removed" if repair else "rows refer to it"
+            out.print(f"{tenant.slug}: blob {blob_id} is damaged ({action})")
+        for loop in tenant.folder_loops:
+            chain = " -> ".join(str(node_id) for node_id in [*loop, loop[0]])
+            out.print(f"{tenant.slug}: folder loop {chain} (needs manual repair)")
         if tenant.missing_root:
             out.print(f"{tenant.slug}: the root folder is missing{' (created)' if repair else ''}")
         if tenant.usage_mismatch:
@@ -66,6 +80,15 @@ def check(
     if report.clean:
         out.print(f"checked {len(report.tenants)} tenants: no problems")
         return
+    if report.needs_manual_repair:
+        # A loop has no safe automatic fix: which parent link is wrong is a person's call.
+        out.print(
+            "folder loops need manual repair: set the parent of one folder in each loop to a "
+            "folder outside it"
+        )
     if not repair:
-        out.print("run `strongroom check --repair` to fix what is listed")
+        rest = "the rest of " if report.needs_manual_repair else ""
+        out.print(f"run `strongroom check --repair` to fix {rest}what is listed")
+        raise typer.Exit(1)
+    if report.needs_manual_repair:
         raise typer.Exit(1)
