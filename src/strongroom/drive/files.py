@@ -10,12 +10,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
 from strongroom.base.errors import (
     AlreadyExists,
     Conflict,
-    Forbidden,
     IntegrityError,
     InvalidInput,
     NotFound,
@@ -23,7 +22,6 @@ from strongroom.base.errors import (
 from strongroom.base.errors import PreconditionFailed
 from strongroom.drive.models import FILE, FOLDER, BlobRow, NodeRow, VersionRow
 from strongroom.drive.paths import MAX_DEPTH, join_path
-from strongroom.identity.tokens import Principal
 from strongroom.storage.db import TenantSession
 from strongroom.tenancy.usage import lock_tenant
 from strongroom.tenancy.models import utcnow
@@ -134,7 +132,14 @@ def path_of(session: TenantSession, node: NodeRow) -> str:
 
 def is_trashed(session: TenantSession, node: NodeRow) -> bool:
     """Return True if the node or a folder above it is in the trash."""
-    return node.deleted_at is not None or _trashed_ancestor(session, node) is not None
+    chain = [node, *ancestors(session, node)]
+    return any(item.deleted_at is not None for item in chain)
+
+
+def mark_trashed(node: NodeRow, user_id: uuid.UUID | None) -> None:
+    """Put a node in the trash; its descendants stay as they are and are hidden with it."""
+    node.deleted_at = utcnow()
+    node.deleted_by = user_id
 
 
 def list_children(session: TenantSession, folder: NodeRow) -> list[NodeRow]:
@@ -337,142 +342,13 @@ def move_node(
             )
         if existing.kind != node.kind:
             raise Conflict(f"{join_path(destination)!r} is a {existing.kind}, not a {node.kind}")
-        _trash(existing, user_id)
+        mark_trashed(existing, user_id)
         session.flush()
 
     node.parent_id = parent.id
     node.name = destination[-1]
     session.flush()
     return node
-
-
-# Trash --------------------------------------------------------------------------------
-
-
-def trash_node(
-    session: TenantSession,
-    names: Names,
-    user_id: uuid.UUID | None,
-    kind: str,
-    preconditions: Preconditions | None = None,
-) -> NodeRow:
-    if not names:
-        raise InvalidInput("the root folder cannot be moved to the trash")
-    node = access_node(session, names, kind)
-    if preconditions is not None:
-        check_preconditions(node, preconditions, join_path(names))
-    _trash(node, user_id)
-    session.flush()
-    return node
-
-
-def _trash(node: NodeRow, user_id: uuid.UUID | None) -> None:
-    node.deleted_at = utcnow()
-    node.deleted_by = user_id
-
-
-def list_trash(session: TenantSession) -> list[NodeRow]:
-    return list(
-        session.scalars(
-            select(NodeRow)
-            .where(NodeRow.deleted_at.is_not(None))
-            .order_by(NodeRow.deleted_at.desc())
-        )
-    )
-
-
-def access_trashed(session: TenantSession, node_id: uuid.UUID) -> NodeRow:
-    node = session.scalars(
-        select(NodeRow).where(NodeRow.id == node_id, NodeRow.deleted_at.is_not(None))
-    ).first()
-    if node is None:
-        raise NotFound(f"the trash holds no item with the id {node_id}")
-    return node
-
-
-def restore_node(session: TenantSession, node_id: uuid.UUID) -> NodeRow:
-    """Put a trashed item back where it was; its folder must not be in the trash itself."""
-    node = access_trashed(session, node_id)
-    ancestor = _trashed_ancestor(session, node)
-    if ancestor is not None:
-        raise Conflict(
-            f"the folder {ancestor.name!r} that held this item is in the trash; restore it first"
-        )
-    if get_child(session, node.parent_id, node.name) is not None:
-        raise AlreadyExists(
-            f"{path_of(session, node)!r} exists again; rename or move it, then restore"
-        )
-    node.deleted_at = None
-    node.deleted_by = None
-    session.flush()
-    return node
-
-
-def _trashed_ancestor(session: TenantSession, node: NodeRow) -> NodeRow | None:
-    return next((parent for parent in ancestors(session, node) if parent.deleted_at), None)
-
-
-@dataclass
-class Purged:
-    nodes: int
-    bytes: int
-    blob_ids: list[uuid.UUID]
-
-
-def check_can_purge(node: NodeRow, actor: Principal) -> None:
-    """Members delete for good only what they put in the trash themselves; admins anything."""
-    if not actor.is_admin and node.deleted_by != actor.user_id:
-        raise Forbidden(
-            f"{node.name!r} was put in the trash by another user; only a tenant admin can "
-            "delete it for good"
-        )
-
-
-def purge_node(session: TenantSession, node_id: uuid.UUID, actor: Principal) -> Purged:
-    """Delete a trashed item, everything below it and their versions; return the blobs to remove.
-
-    The caller deletes the returned blobs from the blob store after commit; a
-    crash in between leaves orphan blobs, which `strongroom check` finds.
-    """
-    node = access_trashed(session, node_id)
-    check_can_purge(node, actor)
-    subtree = _subtree_ids(session, node.id)
-    versions = [
-        version
-        for batch in _batches(subtree)
-        for version in session.scalars(select(VersionRow).where(VersionRow.node_id.in_(batch)))
-    ]
-    blob_ids = [version.blob_id for version in versions]
-    purged = Purged(nodes=len(subtree), bytes=sum(v.size for v in versions), blob_ids=blob_ids)
-
-    for batch in _batches(subtree):
-        session.execute(delete(VersionRow).where(VersionRow.node_id.in_(batch)))
-    for batch in _batches(blob_ids):
-        session.execute(delete(BlobRow).where(BlobRow.id.in_(batch)))
-    # Children first, so that no row ever points at a deleted parent.
-    for batch in _batches(list(reversed(subtree))):
-        session.execute(delete(NodeRow).where(NodeRow.id.in_(batch)))
-    return purged
-
-
-def _batches(ids: list[uuid.UUID], size: int = 500) -> list[list[uuid.UUID]]:
-    """Split long id lists, because SQLite limits the parameters of one statement."""
-    return [ids[start : start + size] for start in range(0, len(ids), size)]
-
-
-def _subtree_ids(session: TenantSession, root_id: uuid.UUID) -> list[uuid.UUID]:
-    """Ids of a node and all its descendants, live or trashed, parents before children."""
-    ordered = [root_id]
-    frontier = [root_id]
-    while frontier:
-        children = [
-            child_id
-            for batch in _batches(frontier)
-            for child_id in session.scalars(select(NodeRow.id).where(NodeRow.parent_id.in_(batch)))
-        ]
-        ordered.extend(children)
-        frontier = children
-    return ordered
 
 
 def count_usage(session: TenantSession) -> int:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from strongroom.base.errors import Conflict, NotFound
 from strongroom.base.logging import get_logger
-from strongroom.drive import files
+from strongroom.drive import files, trash
 from strongroom.drive.content import BlobUpload, blob_key
 from strongroom.drive.files import Names, Preconditions
 from strongroom.drive.models import FILE, BlobRow, NodeRow, VersionRow
@@ -158,22 +158,22 @@ def open_download(runtime: Runtime, tenant: TenantInfo, names: Names) -> Downloa
 
 def purge(
     runtime: Runtime, tenant: TenantInfo, node_id: uuid.UUID, actor: Principal
-) -> files.Purged:
+) -> trash.Purged:
     """Delete a trashed item for good: rows first, then blobs, then the usage they held."""
     with runtime.stores.session(tenant, write=True) as session:
-        purged = files.purge_node(session, node_id, actor)
+        purged = trash.purge_node(session, node_id, actor)
         release_bytes(session, purged.bytes)
     _delete_blobs(runtime, tenant, purged.blob_ids)
     return purged
 
 
-def empty_trash(runtime: Runtime, tenant: TenantInfo, actor: Principal) -> files.Purged:
+def empty_trash(runtime: Runtime, tenant: TenantInfo, actor: Principal) -> trash.Purged:
     """Purge everything in the trash for an admin; for a member, what the member put there."""
-    total = files.Purged(nodes=0, bytes=0, blob_ids=[])
+    total = trash.Purged(nodes=0, bytes=0, blob_ids=[])
     with runtime.stores.session(tenant) as session:
         trashed = [
             node.id
-            for node in files.list_trash(session)
+            for node in trash.list_trash(session)
             if actor.is_admin or node.deleted_by == actor.user_id
         ]
     for node_id in trashed:

@@ -19,6 +19,7 @@ from strongroom.base import metrics
 from strongroom.base.errors import InvalidInput, PreconditionFailed, RequestTimeout
 from strongroom.base.logging import get_logger
 from strongroom.drive import files as drive_files
+from strongroom.drive import trash as drive_trash
 from strongroom.drive import transfers
 from strongroom.drive.content import BlobUpload, read_range
 from strongroom.drive.files import Preconditions
@@ -228,7 +229,7 @@ def delete_file(
     names = split_path(path)
     preconditions = _preconditions(request)
     with runtime.stores.session(tenant, write=True) as session:
-        node = drive_files.trash_node(session, names, principal.user_id, FILE, preconditions)
+        node = drive_trash.trash_node(session, names, principal.user_id, FILE, preconditions)
     return NodeOut.of(node, join_path(names))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from strongroom.drive import files as drive_files
+from strongroom.drive import trash as drive_trash
 from strongroom.drive.models import FOLDER
 from strongroom.drive.paths import join_path, split_path
 from strongroom.interfaces.api.dependencies import (
@@ -57,7 +58,7 @@ def delete_folder(
 ) -> NodeOut:
     names = split_path(path)
     with runtime.stores.session(tenant, write=True) as session:
-        folder = drive_files.trash_node(session, names, principal.user_id, FOLDER)
+        folder = drive_trash.trash_node(session, names, principal.user_id, FOLDER)
     return NodeOut.of(folder, join_path(names))
 
 

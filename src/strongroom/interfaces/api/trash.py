@@ -6,6 +6,7 @@ import anyio
 from fastapi import APIRouter
 
 from strongroom.drive import files as drive_files
+from strongroom.drive import trash as drive_trash
 from strongroom.drive import transfers
 from strongroom.interfaces.api.dependencies import (
     API_PREFIX,
@@ -31,7 +32,7 @@ def list_trash(runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep)
                 size=node.size if node.kind == "file" else None,
                 deleted=utc(node.deleted_at),
             )
-            for node in drive_files.list_trash(session)
+            for node in drive_trash.list_trash(session)
         ]
     return TrashListing(items=items)
 
@@ -41,7 +42,7 @@ def list_trash(runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep)
 )
 def restore(item_id: str, runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep) -> NodeOut:
     with runtime.stores.session(tenant, write=True) as session:
-        node = drive_files.restore_node(session, parse_object_id(item_id, "trash item"))
+        node = drive_trash.restore_node(session, parse_object_id(item_id, "trash item"))
         path = drive_files.path_of(session, node)
     return NodeOut.of(node, path)
 
