@@ -159,13 +159,14 @@ def test_split_path_rejects_4097_bytes() -> None:
     assert "at most 4096" in caught.value.detail
 
 
-# Names made of letters, digits, punctuation and spaces, with combining marks. NFC makes
-# at most 12 bytes of UTF-8 from one character (U+1D160), so 20 characters fit in 255 bytes.
+# Names made of letters, digits, punctuation and spaces, with combining marks, and not
+# blank. NFC makes at most 12 bytes of UTF-8 from one character (U+1D160), so 20
+# characters fit in 255 bytes.
 valid_names = st.text(
     alphabet=st.characters(categories=["L", "M", "N", "P", "Zs"], exclude_characters="/"),
     min_size=1,
     max_size=20,
-).filter(lambda name: unicodedata.normalize("NFC", name) not in {".", ".."})
+).filter(lambda name: unicodedata.normalize("NFC", name) not in {".", ".."} and name.strip())
 
 
 @given(st.lists(valid_names, min_size=1, max_size=6))
