@@ -37,6 +37,7 @@ def check_name(name: str, position: int | None = None) -> str:
     """Return the NFC form of one file or folder name, or raise InvalidPath naming the fault."""
     where = f"name {position} ({name!r})" if position is not None else f"name {name!r}"
     normalised = unicodedata.normalize("NFC", name)
+
     if normalised == "":
         raise InvalidPath(f"{where} is empty; remove the doubled '/'", segment=position)
     if normalised in {".", ".."}:
@@ -45,6 +46,7 @@ def check_name(name: str, position: int | None = None) -> str:
         )
     if "/" in normalised:
         raise InvalidPath(f"{where} contains '/', which separates folders", segment=position)
+
     faulty = next((c for c in normalised if _is_control(c)), None)
     if faulty is not None:
         raise InvalidPath(
@@ -63,8 +65,10 @@ def check_name(name: str, position: int | None = None) -> str:
             f"{where} is not valid UTF-8 (it decodes to U+FFFD); encode names as UTF-8",
             segment=position,
         )
+
     if not normalised.strip():
         raise InvalidPath(f"{where} has only blank characters; give it a visible name", segment=position)
+
     size = len(normalised.encode("utf-8"))
     if size > MAX_NAME_BYTES:
         raise InvalidPath(

@@ -62,7 +62,7 @@ def access_trashed(session: TenantSession, node_id: uuid.UUID) -> NodeRow:
         select(NodeRow).where(NodeRow.id == node_id, NodeRow.deleted_at.is_not(None))
     ).first()
     if node is None:
-        raise NotFound(f"the trash holds no item with the id {node_id}")
+        raise NotFound(f"no item in the trash has the id {node_id}")
     return node
 
 

@@ -58,7 +58,7 @@ class Catalog:
     # Lookups ------------------------------------------------------------------------
 
     def cached_tenant(self, slug: str) -> tuple[TenantInfo | None] | None:
-        """Return `(tenant or None,)` when the cache has a fresh answer for the slug, else None."""
+        """Return `(tenant or None,)` when the cache has a fresh entry for the slug, else None."""
         with self._cache_lock:
             cached = self._cache.get(slug)
         if cached and cached[0] > time.monotonic():

@@ -1,4 +1,4 @@
-"""Which tenant a request is for: from the host `{slug}.{base domain}` or the path `/t/{slug}`."""
+"""Tenant resolution: the tenant a request names, by its host `{slug}.{base domain}` or path `/t/{slug}`."""
 
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ def check(
         if tenant.usage_mismatch:
             fixed = ", recounted" if repair else ""
             out.print(
-                f"{tenant.slug}: usage counter says {tenant.usage_recorded} bytes, "
+                f"{tenant.slug}: usage counter records {tenant.usage_recorded} bytes, "
                 f"versions add up to {tenant.usage_counted}{fixed}"
             )
     for name in report.stale_uploads:
