@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import stat
 import time
 import uuid
@@ -703,3 +704,18 @@ def test_open_data_dir_keeps_its_mode(cli: StrongroomProcess) -> None:
     cli.cli("tenant", "list")
 
     assert stat.S_IMODE(cli.data_dir.stat().st_mode) == 0o750
+
+
+def test_serve_on_busy_port_makes_no_demo(tmp_path: Path) -> None:
+    server = StrongroomProcess(tmp_path / "data")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+
+        result = server.cli("serve", "--port", str(taken.getsockname()[1]))
+
+    assert result.returncode == 1
+    assert "export TOKEN" not in result.stderr
+    assert "STRONGROOM_PORT" in result.stderr
+    listed = server.cli("tenant", "list", "--json")
+    assert listed.stdout.strip() == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated, Optional
 
 import typer
@@ -39,21 +40,34 @@ def serve(
 
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
+    address = (host or settings.host, port or settings.port)
+    # Listen before anything else, so that a port in use stops the start before the
+    # demo tenant is made and its one-time token printed for a server that never runs.
+    try:
+        listener = socket.create_server(address)
+    except OSError as exc:
+        log.error(
+            "listen_failed",
+            host=address[0],
+            port=address[1],
+            error=exc.strerror,
+            advice="stop the other server on that port or set STRONGROOM_PORT",
+        )
+        raise typer.Exit(1) from None
+
     runtime = build_runtime(settings)
     if demo and settings.is_embedded and not runtime.catalog.list_tenants():
-        _create_demo_tenant(runtime, host or settings.host, port or settings.port)
+        _create_demo_tenant(runtime, *address)
 
     config = uvicorn.Config(
         create_app(runtime),
-        host=host or settings.host,
-        port=port or settings.port,
         access_log=False,
         log_config=None,
         proxy_headers=False,
         server_header=False,
     )
-    log.info("server_starting", host=config.host, port=config.port)
-    uvicorn.Server(config).run()
+    log.info("server_starting", host=address[0], port=address[1])
+    uvicorn.Server(config).run(sockets=[listener])
     runtime.close()
 
 
