@@ -49,11 +49,11 @@ def test_metrics_carry_no_tenant_label(client: httpx.Client, cast: Cast) -> None
 
 
 def test_response_carries_request_id(client: httpx.Client) -> None:
-    given = client.get("/healthz", headers={"X-Request-ID": "trace-1234abcd"})
-    made = client.get("/healthz")
+    with_proxy_id = client.get("/healthz", headers={"X-Request-ID": "trace-1234abcd"})
+    without_id = client.get("/healthz")
 
-    assert given.headers["x-request-id"] == "trace-1234abcd"
-    assert len(made.headers["x-request-id"]) == 32
+    assert with_proxy_id.headers["x-request-id"] == "trace-1234abcd"
+    assert len(without_id.headers["x-request-id"]) == 32
 
 
 def test_request_log_is_json_with_ids(strongroom_process: StrongroomProcess) -> None:

@@ -1,11 +1,11 @@
 """Uploads and downloads: the steps that span the tenant's store, its keys and the blob store.
 
-An upload runs in three steps so that no database transaction stays open
-while bytes arrive: `begin_upload` checks the path, the preconditions and
-the quota and opens an encrypted blob; the caller feeds it; `commit_upload`
-publishes the blob and records the version in one transaction, retried when
-a concurrent upload to the same path won a race. A failure after the blob is
-written deletes the blob again.
+An upload runs in three steps, so that no database transaction stays open
+while bytes arrive. First `begin_upload` checks the path, the preconditions
+and the quota, and opens an encrypted blob. Then the caller feeds it. Last,
+`commit_upload` publishes the blob and records the version in one
+transaction, retried when a concurrent upload to the same path won a race.
+A failure after the blob is written deletes the blob again.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def begin_upload(
     """Check that a file may be written at the path, then open its blob.
 
     `declared_size` (the request's Content-Length) is checked against the
-    quota before any byte is stored; without it, the upload is cut off as
+    quota before any byte is stored. Without it, the upload is cut off as
     soon as it passes the room left.
     """
     with runtime.stores.session(tenant) as session:
@@ -112,7 +112,7 @@ def _record_version(
                 return files.add_version(session, names, row, sha256, user_id, preconditions)
         except (DatabaseIntegrityError, OperationalError) as exc:
             # Two uploads created the same new file, or PostgreSQL aborted one of two
-            # conflicting transactions: start over, and the next try sees the winner's row.
+            # conflicting transactions. Start over, so the next try reads the winner's row.
             log.info("upload_commit_retry", attempt=attempt, error=type(exc).__name__)
             if attempt == COMMIT_ATTEMPTS:
                 raise Conflict(
@@ -123,7 +123,7 @@ def _record_version(
 
 
 def _copy_blob_row(blob: BlobRow) -> BlobRow:
-    """A fresh row for each attempt: a row added to a rolled-back session cannot be added again."""
+    """Copy the row for a new attempt, because a row added to a rolled-back session cannot be added again."""
     return BlobRow(
         tenant_id=blob.tenant_id,
         id=blob.id,

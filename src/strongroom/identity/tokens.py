@@ -27,8 +27,8 @@ log = get_logger(__name__)
 
 TOKEN_PREFIX = "sr_"
 MAX_EXPIRY_DAYS = 3650
-# Writing last_used_at on every request would turn each read into a write;
-# once a minute is precise enough to tell a stale token from a used one.
+# Writing last_used_at on every request would turn each read into a write. Once a
+# minute is precise enough to tell a stale token from a used one.
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 
 
@@ -102,7 +102,11 @@ def authenticate_token(session: TenantSession, secret: str) -> Principal:
 
 
 def touch_token(session: TenantSession, token_id: uuid.UUID) -> None:
-    """Record that a token was used; done in a write transaction of its own, at most once a minute."""
+    """Record that a token was used, in a write transaction of its own.
+
+    The caller calls it only when `authenticate_token` found the last record
+    older than LAST_USED_RESOLUTION.
+    """
     session.execute(update(TokenRow).where(TokenRow.id == token_id).values(last_used_at=utcnow()))
 
 

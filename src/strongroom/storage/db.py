@@ -1,10 +1,10 @@
 """Database engines and the two declarative bases: the catalog and tenant tables.
 
-The catalog holds the platform's own rows (tenants, their wrapped keys, servers,
-store revisions). Tenant tables hold a tenant's users, tokens and files; every
-one of them has a `tenant_id` column that leads its primary key, and
-`TenantSession` refuses to query them unless it is bound to a tenant, adds the
-tenant filter to every ORM statement and stamps new rows with the tenant id.
+The catalog contains the platform's own rows: tenants and their wrapped keys.
+Tenant tables contain a tenant's users, tokens and files. Every one of them
+has a `tenant_id` column that leads its primary key. `TenantSession` raises
+when asked to query them without a tenant, adds the tenant filter to every
+ORM statement and stamps new rows with the tenant id.
 """
 
 from __future__ import annotations
@@ -125,8 +125,8 @@ def writer_bind(engine: Engine) -> Engine:
 class TenantSession(Session):
     """A session bound to exactly one tenant.
 
-    Every ORM statement on a tenant table gets `tenant_id = :tenant` added, new
-    tenant rows get the tenant id, and statements the filter cannot reach (raw
+    Every ORM statement on a tenant table gets `tenant_id = :tenant` added, and
+    new tenant rows get the tenant id. Statements the filter cannot reach (raw
     SQL, Core statements on tables, bulk INSERT) run only when they carry the
     execution option `tenant_scoped=True`, which marks them as scoped by hand.
     """

@@ -62,7 +62,7 @@ def bound_tenant(tenant: TenantInfo) -> Iterator[TenantInfo]:
 
 
 def start_thread_with_context(target: Callable[..., Any], *args: Any) -> threading.Thread:
-    """Start a thread that sees the caller's tenant and log context."""
+    """Start a thread that runs in a copy of the caller's context: its tenant and log fields."""
     context = contextvars.copy_context()
     thread = threading.Thread(target=context.run, args=(target, *args), daemon=True)
     thread.start()

@@ -184,7 +184,7 @@ async def _download(
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
     pieces = read_range(runtime.blobs, download.blob, download.tenant_key, start, end)
     # Decrypt the first chunk before the status line goes out, so that a damaged blob
-    # gets a problem response; damage further in can only cut the body short.
+    # gets a problem response. Damage further in can only cut the body short.
     first = await anyio.to_thread.run_sync(next, pieces, b"")
     return StreamingResponse(
         _stream(first, pieces), status_code=status, headers=headers,
@@ -196,7 +196,7 @@ async def _stream(first: bytes, rest: Iterator[bytes]) -> AsyncIterator[bytes]:
     """Send decrypted chunks, decrypting the next one in a worker thread while this one is sent.
 
     The overlap keeps both the event loop and a worker busy. If the client goes
-    away mid-transfer, `rest` (which holds the open blob) is closed once the
+    away mid-transfer, `rest` (which keeps the blob open) is closed once the
     worker has finished with it, because a generator cannot be closed while
     another thread runs it.
     """

@@ -1,7 +1,7 @@
 """The outermost ASGI layer: request id, tenant resolution, log context and metrics.
 
 It runs before routing, so that every route below it, and every log line,
-sees the request id and the resolved tenant. For `/t/{slug}/...` it strips
+gets the request id and the resolved tenant. For `/t/{slug}/...` it strips
 the prefix into `root_path`, so one set of routes serves both the host and
 the path form of a tenant's base URL.
 """

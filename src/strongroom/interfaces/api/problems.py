@@ -93,8 +93,8 @@ async def _http_error(_request: Request, error: Exception) -> Response:
 
 
 async def _concurrent_change(_request: Request, error: Exception) -> Response:
-    # Routes that expect races retry them; elsewhere a unique constraint hit by two
-    # requests at once means the other one won, which the client can retry.
+    # Routes that expect races retry them. Elsewhere, a unique constraint hit by two
+    # requests at once means the other one won, so the client can retry.
     log.info("concurrent_change", error=str(error).splitlines()[0])
     return problem_response(
         409,
@@ -105,8 +105,8 @@ async def _concurrent_change(_request: Request, error: Exception) -> Response:
 
 
 async def _client_disconnected(_request: Request, _error: Exception) -> Response:
-    # Nobody reads this response; 499 (nginx's "client closed request") keeps the
-    # abort out of the 5xx counts of the metrics and the log.
+    # The client is gone, so this response is never read. The status 499 (nginx's
+    # "client closed request") keeps the abort out of the 5xx counts and the error log.
     log.info("client_disconnected")
     return Response(status_code=499)
 

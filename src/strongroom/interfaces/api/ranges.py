@@ -11,7 +11,7 @@ RANGE_PATTERN = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """Return the inclusive byte range a `Range` header asks for, or None to send the whole file.
+    """Return the inclusive byte range a `Range` header requests, or None to send the whole file.
 
     Multiple ranges and malformed headers are ignored, as RFC 9110 allows, and
     the whole file is sent; a well-formed single range that misses the file
