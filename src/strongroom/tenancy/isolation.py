@@ -11,6 +11,7 @@ the next request, and they go in one statement, so they cost one round trip.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -30,10 +31,16 @@ _ENTER_TENANT = text(
 )
 
 
+def enter_tenant(connection: Connection, tenant_id: uuid.UUID) -> None:
+    """Bind the open transaction on `connection` to one tenant, for the database's own checks."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(_ENTER_TENANT, {"tenant": str(tenant_id)})
+
+
 @event.listens_for(TenantSession, "after_begin")
-def _enter_tenant(session: TenantSession, _transaction: Any, connection: Connection) -> None:
-    if connection.dialect.name == "postgresql" and session.tenant_id is not None:
-        connection.execute(_ENTER_TENANT, {"tenant": str(session.tenant_id)})
+def _enter_session_tenant(session: TenantSession, _transaction: Any, connection: Connection) -> None:
+    if session.tenant_id is not None:
+        enter_tenant(connection, session.tenant_id)
 
 
 StoreInitializer = Callable[[TenantSession], None]
@@ -73,3 +80,16 @@ class TenantStores:
         with TenantSession(bind=bind, tenant_id=tenant.id, expire_on_commit=False) as session:
             with session.begin():
                 yield session
+
+    @contextmanager
+    def connect(self, tenant: TenantInfo) -> Iterator[Connection]:
+        """Open a read transaction on the tenant's data for Core statements on hot paths.
+
+        No ORM guard sees these statements: each must filter by `tenant_id`
+        itself. On PostgreSQL the transaction is still bound to the tenant, so
+        row-level security backs that filter up.
+        """
+        with self.engine_for(tenant).connect() as connection:
+            with connection.begin():
+                enter_tenant(connection, tenant.id)
+                yield connection
