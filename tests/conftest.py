@@ -21,6 +21,7 @@ import pytest
 import uvicorn
 from argon2 import PasswordHasher
 from psycopg import sql
+from starlette.types import ASGIApp
 
 from strongroom.base.config import Settings, load_settings, normalise_database_url
 from strongroom.base.logging import configure_logging
@@ -171,13 +172,13 @@ def cast(runtime: Runtime) -> Cast:
 class LiveServer:
     """The real application served by uvicorn on a loopback port, in a thread of the test process."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, app: ASGIApp | None = None) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.bind(("127.0.0.1", 0))
         self.port = self._socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            create_app(runtime), access_log=False, log_config=None, lifespan="off"
+            app or create_app(runtime), access_log=False, log_config=None, lifespan="off"
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from strongroom.base.config import Settings
 from strongroom.base.logging import get_logger
 from strongroom.drive.files import create_root
+from strongroom.identity.tokens import TokenCache
 from strongroom.storage.blobs import BlobStore, open_blob_store
 from strongroom.storage.db import make_engine
 from strongroom.tenancy import migrations
@@ -34,8 +35,10 @@ class Runtime:
     stores: TenantStores
     keyring: Keyring
     blobs: BlobStore
+    tokens: TokenCache
 
     def close(self) -> None:
+        self.stores.close()
         self.engine.dispose()
 
 
@@ -67,6 +70,7 @@ def build_runtime(settings: Settings, migrate: bool | None = None) -> Runtime:
         stores=TenantStores(engine, initializers=[create_root]),
         keyring=keyring,
         blobs=open_blob_store(settings.resolved_blob_dir),
+        tokens=TokenCache(settings.token_cache_seconds),
     )
 
 

@@ -10,6 +10,8 @@ ORM statement and stamps new rows with the tenant id.
 from __future__ import annotations
 
 import os
+import sqlite3
+import threading
 import uuid
 from typing import Any
 
@@ -117,6 +119,53 @@ def _create_private_file(path: str) -> None:
 def writer_bind(engine: Engine) -> Engine:
     """Return the engine with the option that makes SQLite transactions take the write lock first."""
     return engine.execution_options(sqlite_write=True)
+
+
+class InlineReaders:
+    """Plain SQLite connections for short reads on an event loop's own thread.
+
+    Each thread gets its own connection per database file, opened on first use,
+    so a read never waits for the engine's pool, which worker threads may have
+    drained. The connections are read-only (`PRAGMA query_only`), and in WAL
+    mode a read sees the last committed state without waiting for a writer.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def connection(self, engine: Engine) -> sqlite3.Connection:
+        database = engine.url.database
+        if not database:
+            raise ValueError(f"{engine.url!r} names no database file to read inline")
+        connections: dict[str, sqlite3.Connection] = self._local.__dict__.setdefault("by_file", {})
+        connection = connections.get(database)
+        if connection is None:
+            connection = self._open(database)
+            connections[database] = connection
+        return connection
+
+    def _open(self, database: str) -> sqlite3.Connection:
+        # Autocommit: a single SELECT reads one consistent snapshot without BEGIN and COMMIT.
+        connection = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA query_only=ON")
+        connection.execute("PRAGMA busy_timeout=30000")
+        with self._lock:
+            self._opened.append(connection)
+        return connection
+
+    def close(self) -> None:
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            connection.close()
+
+
+def can_read_inline(engine: Engine) -> bool:
+    """Tell whether the engine's database is a SQLite file that `InlineReaders` can open."""
+    database = engine.url.database
+    return engine.dialect.name == "sqlite" and bool(database) and database != ":memory:" and not database.startswith("file:")
 
 
 # Tenant sessions ----------------------------------------------------------------------

@@ -11,6 +11,7 @@ the next request, and they go in one statement, so they cost one round trip.
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import Connection
 
 from strongroom.base.errors import ServiceUnavailable
-from strongroom.storage.db import TenantSession, writer_bind
+from strongroom.storage.db import InlineReaders, TenantSession, can_read_inline, writer_bind
 from strongroom.tenancy.context import TenantInfo, require_current_tenant
 
 TENANT_ROLE = "strongroom_tenant"
@@ -56,6 +57,10 @@ class TenantStores:
     def __init__(self, default_engine: Engine, initializers: Sequence[StoreInitializer] = ()) -> None:
         self.default_engine = default_engine
         self.initializers = tuple(initializers)
+        self.inline_readers = InlineReaders()
+
+    def close(self) -> None:
+        self.inline_readers.close()
 
     def initialize(self, tenant: TenantInfo) -> None:
         """Write the first rows of a new tenant's store, in one transaction."""
@@ -81,12 +86,27 @@ class TenantStores:
             with session.begin():
                 yield session
 
+    def inline_reader(self, tenant: TenantInfo) -> sqlite3.Connection | None:
+        """Return a connection for a short read on the calling event loop's thread, or None.
+
+        Only a SQLite file qualifies. Its reads are local and, in WAL mode,
+        never wait for a writer, so handing one to a worker thread costs more
+        than running it. A PostgreSQL round trip would stall every request on
+        the loop, so for those the caller gets None and uses `connect` in a
+        worker thread. The connection is not bound to the tenant: every
+        statement on it must filter by `tenant_id` itself.
+        """
+        engine = self.engine_for(tenant)
+        if not can_read_inline(engine):
+            return None
+        return self.inline_readers.connection(engine)
+
     @contextmanager
     def connect(self, tenant: TenantInfo) -> Iterator[Connection]:
         """Open a read transaction on the tenant's data for Core statements on hot paths.
 
-        No ORM guard sees these statements: each must filter by `tenant_id`
-        itself. On PostgreSQL the transaction is still bound to the tenant, so
+        The ORM guard does not check these statements, so each must filter by
+        `tenant_id` itself. On PostgreSQL the transaction is still bound to the tenant, so
         row-level security backs that filter up.
         """
         with self.engine_for(tenant).connect() as connection:
