@@ -95,12 +95,16 @@ class Oracle:
     """Decides what in a reply is the victim's and was not known to the intruder."""
 
     victim: Estate
+    intruder: Estate
     known: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.ids = {squash(text): f"id {text}" for text in self.victim.all_ids}
         self.ids.update({squash(text): f"hidden id {text}" for text in self.victim.hidden_ids})
         self.names = self.victim.names
+        # An address both tenants have is the intruder's own as well.
+        emails = set(self.victim.emails) - set(self.intruder.emails)
+        self.secrets = [*self.victim.hidden_text, *sorted(emails)]
 
     def learn(self, probe: Probe) -> None:
         """Record the victim's ids and names that the probe itself contains, as known from now on."""
@@ -126,17 +130,22 @@ class Oracle:
             label for marker, label in self.ids.items() if marker in squashed and marker not in self.known
         ]
         found += [f"name {name}" for name in self.names if name in text and name not in self.known]
-        found += [f"secret {marker[:24]}" for marker in self.victim.hidden_text if marker in text]
+        found += [f"secret {marker[:24]}" for marker in self.secrets if marker in text]
         found += [f"number {n}" for n in numbers_in(reply) if n in self.victim.sizes]
         return found
 
 
 def numbers_in(reply: Reply) -> set[int]:
-    """The numbers a reply tells: JSON numbers and numbers in JSON strings, or its length headers."""
+    """Return the numbers a reply tells: in JSON, or the length headers of file content.
+
+    The length of other bodies (metrics, for one) grows with the session and says nothing.
+    """
     content_type = reply.headers.get("content-type", "")
-    if "json" not in content_type:
+    if content_type == "application/octet-stream":
         lengths = [reply.headers.get("content-length", ""), reply.headers.get("content-range", "")]
         return {int(n) for n in NUMBER_PATTERN.findall(" ".join(lengths))}
+    if "json" not in content_type:
+        return set()
     try:
         document = json.loads(reply.body)
     except ValueError:
@@ -171,6 +180,7 @@ class Attacker:
     client: httpx.Client
     port: int
     victim: Estate
+    intruder: Estate
     tally: Tally
     family: str
     where: str
@@ -179,7 +189,7 @@ class Attacker:
     round: list[Probe] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.oracle = Oracle(self.victim)
+        self.oracle = Oracle(self.victim, self.intruder)
         self.baseline = snapshot(self.client, self.victim)
 
     def send(self, probe: Probe) -> Reply:

@@ -75,14 +75,19 @@ def routes(runtime: Runtime) -> list[Route]:
 
 @pytest.fixture
 def attacker_for(
-    client: httpx.Client, live_server: LiveServer, victim: Estate, tally: Tally, where: str
+    client: httpx.Client,
+    live_server: LiveServer,
+    victim: Estate,
+    intruder: Estate,
+    tally: Tally,
+    where: str,
 ):  # noqa: ANN201 - returns a factory
     """Return the attacker of one family, made once per test so that every example shares it."""
     made: dict[str, Attacker] = {}
 
     def make(family: str) -> Attacker:
         if family not in made:
-            made[family] = Attacker(client, live_server.port, victim, tally, family, where)
+            made[family] = Attacker(client, live_server.port, victim, intruder, tally, family, where)
         return made[family]
 
     return make

@@ -49,6 +49,8 @@ class Estate:
     hidden_ids: list[str] = field(default_factory=list)
     hidden_text: list[str] = field(default_factory=list)
     sizes: set[int] = field(default_factory=set)
+    # The e-mail addresses of its users, hidden unless the other tenant has the same one.
+    emails: list[str] = field(default_factory=list)
     # Secrets of this tenant's tokens, for attacks where this estate is the intruder.
     tokens: list[str] = field(default_factory=list)
     # Paths whose content and versions a snapshot reads.
@@ -139,6 +141,7 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
         me = call(client, someone, "GET", "me")
         estate.user_ids.append(me["id"])
     estate.hidden_text += estate.tokens
+    estate.emails = [admin.email, member.email]
     estate.sizes.add(call(client, admin, "GET", "usage")["used_bytes"])
     return estate
 
