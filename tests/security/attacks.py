@@ -1,13 +1,13 @@
 """Sending attacks at the live server and judging the replies.
 
-A `Probe` is one request an intruder sends. The `Oracle` decides whether its
-reply leaked: a server error, a success where only the victim's own token may
-succeed, a status other than the one expected, or anything of the victim the
-intruder did not already know (ids, names, contents, hashes, token secrets,
-sizes and the usage total). What the intruder knows is what it has sent so
-far: an id it put in a URL may come back in the error message, but the name of
-a file it never named may not. The `Attacker` sends probes, counts them, and
-after each round compares the victim's snapshot with the one taken before.
+A `Probe` is one request an intruder sends, and the `Oracle` judges its
+reply. A reply leaks when it is a server error, a success where only the
+victim's own token may succeed, or a status other than the expected one. It
+also leaks when it contains anything of the victim that the intruder had not
+sent itself: ids, names, contents, hashes, token secrets, sizes or the usage
+total. An id the intruder put in a URL may come back in the error message,
+but the name of a file it never named may not. The `Attacker` sends probes,
+counts them, and after each round compares the victim with its snapshot.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ BASE_DOMAIN = "strongroom.test"
 # Even in length, like every size of the intruder's own files (see estate.py).
 INTRUDER_BODY = b"written by an intruder"
 
-UUID_PATTERN = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.I)
+UUID_PATTERN = re.compile(
+    r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.IGNORECASE
+)
 NUMBER_PATTERN = re.compile(r"\b\d+\b")
 TEMPLATE_PARAMETER = re.compile(r"\{(\w+)(?::\w+)?\}")
 
@@ -52,7 +54,7 @@ class Probe:
     body: bytes = b""
     content_type: str | None = None
     raw: bool = False  # send through raw_http, exactly as written
-    guarded: bool = False  # a success means the victim's data answered the intruder
+    guarded: bool = False  # a success would mean the victim served the intruder
     expect: frozenset[int] | None = None
     extra_headers: tuple[tuple[str, str], ...] = ()
 
@@ -62,8 +64,13 @@ class Probe:
 
     @property
     def sent_text(self) -> str:
-        """Everything the intruder wrote, decoded, for the oracle's record of what it knows."""
-        parts = [self.target, unquote(self.target), self.host or "", *(v for _, v in self.extra_headers)]
+        """Return everything the intruder wrote, decoded, for the oracle's record of what it sent."""
+        parts = [
+            self.target,
+            unquote(self.target),
+            self.host or "",
+            *(v for _, v in self.extra_headers),
+        ]
         return "\n".join([*parts, self.body.decode("latin-1")])
 
 
@@ -78,7 +85,9 @@ def fill(route: Route, values: dict[str, str]) -> str:
     return TEMPLATE_PARAMETER.sub(value, route.path)
 
 
-def body_for(route: Route, source: str, destination: str, overwrite: bool) -> tuple[bytes, str | None]:
+def body_for(
+    route: Route, source: str, destination: str, overwrite: bool
+) -> tuple[bytes, str | None]:
     """Return a body that would do harm if it got through, with its content type."""
     if route.body == UPLOAD:
         return INTRUDER_BODY, "application/octet-stream"
@@ -92,7 +101,7 @@ def body_for(route: Route, source: str, destination: str, overwrite: bool) -> tu
 
 @dataclass
 class Oracle:
-    """Decides what in a reply is the victim's and was not known to the intruder."""
+    """The judge of replies: what in them is the victim's and was not sent by the intruder."""
 
     victim: Estate
     intruder: Estate
@@ -107,7 +116,7 @@ class Oracle:
         self.secrets = [*self.victim.hidden_text, *sorted(emails)]
 
     def learn(self, probe: Probe) -> None:
-        """Record the victim's ids and names that the probe itself contains, as known from now on."""
+        """Record the victim's ids and names that the probe contains, as known from now on."""
         text = probe.sent_text
         squashed = squash(text)
         self.known.update(marker for marker in self.ids if marker in squashed)
@@ -127,7 +136,9 @@ class Oracle:
         text = reply.body.decode("latin-1") + "\n" + "\n".join(reply.headers.values())
         squashed = squash(text)
         found = [
-            label for marker, label in self.ids.items() if marker in squashed and marker not in self.known
+            label
+            for marker, label in self.ids.items()
+            if marker in squashed and marker not in self.known
         ]
         found += [f"name {name}" for name in self.names if name in text and name not in self.known]
         found += [f"secret {marker[:24]}" for marker in self.secrets if marker in text]
@@ -136,9 +147,9 @@ class Oracle:
 
 
 def numbers_in(reply: Reply) -> set[int]:
-    """Return the numbers a reply tells: in JSON, or the length headers of file content.
+    """Return the numbers in a reply: in JSON, or in the length headers of file content.
 
-    The length of other bodies (metrics, for one) grows with the session and says nothing.
+    The length of other bodies (metrics, for one) grows with the session and is no size of a file.
     """
     content_type = reply.headers.get("content-type", "")
     if content_type == "application/octet-stream":
@@ -175,7 +186,7 @@ class Leak(AssertionError):
 
 @dataclass
 class Attacker:
-    """Sends the probes of one test, counts them, and checks the victim after each round."""
+    """The sender of one test's probes, which counts them and checks the victim after each round."""
 
     client: httpx.Client
     port: int
@@ -223,7 +234,9 @@ class Attacker:
             host = probe.host if probe.host is not None else f"127.0.0.1:{self.port}"
             encoded = [(b"Host", host.encode("utf-8"))]
             encoded += [(name.encode(), value.encode("utf-8")) for name, value in headers]
-            return send_raw(self.port, probe.route.method, probe.target.encode(), encoded, probe.body)
+            return send_raw(
+                self.port, probe.route.method, probe.target.encode(), encoded, probe.body
+            )
         if probe.host is not None:
             headers.append(("Host", probe.host))
         response = self.client.request(

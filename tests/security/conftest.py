@@ -42,6 +42,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(line)
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Every leak also fails its test. This catches a leak counted by a test that passed anyway.
+    if TALLY.leaks and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture
 def tally() -> Tally:
     return TALLY
@@ -65,7 +71,7 @@ def intruder(client: httpx.Client, cast: Cast) -> Estate:
 
 @pytest.fixture
 def routes(runtime: Runtime) -> list[Route]:
-    """Every route of the application; a route the suite cannot call fails the test."""
+    """Return every route of the application, or fail the test on a route the suite cannot call."""
     found = app_routes(create_app(runtime))
     problems = unknown_routes(found)
     if problems:
@@ -81,14 +87,16 @@ def attacker_for(
     intruder: Estate,
     tally: Tally,
     where: str,
-):  # noqa: ANN201 - returns a factory
+):
     """Return the attacker of one family, made once per test so that every example shares it."""
-    made: dict[str, Attacker] = {}
+    attackers: dict[str, Attacker] = {}
 
     def make(family: str) -> Attacker:
-        if family not in made:
-            made[family] = Attacker(client, live_server.port, victim, intruder, tally, family, where)
-        return made[family]
+        if family not in attackers:
+            attackers[family] = Attacker(
+                client, live_server.port, victim, intruder, tally, family, where
+            )
+        return attackers[family]
 
     return make
 
@@ -97,7 +105,9 @@ def attacker_for(
 def stocked(runtime: Runtime, cast: Cast) -> Cast:
     """The cast with a file in each tenant, so that every tenant table has rows of both."""
     for tenant in (cast.acme, cast.globex):
-        store_file(runtime, tenant, f"docs/{tenant.slug}.txt", f"the plans of {tenant.slug}".encode())
+        store_file(
+            runtime, tenant, f"docs/{tenant.slug}.txt", f"the plans of {tenant.slug}".encode()
+        )
     return cast
 
 

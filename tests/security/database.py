@@ -1,9 +1,9 @@
 """Looking at the database the way an attacker with a raw connection would.
 
-The tenant tables are found twice, from the models' metadata and from the
-live catalog of PostgreSQL (every table of the schema with a `tenant_id`
-column that is not a catalog table), so a table added by a migration without
-a model, or by hand, is attacked too.
+The tenant tables come from two places: the models' metadata, and the live
+catalog of PostgreSQL, where they are the tables of the schema with a
+`tenant_id` column, catalog tables aside. So a table added by a migration
+without a model, or by hand, is attacked too.
 """
 
 from __future__ import annotations
@@ -58,15 +58,20 @@ def enter_role(connection: Connection, setting: str | None) -> None:
     connection.execute(text("SELECT set_config('role', :role, true)"), {"role": TENANT_ROLE})
     if setting is not None:
         connection.execute(
-            text("SELECT set_config(:name, :value, true)"), {"name": TENANT_SETTING, "value": setting}
+            text("SELECT set_config(:name, :value, true)"),
+            {"name": TENANT_SETTING, "value": setting},
         )
 
 
 def sample_row(connection: Connection, table: str, tenant_id: uuid.UUID) -> dict[str, Any]:
     """Read one row of the tenant as the login role, with a fresh `id` where the table has one."""
-    row = connection.execute(
-        text(f"SELECT * FROM {table} WHERE tenant_id = :tenant LIMIT 1"), {"tenant": tenant_id}
-    ).mappings().one()
+    row = (
+        connection.execute(
+            text(f"SELECT * FROM {table} WHERE tenant_id = :tenant LIMIT 1"), {"tenant": tenant_id}
+        )
+        .mappings()
+        .one()
+    )
     copy = dict(row)
     if "id" in copy:
         copy["id"] = uuid.uuid4()

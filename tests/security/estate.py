@@ -3,9 +3,9 @@ and what it must never see.
 
 Every name carries a random suffix, so that a name found in a response can
 only have come from this tenant. Sizes are odd for the victim and even for the
-intruder, and every body the intruder uploads has an even length, so the
-intruder's own sizes and usage are always even and an odd number in a
-response can be told apart: a victim's size or usage total.
+intruder, and every body the intruder uploads has an even length. So the
+intruder's own sizes and usage are always even, and an odd size in a response
+can only be a victim's size or usage total.
 """
 
 from __future__ import annotations
@@ -120,7 +120,9 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
     trashed_folder = call(client, member, "DELETE", f"folders/{gone}")
     spare = call(client, member, "POST", "tokens", json={"name": f"spare-{s}"})
 
-    folders = {path: call(client, admin, "GET", f"folders/{path}")["id"] for path in ("", docs, vault)}
+    folders = {
+        path: call(client, admin, "GET", f"folders/{path}")["id"] for path in ("", docs, vault)
+    }
     estate.paths = ["", docs, plan, budget, archive, old, gone, inner]
     estate.live_files = [plan, budget, ledger]
     estate.node_ids = [folders[""], folders[docs], stored["plan 2"]["id"], stored["budget"]["id"]]
@@ -128,9 +130,15 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
     estate.node_ids += [trashed_file["id"], trashed_folder["id"], stored["inner"]["id"]]
     estate.trash_ids = [trashed_file["id"], trashed_folder["id"]]
     for path in (plan, budget):
-        estate.version_ids += [v["id"] for v in call(client, admin, "GET", f"versions/{path}")["items"]]
+        estate.version_ids += [
+            v["id"] for v in call(client, admin, "GET", f"versions/{path}")["items"]
+        ]
     ledger_versions = call(client, admin, "GET", f"versions/{ledger}")["items"]
-    estate.hidden_ids = [folders[vault], stored["ledger 2"]["id"], *(v["id"] for v in ledger_versions)]
+    estate.hidden_ids = [
+        folders[vault],
+        stored["ledger 2"]["id"],
+        *(v["id"] for v in ledger_versions),
+    ]
     estate.hidden_ids.append(str(admin.tenant.id))
     estate.hidden_text += [vault, f"ledger-{s}.txt", f"spare-{s}"]
 

@@ -17,7 +17,7 @@ TIMEOUT_SECONDS = 10
 
 @dataclass(frozen=True)
 class Reply:
-    """A response as the attacker sees it: status, headers (lowercase names) and body."""
+    """A response as the attacker receives it: status, headers (lowercase names) and body."""
 
     status: int
     headers: dict[str, str]

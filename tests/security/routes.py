@@ -1,8 +1,8 @@
 """Every route of the application, and how the suite calls each one.
 
-The routes come from the FastAPI application itself. `KNOWN_ROUTES` says,
-for each method and path, what body to send; path parameters are filled by
-their name through `PARAMETER_KINDS`. A route that is in the application but
+The routes come from the FastAPI application itself. `KNOWN_ROUTES` gives,
+for each method and path, the body to send, and `PARAMETER_KINDS` fills path
+parameters by their name. A route that is in the application but
 not here, or that has a parameter of a kind the suite cannot fill, makes the
 attack tests fail: a new route must be taught to the suite before it ships.
 """
@@ -77,7 +77,7 @@ class Route:
 
     @property
     def guarded(self) -> bool:
-        """True when only a token of the request's tenant may get a success."""
+        """Return True when only a token of the request's tenant may get a success."""
         return self.tenant and self.authenticated
 
 

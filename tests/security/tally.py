@@ -24,7 +24,7 @@ class Tally:
         self.leaks[family, where] += 1
 
     def lines(self) -> list[str]:
-        """One line per family and place, then the totals."""
+        """Return one line per family and place, then the totals."""
         lines = [
             f"{family} on {where}: attempts: {count}, leaks: {self.leaks[family, where]}"
             for (family, where), count in sorted(self.attempts.items())

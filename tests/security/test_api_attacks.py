@@ -1,11 +1,11 @@
 """Attacks on every route of the API, by an intruder tenant against a victim tenant.
 
-Each property below is one family of attack. Each hypothesis example is a
-round: it sends one request to every route the application serves (in a drawn
-order, with drawn ids, paths, spellings and tokens), then reads the victim's
-files, versions, trash, tokens and usage through the victim's own tokens and
-compares them with the snapshot taken before the test. See attacks.py for
-what counts as a leak.
+Each property below is one family of attack, and each hypothesis example is
+a round. A round sends one request to every route the application serves, in
+a random order, with drawn ids, paths, spellings and tokens. It then reads
+the victim's files, versions, trash, tokens and usage through the victim's
+own tokens and compares them with the snapshot taken before the test.
+attacks.py defines what counts as a leak.
 """
 
 from __future__ import annotations
@@ -29,9 +29,30 @@ NOT_FOUND = frozenset({404})
 PUNYCODE_LOOKALIKE = "xn--" + "\u0430cme".encode("punycode").decode("ascii")
 
 MALFORMED_IDS = [
-    "0", "1", "-1", "null", "undefined", "None", "true", "[]", "{}", "*", "%", "%00", "\x00",
-    "' OR '1'='1", "1; DROP TABLE nodes", "0x1", "1e9", "9" * 40, "a" * 300, "..", ".", "",
-    "00000000-0000-0000-0000-00000000000g", "00000000000000000000000000000000",
+    "0",
+    "1",
+    "-1",
+    "null",
+    "undefined",
+    "None",
+    "true",
+    "[]",
+    "{}",
+    "*",
+    "%",
+    "%00",
+    "\x00",
+    "' OR '1'='1",
+    "1; DROP TABLE nodes",
+    "0x1",
+    "1e9",
+    "9" * 40,
+    "a" * 300,
+    "..",
+    ".",
+    "",
+    "00000000-0000-0000-0000-00000000000g",
+    "00000000000000000000000000000000",
 ]
 
 
@@ -62,11 +83,19 @@ SPELLINGS = [
     lambda value: f"{{{value}}}",
     lambda value: value.urn,
 ]
-GUESS_KINDS = ["random", "time-based", "small number", "near victim", "near own", "malformed", "text"]
+GUESS_KINDS = [
+    "random",
+    "time-based",
+    "small number",
+    "near victim",
+    "near own",
+    "malformed",
+    "text",
+]
 
 
 def reference(dealer: Dealer, estate: Estate, name: str) -> str:
-    """A real path or id of the estate for the parameter `name`, the id in any spelling."""
+    """Return a real path or id of the estate for the parameter `name`, the id in any spelling."""
     kind = PARAMETER_KINDS[name]
     if kind == "path":
         return dealer.deal("paths", estate.paths)
@@ -90,7 +119,7 @@ def host_spellings(slug: str) -> list[str]:
 
 
 def near(real: str, delta: int) -> str:
-    """An id a few steps away from a real one, as an attacker counting up from a known id would try."""
+    """Return an id a few steps from a real one, as an attacker counting up from it would."""
     return str(uuid.UUID(int=(uuid.UUID(real).int + delta) % 2**128))
 
 
@@ -134,7 +163,11 @@ def test_foreign_tokens_get_401_everywhere(
 ) -> None:
     attacker: Attacker = attacker_for("another tenant's token")
     dealer = Dealer(data)
-    forms = [("path", None), ("path", BASE_DOMAIN), *(("host", h) for h in host_spellings(victim.slug))]
+    forms = [
+        ("path", None),
+        ("path", BASE_DOMAIN),
+        *(("host", h) for h in host_spellings(victim.slug)),
+    ]
 
     for route in dealer.shuffled(routes):
         form, host = dealer.deal("forms", forms)
@@ -245,14 +278,14 @@ def test_host_path_mixes_get_400(
 
 
 def fullwidth(character: str) -> str:
-    """The percent-encoded fullwidth form of a lowercase letter, which NFKC folds back to it."""
+    """Return the percent-encoded fullwidth form of a lowercase letter, which NFKC folds back."""
     if not "a" <= character <= "z":
         return character
     return f"%EF%BD%{0x81 + ord(character) - ord('a'):02X}"
 
 
 def path_tricks(victim: str, intruder: str) -> list[str]:
-    """Prefixes that name the victim in a path, spelled the way a confused parser might accept."""
+    """Return path prefixes that name the victim in spellings a confused parser might accept."""
     return [
         f"/t/%{ord(victim[0]):02X}{victim[1:]}",  # one letter percent-encoded
         "/t/" + "".join(f"%{ord(c):02X}" for c in victim),
@@ -281,7 +314,7 @@ def path_tricks(victim: str, intruder: str) -> list[str]:
 
 
 def host_tricks(victim: str) -> list[str]:
-    """Host headers that name the victim in spellings a lax comparison might accept."""
+    """Return Host headers that name the victim in spellings a lax comparison might accept."""
     return [
         f"{victim.upper()}.{BASE_DOMAIN}",
         f"{victim.capitalize()}.{BASE_DOMAIN.upper()}",
@@ -301,7 +334,7 @@ def host_tricks(victim: str) -> list[str]:
 
 
 def tricks(victim: str, intruder: str) -> list[tuple[str, Any]]:
-    """Every trick aimed at the victim: path prefixes, hosts, and requests naming two hosts."""
+    """Return every trick aimed at the victim: path prefixes, hosts, and two hosts at once."""
     hosts = (f"{victim}.{BASE_DOMAIN}", f"{intruder}.{BASE_DOMAIN}")
     return [
         *(("path", prefix) for prefix in path_tricks(victim, intruder)),
@@ -340,7 +373,7 @@ def test_path_and_host_tricks_never_reach_victim(
         trick = dealer.deal("tricks", every_trick)
         request = apply_trick(trick, target)
         # A request that also names the intruder may reach the intruder's own tenant, where
-        # its token works; the oracle still checks that nothing of the victim comes back.
+        # its token works. The oracle still checks that nothing of the victim comes back.
         names_intruder = intruder.slug in repr(trick).lower()
         attacker.send(
             Probe(

@@ -7,8 +7,8 @@
 - `tenant_scoped_key` never builds one key for two tenants, nor a key below
   another tenant's prefix, whatever the parts.
 - The catalog's tenant cache returns a tenant only for its exact slug, from
-  the database and from the cache alike, and forgets that a slug was unknown
-  once a tenant takes it.
+  the database and from the cache alike, and drops a cached miss once a tenant
+  takes the slug.
 - The keyring gives each tenant its own key, and a tenant key row moved to the
   other tenant does not unwrap.
 
@@ -42,7 +42,9 @@ from tests.security.tally import Tally
 FAMILY = "caches and keys"
 
 # A part of a key: anything but a path separator, and not a dot segment.
-KEY_PARTS = st.text(min_size=1, max_size=20).filter(lambda part: "/" not in part and part not in {".", ".."})
+KEY_PARTS = st.text(min_size=1, max_size=20).filter(
+    lambda part: "/" not in part and part not in {".", ".."}
+)
 
 
 # Identical uploads ----------------------------------------------------------------------
@@ -62,14 +64,19 @@ def stored_bytes(runtime: Runtime, key: str) -> bytes:
         return reader.read_at(0, reader.size)
 
 
-def test_identical_uploads_share_nothing(client: httpx.Client, runtime: Runtime, cast: Cast) -> None:
+def test_identical_uploads_share_nothing(
+    client: httpx.Client, runtime: Runtime, cast: Cast
+) -> None:
     body = b"the same bytes in two tenants " * 100
     for member in (cast.acme_member, cast.globex_member):
         client.put(member.url("files/same.txt"), content=body, headers=member.headers)
 
     acme_blob, acme_version = only_blob(runtime, cast.acme)
     globex_blob, globex_version = only_blob(runtime, cast.globex)
-    acme_key, globex_key = blob_key(cast.acme.id, acme_blob.id), blob_key(cast.globex.id, globex_blob.id)
+    acme_key, globex_key = (
+        blob_key(cast.acme.id, acme_blob.id),
+        blob_key(cast.globex.id, globex_blob.id),
+    )
 
     assert acme_version.sha256 == globex_version.sha256  # a content hash alone names both
     assert acme_blob.id != globex_blob.id
@@ -111,7 +118,7 @@ def test_scoped_key_rejects_escaping_part(part: str) -> None:
 
 @pytest.fixture
 def caching_catalog(runtime: Runtime) -> Catalog:
-    """A catalog that keeps answers for a minute, where the test settings keep none."""
+    """A catalog that caches lookups for a minute, where the test settings cache none."""
     return Catalog(runtime.engine, runtime.keyring, cache_seconds=60)
 
 

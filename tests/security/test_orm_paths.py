@@ -1,10 +1,10 @@
 """ORM paths that could skip the tenant filter, in a session bound to one tenant.
 
 - Statement shapes: hypothesis builds selects on every tenant table in many
-  shapes (aliases, unions, subqueries, CTEs, joins of two tables, counts,
-  conditions that name the other tenant); each must return rows of the bound
+  shapes: aliases, unions, subqueries, CTEs, joins of two tables, counts, and
+  conditions that name the other tenant. Each must return rows of the bound
   tenant only, or raise.
-- Relationship loading: a relationship whose join forgets `tenant_id`, on a
+- Relationship loading: a relationship whose join leaves out `tenant_id`, on a
   mapper of the nodes table made for this test (the models define none yet),
   loaded lazily and eagerly when the other tenant has a node with the same id.
 - Bulk UPDATE and DELETE by the other tenant's ids, with every way of
@@ -55,7 +55,7 @@ from strongroom.base.errors import MissingTenantContext
 from strongroom.drive.files import get_root, make_folder
 from strongroom.drive.models import FOLDER, NodeRow
 from strongroom.runtime import Runtime
-from strongroom.storage.db import TenantBase, TenantScoped, TenantSession
+from strongroom.storage.db import TenantBase, TenantScoped
 from strongroom.tenancy.context import TenantInfo
 from tests.conftest import Cast
 from tests.security.conftest import PROPERTY_SETTINGS
@@ -65,11 +65,13 @@ FAMILY = "ORM paths"
 
 
 def tenant_models() -> list[type]:
-    return sorted((mapper.class_ for mapper in TenantBase.registry.mappers), key=lambda c: c.__name__)
+    return sorted(
+        (mapper.class_ for mapper in TenantBase.registry.mappers), key=lambda c: c.__name__
+    )
 
 
 def rows_of(runtime: Runtime, tenant: TenantInfo, model: type) -> list[tuple]:
-    """Every row of the model in the tenant, as plain tuples, read by hand-filtered SQL."""
+    """Return every row of the model in the tenant, as plain tuples, read by hand-filtered SQL."""
     table = model.__table__
     query = select(table).where(table.c.tenant_id == tenant.id).order_by(*table.primary_key)
     with runtime.stores.session(tenant) as session:
@@ -78,11 +80,14 @@ def rows_of(runtime: Runtime, tenant: TenantInfo, model: type) -> list[tuple]:
 
 # Statement shapes -----------------------------------------------------------------------
 
-# Each shape builds a statement from two tenant tables and the other tenant's id, and says
-# what its rows hold: tenant ids, whole rows, or one count.
+# Each shape builds a statement from two tenant tables and the other tenant's id, and
+# names the kind of its rows: tenant ids, whole rows, or one count.
 Shape = Callable[[Any, Any, uuid.UUID], tuple[Select, str]]
 
-def joined(a: Any, b: Any, on: Callable[[Any, Any], Any], outer: bool = False) -> tuple[Select, str]:
+
+def joined(
+    a: Any, b: Any, on: Callable[[Any, Any], Any], outer: bool = False
+) -> tuple[Select, str]:
     """Join two tables, the second aliased so that a table can be joined to itself."""
     statement = select(a.tenant_id, b.tenant_id).select_from(a)
     return statement.join(b, on(a, b), isouter=outer), "ids"
@@ -133,7 +138,7 @@ def outside_rows(rows: list, kind: str, tenant_id: uuid.UUID, own_count: int) ->
     if kind == "rows":
         return [row for row in rows if row[0].tenant_id != tenant_id]
     values = [value for row in rows for value in row if value is not None]
-    # A boolean is the answer of EXISTS about the other tenant, which must be false.
+    # A boolean is the result of EXISTS about the other tenant, which must be false.
     return [value for value in values if value is not False and value != tenant_id]
 
 
@@ -154,7 +159,9 @@ def test_statement_shapes_stay_in_tenant(
     tally: Tally,
     where: str,
 ) -> None:
-    tenant, other = (stocked.acme, stocked.globex) if bound == "acme" else (stocked.globex, stocked.acme)
+    tenant, other = (
+        (stocked.acme, stocked.globex) if bound == "acme" else (stocked.globex, stocked.acme)
+    )
     statement, kind = SHAPES[shape](first, second, other.id)
     own_count = len(rows_of(runtime, tenant, first))
     tally.attempt(FAMILY, where)
@@ -163,7 +170,7 @@ def test_statement_shapes_stay_in_tenant(
         try:
             rows = session.execute(statement).all()
         except MissingTenantContext:
-            rows = []  # refused before it ran, which is safe
+            rows = []  # rejected before it ran, which is safe
     outside = outside_rows(rows, kind, tenant.id, own_count)
     if outside:
         tally.leak(FAMILY, where)
@@ -179,7 +186,7 @@ class ProbeBase(DeclarativeBase):
 
 
 class ProbeNode(TenantScoped, ProbeBase):
-    """The nodes table with a relationship to children whose join forgets `tenant_id`."""
+    """The nodes table with a relationship to children whose join leaves out `tenant_id`."""
 
     __table__ = NodeRow.__table__
     children = relationship(
@@ -203,7 +210,9 @@ def twin_folders(runtime: Runtime, cast: Cast) -> uuid.UUID:
     with runtime.stores.session(cast.globex, write=True) as session:
         root = get_root(session)
         session.add(NodeRow(id=folder.id, parent_id=root.id, name="twin", kind=FOLDER))
-        session.add(NodeRow(id=uuid.uuid4(), parent_id=folder.id, name="globex-secret", kind=FOLDER))
+        session.add(
+            NodeRow(id=uuid.uuid4(), parent_id=folder.id, name="globex-secret", kind=FOLDER)
+        )
     return folder.id
 
 
@@ -215,7 +224,9 @@ def twin_folders(runtime: Runtime, cast: Cast) -> uuid.UUID:
 def test_relationship_loads_own_children(
     runtime: Runtime, cast: Cast, twin_folders: uuid.UUID, loader: Any, tally: Tally, where: str
 ) -> None:
-    query = select(ProbeNode).where(ProbeNode.id == twin_folders).options(loader(ProbeNode.children))
+    query = (
+        select(ProbeNode).where(ProbeNode.id == twin_folders).options(loader(ProbeNode.children))
+    )
     tally.attempt(FAMILY, where)
 
     with runtime.stores.session(cast.acme) as session:
@@ -251,7 +262,9 @@ def test_bulk_change_of_other_ids_misses(
 def test_update_returning_other_ids_is_empty(runtime: Runtime, stocked: Cast) -> None:
     before = rows_of(runtime, stocked.globex, NodeRow)
     ids = [row[1] for row in before]
-    statement = update(NodeRow).where(NodeRow.id.in_(ids)).values(name="taken").returning(NodeRow.id)
+    statement = (
+        update(NodeRow).where(NodeRow.id.in_(ids)).values(name="taken").returning(NodeRow.id)
+    )
 
     with runtime.stores.session(stocked.acme, write=True) as session:
         returned = session.scalars(statement).all()
@@ -272,13 +285,20 @@ def globex_folder(runtime: Runtime, cast: Cast) -> NodeRow:
 def test_merge_other_tenant_row_raises(runtime: Runtime, cast: Cast) -> None:
     stranger = globex_folder(runtime, cast)
     before = rows_of(runtime, cast.globex, NodeRow)
-    copy = NodeRow(tenant_id=cast.globex.id, id=stranger.id, parent_id=stranger.parent_id,
-                   name="taken", kind=FOLDER)  # fmt: skip
+    copy = NodeRow(
+        tenant_id=cast.globex.id,
+        id=stranger.id,
+        parent_id=stranger.parent_id,
+        name="taken",
+        kind=FOLDER,
+    )
 
-    with pytest.raises(MissingTenantContext):
-        with runtime.stores.session(cast.acme, write=True) as session:
-            session.merge(copy)
-            session.flush()
+    with (
+        pytest.raises(MissingTenantContext),
+        runtime.stores.session(cast.acme, write=True) as session,
+    ):
+        session.merge(copy)
+        session.flush()
 
     assert rows_of(runtime, cast.globex, NodeRow) == before
 
@@ -287,11 +307,13 @@ def test_merge_without_load_then_change_raises(runtime: Runtime, cast: Cast) -> 
     stranger = globex_folder(runtime, cast)
     before = rows_of(runtime, cast.globex, NodeRow)
 
-    with pytest.raises(MissingTenantContext):
-        with runtime.stores.session(cast.acme, write=True) as session:
-            merged = session.merge(stranger, load=False)
-            merged.name = "taken"
-            session.flush()
+    with (
+        pytest.raises(MissingTenantContext),
+        runtime.stores.session(cast.acme, write=True) as session,
+    ):
+        merged = session.merge(stranger, load=False)
+        merged.name = "taken"
+        session.flush()
 
     assert rows_of(runtime, cast.globex, NodeRow) == before
 
@@ -300,11 +322,13 @@ def test_add_detached_row_then_change_raises(runtime: Runtime, cast: Cast) -> No
     stranger = globex_folder(runtime, cast)
     before = rows_of(runtime, cast.globex, NodeRow)
 
-    with pytest.raises(MissingTenantContext):
-        with runtime.stores.session(cast.acme, write=True) as session:
-            session.add(stranger)
-            stranger.name = "taken"
-            session.flush()
+    with (
+        pytest.raises(MissingTenantContext),
+        runtime.stores.session(cast.acme, write=True) as session,
+    ):
+        session.add(stranger)
+        stranger.name = "taken"
+        session.flush()
 
     assert rows_of(runtime, cast.globex, NodeRow) == before
 
@@ -331,6 +355,8 @@ def test_connection_raw_sql_stays_in_tenant(
     tally.attempt(FAMILY, where)
 
     with runtime.stores.session(stocked.acme) as session:
-        seen = set(session.connection().execute(text("SELECT DISTINCT tenant_id FROM nodes")).scalars())
+        seen = set(
+            session.connection().execute(text("SELECT DISTINCT tenant_id FROM nodes")).scalars()
+        )
 
     assert seen == {stocked.acme.id}

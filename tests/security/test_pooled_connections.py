@@ -81,7 +81,7 @@ def run_action(stores: TenantStores, tenant: TenantInfo, action: str, model: set
         model.add(kept)
     else:
         with stores.connect(tenant) as connection:
-            # No tenant filter here on purpose: only row security stands in the way.
+            # No tenant filter here on purpose, so that only row security limits the rows.
             connection.execute(select(NodeRow.__table__.c.tenant_id)).all()
 
 
@@ -131,4 +131,4 @@ def test_pooled_connection_keeps_tenants_apart(
         tally.leak(FAMILY, where)
 
     assert problems == []
-    assert len(backends) <= 1  # one server process: the pool did hand the same connection on
+    assert len(backends) <= 1  # one server process, so the pool reused one connection

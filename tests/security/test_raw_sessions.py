@@ -2,8 +2,8 @@
 
 On every backend a `TenantSession` without a tenant raises before it sends
 any statement on a tenant table, for every mapped tenant table. On PostgreSQL
-a connection in the `strongroom_tenant` role sees no row of any tenant table
-and cannot insert one, whatever the tenant setting holds, unless it is that
+a connection in the `strongroom_tenant` role reads no row of any tenant table
+and cannot insert one, whatever the tenant setting contains short of a
 tenant's own id: unset, empty, a random UUID or any text.
 """
 
@@ -38,7 +38,7 @@ from tests.security.tally import Tally
 FAMILY = "sessions without a tenant"
 
 # Values of the tenant setting an attacker could leave behind: unset, empty, a UUID of no
-# tenant, or any text. Text without NUL bytes, which PostgreSQL refuses in any setting.
+# tenant, or any text. Text without NUL bytes, which PostgreSQL rejects in any setting.
 SETTINGS = st.one_of(
     st.none(),
     st.just(""),
@@ -48,7 +48,9 @@ SETTINGS = st.one_of(
 
 
 def tenant_models() -> list[type]:
-    return sorted((mapper.class_ for mapper in TenantBase.registry.mappers), key=lambda c: c.__name__)
+    return sorted(
+        (mapper.class_ for mapper in TenantBase.registry.mappers), key=lambda c: c.__name__
+    )
 
 
 def some_primary_key(model: type, tenant_id: uuid.UUID) -> tuple:
@@ -63,7 +65,9 @@ def set_first_column(model: type) -> Any:
 
 OPERATIONS: dict[str, Callable[[TenantSession, type, uuid.UUID], Any]] = {
     "select": lambda session, model, _tenant: session.execute(select(model)).all(),
-    "count": lambda session, model, _tenant: session.scalar(select(func.count()).select_from(model)),
+    "count": lambda session, model, _tenant: session.scalar(
+        select(func.count()).select_from(model)
+    ),
     "get": lambda session, model, tenant: session.get(model, some_primary_key(model, tenant)),
     "update": lambda session, model, _tenant: session.execute(set_first_column(model)),
     "delete": lambda session, model, _tenant: session.execute(delete(model)),
@@ -117,7 +121,7 @@ def connection(plain_engine: Engine) -> Iterator[Connection]:
 
 @pytest.fixture
 def samples(connection: Connection, stocked: Cast) -> dict[tuple[str, str], dict[str, Any]]:
-    """One row of each tenant in each tenant table, read as the login role, to plant again."""
+    """Return one row of each tenant in each tenant table, read as the login role, to plant again."""
     with connection.begin():
         return {
             (table, tenant.slug): sample_row(connection, table, tenant.id)
@@ -143,7 +147,7 @@ def test_login_role_sees_both_tenants(connection: Connection, stocked: Cast) -> 
 
 
 def rejected_by_setting(error: DBAPIError) -> bool:
-    """True when the setting is not a UUID, so the policy fails before it compares any row."""
+    """Return True when the setting is not a UUID, so the policy fails before comparing any row."""
     return getattr(error.orig, "sqlstate", None) == INVALID_TEXT_REPRESENTATION
 
 

@@ -51,8 +51,8 @@ STEPS = ["begin", "savepoint", "enter acme", "enter globex", "roll back savepoin
 class SettingModel:
     """What the tenant setting must be after each step, by the rules of PostgreSQL.
 
-    `set_config(..., true)` lasts until the end of the transaction; rolling a
-    savepoint back restores the value from before it, releasing keeps the
+    `set_config(..., true)` lasts until the end of the transaction. Rolling a
+    savepoint back restores the value from before it, releasing it keeps the
     current one, and commit and rollback clear it.
     """
 
@@ -242,7 +242,7 @@ def test_gap_check_accepts_invoker_view(connection: Connection) -> None:
 
 
 def test_barrier_view_reads_as_owner(connection: Connection, stocked: Cast) -> None:
-    # Why the check above asks for security_invoker: security_barrier only stops leaky
+    # Why the check above requires security_invoker: security_barrier only stops leaky
     # functions from seeing rows early. The view still reads with the rights of its
     # owner, here the superuser, so the tenant role sees every tenant through it.
     with connection.begin() as transaction:
@@ -261,13 +261,17 @@ def test_barrier_view_reads_as_owner(connection: Connection, stocked: Cast) -> N
 
 
 def role_flags(connection: Connection) -> dict[str, bool]:
-    row = connection.execute(
-        text(
-            "SELECT rolsuper, rolbypassrls, rolcanlogin, rolcreaterole, rolcreatedb "
-            "FROM pg_roles WHERE rolname = :role"
-        ),
-        {"role": TENANT_ROLE},
-    ).mappings().one()
+    row = (
+        connection.execute(
+            text(
+                "SELECT rolsuper, rolbypassrls, rolcanlogin, rolcreaterole, rolcreatedb "
+                "FROM pg_roles WHERE rolname = :role"
+            ),
+            {"role": TENANT_ROLE},
+        )
+        .mappings()
+        .one()
+    )
     return dict(row)
 
 

@@ -1,7 +1,7 @@
 """The tenant context in threads and concurrent requests.
 
 A worker thread of `anyio.to_thread` runs in a copy of its caller's context,
-so it sees the caller's tenant, and a worker reused by the next caller sees
+so it reads the caller's tenant, and a worker reused by the next caller reads
 that caller's tenant or none. `start_thread_with_context` keeps the tenant of
 the moment it started. A plain thread, or a pool thread, has no tenant, and
 the stores raise there instead of guessing. Under concurrent requests to two
@@ -35,7 +35,7 @@ FAMILY = "tenant context"
 
 
 def seen_by_worker(tenants: list[TenantInfo | None]) -> list[tuple[TenantInfo | None, int]]:
-    """For each tenant (None for no tenant), call one worker thread bound to it; return what it saw.
+    """Call a worker thread once per tenant (None for no tenant) and return what each call read.
 
     A limiter of one makes every call reuse the same worker thread.
     """
@@ -109,9 +109,13 @@ def test_concurrent_requests_stay_apart(
     client: httpx.Client, cast: Cast, tally: Tally, where: str
 ) -> None:
     members = [cast.acme_member, cast.globex_member]
-    bodies = {member.tenant.slug: f"only for {member.tenant.slug} ".encode() * 2000 for member in members}
+    bodies = {
+        member.tenant.slug: f"only for {member.tenant.slug} ".encode() * 2000 for member in members
+    }
     for member in members:
-        client.put(member.url("files/mine.bin"), content=bodies[member.tenant.slug], headers=member.headers)
+        client.put(
+            member.url("files/mine.bin"), content=bodies[member.tenant.slug], headers=member.headers
+        )
 
     def fetch(member: Member) -> tuple[str, bytes]:
         response = client.get(member.url("files/mine.bin"), headers=member.headers)

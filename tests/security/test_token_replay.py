@@ -1,11 +1,11 @@
 """Tokens replayed in another tenant.
 
-Every kind of token a tenant has (the cast's admin and member tokens, one
-made through the API, one with an expiry, and a revoked one) is presented to
-the other tenant, in the path and the host form, on routes that read and
-write. Each must fail exactly as a made-up token does: the same status,
-problem document and WWW-Authenticate header, so a replay tells the attacker
-nothing, not even that the token is valid elsewhere.
+Each kind of token a tenant has is presented to the other tenant, in the
+path and the host form, on routes that read and write. The kinds are the
+member's token from the cast, one made through the API, one with an expiry,
+and a revoked one. Each must fail exactly as a made-up token does, with the
+same status, problem document and WWW-Authenticate header, so a replay tells
+the attacker nothing, not even that the token is valid elsewhere.
 
 Invitations and share links are not built yet, so their replay is not tested here.
 """
@@ -38,10 +38,12 @@ def made_up_token() -> str:
 
 
 def tokens_of(client: httpx.Client, member: Member) -> dict[str, str]:
-    """Every kind of token the member's tenant has, made through the API, by name."""
+    """Return each kind of token the member's tenant has, made through the API, by kind."""
 
     def create(name: str, **extra: Any) -> dict:
-        response = client.post(member.url("tokens"), json={"name": name, **extra}, headers=member.headers)
+        response = client.post(
+            member.url("tokens"), json={"name": name, **extra}, headers=member.headers
+        )
         return response.json()
 
     revoked = create("revoked")
@@ -54,7 +56,9 @@ def tokens_of(client: httpx.Client, member: Member) -> dict[str, str]:
     }
 
 
-def present(client: httpx.Client, slug: str, form: str, token: str, request: tuple) -> httpx.Response:
+def present(
+    client: httpx.Client, slug: str, form: str, token: str, request: tuple
+) -> httpx.Response:
     method, path, body = request
     headers = {"Authorization": f"Bearer {token}"}
     if form == "path":
@@ -64,7 +68,7 @@ def present(client: httpx.Client, slug: str, form: str, token: str, request: tup
 
 
 def comparable(response: httpx.Response) -> tuple:
-    """What a client can tell apart in a response, without its request id."""
+    """Return what a client can tell apart in a response, without its request id."""
     body = response.json()
     body.pop("request_id", None)
     return response.status_code, response.headers.get("www-authenticate"), body
