@@ -86,6 +86,17 @@ def test_started_thread_keeps_start_tenant(cast: Cast) -> None:
     assert seen == [cast.acme]
 
 
+def test_plain_thread_has_no_tenant(cast: Cast) -> None:
+    seen: list[TenantInfo | None] = []
+
+    with bound_tenant(cast.acme):
+        thread = threading.Thread(target=lambda: seen.append(current_tenant.get()))
+        thread.start()
+        thread.join(timeout=10)
+
+    assert seen == [None]
+
+
 def test_pool_thread_has_no_tenant(runtime: Runtime, cast: Cast) -> None:
     def open_session() -> None:
         with runtime.stores.session():
