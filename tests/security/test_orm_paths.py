@@ -355,27 +355,29 @@ def test_add_detached_row_then_change_raises(runtime: Runtime, cast: Cast) -> No
 # Raw SQL on the session's connection ----------------------------------------------------
 
 
-@pytest.fixture
-def sqlite_has_no_backstop(request: pytest.FixtureRequest, runtime: Runtime) -> None:
-    if runtime.engine.dialect.name == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="on SQLite, SQL run on session.connection() bypasses the do_orm_execute "
-                "guard of TenantSession and reads every tenant's rows; only PostgreSQL's row "
-                "security limits it",
-            )
-        )
-
-
-def test_connection_raw_sql_stays_in_tenant(
-    runtime: Runtime, stocked: Cast, sqlite_has_no_backstop: None, tally: Tally, where: str
+def test_connection_without_marker_is_refused(
+    runtime: Runtime, stocked: Cast, tally: Tally, where: str
 ) -> None:
     tally.attempt(FAMILY, where)
 
     with runtime.stores.session(stocked.acme) as session:
+        # On SQLite nothing below the session would filter SQL sent on its connection.
+        with pytest.raises(MissingTenantContext):
+            session.connection()
+
+
+def test_marked_connection_runs_filtered_sql(
+    runtime: Runtime, stocked: Cast, tally: Tally, where: str
+) -> None:
+    tally.attempt(FAMILY, where)
+
+    with runtime.stores.session(stocked.acme) as session:
+        connection = session.connection(execution_options={"tenant_scoped": True})
         seen = set(
-            session.connection().execute(text("SELECT DISTINCT tenant_id FROM nodes")).scalars()
+            connection.execute(
+                text("SELECT DISTINCT tenant_id FROM nodes WHERE tenant_id = :tenant"),
+                {"tenant": stocked.acme.id.hex if runtime.engine.dialect.name == "sqlite" else stocked.acme.id},
+            ).scalars()
         )
 
-    assert seen == {stocked.acme.id}
+    assert {str(value).replace("-", "") for value in seen} == {stocked.acme.id.hex}

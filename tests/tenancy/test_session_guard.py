@@ -506,7 +506,8 @@ def test_tenant_setting_ends_with_transaction(runtime: Runtime, cast: Cast) -> N
     )
     try:
         with stores.session(cast.acme) as session:
-            used = session.connection().connection.dbapi_connection
+            scoped = session.connection(execution_options={"tenant_scoped": True})
+            used = scoped.connection.dbapi_connection
             inside = session.execute(probe.execution_options(**SCOPED)).one()
 
         with engine.connect() as connection:

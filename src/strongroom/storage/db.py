@@ -184,6 +184,23 @@ class TenantSession(Session):
         super().__init__(*args, **kwargs)
         self.tenant_id = tenant_id
 
+    def connection(self, *args: Any, **kwargs: Any) -> Connection:
+        """Return the session's connection, only to a caller that filters by tenant itself.
+
+        Statements on the connection bypass the filter above, and on SQLite
+        nothing else stops them from reading every tenant's rows. So the
+        caller must pass `execution_options={"tenant_scoped": True}`, as for a
+        raw statement on the session.
+        """
+        options = kwargs.get("execution_options") or {}
+        if not options.get("tenant_scoped"):
+            raise MissingTenantContext(
+                "statements on a tenant session's connection get no tenant filter; filter by "
+                "tenant_id yourself and call connection(execution_options={'tenant_scoped': True})"
+            )
+        _require_tenant(self)
+        return super().connection(*args, **kwargs)
+
 
 def _require_tenant(session: Session) -> uuid.UUID:
     tenant_id = getattr(session, "tenant_id", None)
