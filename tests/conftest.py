@@ -1,7 +1,13 @@
 """Shared fixtures: a runtime on each database backend, a cast of users in two tenants, a client.
 
-Every test that takes `runtime` (or anything built on it) runs twice: on
-SQLite and on a real PostgreSQL server started for the test session.
+Every test that takes `runtime` (or anything built on it) runs on SQLite and
+on a real PostgreSQL server started for the test session. The `level`
+fixture names the backend and the isolation level of the tenants a test
+makes. Tenant-facing tests, those that take `cast`, run on all five levels:
+sqlite-shared, sqlite-database, postgres-shared, postgres-schema and
+postgres-database. Other tests that take `runtime` run on the shared level
+of each backend, since they make no tenant or make their own: they choose a
+level by parametrising `level` themselves (indirect=True).
 """
 
 from __future__ import annotations
@@ -83,12 +89,71 @@ def empty_all_tables(url: str) -> None:
         )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
+def drop_tenant_stores(url: str) -> None:
+    """Drop the schemas and databases that tests made for their schema and database tenants."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        schemas = connection.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant\\_%'"
+        ).fetchall()
+        databases = connection.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'strongroom\\_tenant\\_%'"
+        ).fetchall()
+        for (schema,) in schemas:
+            connection.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+        for (database,) in databases:
+            connection.execute(
+                sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(database))
+            )
+
+
+@dataclass(frozen=True)
+class Level:
+    """A database backend and the isolation level of the tenants a test makes."""
+
+    backend: str
+    isolation: str
+
+    def __str__(self) -> str:
+        return f"{self.backend}-{self.isolation}"
+
+
+LEVELS = {
+    str(level): level
+    for level in (
+        Level("sqlite", "shared"),
+        Level("sqlite", "database"),
+        Level("postgres", "shared"),
+        Level("postgres", "schema"),
+        Level("postgres", "database"),
+    )
+}
+SHARED_LEVELS = ["sqlite-shared", "postgres-shared"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run tenant-facing tests on every level and other runtime tests on each backend's shared level."""
+    if "level" not in metafunc.fixturenames:
+        return
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0]
+        if "level" in (names.split(",") if isinstance(names, str) else names):
+            return
+    levels = list(LEVELS) if "cast" in metafunc.fixturenames else SHARED_LEVELS
+    metafunc.parametrize("level", levels, indirect=True)
+
+
+@pytest.fixture
+def level(request: pytest.FixtureRequest) -> Level:
+    return LEVELS[request.param]
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, level: Level, tmp_path: Path) -> str:
+    if level.backend == "sqlite":
         return f"sqlite:///{tmp_path / 'strongroom.db'}"
     url = request.getfixturevalue("postgres_shared_database")
     empty_all_tables(url)
+    drop_tenant_stores(url)
     return url
 
 
@@ -156,9 +221,11 @@ def add_member(runtime: Runtime, tenant: TenantInfo, email: str, role: str) -> M
 
 
 @pytest.fixture
-def cast(runtime: Runtime) -> Cast:
-    acme = provision_tenant(runtime.catalog, runtime.stores, "acme", "Acme")
-    globex = provision_tenant(runtime.catalog, runtime.stores, "globex", "Globex")
+def cast(runtime: Runtime, level: Level) -> Cast:
+    acme = provision_tenant(runtime.catalog, runtime.stores, "acme", "Acme", None, level.isolation)
+    globex = provision_tenant(
+        runtime.catalog, runtime.stores, "globex", "Globex", None, level.isolation
+    )
     return Cast(
         acme_admin=add_member(runtime, acme, "admin@acme.test", "admin"),
         acme_member=add_member(runtime, acme, "member@acme.test", "member"),

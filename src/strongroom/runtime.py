@@ -22,6 +22,8 @@ from strongroom.tenancy import migrations
 from strongroom.tenancy.catalog import Catalog
 from strongroom.tenancy.isolation import TenantStores
 from strongroom.tenancy.keys import Keyring, load_master_key
+from strongroom.tenancy.lifecycle import start_usage
+from strongroom.tenancy.servers import get_server
 
 log = get_logger(__name__)
 
@@ -36,6 +38,7 @@ class Runtime:
     blobs: BlobStore
 
     def close(self) -> None:
+        self.stores.close()
         self.engine.dispose()
 
 
@@ -47,7 +50,9 @@ def build_runtime(settings: Settings, migrate: bool | None = None) -> Runtime:
     """
     ensure_data_dir(settings.data_dir)
     master_key = load_master_key(settings)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(
+        settings.resolved_database_url, prepared_statements=settings.prepared_statements
+    )
 
     try:
         if migrate if migrate is not None else settings.should_auto_migrate:
@@ -60,11 +65,22 @@ def build_runtime(settings: Settings, migrate: bool | None = None) -> Runtime:
         raise
 
     keyring = Keyring(master_key, engine)
+    catalog = Catalog(engine, keyring, cache_seconds=settings.tenant_cache_seconds)
+    stores = TenantStores(
+        engine,
+        initializers=[start_usage, create_root],
+        server_urls=lambda name: get_server(catalog, name).url,
+        data_dir=settings.data_dir.resolve(),
+        open_databases=settings.open_tenant_databases,
+        open_files=settings.open_tenant_files,
+        pool_size=settings.tenant_pool_size,
+        prepared_statements=settings.prepared_statements,
+    )
     return Runtime(
         settings=settings,
         engine=engine,
-        catalog=Catalog(engine, keyring, cache_seconds=settings.tenant_cache_seconds),
-        stores=TenantStores(engine, initializers=[create_root]),
+        catalog=catalog,
+        stores=stores,
         keyring=keyring,
         blobs=open_blob_store(settings.resolved_blob_dir),
     )

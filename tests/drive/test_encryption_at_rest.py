@@ -394,7 +394,7 @@ def test_foreign_key_and_blob_read_raises(
 # Nothing in plaintext on disk ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("level", ["sqlite-shared", "sqlite-database"], indirect=True)
 def test_uploaded_marker_absent_from_every_file(
     client: httpx.Client, runtime: Runtime, cast: Cast, tmp_path: Path
 ) -> None:

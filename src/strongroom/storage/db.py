@@ -52,23 +52,33 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, prepared_statements: bool = True) -> Engine:
+    """Open an engine on `url` with `pool_size` pooled connections and as many more on demand.
+
+    Without `prepared_statements`, psycopg never prepares a statement on the
+    server, which a pooler in transaction mode needs: the next transaction may
+    run on a server connection that never saw the PREPARE.
+    """
     if is_sqlite(url):
-        return _make_sqlite_engine(url)
+        return _make_sqlite_engine(url, pool_size)
+    connect_args = {} if prepared_statements else {"prepare_threshold": None}
     return create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
+        connect_args=connect_args,
     )
 
 
-def _make_sqlite_engine(url: str) -> Engine:
+def _make_sqlite_engine(url: str, pool_size: int) -> Engine:
+    in_memory = url.endswith(":memory:")
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
-        poolclass=NullPool if url.endswith(":memory:") else None,
+        poolclass=NullPool if in_memory else None,
+        **({} if in_memory else {"pool_size": pool_size, "max_overflow": pool_size}),
     )
     database = make_url(url).database
 

@@ -13,16 +13,16 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 from sqlalchemy.orm import Session
 
 from strongroom.base.errors import AlreadyExists, InvalidInput, TenantNotFound
 from strongroom.base.logging import get_logger
 from strongroom.storage.db import writer_bind
-from strongroom.tenancy.context import ACTIVE, SUSPENDED, TenantInfo
+from strongroom.tenancy.context import ACTIVE, PROVISIONING, SUSPENDED, TenantInfo
 from strongroom.tenancy.keys import Keyring, latest_key_version, new_tenant_key_row
-from strongroom.tenancy.models import TenantRow
+from strongroom.tenancy.models import TenantKeyRow, TenantRow
 from strongroom.tenancy.slugs import check_slug
 
 log = get_logger(__name__)
@@ -102,14 +102,27 @@ class Catalog:
     # Changes ------------------------------------------------------------------------
 
     def create_tenant(
-        self, slug: str, name: str | None = None, quota_bytes: int | None = None
+        self,
+        slug: str,
+        name: str | None = None,
+        quota_bytes: int | None = None,
+        *,
+        tenant_id: uuid.UUID | None = None,
+        isolation: str = "shared",
+        server: str = "default",
+        placement: str = "shared",
+        status: str = ACTIVE,
     ) -> TenantInfo:
-        """Create a tenant on the shared level, with its first key in the same transaction."""
+        """Create a tenant with its first key in the same transaction.
+
+        The isolation level, server and placement are recorded as given: the
+        caller (tenancy.lifecycle) chose them and makes the store.
+        """
         check_slug(slug)
         if quota_bytes is not None and quota_bytes < 0:
             raise InvalidInput(f"quota {quota_bytes} is negative; give a number of bytes, 0 or more")
 
-        tenant_id = uuid.uuid4()
+        tenant_id = tenant_id or uuid.uuid4()
         try:
             with self.session(write=True) as session:
                 if session.scalars(select(TenantRow.id).where(TenantRow.slug == slug)).first():
@@ -118,10 +131,10 @@ class Catalog:
                     id=tenant_id,
                     slug=slug,
                     name=name or slug,
-                    status=ACTIVE,
-                    isolation="shared",
-                    server="default",
-                    placement="shared",
+                    status=status,
+                    isolation=isolation,
+                    server=server,
+                    placement=placement,
                     quota_bytes=quota_bytes,
                     settings={},
                 )
@@ -133,8 +146,38 @@ class Catalog:
             raise AlreadyExists(f"tenant slug {slug!r} is taken; slugs are never reused") from exc
 
         self._invalidate(slug)
-        log.info("tenant_created", tenant=slug, tenant_id=str(tenant_id))
+        log.info("tenant_created", tenant=slug, tenant_id=str(tenant_id), isolation=isolation)
         return tenant
+
+    def finish_provisioning(self, tenant_id: uuid.UUID) -> TenantInfo:
+        """Open a tenant whose store is made to requests."""
+        with self.session(write=True) as session:
+            row = session.get(TenantRow, tenant_id)
+            if row is None or row.status != PROVISIONING:
+                raise InvalidInput(f"tenant {tenant_id} is not being provisioned")
+            row.status = ACTIVE
+            tenant = tenant_info(row)
+        self._invalidate(tenant.slug)
+        return tenant
+
+    def discard_tenant(self, tenant_id: uuid.UUID) -> None:
+        """Remove a tenant whose provisioning failed before it served anyone, keys included.
+
+        Its slug becomes free again: nobody ever used it, so no link or token
+        that names it can point elsewhere now.
+        """
+        with self.session(write=True) as session:
+            row = session.get(TenantRow, tenant_id)
+            if row is None or row.status != PROVISIONING:
+                raise InvalidInput(
+                    f"tenant {tenant_id} is not being provisioned; only such a tenant is discarded"
+                )
+            slug = row.slug
+            session.execute(delete(TenantKeyRow).where(TenantKeyRow.tenant_id == tenant_id))
+            session.delete(row)
+        self._invalidate(slug)
+        self.keyring.forget(tenant_id)
+        log.info("tenant_discarded", tenant=slug, tenant_id=str(tenant_id))
 
     def set_status(self, slug: str, status: str) -> TenantInfo:
         if status not in (ACTIVE, SUSPENDED):

@@ -22,7 +22,10 @@ from strongroom.base.errors import MissingTenantContext
 
 ACTIVE = "active"
 SUSPENDED = "suspended"
-TENANT_STATUSES = (ACTIVE, SUSPENDED, "moving", "migrating", "deleting")
+# A tenant whose store is being made; it stays in this state if making it failed and so
+# did removing what was made, for the operator to see in `strongroom tenant show`.
+PROVISIONING = "provisioning"
+TENANT_STATUSES = (PROVISIONING, ACTIVE, SUSPENDED, "moving", "migrating", "deleting")
 ISOLATION_LEVELS = ("shared", "schema", "database")
 
 

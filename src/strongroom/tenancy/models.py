@@ -43,3 +43,16 @@ class TenantKeyRow(CatalogBase):
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DatabaseServerRow(CatalogBase):
+    """A PostgreSQL server that can hold tenant schemas and databases besides the default one.
+
+    The URL may hold a password, so it is never logged or printed in full.
+    """
+
+    __tablename__ = "database_servers"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
