@@ -3,11 +3,12 @@
 Every test that takes `runtime` (or anything built on it) runs on SQLite and
 on a real PostgreSQL server started for the test session. The `level`
 fixture names the backend and the isolation level of the tenants a test
-makes. Tenant-facing tests, those that take `cast`, run on all five levels:
-sqlite-shared, sqlite-database, postgres-shared, postgres-schema and
-postgres-database. Other tests that take `runtime` run on the shared level
-of each backend, since they make no tenant or make their own: they choose a
-level by parametrising `level` themselves (indirect=True).
+makes. Tenant-facing tests, those that take `isolation` (as `cast` does),
+run on all five levels: sqlite-shared, sqlite-database, postgres-shared,
+postgres-schema and postgres-database. Other tests that take `runtime` run on
+the shared level of each backend, since the level of tenants they do not make
+cannot matter to them. A test chooses its levels by parametrising `level`
+itself (indirect=True).
 """
 
 from __future__ import annotations
@@ -138,13 +139,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         names = marker.args[0]
         if "level" in (names.split(",") if isinstance(names, str) else names):
             return
-    levels = list(LEVELS) if "cast" in metafunc.fixturenames else SHARED_LEVELS
+    levels = list(LEVELS) if "isolation" in metafunc.fixturenames else SHARED_LEVELS
     metafunc.parametrize("level", levels, indirect=True)
 
 
 @pytest.fixture
 def level(request: pytest.FixtureRequest) -> Level:
     return LEVELS[request.param]
+
+
+@pytest.fixture
+def isolation(level: Level) -> str:
+    """The isolation level to create the test's tenants on."""
+    return level.isolation
 
 
 @pytest.fixture
@@ -221,11 +228,9 @@ def add_member(runtime: Runtime, tenant: TenantInfo, email: str, role: str) -> M
 
 
 @pytest.fixture
-def cast(runtime: Runtime, level: Level) -> Cast:
-    acme = provision_tenant(runtime.catalog, runtime.stores, "acme", "Acme", None, level.isolation)
-    globex = provision_tenant(
-        runtime.catalog, runtime.stores, "globex", "Globex", None, level.isolation
-    )
+def cast(runtime: Runtime, isolation: str) -> Cast:
+    acme = provision_tenant(runtime.catalog, runtime.stores, "acme", "Acme", None, isolation)
+    globex = provision_tenant(runtime.catalog, runtime.stores, "globex", "Globex", None, isolation)
     return Cast(
         acme_admin=add_member(runtime, acme, "admin@acme.test", "admin"),
         acme_member=add_member(runtime, acme, "member@acme.test", "member"),

@@ -64,7 +64,7 @@ def create(
     tenant = provision_tenant(
         runtime.catalog, runtime.stores, slug, name, quota, isolation.value, server
     )
-    out.print(f"created tenant {tenant.slug} ({tenant.id}) on the {tenant.isolation} level")
+    out.print(f"created tenant {tenant.slug} ({tenant.id})")
 
 
 @tenant_app.command("list")
