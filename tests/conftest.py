@@ -133,14 +133,19 @@ SHARED_LEVELS = ["sqlite-shared", "postgres-shared"]
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run tenant-facing tests on every level and other runtime tests on each backend's shared level."""
-    if "level" not in metafunc.fixturenames:
+    if "level" not in metafunc.fixturenames or parametrized(metafunc, "level"):
         return
+    every_level = "isolation" in metafunc.fixturenames and not parametrized(metafunc, "isolation")
+    metafunc.parametrize("level", list(LEVELS) if every_level else SHARED_LEVELS, indirect=True)
+
+
+def parametrized(metafunc: pytest.Metafunc, name: str) -> bool:
+    """Return True when the test's own parametrize marks name `name`."""
     for marker in metafunc.definition.iter_markers("parametrize"):
         names = marker.args[0]
-        if "level" in (names.split(",") if isinstance(names, str) else names):
-            return
-    levels = list(LEVELS) if "isolation" in metafunc.fixturenames else SHARED_LEVELS
-    metafunc.parametrize("level", levels, indirect=True)
+        if name in ([n.strip() for n in names.split(",")] if isinstance(names, str) else names):
+            return True
+    return False
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 from sqlalchemy.orm import Session
 
-from strongroom.base.errors import AlreadyExists, InvalidInput, TenantNotFound
+from strongroom.base.errors import AlreadyExists, ConfigurationError, InvalidInput, TenantNotFound
 from strongroom.base.logging import get_logger
 from strongroom.storage.db import writer_bind
-from strongroom.tenancy.context import ACTIVE, PROVISIONING, SUSPENDED, TenantInfo
+from strongroom.tenancy.context import ACTIVE, MIGRATING, PROVISIONING, SUSPENDED, TenantInfo
 from strongroom.tenancy.keys import Keyring, latest_key_version, new_tenant_key_row
 from strongroom.tenancy.models import TenantKeyRow, TenantRow
 from strongroom.tenancy.slugs import check_slug
@@ -38,16 +38,28 @@ def tenant_info(row: TenantRow) -> TenantInfo:
         server=row.server,
         placement=row.placement,
         quota_bytes=row.quota_bytes,
+        store_revision=row.store_revision,
     )
 
 
 class Catalog:
-    def __init__(self, engine: Engine, keyring: Keyring, cache_seconds: float = 2.0) -> None:
+    def __init__(
+        self, engine: Engine, keyring: Keyring | None, cache_seconds: float = 2.0
+    ) -> None:
         self.engine = engine
-        self.keyring = keyring
+        self._keyring = keyring
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, TenantInfo | None]] = {}
         self._cache_lock = threading.Lock()
+
+    @property
+    def keyring(self) -> Keyring:
+        if self._keyring is None:
+            raise ConfigurationError(
+                "this command opened the catalog without the master key, so it cannot make or "
+                "change tenant keys"
+            )
+        return self._keyring
 
     @contextmanager
     def session(self, write: bool = False) -> Iterator[Session]:
@@ -149,13 +161,41 @@ class Catalog:
         log.info("tenant_created", tenant=slug, tenant_id=str(tenant_id), isolation=isolation)
         return tenant
 
-    def finish_provisioning(self, tenant_id: uuid.UUID) -> TenantInfo:
-        """Open a tenant whose store is made to requests."""
+    def finish_provisioning(
+        self, tenant_id: uuid.UUID, store_revision: str | None = None
+    ) -> TenantInfo:
+        """Open a tenant whose store is made to requests, recording its store's revision."""
         with self.session(write=True) as session:
             row = session.get(TenantRow, tenant_id)
             if row is None or row.status != PROVISIONING:
                 raise InvalidInput(f"tenant {tenant_id} is not being provisioned")
             row.status = ACTIVE
+            row.store_revision = store_revision
+            tenant = tenant_info(row)
+        self._invalidate(tenant.slug)
+        return tenant
+
+    def begin_store_migration(self, tenant_id: uuid.UUID) -> TenantInfo:
+        """Close an active tenant to requests while its own store is migrated.
+
+        A suspended tenant stays suspended: it serves nothing either way, and
+        its status must survive the migration.
+        """
+        with self.session(write=True) as session:
+            row = self._get_row_by_id(session, tenant_id)
+            if row.status == ACTIVE:
+                row.status = MIGRATING
+            tenant = tenant_info(row)
+        self._invalidate(tenant.slug)
+        return tenant
+
+    def finish_store_migration(self, tenant_id: uuid.UUID, store_revision: str | None) -> TenantInfo:
+        """Record the revision a tenant's store reached and open the tenant again."""
+        with self.session(write=True) as session:
+            row = self._get_row_by_id(session, tenant_id)
+            row.store_revision = store_revision
+            if row.status == MIGRATING:
+                row.status = ACTIVE
             tenant = tenant_info(row)
         self._invalidate(tenant.slug)
         return tenant
@@ -176,7 +216,8 @@ class Catalog:
             session.execute(delete(TenantKeyRow).where(TenantKeyRow.tenant_id == tenant_id))
             session.delete(row)
         self._invalidate(slug)
-        self.keyring.forget(tenant_id)
+        if self._keyring is not None:
+            self._keyring.forget(tenant_id)
         log.info("tenant_discarded", tenant=slug, tenant_id=str(tenant_id))
 
     def set_status(self, slug: str, status: str) -> TenantInfo:
@@ -213,6 +254,12 @@ class Catalog:
         row = session.scalars(select(TenantRow).where(TenantRow.slug == slug)).first()
         if row is None:
             raise TenantNotFound(f"no tenant has the slug {slug!r}; see `strongroom tenant list`")
+        return row
+
+    def _get_row_by_id(self, session: Session, tenant_id: uuid.UUID) -> TenantRow:
+        row = session.get(TenantRow, tenant_id)
+        if row is None:
+            raise TenantNotFound(f"no tenant has the id {tenant_id}")
         return row
 
     def _invalidate(self, slug: str) -> None:

@@ -160,7 +160,7 @@ class EngineCache:
                 engine = self._engines[key] = self._open_engine(key)
             self._engines.move_to_end(key)
             self._leases[key] = self._leases.get(key, 0) + 1
-            idle = self._take_idle_beyond_capacity()
+            idle = self._remove_idle_beyond_capacity()
         _dispose(idle)
         try:
             yield engine
@@ -169,7 +169,7 @@ class EngineCache:
                 self._leases[key] -= 1
                 if not self._leases[key]:
                     del self._leases[key]
-                idle = self._take_idle_beyond_capacity()
+                idle = self._remove_idle_beyond_capacity()
             _dispose(idle)
 
     def discard(self, key: str) -> None:
@@ -184,14 +184,15 @@ class EngineCache:
             self._engines.clear()
         _dispose(engines)
 
-    def _take_idle_beyond_capacity(self) -> list[Engine]:
-        taken = []
+    def _remove_idle_beyond_capacity(self) -> list[Engine]:
+        """Remove the least recently used engines not in use until the cache fits; return them."""
+        removed = []
         for key in list(self._engines):
             if len(self._engines) <= self.capacity:
                 break
             if key not in self._leases:
-                taken.append(self._engines.pop(key))
-        return taken
+                removed.append(self._engines.pop(key))
+        return removed
 
 
 def _dispose(engines: list[Engine]) -> None:
@@ -290,6 +291,12 @@ class TenantStores:
     @contextmanager
     def _engine(self, tenant: TenantInfo) -> Iterator[Engine]:
         cache, key = self._engine_key(tenant)
+        if cache is self.files and not self._file_path(key).exists():
+            # SQLite would create an empty file in its place and serve an empty tenant.
+            raise ServiceUnavailable(
+                f"the store of tenant {tenant.slug!r}, {self._file_path(key)}, is missing; "
+                "restore it from a backup"
+            )
         with cache.lease(key) as engine:
             yield engine
 
@@ -375,28 +382,32 @@ class TenantStores:
             for initializer in self.initializers:
                 initializer(session)
 
-    def create_store(self, tenant: TenantInfo) -> None:
+    def create_store(self, tenant: TenantInfo) -> str | None:
         """Make the tenant's schema, database or file and bring its tables to the newest revision.
 
-        The shared level's tables exist already, migrated with the catalog.
+        Returns the revision reached. The shared level's tables exist already,
+        migrated with the catalog, so there it makes nothing and returns None.
         """
         if tenant.isolation == SHARED:
-            return
+            return None
         if tenant.isolation == SCHEMA:
-            with self._servers.lease(tenant.server) as engine:
-                with engine.begin() as connection:
-                    connection.exec_driver_sql(
-                        f"CREATE SCHEMA {migrations.quote_schema(tenant.placement)}"
-                    )
-                migrations.upgrade_tenant_store(engine, schema=tenant.placement)
-            return
-        cache, key = self._engine_key(tenant)
-        if cache is self.files:
-            self._make_tenant_folder()
+            with self._servers.lease(tenant.server) as engine, engine.begin() as connection:
+                connection.exec_driver_sql(
+                    f"CREATE SCHEMA {migrations.quote_schema(tenant.placement)}"
+                )
+        elif self._engine_key(tenant)[0] is self.files:
+            self._make_tenant_file(tenant.placement)
         else:
             self._run_on_server(tenant.server, f'CREATE DATABASE "{tenant.placement}"')
-        with cache.lease(key) as engine:
-            migrations.upgrade_tenant_store(engine)
+        return self.migrate_store(tenant)
+
+    def migrate_store(self, tenant: TenantInfo) -> str | None:
+        """Bring the tenant's own schema or database to the newest revision; return it."""
+        if tenant.isolation == SHARED:
+            return None
+        schema = tenant.placement if tenant.isolation == SCHEMA else None
+        with self._engine(tenant) as engine:
+            return migrations.upgrade_tenant_store(engine, schema=schema)
 
     def drop_store(self, tenant: TenantInfo) -> None:
         """Remove the tenant's schema, database or file; on the shared level, delete its rows."""
@@ -430,10 +441,11 @@ class TenantStores:
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
                 connection.exec_driver_sql(statement)
 
-    def _make_tenant_folder(self) -> None:
+    def _make_tenant_file(self, relative: str) -> None:
         folder = self._file_path(TENANT_FILES)
-        # Like the data directory: for its owner alone, since the files hold tenant rows.
+        # Like the data directory and the main database: for their owner alone.
         folder.mkdir(mode=0o700, exist_ok=True)
+        os.close(os.open(self._file_path(relative), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
     def _remove_tenant_file(self, relative: str) -> None:
         path = self._file_path(relative)

@@ -17,7 +17,7 @@ log = get_logger(__name__)
 
 
 def start_usage(session: TenantSession) -> None:
-    """The first row of every tenant store: its usage counter, at zero."""
+    """Create the first row of every tenant store: its usage counter, at zero."""
     set_usage(session, session.tenant_id, 0)  # type: ignore[arg-type]
 
 
@@ -33,9 +33,9 @@ def provision_tenant(
     """Create the tenant in the catalog, then its store and first rows, then open it.
 
     Until its store is ready the tenant is `provisioning`, which no request
-    gets through. When a step fails, what was made is removed and the catalog
-    entry with it; if even that fails, the entry stays `provisioning` and the
-    error says so.
+    gets through. When a step fails, what was made is removed, and the catalog
+    entry with it. If removing fails as well, the entry stays `provisioning`
+    and the error names the store left behind.
     """
     tenant_id = uuid.uuid4()
     placement = stores.plan(tenant_id, isolation, server)
@@ -50,11 +50,11 @@ def provision_tenant(
         status=PROVISIONING,
     )
     try:
-        stores.create_store(tenant)
+        revision = stores.create_store(tenant)
         stores.initialize(tenant)
     except Exception as exc:
         _abandon(catalog, stores, tenant, exc)
-    return catalog.finish_provisioning(tenant.id)
+    return catalog.finish_provisioning(tenant.id, revision)
 
 
 def _abandon(catalog: Catalog, stores: TenantStores, tenant: TenantInfo, exc: Exception) -> NoReturn:

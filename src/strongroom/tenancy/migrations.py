@@ -61,6 +61,11 @@ def run_environment(metadata: MetaData, version_table: str) -> None:
         context.run_migrations()
 
 
+def head_revision(kind: str) -> str:
+    """Return the newest revision of the scripts for `kind` (catalog or tenant)."""
+    return ScriptDirectory.from_config(alembic_config(kind)).get_current_head() or ""
+
+
 def store_revisions(engine: Engine) -> list[StoreRevision]:
     revisions = []
     with engine.connect() as connection:

@@ -25,6 +25,7 @@ class TenantRow(CatalogBase):
     isolation: Mapped[str] = mapped_column(String(20), default="shared")
     server: Mapped[str] = mapped_column(String(63), default="default")
     placement: Mapped[str] = mapped_column(String(200), default="")
+    store_revision: Mapped[str | None] = mapped_column(String(32))
     plan: Mapped[str] = mapped_column(String(63), default="default")
     quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
     settings: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -11,14 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from strongroom.base.config import normalise_database_url
 from strongroom.base.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from strongroom.base.logging import get_logger
-from strongroom.storage.db import make_engine
 from strongroom.tenancy.catalog import Catalog
 from strongroom.tenancy.models import DatabaseServerRow, TenantRow
 
@@ -89,7 +89,9 @@ def add_server(catalog: Catalog, name: str, url: str) -> DatabaseServer:
 
 
 def check_reachable(server: DatabaseServer) -> None:
-    engine = make_engine(server.url, pool_size=1)
+    engine = create_engine(
+        server.url, poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    )
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))

@@ -23,7 +23,14 @@ from strongroom.base.errors import ServiceUnavailable
 from strongroom.base.logging import get_logger
 from strongroom.interfaces.api.problems import error_response
 from strongroom.runtime import Runtime
-from strongroom.tenancy.context import ACTIVE, SUSPENDED, TenantInfo, current_tenant
+from strongroom.tenancy.context import (
+    ACTIVE,
+    MIGRATING,
+    PROVISIONING,
+    SUSPENDED,
+    TenantInfo,
+    current_tenant,
+)
 from strongroom.tenancy.resolution import resolve
 
 log = get_logger(__name__)
@@ -105,6 +112,12 @@ class RequestContextMiddleware:
         )
 
 
+MAINTENANCE = {
+    MIGRATING: "is being migrated to this version's database schema",
+    PROVISIONING: "is still being created",
+}
+
+
 def check_tenant_available(tenant: TenantInfo) -> None:
     if tenant.status == ACTIVE:
         return
@@ -113,8 +126,9 @@ def check_tenant_available(tenant: TenantInfo) -> None:
             f"tenant {tenant.slug!r} is suspended; its data is kept, but it cannot be used "
             "until the operator resumes it"
         )
+    reason = MAINTENANCE.get(tenant.status, f"is {tenant.status}")
     error = ServiceUnavailable(
-        f"tenant {tenant.slug!r} is {tenant.status} for maintenance; retry in a minute"
+        f"tenant {tenant.slug!r} {reason}, for maintenance; retry in a minute"
     )
     error.headers["Retry-After"] = "60"
     raise error

@@ -18,7 +18,7 @@ def add(
     url: Annotated[
         str,
         typer.Argument(
-            help="postgresql://USER:PASSWORD@HOST:PORT/DB; DB holds the schema tenants, and "
+            help="postgresql://USER:PASSWORD@HOST:PORT/DB; DB contains the schema tenants, and "
             "USER needs the right to create databases for database tenants."
         ),
     ],

@@ -26,6 +26,7 @@ def _describe(tenant: TenantInfo, used: int | None = None) -> dict[str, object]:
         "isolation": tenant.isolation,
         "server": tenant.server,
         "placement": tenant.placement,
+        "store_revision": tenant.store_revision,
         "quota_bytes": tenant.quota_bytes,
     }
     if used is not None:

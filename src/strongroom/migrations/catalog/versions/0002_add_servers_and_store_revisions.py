@@ -1,4 +1,5 @@
-"""Add database servers, where schema and database tenants can be placed.
+"""Add database servers, where schema and database tenants can be placed, and the revision
+of each such tenant's own store.
 
 Revision ID: 0002
 Revises: 0001
@@ -22,7 +23,11 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_database_servers")),
     )
+    with op.batch_alter_table("tenants") as batch_op:
+        batch_op.add_column(sa.Column("store_revision", sa.String(length=32), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("tenants") as batch_op:
+        batch_op.drop_column("store_revision")
     op.drop_table("database_servers")
