@@ -3,12 +3,18 @@
 Every test that takes `runtime` (or anything built on it) runs on SQLite and
 on a real PostgreSQL server started for the test session. The `level`
 fixture names the backend and the isolation level of the tenants a test
-makes. Tenant-facing tests, those that take `isolation` (as `cast` does),
-run on all five levels: sqlite-shared, sqlite-database, postgres-shared,
-postgres-schema and postgres-database. Other tests that take `runtime` run on
-the shared level of each backend, since the level of tenants they do not make
-cannot matter to them. A test chooses its levels by parametrising `level`
-itself (indirect=True).
+makes. Five levels make the full matrix: sqlite-shared, sqlite-database,
+postgres-shared, postgres-schema and postgres-database.
+
+Tenant-facing tests, those that take `isolation` (as `cast` does), run on the
+full matrix when they are API tests (tests/api), isolation and tenancy tests
+(tests/tenancy), the consistency check (tests/test_integrity.py), or marked
+`every_level` (key rotation is). The rest, and every test that makes no
+tenant, run on the shared level of each backend only: they exercise the
+drive, crypto and command-line layers above `TenantStores`, which the full
+matrix already covers, and running them five times would take `make test`
+from about 5 to over 10 minutes on a 2-core machine. A test chooses its
+levels by parametrising `level` itself (indirect=True).
 """
 
 from __future__ import annotations
@@ -129,13 +135,21 @@ LEVELS = {
     )
 }
 SHARED_LEVELS = ["sqlite-shared", "postgres-shared"]
+FULL_MATRIX_PATHS = ("tests/api/", "tests/tenancy/", "tests/test_integrity.py")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run tenant-facing tests on every level and other runtime tests on each backend's shared level."""
     if "level" not in metafunc.fixturenames or parametrized(metafunc, "level"):
         return
-    every_level = "isolation" in metafunc.fixturenames and not parametrized(metafunc, "isolation")
+    every_level = (
+        "isolation" in metafunc.fixturenames
+        and not parametrized(metafunc, "isolation")
+        and (
+            metafunc.definition.get_closest_marker("every_level") is not None
+            or any(part in metafunc.definition.nodeid for part in FULL_MATRIX_PATHS)
+        )
+    )
     metafunc.parametrize("level", list(LEVELS) if every_level else SHARED_LEVELS, indirect=True)
 
 

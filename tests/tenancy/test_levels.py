@@ -147,6 +147,19 @@ def test_database_tenant_file_is_private(runtime: Runtime, cast: Cast) -> None:
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 
 
+@levels("sqlite-database")
+def test_missing_tenant_file_is_not_recreated(runtime: Runtime, cast: Cast) -> None:
+    path = runtime.settings.data_dir / cast.acme.placement
+    runtime.stores.close()
+    path.unlink()
+
+    with pytest.raises(ServiceUnavailable, match="is missing; restore it from a backup"):
+        with runtime.stores.session(cast.acme) as session:
+            list_users(session)
+
+    assert not path.exists()
+
+
 # What PostgreSQL keeps apart by itself -------------------------------------------------
 
 
