@@ -68,7 +68,7 @@ def build_runtime(settings: Settings, migrate: bool | None = None) -> Runtime:
     catalog, stores = open_catalog(settings, engine, keyring)
     if migrating:
         # Tenant schemas and files too, or the embedded default would serve them behind.
-        # A store that fails stays `migrating` and answers 503, and the rest start.
+        # A store that fails stays `migrating`, its requests get 503, and the rest start.
         upgrade_tenant_stores(settings, catalog, stores)
     return Runtime(
         settings=settings,

@@ -2,7 +2,7 @@
 
 PgBouncer hands one server connection to every client in turn, a transaction
 at a time, so a search path or tenant setting that outlived its transaction
-would reach the other tenant's next transaction. Its pool holds one server
+would reach the other tenant's next transaction. Its pool has one server
 connection per database, so every transaction below runs on the same one.
 """
 

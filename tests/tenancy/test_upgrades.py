@@ -1,4 +1,4 @@
-"""`strongroom migrate` over every store: resuming, failures, maintenance answers and canaries.
+"""`strongroom migrate` over every store: resuming, failures, maintenance responses and canaries.
 
 There is one tenant revision so far, so a store "behind" is made by taking it
 back to before that revision, as a release that predates the store's tables
@@ -9,10 +9,13 @@ has, as a store written by a newer release would.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import pytest
 from alembic import command
 from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
 
 from strongroom.base.errors import InvalidInput, TenantNotFound
 from strongroom.runtime import Runtime
@@ -31,7 +34,7 @@ def own_store_levels(*names: str) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("level", names or OWN_STORE_LEVELS, indirect=True)
 
 
-def on_store(runtime: Runtime, tenant: TenantInfo, action) -> None:  # noqa: ANN001
+def on_store(runtime: Runtime, tenant: TenantInfo, action: Callable[[Connection], object]) -> None:
     """Run `action(connection)` in one transaction on the tenant's own store."""
     with runtime.stores.engine_for(tenant).begin() as connection:
         if tenant.isolation == "schema":
@@ -52,7 +55,7 @@ def take_back(runtime: Runtime, tenant: TenantInfo) -> None:
 
 
 def break_store(runtime: Runtime, tenant: TenantInfo) -> None:
-    """Stamp the store with a revision no script knows, so that migrating it fails."""
+    """Stamp the store with a revision that no script has, so that migrating it fails."""
     on_store(
         runtime,
         tenant,
@@ -137,6 +140,19 @@ def test_migrate_jobs_reach_every_store(runtime: Runtime, cast: Cast, isolation:
     assert len(report.outcomes) == 6
     assert report.failures == []
     assert {recorded(runtime, tenant.slug) for tenant in tenants} == {tenant_head()}
+
+
+@own_store_levels("sqlite-database")
+def test_migrate_reports_progress_per_store(runtime: Runtime, cast: Cast) -> None:
+    take_back(runtime, cast.acme)
+    take_back(runtime, cast.globex)
+    totals: list[int] = []
+    done: list[str] = []
+
+    migrate(runtime, on_plan=totals.append, on_outcome=lambda outcome: done.append(outcome.tenant.slug))
+
+    assert totals == [2]
+    assert sorted(done) == ["acme", "globex"]
 
 
 def test_migrate_rejects_zero_jobs(runtime: Runtime) -> None:

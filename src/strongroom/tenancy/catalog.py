@@ -203,8 +203,8 @@ class Catalog:
     def discard_tenant(self, tenant_id: uuid.UUID) -> None:
         """Remove a tenant whose provisioning failed before it served anyone, keys included.
 
-        Its slug becomes free again: nobody ever used it, so no link or token
-        that names it can point elsewhere now.
+        Its slug becomes free again. No request ever reached the tenant, so no
+        link or token that names the slug can point elsewhere now.
         """
         with self.session(write=True) as session:
             row = session.get(TenantRow, tenant_id)

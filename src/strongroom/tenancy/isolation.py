@@ -143,7 +143,8 @@ class EngineCache:
         with self._lock:
             return key in self._engines
 
-    def keys(self) -> list[str]:
+    def open_keys(self) -> list[str]:
+        """Return the keys of the open engines, least recently used first."""
         with self._lock:
             return list(self._engines)
 
@@ -154,10 +155,19 @@ class EngineCache:
 
     @contextmanager
     def lease(self, key: str) -> Iterator[Engine]:
+        """Hold the engine for `key` open, opening it first if needed, until the block ends."""
         with self._lock:
             engine = self._engines.get(key)
-            if engine is None:
-                engine = self._engines[key] = self._open_engine(key)
+        if engine is None:
+            # Opened outside the lock: it may look the server's URL up in the catalog.
+            opened = self._open_engine(key)
+            with self._lock:
+                engine = self._engines.setdefault(key, opened)
+            if engine is not opened:
+                opened.dispose()
+        with self._lock:
+            if key not in self._engines:
+                self._engines[key] = engine  # closed in between; it reopens on use
             self._engines.move_to_end(key)
             self._leases[key] = self._leases.get(key, 0) + 1
             idle = self._remove_idle_beyond_capacity()
@@ -342,7 +352,7 @@ class TenantStores:
         """Close every engine opened for tenants; the default engine is its owner's to close."""
         self.files.close()
         self.databases.close()
-        for server in self._servers.keys():
+        for server in self._servers.open_keys():
             if server != DEFAULT_SERVER:
                 self._servers.discard(server)
 
@@ -369,10 +379,13 @@ class TenantStores:
         row-level security backs that filter up.
         """
         schema = tenant.placement if tenant.isolation == SCHEMA else None
-        with self._engine(tenant) as engine, engine.connect() as connection:
-            with connection.begin():
-                enter_tenant(connection, tenant.id, schema)
-                yield connection
+        with (
+            self._engine(tenant) as engine,
+            engine.connect() as connection,
+            connection.begin(),
+        ):
+            enter_tenant(connection, tenant.id, schema)
+            yield connection
 
     # Creating and removing stores --------------------------------------------------
 
@@ -437,9 +450,11 @@ class TenantStores:
 
     def _run_on_server(self, server: str, statement: str) -> None:
         # CREATE and DROP DATABASE cannot run inside a transaction block.
-        with self._servers.lease(server) as engine:
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                connection.exec_driver_sql(statement)
+        with (
+            self._servers.lease(server) as engine,
+            engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection,
+        ):
+            connection.exec_driver_sql(statement)
 
     def _make_tenant_file(self, relative: str) -> None:
         folder = self._file_path(TENANT_FILES)

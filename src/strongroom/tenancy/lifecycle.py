@@ -52,7 +52,7 @@ def provision_tenant(
     try:
         revision = stores.create_store(tenant)
         stores.initialize(tenant)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure is cleaned up, then raised
         _abandon(catalog, stores, tenant, exc)
     return catalog.finish_provisioning(tenant.id, revision)
 

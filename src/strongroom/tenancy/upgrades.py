@@ -26,7 +26,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from strongroom.base.config import Settings
-
 from strongroom.base.errors import InvalidInput, StrongroomError
 from strongroom.base.logging import get_logger
 from strongroom.tenancy import migrations
