@@ -200,6 +200,19 @@ def test_migrate_failed_tenant_answers_503(
 
 
 @own_store_levels()
+def test_store_behind_answers_503_before_migrate(
+    runtime: Runtime, cast: Cast, client: httpx.Client
+) -> None:
+    take_back(runtime, cast.globex)
+    member = cast.globex_member
+
+    response = client.get(member.url("folders/"), headers=member.headers)
+
+    assert response.status_code == 503
+    assert "migrated to this version's database schema" in response.json()["detail"]
+
+
+@own_store_levels()
 def test_migrate_failed_tenant_leaves_others_serving(
     runtime: Runtime, cast: Cast, client: httpx.Client
 ) -> None:

@@ -20,6 +20,7 @@ processes, each with its own engines, fed one tenant at a time.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -30,7 +31,7 @@ from strongroom.base.errors import InvalidInput, StrongroomError
 from strongroom.base.logging import get_logger
 from strongroom.tenancy import migrations
 from strongroom.tenancy.catalog import Catalog
-from strongroom.tenancy.context import MIGRATING, TenantInfo
+from strongroom.tenancy.context import MIGRATING, PROVISIONING, TenantInfo
 from strongroom.tenancy.isolation import SHARED, TenantStores, describe_failure
 
 log = get_logger(__name__)
@@ -66,15 +67,26 @@ class UpgradeReport:
 Progress = Callable[[StoreOutcome], None]
 
 
+@functools.cache
 def tenant_head() -> str:
+    """Return the newest tenant revision of this version's scripts, read once per process."""
     return migrations.head_revision("tenant")
+
+
+def store_is_current(tenant: TenantInfo) -> bool:
+    """Return True unless the catalog records the tenant's own store as behind this version.
+
+    A shared tenant's store is the shared tables, which start-up checks.
+    """
+    return tenant.isolation == SHARED or tenant.store_revision == tenant_head()
 
 
 def stores_behind(catalog: Catalog, head: str) -> tuple[list[TenantInfo], int]:
     """Return the tenants whose own store needs migrating, and how many are already at `head`."""
     behind, current = [], 0
     for tenant in catalog.list_tenants():
-        if tenant.isolation == SHARED:
+        # A tenant still being provisioned migrates its own store.
+        if tenant.isolation == SHARED or tenant.status == PROVISIONING:
             continue
         if tenant.store_revision == head and tenant.status != MIGRATING:
             current += 1

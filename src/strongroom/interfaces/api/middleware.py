@@ -32,6 +32,7 @@ from strongroom.tenancy.context import (
     current_tenant,
 )
 from strongroom.tenancy.resolution import resolve
+from strongroom.tenancy.upgrades import store_is_current
 
 log = get_logger(__name__)
 
@@ -119,14 +120,16 @@ MAINTENANCE = {
 
 
 def check_tenant_available(tenant: TenantInfo) -> None:
-    if tenant.status == ACTIVE:
+    if tenant.status == ACTIVE and store_is_current(tenant):
         return
     if tenant.status == SUSPENDED:
         raise TenantSuspended(
             f"tenant {tenant.slug!r} is suspended; its data is kept, but it cannot be used "
             "until the operator resumes it"
         )
-    reason = MAINTENANCE.get(tenant.status, f"is {tenant.status}")
+    # An active tenant whose own store is behind waits for `strongroom migrate`.
+    status = MIGRATING if tenant.status == ACTIVE else tenant.status
+    reason = MAINTENANCE.get(status, f"is {status}")
     error = ServiceUnavailable(
         f"tenant {tenant.slug!r} {reason}, for maintenance; retry in a minute"
     )
