@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -259,16 +260,28 @@ def cast(runtime: Runtime, isolation: str) -> Cast:
     )
 
 
+class AppSwitch:
+    """An ASGI application that passes each request to the application of the running test."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.app is None:
+            raise RuntimeError("a request reached the shared test server between two tests")
+        await self.app(scope, receive, send)
+
+
 class LiveServer:
     """The real application served by uvicorn on a loopback port, in a thread of the test process."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime | None = None, app: Any = None) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.bind(("127.0.0.1", 0))
         self.port = self._socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            create_app(runtime), access_log=False, log_config=None, lifespan="off"
+            app or create_app(runtime), access_log=False, log_config=None, lifespan="off"
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -283,20 +296,43 @@ class LiveServer:
                 raise RuntimeError("the test server did not start within 10 seconds")
             time.sleep(0.01)
 
+    def wait_until_idle(self, timeout: float = 10) -> None:
+        """Wait until the clients of the test that ends have closed their connections."""
+        deadline = time.monotonic() + timeout
+        while self._server.server_state.connections or self._server.server_state.tasks:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the test server still had requests after {timeout} seconds")
+            time.sleep(0.005)
+
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._socket.close()
 
 
-@pytest.fixture
-def live_server(runtime: Runtime) -> Iterator[LiveServer]:
-    server = LiveServer(runtime)
+@pytest.fixture(scope="session")
+def shared_server() -> Iterator[tuple[LiveServer, AppSwitch]]:
+    """One server for the session: starting and stopping uvicorn costs about 0.2 s a test."""
+    switch = AppSwitch()
+    server = LiveServer(app=switch)
     server.start()
+    try:
+        yield server, switch
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def live_server(runtime: Runtime, shared_server: tuple[LiveServer, AppSwitch]) -> Iterator[LiveServer]:
+    """The session's server, serving the application built on this test's runtime."""
+    server, switch = shared_server
+    switch.app = create_app(runtime)
     try:
         yield server
     finally:
-        server.stop()
+        # Before the runtime closes, so that no request of this test still uses it.
+        server.wait_until_idle()
+        switch.app = None
 
 
 @pytest.fixture
