@@ -112,9 +112,11 @@ def encode_path(path: str) -> str:
     return "/".join(quote(segment, safe="") for segment in path.split("/"))
 
 
-def create_account(environment: Mapping[str, str], slug: str, email: str) -> Account:
+def create_account(
+    environment: Mapping[str, str], slug: str, email: str, isolation: str = "shared"
+) -> Account:
     """Create a tenant, a user with a random password and a token, all with the real CLI."""
-    run_cli(["tenant", "create", slug], environment)
+    run_cli(["tenant", "create", slug, "--isolation", isolation], environment)
     password = secrets.token_urlsafe(24)
     run_cli(["user", "create", slug, email, "--password-stdin"], environment, stdin=password + "\n")
     token = run_cli(["token", "create", slug, email], environment).strip()

@@ -13,7 +13,8 @@ status 1) on any of these:
 - a random marker, planted in that file, found in plaintext anywhere under the
   data directory.
 
-Run it as `python -m bench.real_tree [--source DIR] [--tenants 2] [--workers N]`.
+Run it as `python -m bench.real_tree [--source DIR] [--tenants 2] [--workers N]
+[--isolation shared|database]`.
 """
 
 from __future__ import annotations
@@ -337,6 +338,7 @@ def run(
     skipped_folders: Iterable[str] = (),
     work_dir: Path | None = None,
     log: Callable[[str], None] = print,
+    isolation: str = "shared",
 ) -> TreeReport:
     """Run the whole benchmark against a fresh server and return what it measured and found."""
     if tenant_count < 2:
@@ -365,7 +367,7 @@ def run(
         data_dir = Path(temporary) / "data"
         server = strongroom_server(data_dir, Path(temporary) / "server.log")
         with server:
-            accounts = _create_accounts(server.environment, report.tenants)
+            accounts = _create_accounts(server.environment, report.tenants, isolation)
             work = [(account, files) for account in accounts[:-1]]
             work.append((accounts[-1], [*files, extra]))
 
@@ -385,11 +387,13 @@ def run(
     return report
 
 
-def _create_accounts(environment: dict[str, str], slugs: Sequence[str]) -> list[Account]:
+def _create_accounts(
+    environment: dict[str, str], slugs: Sequence[str], isolation: str
+) -> list[Account]:
     """Create every tenant's account at once; each CLI call spends most of a second starting up."""
     with ThreadPoolExecutor(max_workers=min(len(slugs), 4)) as pool:
         futures = [
-            pool.submit(create_account, environment, slug, f"bench@{slug}.example.org")
+            pool.submit(create_account, environment, slug, f"bench@{slug}.example.org", isolation)
             for slug in slugs
         ]
         return [future.result() for future in futures]
@@ -439,6 +443,12 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         help="where to create the server's data directory; default the system temp",
     )
+    parser.add_argument(
+        "--isolation",
+        choices=("shared", "database"),
+        default="shared",
+        help="isolation level of the tenants; the server runs on the embedded default (SQLite)",
+    )
     return parser.parse_args(argv)
 
 
@@ -450,7 +460,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     facts = machine_facts()
     print_machine_facts(facts)
     try:
-        report = run(source, options.tenants, options.workers, skipped, options.work_dir)
+        report = run(
+            source,
+            options.tenants,
+            options.workers,
+            skipped,
+            options.work_dir,
+            isolation=options.isolation,
+        )
     except BenchmarkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

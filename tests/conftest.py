@@ -1,7 +1,20 @@
 """Shared fixtures: a runtime on each database backend, a cast of users in two tenants, a client.
 
-Every test that takes `runtime` (or anything built on it) runs twice: on
-SQLite and on a real PostgreSQL server started for the test session.
+Every test that takes `runtime` (or anything built on it) runs on SQLite and
+on a real PostgreSQL server started for the test session. The `level`
+fixture names the backend and the isolation level of the tenants a test
+makes. Five levels make the full matrix: sqlite-shared, sqlite-database,
+postgres-shared, postgres-schema and postgres-database.
+
+Tenant-facing tests, those that take `isolation` (as `cast` does), run on the
+full matrix when they are API tests (tests/api), isolation and tenancy tests
+(tests/tenancy), the consistency check (tests/test_integrity.py), or marked
+`every_level` (key rotation is). The rest, and every test that makes no
+tenant, run on the shared level of each backend only: they exercise the
+drive, crypto and command-line layers above `TenantStores`, which the full
+matrix already covers, and running them five times would take `make test`
+from about 5 to over 10 minutes on a 2-core machine. A test chooses its
+levels by parametrising `level` itself (indirect=True).
 """
 
 from __future__ import annotations
@@ -14,6 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -21,7 +35,6 @@ import pytest
 import uvicorn
 from argon2 import PasswordHasher
 from psycopg import sql
-from starlette.types import ASGIApp
 
 from strongroom.base.config import Settings, load_settings, normalise_database_url
 from strongroom.base.logging import configure_logging
@@ -84,12 +97,90 @@ def empty_all_tables(url: str) -> None:
         )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
+def drop_tenant_stores(url: str) -> None:
+    """Drop the schemas and databases that tests made for their schema and database tenants."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        schemas = connection.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant\\_%'"
+        ).fetchall()
+        databases = connection.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'strongroom\\_tenant\\_%'"
+        ).fetchall()
+        for (schema,) in schemas:
+            connection.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+        for (database,) in databases:
+            connection.execute(
+                sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(database))
+            )
+
+
+@dataclass(frozen=True)
+class Level:
+    """A database backend and the isolation level of the tenants a test makes."""
+
+    backend: str
+    isolation: str
+
+    def __str__(self) -> str:
+        return f"{self.backend}-{self.isolation}"
+
+
+LEVELS = {
+    str(level): level
+    for level in (
+        Level("sqlite", "shared"),
+        Level("sqlite", "database"),
+        Level("postgres", "shared"),
+        Level("postgres", "schema"),
+        Level("postgres", "database"),
+    )
+}
+SHARED_LEVELS = ["sqlite-shared", "postgres-shared"]
+FULL_MATRIX_PATHS = ("tests/api/", "tests/tenancy/", "tests/test_integrity.py")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run tenant-facing tests on every level and other runtime tests on each backend's shared level."""
+    if "level" not in metafunc.fixturenames or parametrized(metafunc, "level"):
+        return
+    every_level = (
+        "isolation" in metafunc.fixturenames
+        and not parametrized(metafunc, "isolation")
+        and (
+            metafunc.definition.get_closest_marker("every_level") is not None
+            or any(part in metafunc.definition.nodeid for part in FULL_MATRIX_PATHS)
+        )
+    )
+    metafunc.parametrize("level", list(LEVELS) if every_level else SHARED_LEVELS, indirect=True)
+
+
+def parametrized(metafunc: pytest.Metafunc, name: str) -> bool:
+    """Return True when the test's own parametrize marks name `name`."""
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0]
+        if name in ([n.strip() for n in names.split(",")] if isinstance(names, str) else names):
+            return True
+    return False
+
+
+@pytest.fixture
+def level(request: pytest.FixtureRequest) -> Level:
+    return LEVELS[request.param]
+
+
+@pytest.fixture
+def isolation(level: Level) -> str:
+    """The isolation level to create the test's tenants on."""
+    return level.isolation
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, level: Level, tmp_path: Path) -> str:
+    if level.backend == "sqlite":
         return f"sqlite:///{tmp_path / 'strongroom.db'}"
     url = request.getfixturevalue("postgres_shared_database")
     empty_all_tables(url)
+    drop_tenant_stores(url)
     return url
 
 
@@ -157,9 +248,9 @@ def add_member(runtime: Runtime, tenant: TenantInfo, email: str, role: str) -> M
 
 
 @pytest.fixture
-def cast(runtime: Runtime) -> Cast:
-    acme = provision_tenant(runtime.catalog, runtime.stores, "acme", "Acme")
-    globex = provision_tenant(runtime.catalog, runtime.stores, "globex", "Globex")
+def cast(runtime: Runtime, isolation: str) -> Cast:
+    acme = provision_tenant(runtime.catalog, runtime.stores, "acme", "Acme", None, isolation)
+    globex = provision_tenant(runtime.catalog, runtime.stores, "globex", "Globex", None, isolation)
     return Cast(
         acme_admin=add_member(runtime, acme, "admin@acme.test", "admin"),
         acme_member=add_member(runtime, acme, "member@acme.test", "member"),
@@ -169,10 +260,22 @@ def cast(runtime: Runtime) -> Cast:
     )
 
 
+class AppSwitch:
+    """An ASGI application that passes each request to the application of the running test."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.app is None:
+            raise RuntimeError("a request reached the shared test server between two tests")
+        await self.app(scope, receive, send)
+
+
 class LiveServer:
     """The real application served by uvicorn on a loopback port, in a thread of the test process."""
 
-    def __init__(self, runtime: Runtime, app: ASGIApp | None = None) -> None:
+    def __init__(self, runtime: Runtime | None = None, app: Any = None) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.bind(("127.0.0.1", 0))
         self.port = self._socket.getsockname()[1]
@@ -193,20 +296,43 @@ class LiveServer:
                 raise RuntimeError("the test server did not start within 10 seconds")
             time.sleep(0.01)
 
+    def wait_until_idle(self, timeout: float = 10) -> None:
+        """Wait until the clients of the test that ends have closed their connections."""
+        deadline = time.monotonic() + timeout
+        while self._server.server_state.connections or self._server.server_state.tasks:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the test server still had requests after {timeout} seconds")
+            time.sleep(0.005)
+
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._socket.close()
 
 
-@pytest.fixture
-def live_server(runtime: Runtime) -> Iterator[LiveServer]:
-    server = LiveServer(runtime)
+@pytest.fixture(scope="session")
+def shared_server() -> Iterator[tuple[LiveServer, AppSwitch]]:
+    """One server for the session: starting and stopping uvicorn costs about 0.2 s a test."""
+    switch = AppSwitch()
+    server = LiveServer(app=switch)
     server.start()
+    try:
+        yield server, switch
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def live_server(runtime: Runtime, shared_server: tuple[LiveServer, AppSwitch]) -> Iterator[LiveServer]:
+    """The session's server, serving the application built on this test's runtime."""
+    server, switch = shared_server
+    switch.app = create_app(runtime)
     try:
         yield server
     finally:
-        server.stop()
+        # Before the runtime closes, so that no request of this test still uses it.
+        server.wait_until_idle()
+        switch.app = None
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
 """The real-tree benchmark on a small tree: two packages of the standard library.
 
 The benchmark starts its own `strongroom serve` subprocess on the embedded
-default (SQLite), so these tests run once, not once per database backend.
+default (SQLite), so these tests run once, not once per database backend. Its
+tenants are on the database level, a SQLite file each, so the plaintext scan
+covers tenant files as well as the catalog.
 They check what the run found and counted, never how fast it was.
 """
 
@@ -61,6 +63,8 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
             str(base),
             "--output",
             str(output),
+            "--isolation",
+            "database",
         ]
     )
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 
 from strongroom.base.config import load_settings
 from strongroom.drive import files, transfers
@@ -579,6 +579,185 @@ def test_cli_postgres_creates_tenant_user_token(postgres_cli: StrongroomProcess)
     listed = [json.loads(line) for line in listing.splitlines()]
     assert [(t["slug"], t["quota_bytes"]) for t in listed] == [("acme", 1000)]
     assert not (postgres_cli.data_dir / "master.key").exists()
+
+
+def test_cli_postgres_creates_schema_tenant(postgres_cli: StrongroomProcess) -> None:
+    assert postgres_cli.cli("migrate").returncode == 0
+
+    created = postgres_cli.cli("tenant", "create", "acme", "--isolation", "schema")
+
+    assert created.returncode == 0, created.stderr
+    shown = show(postgres_cli, "acme")
+    assert (shown["isolation"], shown["placement"]) == ("schema", f"tenant_{uuid.UUID(shown['id']).hex}")
+
+
+# Isolation levels and servers ---------------------------------------------------------
+
+
+def test_tenant_create_schema_on_sqlite_is_rejected(cli: StrongroomProcess) -> None:
+    result = cli.cli("tenant", "create", "acme", "--isolation", "schema")
+
+    assert result.returncode == 1
+    assert "the schema isolation level needs PostgreSQL" in result.stderr
+
+
+def test_tenant_create_schema_on_sqlite_keeps_no_tenant(cli: StrongroomProcess) -> None:
+    cli.cli("tenant", "create", "acme", "--isolation", "schema")
+
+    listing = cli.cli("tenant", "list", "--json")
+
+    assert listing.stdout == ""
+
+
+def test_tenant_create_database_shows_its_file(cli: StrongroomProcess) -> None:
+    cli.cli("tenant", "create", "acme", "--isolation", "database")
+
+    shown = show(cli, "acme")
+
+    assert shown["isolation"] == "database"
+    assert re.fullmatch(rf"tenants/{shown['id']}-[0-9a-f]{{8}}\.db", shown["placement"])
+    assert (cli.data_dir / str(shown["placement"])).is_file()
+
+
+def test_tenant_create_unknown_level_is_rejected(cli: StrongroomProcess) -> None:
+    result = cli.cli("tenant", "create", "acme", "--isolation", "private")
+
+    assert result.returncode == 2
+    assert "private" in result.stderr
+
+
+@pytest.fixture
+def server_url(postgres_database: str) -> str:
+    return postgres_database
+
+
+def test_server_add_prints_masked_url(cli: StrongroomProcess, server_url: str) -> None:
+    password = str(make_url(server_url).password)
+
+    result = cli.cli("server", "add", "second", server_url)
+
+    assert result.returncode == 0, result.stderr
+    assert "added server second at postgresql+psycopg://postgres:***@" in result.stdout
+    assert password not in result.stdout + result.stderr
+
+
+def test_server_list_masks_password(cli: StrongroomProcess, server_url: str) -> None:
+    password = str(make_url(server_url).password)
+    cli.cli("server", "add", "second", server_url)
+
+    result = cli.cli("server", "list")
+
+    assert "second" in result.stdout
+    assert "***" in result.stdout
+    assert password not in result.stdout
+
+
+def test_server_add_unreachable_hides_password(cli: StrongroomProcess) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://strongroom:hunter2-secret@127.0.0.1:{port}/strongroom"
+
+    result = cli.cli("server", "add", "far", url)
+
+    assert result.returncode == 1
+    assert "cannot connect to server 'far'" in result.stderr
+    assert "hunter2-secret" not in result.stdout + result.stderr
+
+
+def test_server_remove_with_tenant_is_rejected(cli: StrongroomProcess, server_url: str) -> None:
+    cli.cli("server", "add", "second", server_url)
+    cli.cli("tenant", "create", "acme", "--isolation", "database", "--server", "second")
+
+    result = cli.cli("server", "remove", "second")
+
+    assert result.returncode == 1
+    assert "server 'second' still holds tenants acme" in result.stderr
+
+
+def test_server_remove_empty_server_works(cli: StrongroomProcess, server_url: str) -> None:
+    cli.cli("server", "add", "second", server_url)
+
+    result = cli.cli("server", "remove", "second")
+
+    assert result.returncode == 0, result.stderr
+    assert "second" not in cli.cli("server", "list").stdout
+
+
+# Migrating every store -----------------------------------------------------------------
+
+
+@pytest.fixture
+def two_files(cli: StrongroomProcess) -> StrongroomProcess:
+    """Two database tenants, beta and gamma, each in a SQLite file of its own."""
+    for slug in ("beta", "gamma"):
+        cli.cli("tenant", "create", slug, "--isolation", "database")
+    return cli
+
+
+def mark_behind(process: StrongroomProcess, *slugs: str) -> None:
+    """Record no revision for the tenants' stores, as a release before their tables would.
+
+    Done last: any other command on the embedded default migrates such stores as it starts.
+    """
+    with open_runtime(process) as runtime:
+        for slug in slugs:
+            runtime.catalog.finish_store_migration(runtime.catalog.get_tenant(slug).id, None)
+
+
+def spoil_store(process: StrongroomProcess, slug: str) -> None:
+    """Overwrite a tenant's SQLite file with bytes that are no database."""
+    placement = show(process, slug)["placement"]
+    (process.data_dir / str(placement)).write_bytes(b"not a database at all" * 100)
+
+
+def test_migrate_reports_each_kind_of_store(two_files: StrongroomProcess) -> None:
+    mark_behind(two_files, "beta", "gamma")
+
+    result = two_files.cli("migrate", "--jobs", "2")
+
+    assert result.returncode == 0, result.stderr
+    assert "catalog: at revision" in result.stdout
+    assert "tenant stores: 2 migrated to" in result.stdout
+
+
+def test_migrate_twice_finds_stores_at_head(two_files: StrongroomProcess) -> None:
+    mark_behind(two_files, "beta", "gamma")
+    two_files.cli("migrate")
+
+    result = two_files.cli("migrate")
+
+    assert "0 migrated to 0001, 2 already there, 0 failed" in result.stdout
+
+
+def test_migrate_failure_exits_naming_tenant(two_files: StrongroomProcess) -> None:
+    spoil_store(two_files, "gamma")
+    mark_behind(two_files, "beta", "gamma")
+
+    result = two_files.cli("migrate")
+
+    assert result.returncode == 1
+    assert "error: tenant gamma (database tenants/" in result.stderr
+    assert "file is not a database" in result.stderr
+
+
+def test_migrate_failure_still_migrates_others(two_files: StrongroomProcess) -> None:
+    spoil_store(two_files, "gamma")
+    mark_behind(two_files, "beta", "gamma")
+
+    result = two_files.cli("migrate")
+
+    assert "tenant stores: 1 migrated to 0001, 0 already there, 1 failed" in result.stdout
+
+
+def test_migrate_canary_failure_says_stopped(two_files: StrongroomProcess) -> None:
+    spoil_store(two_files, "gamma")
+    mark_behind(two_files, "beta", "gamma")
+
+    result = two_files.cli("migrate", "--canary", "gamma")
+
+    assert result.returncode == 1
+    assert "a canary failed, so the other 1 tenant stores were left as they were" in result.stderr
 
 
 # Damaged blobs and folder loops -------------------------------------------------------

@@ -37,8 +37,8 @@ NO_GRACE = 0.0
 
 
 @pytest.fixture
-def acme(runtime: Runtime) -> TenantInfo:
-    return provision_tenant(runtime.catalog, runtime.stores, "acme", "Acme")
+def acme(runtime: Runtime, isolation: str) -> TenantInfo:
+    return provision_tenant(runtime.catalog, runtime.stores, "acme", "Acme", None, isolation)
 
 
 def upload(runtime: Runtime, tenant: TenantInfo, path: str, body: bytes) -> uuid.UUID:

@@ -23,6 +23,9 @@ from strongroom.tenancy import migrations
 from strongroom.tenancy.catalog import Catalog
 from strongroom.tenancy.isolation import TenantStores
 from strongroom.tenancy.keys import Keyring, load_master_key
+from strongroom.tenancy.lifecycle import start_usage
+from strongroom.tenancy.servers import get_server
+from strongroom.tenancy.upgrades import upgrade_tenant_stores
 
 log = get_logger(__name__)
 
@@ -50,10 +53,11 @@ def build_runtime(settings: Settings, migrate: bool | None = None) -> Runtime:
     """
     ensure_data_dir(settings.data_dir)
     master_key = load_master_key(settings)
-    engine = make_engine(settings.resolved_database_url)
+    engine = open_engine(settings)
 
+    migrating = migrate if migrate is not None else settings.should_auto_migrate
     try:
-        if migrate if migrate is not None else settings.should_auto_migrate:
+        if migrating:
             migrations.upgrade(engine)
         else:
             migrations.check_up_to_date(engine)
@@ -63,15 +67,44 @@ def build_runtime(settings: Settings, migrate: bool | None = None) -> Runtime:
         raise
 
     keyring = Keyring(master_key, engine)
+    catalog, stores = open_catalog(settings, engine, keyring)
+    if migrating:
+        # Tenant schemas and files too, or the embedded default would serve them behind.
+        # A store that fails stays `migrating`, its requests get 503, and the rest start.
+        upgrade_tenant_stores(settings, catalog, stores)
     return Runtime(
         settings=settings,
         engine=engine,
-        catalog=Catalog(engine, keyring, cache_seconds=settings.tenant_cache_seconds),
-        stores=TenantStores(engine, initializers=[create_root]),
+        catalog=catalog,
+        stores=stores,
         keyring=keyring,
         blobs=open_blob_store(settings.resolved_blob_dir),
         tokens=TokenCache(settings.token_cache_seconds),
     )
+
+
+def open_engine(settings: Settings) -> Engine:
+    return make_engine(
+        settings.resolved_database_url, prepared_statements=settings.prepared_statements
+    )
+
+
+def open_catalog(
+    settings: Settings, engine: Engine, keyring: Keyring | None = None
+) -> tuple[Catalog, TenantStores]:
+    """Open the catalog and the tenant stores it places; without a keyring, no tenant can be made."""
+    catalog = Catalog(engine, keyring, cache_seconds=settings.tenant_cache_seconds)
+    stores = TenantStores(
+        engine,
+        initializers=[start_usage, create_root],
+        server_urls=lambda name: get_server(catalog, name).url,
+        data_dir=settings.data_dir.resolve(),
+        open_databases=settings.open_tenant_databases,
+        open_files=settings.open_tenant_files,
+        pool_size=settings.tenant_pool_size,
+        prepared_statements=settings.prepared_statements,
+    )
+    return catalog, stores
 
 
 def ensure_data_dir(path: Path) -> None:

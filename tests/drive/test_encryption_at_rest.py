@@ -394,7 +394,7 @@ def test_foreign_key_and_blob_read_raises(
 # Nothing in plaintext on disk ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("level", ["sqlite-shared", "sqlite-database"], indirect=True)
 def test_uploaded_marker_absent_from_every_file(
     client: httpx.Client, runtime: Runtime, cast: Cast, tmp_path: Path
 ) -> None:
@@ -481,6 +481,7 @@ def rotation(client: httpx.Client, runtime: Runtime, cast: Cast) -> Rotation:
     return Rotation(old_files[1:], other, hashes_before, version, rewrapped)
 
 
+@pytest.mark.every_level
 def test_rotation_rewraps_every_blob_row(runtime: Runtime, cast: Cast, rotation: Rotation) -> None:
     versions = key_versions(runtime, cast.acme)
 
@@ -489,12 +490,14 @@ def test_rotation_rewraps_every_blob_row(runtime: Runtime, cast: Cast, rotation:
     assert versions == [2, 2, 2]
 
 
+@pytest.mark.every_level
 def test_rotation_leaves_blob_files_identical(runtime: Runtime, rotation: Rotation) -> None:
     hashes_after = blob_file_hashes(runtime)
 
     assert hashes_after == rotation.hashes_before
 
 
+@pytest.mark.every_level
 def test_rotation_keeps_old_files_readable(client: httpx.Client, rotation: Rotation) -> None:
     fetched = [download(client, stored) for stored in rotation.old_files]
 
@@ -502,6 +505,7 @@ def test_rotation_keeps_old_files_readable(client: httpx.Client, rotation: Rotat
     assert [f.received for f in fetched] == [stored.body for stored in rotation.old_files]
 
 
+@pytest.mark.every_level
 def test_rotation_keeps_replaced_version_readable(
     runtime: Runtime, cast: Cast, rotation: Rotation
 ) -> None:
@@ -517,6 +521,7 @@ def test_rotation_keeps_replaced_version_readable(
     assert content == make_body(4)
 
 
+@pytest.mark.every_level
 def test_upload_after_rotation_uses_new_version(
     client: httpx.Client, runtime: Runtime, cast: Cast, rotation: Rotation
 ) -> None:
@@ -528,6 +533,7 @@ def test_upload_after_rotation_uses_new_version(
     assert fetched.received == new.body
 
 
+@pytest.mark.every_level
 def test_rotation_leaves_other_tenant_alone(
     client: httpx.Client, runtime: Runtime, cast: Cast, rotation: Rotation
 ) -> None:
@@ -537,6 +543,7 @@ def test_rotation_leaves_other_tenant_alone(
     assert fetched.received == rotation.other_tenant_file.body
 
 
+@pytest.mark.every_level
 def test_second_rotation_keeps_files_readable(
     client: httpx.Client, runtime: Runtime, cast: Cast, rotation: Rotation
 ) -> None:
@@ -548,6 +555,7 @@ def test_second_rotation_keeps_files_readable(
     assert fetched == [stored.body for stored in rotation.old_files]
 
 
+@pytest.mark.every_level
 def test_rotation_rerun_rewraps_nothing(runtime: Runtime, cast: Cast, rotation: Rotation) -> None:
     again = rewrap_blob_keys(runtime.stores, runtime.keyring, cast.acme, rotation.version)
 

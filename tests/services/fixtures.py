@@ -15,6 +15,7 @@ from typing import NoReturn, TypeVar
 import pytest
 
 from . import MissingService
+from .pgbouncer import PgBouncer, start_pgbouncer
 from .postgres import PostgresServer, start_postgres
 
 REQUIRE_SERVICES_VARIABLE = "STRONGROOM_REQUIRE_SERVICES"
@@ -64,3 +65,13 @@ def postgres_database(postgres_server: PostgresServer) -> Iterator[str]:
         yield url
     finally:
         postgres_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(postgres_server: PostgresServer) -> Iterator[PgBouncer]:
+    """PgBouncer in transaction pooling mode in front of the session's PostgreSQL, on 127.0.0.1."""
+    bouncer = start_service(lambda: start_pgbouncer(postgres_server))
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()

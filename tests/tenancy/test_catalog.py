@@ -155,8 +155,8 @@ def test_resume_sets_status_active(runtime: Runtime) -> None:
     assert runtime.catalog.get_tenant("acme").status == "active"
 
 
-def test_suspend_and_resume_keep_data(runtime: Runtime) -> None:
-    tenant = provision_tenant(runtime.catalog, runtime.stores, "acme")
+def test_suspend_and_resume_keep_data(runtime: Runtime, isolation: str) -> None:
+    tenant = provision_tenant(runtime.catalog, runtime.stores, "acme", isolation=isolation)
     with runtime.stores.session(tenant, write=True) as session:
         create_user(session, "ada@acme.test", PASSWORD)
         create_user(session, "bob@acme.test", PASSWORD)

@@ -2,7 +2,7 @@
 
 The ORM guard is tested on both backends, because on SQLite it is the only
 isolation of the shared level. Row-level security exists on PostgreSQL only,
-so those tests select the PostgreSQL backend by parametrising `database_url`.
+so those tests select the PostgreSQL backend by parametrising `level`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from strongroom.tenancy.context import (
 from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING, TenantStores
 from tests.conftest import Cast
 
-ONLY_POSTGRES = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+ONLY_POSTGRES = pytest.mark.parametrize("level", ["postgres-shared"], indirect=True)
 
 SCOPED = {"tenant_scoped": True}
 

@@ -71,6 +71,28 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds an upload may send nothing before it is discarded with 408.",
     )
+    open_tenant_databases: int = Field(
+        default=50,
+        ge=1,
+        description="PostgreSQL tenant databases (database level) kept connected at once; "
+        "beyond it the least recently used are closed.",
+    )
+    open_tenant_files: int = Field(
+        default=200,
+        ge=1,
+        description="SQLite tenant files (database level) kept open at once; beyond it the "
+        "least recently used are closed.",
+    )
+    tenant_pool_size: int = Field(
+        default=2,
+        ge=1,
+        description="Pooled connections per tenant database or file, and as many more on demand.",
+    )
+    prepared_statements: bool = Field(
+        default=True,
+        description="Let psycopg prepare statements it runs often; turn it off behind a "
+        "pooler in transaction mode that cannot keep them, such as PgBouncer before 1.21.",
+    )
     tenant_cache_seconds: float = Field(
         default=2.0,
         ge=0,

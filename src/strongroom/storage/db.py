@@ -54,23 +54,33 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, prepared_statements: bool = True) -> Engine:
+    """Open an engine on `url` with `pool_size` pooled connections and as many more on demand.
+
+    Without `prepared_statements`, psycopg never prepares a statement on the
+    server, which a pooler in transaction mode needs: the next transaction may
+    run on a server connection that never saw the PREPARE.
+    """
     if is_sqlite(url):
-        return _make_sqlite_engine(url)
+        return _make_sqlite_engine(url, pool_size)
+    connect_args = {} if prepared_statements else {"prepare_threshold": None}
     return create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
+        connect_args=connect_args,
     )
 
 
-def _make_sqlite_engine(url: str) -> Engine:
+def _make_sqlite_engine(url: str, pool_size: int) -> Engine:
+    in_memory = url.endswith(":memory:")
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
-        poolclass=NullPool if url.endswith(":memory:") else None,
+        poolclass=NullPool if in_memory else None,
+        **({} if in_memory else {"pool_size": pool_size, "max_overflow": pool_size}),
     )
     database = make_url(url).database
 
@@ -124,27 +134,37 @@ def writer_bind(engine: Engine) -> Engine:
 class InlineReaders:
     """Plain SQLite connections for short reads on an event loop's own thread.
 
-    Each thread gets its own connection per database file, opened on first use,
-    so a read never waits for the engine's pool, which worker threads may have
-    drained. The connections are read-only (`PRAGMA query_only`), and in WAL
-    mode a read sees the last committed state without waiting for a writer.
+    Each thread gets its own connection per database file, opened on first
+    use, so a read never waits for an engine's pool, which worker threads may
+    have drained. The connections are read-only (`PRAGMA query_only`), and in
+    WAL mode a read sees the last committed state without waiting for a
+    writer. Above `capacity` files per thread, the least recently used
+    connection is closed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = 200) -> None:
+        self.capacity = capacity
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
 
-    def connection(self, engine: Engine) -> sqlite3.Connection:
-        database = engine.url.database
-        if not database:
-            raise ValueError(f"{engine.url!r} names no database file to read inline")
-        connections: dict[str, sqlite3.Connection] = self._local.__dict__.setdefault("by_file", {})
-        connection = connections.get(database)
+    def connection(self, database: str) -> sqlite3.Connection:
+        connections = self._connections()
+        connection = connections.pop(database, None)
         if connection is None:
             connection = self._open(database)
-            connections[database] = connection
+        # Reinserted last, so the dictionary runs from least to most recently used.
+        connections[database] = connection
+        if len(connections) > self.capacity:
+            oldest = next(iter(connections))
+            self._close(connections.pop(oldest))
         return connection
+
+    def _connections(self) -> dict[str, sqlite3.Connection]:
+        connections = getattr(self._local, "by_file", None)
+        if connections is None:
+            connections = self._local.by_file = {}
+        return connections
 
     def _open(self, database: str) -> sqlite3.Connection:
         # Autocommit: a single SELECT reads one consistent snapshot without BEGIN and COMMIT.
@@ -155,6 +175,11 @@ class InlineReaders:
             self._opened.append(connection)
         return connection
 
+    def _close(self, connection: sqlite3.Connection) -> None:
+        with self._lock:
+            self._opened.remove(connection)
+        connection.close()
+
     def close(self) -> None:
         with self._lock:
             opened, self._opened = self._opened, []
@@ -162,10 +187,14 @@ class InlineReaders:
             connection.close()
 
 
-def can_read_inline(engine: Engine) -> bool:
-    """Tell whether the engine's database is a SQLite file that `InlineReaders` can open."""
+def sqlite_file_of(engine: Engine) -> str | None:
+    """Return the path of the engine's SQLite database file, or None for anything else."""
     database = engine.url.database
-    return engine.dialect.name == "sqlite" and bool(database) and database != ":memory:" and not database.startswith("file:")
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None
+    return database
 
 
 # Tenant sessions ----------------------------------------------------------------------

@@ -13,16 +13,16 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 from sqlalchemy.orm import Session
 
-from strongroom.base.errors import AlreadyExists, InvalidInput, TenantNotFound
+from strongroom.base.errors import AlreadyExists, ConfigurationError, InvalidInput, TenantNotFound
 from strongroom.base.logging import get_logger
 from strongroom.storage.db import writer_bind
-from strongroom.tenancy.context import ACTIVE, SUSPENDED, TenantInfo
+from strongroom.tenancy.context import ACTIVE, MIGRATING, PROVISIONING, SUSPENDED, TenantInfo
 from strongroom.tenancy.keys import Keyring, latest_key_version, new_tenant_key_row
-from strongroom.tenancy.models import TenantRow
+from strongroom.tenancy.models import TenantKeyRow, TenantRow
 from strongroom.tenancy.slugs import can_be_slug, check_slug
 
 log = get_logger(__name__)
@@ -38,16 +38,28 @@ def tenant_info(row: TenantRow) -> TenantInfo:
         server=row.server,
         placement=row.placement,
         quota_bytes=row.quota_bytes,
+        store_revision=row.store_revision,
     )
 
 
 class Catalog:
-    def __init__(self, engine: Engine, keyring: Keyring, cache_seconds: float = 2.0) -> None:
+    def __init__(
+        self, engine: Engine, keyring: Keyring | None, cache_seconds: float = 2.0
+    ) -> None:
         self.engine = engine
-        self.keyring = keyring
+        self._keyring = keyring
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, TenantInfo | None]] = {}
         self._cache_lock = threading.Lock()
+
+    @property
+    def keyring(self) -> Keyring:
+        if self._keyring is None:
+            raise ConfigurationError(
+                "this command opened the catalog without the master key, so it cannot make or "
+                "change tenant keys"
+            )
+        return self._keyring
 
     @contextmanager
     def session(self, write: bool = False) -> Iterator[Session]:
@@ -106,14 +118,27 @@ class Catalog:
     # Changes ------------------------------------------------------------------------
 
     def create_tenant(
-        self, slug: str, name: str | None = None, quota_bytes: int | None = None
+        self,
+        slug: str,
+        name: str | None = None,
+        quota_bytes: int | None = None,
+        *,
+        tenant_id: uuid.UUID | None = None,
+        isolation: str = "shared",
+        server: str = "default",
+        placement: str = "shared",
+        status: str = ACTIVE,
     ) -> TenantInfo:
-        """Create a tenant on the shared level, with its first key in the same transaction."""
+        """Create a tenant with its first key in the same transaction.
+
+        The isolation level, server and placement are recorded as given: the
+        caller (tenancy.lifecycle) chose them and makes the store.
+        """
         check_slug(slug)
         if quota_bytes is not None and quota_bytes < 0:
             raise InvalidInput(f"quota {quota_bytes} is negative; give a number of bytes, 0 or more")
 
-        tenant_id = uuid.uuid4()
+        tenant_id = tenant_id or uuid.uuid4()
         try:
             with self.session(write=True) as session:
                 if session.scalars(select(TenantRow.id).where(TenantRow.slug == slug)).first():
@@ -122,10 +147,10 @@ class Catalog:
                     id=tenant_id,
                     slug=slug,
                     name=name or slug,
-                    status=ACTIVE,
-                    isolation="shared",
-                    server="default",
-                    placement="shared",
+                    status=status,
+                    isolation=isolation,
+                    server=server,
+                    placement=placement,
                     quota_bytes=quota_bytes,
                     settings={},
                 )
@@ -137,8 +162,67 @@ class Catalog:
             raise AlreadyExists(f"tenant slug {slug!r} is taken; slugs are never reused") from exc
 
         self._invalidate(slug)
-        log.info("tenant_created", tenant=slug, tenant_id=str(tenant_id))
+        log.info("tenant_created", tenant=slug, tenant_id=str(tenant_id), isolation=isolation)
         return tenant
+
+    def finish_provisioning(
+        self, tenant_id: uuid.UUID, store_revision: str | None = None
+    ) -> TenantInfo:
+        """Open a tenant whose store is made to requests, recording its store's revision."""
+        with self.session(write=True) as session:
+            row = session.get(TenantRow, tenant_id)
+            if row is None or row.status != PROVISIONING:
+                raise InvalidInput(f"tenant {tenant_id} is not being provisioned")
+            row.status = ACTIVE
+            row.store_revision = store_revision
+            tenant = tenant_info(row)
+        self._invalidate(tenant.slug)
+        return tenant
+
+    def begin_store_migration(self, tenant_id: uuid.UUID) -> TenantInfo:
+        """Close an active tenant to requests while its own store is migrated.
+
+        A suspended tenant stays suspended: it serves nothing either way, and
+        its status must survive the migration.
+        """
+        with self.session(write=True) as session:
+            row = self._get_row_by_id(session, tenant_id)
+            if row.status == ACTIVE:
+                row.status = MIGRATING
+            tenant = tenant_info(row)
+        self._invalidate(tenant.slug)
+        return tenant
+
+    def finish_store_migration(self, tenant_id: uuid.UUID, store_revision: str | None) -> TenantInfo:
+        """Record the revision a tenant's store reached and open the tenant again."""
+        with self.session(write=True) as session:
+            row = self._get_row_by_id(session, tenant_id)
+            row.store_revision = store_revision
+            if row.status == MIGRATING:
+                row.status = ACTIVE
+            tenant = tenant_info(row)
+        self._invalidate(tenant.slug)
+        return tenant
+
+    def discard_tenant(self, tenant_id: uuid.UUID) -> None:
+        """Remove a tenant whose provisioning failed before it served anyone, keys included.
+
+        Its slug becomes free again. No request ever reached the tenant, so no
+        link or token that names the slug can point elsewhere now.
+        """
+        with self.session(write=True) as session:
+            row = session.get(TenantRow, tenant_id)
+            if row is None or row.status != PROVISIONING:
+                raise InvalidInput(
+                    f"tenant {tenant_id} is not being provisioned; only such a tenant is discarded"
+                )
+            slug = row.slug
+            session.execute(delete(TenantKeyRow).where(TenantKeyRow.tenant_id == tenant_id))
+            session.delete(row)
+        self._invalidate(slug)
+        if self._keyring is not None:
+            self._keyring.forget(tenant_id)
+        log.info("tenant_discarded", tenant=slug, tenant_id=str(tenant_id))
 
     def set_status(self, slug: str, status: str) -> TenantInfo:
         if status not in (ACTIVE, SUSPENDED):
@@ -174,6 +258,12 @@ class Catalog:
         row = session.scalars(select(TenantRow).where(TenantRow.slug == slug)).first()
         if row is None:
             raise TenantNotFound(f"no tenant has the slug {slug!r}; see `strongroom tenant list`")
+        return row
+
+    def _get_row_by_id(self, session: Session, tenant_id: uuid.UUID) -> TenantRow:
+        row = session.get(TenantRow, tenant_id)
+        if row is None:
+            raise TenantNotFound(f"no tenant has the id {tenant_id}")
         return row
 
     def _invalidate(self, slug: str) -> None:

@@ -22,7 +22,12 @@ from strongroom.base.errors import MissingTenantContext
 
 ACTIVE = "active"
 SUSPENDED = "suspended"
-TENANT_STATUSES = (ACTIVE, SUSPENDED, "moving", "migrating", "deleting")
+# A tenant whose store is being made; it stays in this state if making it failed and so
+# did removing what was made, for the operator to see in `strongroom tenant show`.
+PROVISIONING = "provisioning"
+# A tenant whose own store is being migrated, or whose migration failed: its requests get 503.
+MIGRATING = "migrating"
+TENANT_STATUSES = (PROVISIONING, ACTIVE, SUSPENDED, "moving", MIGRATING, "deleting")
 ISOLATION_LEVELS = ("shared", "schema", "database")
 
 
@@ -38,6 +43,9 @@ class TenantInfo:
     server: str
     placement: str
     quota_bytes: int | None
+    # The tenant revision of the tenant's own schema or database; None on the shared level,
+    # whose store has one revision for all its tenants, in its own version table.
+    store_revision: str | None = None
 
 
 current_tenant: contextvars.ContextVar[TenantInfo | None] = contextvars.ContextVar(

@@ -14,7 +14,7 @@ from alembic import command, context
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData
+from sqlalchemy import Engine, MetaData, text
 from sqlalchemy.engine import Connection
 
 from strongroom.base.errors import SchemaOutOfDate
@@ -61,6 +61,11 @@ def run_environment(metadata: MetaData, version_table: str) -> None:
         context.run_migrations()
 
 
+def head_revision(kind: str) -> str:
+    """Return the newest revision of the scripts for `kind` (catalog or tenant)."""
+    return ScriptDirectory.from_config(alembic_config(kind)).get_current_head() or ""
+
+
 def store_revisions(engine: Engine) -> list[StoreRevision]:
     revisions = []
     with engine.connect() as connection:
@@ -81,6 +86,33 @@ def upgrade(engine: Engine) -> list[StoreRevision]:
     revisions = store_revisions(engine)
     log.info("migrated", stores={r.kind: r.current for r in revisions})
     return revisions
+
+
+def upgrade_tenant_store(engine: Engine, schema: str | None = None) -> str | None:
+    """Bring one tenant store to the newest tenant revision; return the revision it reached.
+
+    With `schema`, the tables and their version table go into that PostgreSQL
+    schema: the search path points at it for this one transaction only, so the
+    pooled connection goes back unchanged.
+    """
+    with engine.begin() as connection:
+        if schema is not None:
+            connection.execute(_SET_SEARCH_PATH, {"path": quote_schema(schema)})
+        command.upgrade(alembic_config("tenant", connection), "head")
+        migration = MigrationContext.configure(
+            connection, opts={"version_table": STORE_KINDS["tenant"]}
+        )
+        return migration.get_current_revision()
+
+
+_SET_SEARCH_PATH = text("SELECT set_config('search_path', :path, true)")
+
+
+def quote_schema(schema: str) -> str:
+    """Quote a schema name for the search path; the names Strongroom makes need no escaping."""
+    if not schema.replace("_", "").isalnum() or not schema.isascii():
+        raise ValueError(f"schema name {schema!r} has characters other than letters, digits and _")
+    return f'"{schema}"'
 
 
 def check_up_to_date(engine: Engine) -> None:

@@ -25,6 +25,7 @@ class TenantRow(CatalogBase):
     isolation: Mapped[str] = mapped_column(String(20), default="shared")
     server: Mapped[str] = mapped_column(String(63), default="default")
     placement: Mapped[str] = mapped_column(String(200), default="")
+    store_revision: Mapped[str | None] = mapped_column(String(32))
     plan: Mapped[str] = mapped_column(String(63), default="default")
     quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -42,4 +43,17 @@ class TenantKeyRow(CatalogBase):
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DatabaseServerRow(CatalogBase):
+    """A PostgreSQL server that can hold tenant schemas and databases besides the default one.
+
+    The URL may hold a password, so it is never logged or printed in full.
+    """
+
+    __tablename__ = "database_servers"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

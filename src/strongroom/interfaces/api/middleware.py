@@ -23,8 +23,16 @@ from strongroom.base.errors import ServiceUnavailable
 from strongroom.base.logging import access_logger, get_logger
 from strongroom.interfaces.api.problems import error_response
 from strongroom.runtime import Runtime
-from strongroom.tenancy.context import ACTIVE, SUSPENDED, TenantInfo, current_tenant
+from strongroom.tenancy.context import (
+    ACTIVE,
+    MIGRATING,
+    PROVISIONING,
+    SUSPENDED,
+    TenantInfo,
+    current_tenant,
+)
 from strongroom.tenancy.resolution import resolve
+from strongroom.tenancy.upgrades import store_is_current
 
 log = get_logger(__name__)
 
@@ -105,16 +113,25 @@ class RequestContextMiddleware:
         )
 
 
+MAINTENANCE = {
+    MIGRATING: "is being migrated to this version's database schema",
+    PROVISIONING: "is still being created",
+}
+
+
 def check_tenant_available(tenant: TenantInfo) -> None:
-    if tenant.status == ACTIVE:
+    if tenant.status == ACTIVE and store_is_current(tenant):
         return
     if tenant.status == SUSPENDED:
         raise TenantSuspended(
             f"tenant {tenant.slug!r} is suspended; its data is kept, but it cannot be used "
             "until the operator resumes it"
         )
+    # An active tenant whose own store is behind waits for `strongroom migrate`.
+    status = MIGRATING if tenant.status == ACTIVE else tenant.status
+    reason = MAINTENANCE.get(status, f"is {status}")
     error = ServiceUnavailable(
-        f"tenant {tenant.slug!r} is {tenant.status} for maintenance; retry in a minute"
+        f"tenant {tenant.slug!r} {reason}, for maintenance; retry in a minute"
     )
     error.headers["Retry-After"] = "60"
     raise error

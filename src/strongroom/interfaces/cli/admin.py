@@ -5,27 +5,78 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.progress import Progress
 
 from strongroom.base.config import get_settings
 from strongroom.base.logging import configure_logging
 from strongroom.drive.integrity import DEFAULT_GRACE_SECONDS, check_all
-from strongroom.interfaces.cli.main import app, open_runtime, out, reports_errors
-from strongroom.storage.db import make_engine
-from strongroom.tenancy import migrations
+from strongroom.interfaces.cli.main import app, err, open_runtime, out, reports_errors
+from strongroom.runtime import ensure_data_dir, open_catalog, open_engine
+from strongroom.tenancy.upgrades import upgrade_every_store
 
 
 @app.command()
 @reports_errors
-def migrate() -> None:
-    """Upgrade the catalog and the tenant tables to this version's schema."""
+def migrate(
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", help="Tenant stores migrated at once.", min=1)
+    ] = 1,
+    canary: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated tenant slugs to migrate first; a failure among them stops "
+            "the run before the other tenants."
+        ),
+    ] = "",
+) -> None:
+    """Upgrade the catalog, the shared tenant tables and every tenant schema and database."""
     settings = get_settings()
     configure_logging("console", "warning")
-    engine = make_engine(settings.resolved_database_url)
+    # The master key is not needed: migrating reads and writes no tenant key.
+    ensure_data_dir(settings.data_dir)
+    engine = open_engine(settings)
+    catalog, stores = open_catalog(settings, engine)
     try:
-        for revision in migrations.upgrade(engine):
-            out.print(f"{revision.kind}: at revision {revision.current}")
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("migrating tenant stores", total=None)
+            report = upgrade_every_store(
+                settings,
+                catalog,
+                stores,
+                jobs=jobs,
+                canaries=canary.split(","),
+                on_plan=lambda total: progress.update(task, total=total),
+                on_outcome=lambda _outcome: progress.advance(task),
+            )
     finally:
+        stores.close()
         engine.dispose()
+
+    for revision in report.platform:
+        out.print(f"{revision.kind}: at revision {revision.current}")
+    migrated = len(report.outcomes) - len(report.failures)
+    out.print(
+        f"tenant stores: {migrated} migrated to {report.head}, {report.up_to_date} already there, "
+        f"{len(report.failures)} failed"
+    )
+    for outcome in report.failures:
+        tenant = outcome.tenant
+        err.print(
+            f"error: tenant {tenant.slug} ({tenant.isolation} {tenant.placement} on server "
+            f"{tenant.server}): {outcome.error}"
+        )
+    if report.stopped_by_canary:
+        err.print(
+            f"a canary failed, so the other {report.not_started} tenant stores were left as "
+            "they were; fix it and run `strongroom migrate` again"
+        )
+    elif report.failures:
+        err.print(
+            "the tenants that failed answer 503 until migrated; fix the cause and run "
+            "`strongroom migrate` again, which resumes with them"
+        )
+    if report.failures:
+        raise typer.Exit(1)
 
 
 @app.command()

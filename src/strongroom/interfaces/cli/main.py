@@ -30,7 +30,11 @@ app = typer.Typer(
 tenant_app = typer.Typer(help="Create, inspect, suspend and re-key tenants.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage the users of a tenant.", no_args_is_help=True)
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+server_app = typer.Typer(
+    help="Register the PostgreSQL servers that tenants can be placed on.", no_args_is_help=True
+)
 app.add_typer(tenant_app, name="tenant")
+app.add_typer(server_app, name="server")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 
@@ -65,7 +69,7 @@ def open_runtime(migrate: bool | None = None) -> Runtime:
 
 
 # Importing the command modules registers their commands on the apps above.
-from strongroom.interfaces.cli import admin, server, tenants, users  # noqa: E402, F401
+from strongroom.interfaces.cli import admin, server, servers, tenants, users  # noqa: E402, F401
 
 
 def run() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from typing import Annotated, Optional
 
 import typer
@@ -11,7 +12,7 @@ from rich.table import Table
 
 from strongroom.drive.keys import count_blobs_to_rewrap, rewrap_blob_keys
 from strongroom.interfaces.cli.main import open_runtime, out, reports_errors, tenant_app
-from strongroom.tenancy.context import ACTIVE, SUSPENDED, TenantInfo
+from strongroom.tenancy.context import ACTIVE, ISOLATION_LEVELS, SUSPENDED, TenantInfo
 from strongroom.tenancy.lifecycle import provision_tenant
 from strongroom.tenancy.usage import get_usage
 
@@ -24,11 +25,16 @@ def _describe(tenant: TenantInfo, used: int | None = None) -> dict[str, object]:
         "status": tenant.status,
         "isolation": tenant.isolation,
         "server": tenant.server,
+        "placement": tenant.placement,
+        "store_revision": tenant.store_revision,
         "quota_bytes": tenant.quota_bytes,
     }
     if used is not None:
         described["used_bytes"] = used
     return described
+
+
+Isolation = Enum("Isolation", {level: level for level in ISOLATION_LEVELS}, type=str)  # type: ignore[misc]
 
 
 @tenant_app.command("create")
@@ -39,13 +45,26 @@ def create(
     quota: Annotated[
         Optional[int], typer.Option(help="Storage quota in bytes; default unlimited.", min=0)
     ] = None,
+    isolation: Annotated[
+        Isolation,
+        typer.Option(
+            help="shared: tables shared with other tenants. schema: a PostgreSQL schema of its "
+            "own. database: a database of its own (a SQLite file in the embedded default)."
+        ),
+    ] = Isolation.shared,  # type: ignore[attr-defined]
+    server: Annotated[
+        Optional[str],
+        typer.Option(help="For schema and database: a server from `strongroom server list`."),
+    ] = None,
 ) -> None:
-    """Create a tenant, with its own encryption key, on the shared isolation level."""
+    """Create a tenant, with its own encryption key, on the isolation level chosen."""
     runtime = open_runtime()
     # A quota of 0 is a real limit, so only a missing --quota falls back to the default.
     if quota is None:
         quota = runtime.settings.default_quota
-    tenant = provision_tenant(runtime.catalog, runtime.stores, slug, name, quota)
+    tenant = provision_tenant(
+        runtime.catalog, runtime.stores, slug, name, quota, isolation.value, server
+    )
     out.print(f"created tenant {tenant.slug} ({tenant.id})")
 
 
@@ -61,10 +80,18 @@ def list_tenants(
         for tenant in tenants:
             out.print(json.dumps(_describe(tenant)), markup=False)
         return
-    table = Table("slug", "name", "status", "isolation", "quota (bytes)", "id")
+    table = Table("slug", "name", "status", "isolation", "server", "quota (bytes)", "id")
     for tenant in tenants:
         quota = "unlimited" if tenant.quota_bytes is None else str(tenant.quota_bytes)
-        table.add_row(tenant.slug, tenant.name, tenant.status, tenant.isolation, quota, str(tenant.id))
+        table.add_row(
+            tenant.slug,
+            tenant.name,
+            tenant.status,
+            tenant.isolation,
+            tenant.server,
+            quota,
+            str(tenant.id),
+        )
     out.print(table)
 
 
@@ -74,8 +101,11 @@ def show(slug: str) -> None:
     """Print a tenant's catalog entry and storage usage as JSON."""
     runtime = open_runtime()
     tenant = runtime.catalog.get_tenant(slug)
-    with runtime.stores.session(tenant) as session:
-        used = get_usage(session)
+    used = None
+    # A tenant still being made, or left half-made, may have no store to read yet.
+    if tenant.status in (ACTIVE, SUSPENDED):
+        with runtime.stores.session(tenant) as session:
+            used = get_usage(session)
     out.print(json.dumps(_describe(tenant, used), indent=2), markup=False)
 
 
