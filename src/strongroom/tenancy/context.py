@@ -25,7 +25,10 @@ SUSPENDED = "suspended"
 # A tenant whose store is being made; it stays in this state if making it failed and so
 # did removing what was made, for the operator to see in `strongroom tenant show`.
 PROVISIONING = "provisioning"
-TENANT_STATUSES = (PROVISIONING, ACTIVE, SUSPENDED, "moving", "migrating", "deleting")
+# A tenant whose rows are being copied to another store; it serves requests throughout
+# (see tenancy/moves.py).
+MOVING = "moving"
+TENANT_STATUSES = (PROVISIONING, ACTIVE, SUSPENDED, MOVING, "migrating", "deleting")
 ISOLATION_LEVELS = ("shared", "schema", "database")
 
 

@@ -23,7 +23,7 @@ from strongroom.base.errors import ServiceUnavailable
 from strongroom.base.logging import get_logger
 from strongroom.interfaces.api.problems import error_response
 from strongroom.runtime import Runtime
-from strongroom.tenancy.context import ACTIVE, SUSPENDED, TenantInfo, current_tenant
+from strongroom.tenancy.context import ACTIVE, MOVING, SUSPENDED, TenantInfo, current_tenant
 from strongroom.tenancy.resolution import resolve
 
 log = get_logger(__name__)
@@ -106,7 +106,9 @@ class RequestContextMiddleware:
 
 
 def check_tenant_available(tenant: TenantInfo) -> None:
-    if tenant.status == ACTIVE:
+    # A moving tenant serves requests: its store's write fence holds writes back during
+    # the last copy only (tenancy/store_state.py).
+    if tenant.status in (ACTIVE, MOVING):
         return
     if tenant.status == SUSPENDED:
         raise TenantSuspended(
