@@ -898,3 +898,25 @@ def test_serve_on_busy_port_makes_no_demo(tmp_path: Path) -> None:
     assert "STRONGROOM_PORT" in result.stderr
     listed = server.cli("tenant", "list", "--json")
     assert listed.stdout.strip() == ""
+
+
+def test_tenant_move_changes_placement(acme: StrongroomProcess) -> None:
+    with open_runtime(acme) as runtime:
+        upload(runtime, "acme", "kept.txt", b"moved along")
+
+    moved = acme.cli("tenant", "move", "acme", "--isolation", "database")
+
+    assert moved.returncode == 0, moved.stderr
+    assert "each count and checksum verified" in moved.stdout
+    described = show(acme, "acme")
+    assert (described["isolation"], described["status"]) == ("database", "active")
+    with open_runtime(acme) as runtime:
+        assert read_file(runtime, "acme", "kept.txt") == b"moved along"
+
+
+def test_tenant_move_to_schema_on_sqlite_is_rejected(acme: StrongroomProcess) -> None:
+    result = acme.cli("tenant", "move", "acme", "--isolation", "schema")
+
+    assert result.returncode != 0
+    assert "needs PostgreSQL" in result.stderr
+    assert show(acme, "acme")["isolation"] == "shared"

@@ -24,6 +24,7 @@ from strongroom.tenancy.catalog import Catalog
 from strongroom.tenancy.isolation import TenantStores
 from strongroom.tenancy.keys import Keyring, load_master_key
 from strongroom.tenancy.lifecycle import start_usage
+from strongroom.tenancy.store_state import open_store
 from strongroom.tenancy.servers import get_server
 from strongroom.tenancy.upgrades import upgrade_tenant_stores
 
@@ -96,7 +97,7 @@ def open_catalog(
     catalog = Catalog(engine, keyring, cache_seconds=settings.tenant_cache_seconds)
     stores = TenantStores(
         engine,
-        initializers=[start_usage, create_root],
+        initializers=[start_usage, open_store, create_root],
         server_urls=lambda name: get_server(catalog, name).url,
         data_dir=settings.data_dir.resolve(),
         open_databases=settings.open_tenant_databases,

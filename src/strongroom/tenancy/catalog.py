@@ -12,18 +12,35 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 from sqlalchemy.orm import Session
 
-from strongroom.base.errors import AlreadyExists, ConfigurationError, InvalidInput, TenantNotFound
+from strongroom.base.errors import (
+    AlreadyExists,
+    ConfigurationError,
+    Conflict,
+    InvalidInput,
+    TenantNotFound,
+)
 from strongroom.base.logging import get_logger
 from strongroom.storage.db import writer_bind
-from strongroom.tenancy.context import ACTIVE, MIGRATING, PROVISIONING, SUSPENDED, TenantInfo
+from strongroom.tenancy.context import (
+    ACTIVE,
+    MIGRATING,
+    MOVING,
+    PROVISIONING,
+    SUSPENDED,
+    TenantInfo,
+)
 from strongroom.tenancy.keys import Keyring, latest_key_version, new_tenant_key_row
 from strongroom.tenancy.models import TenantKeyRow, TenantRow
 from strongroom.tenancy.slugs import can_be_slug, check_slug
+
+if TYPE_CHECKING:
+    from strongroom.tenancy.isolation import Placement
 
 log = get_logger(__name__)
 
@@ -229,10 +246,50 @@ class Catalog:
             raise InvalidInput(f"status {status!r} cannot be set by hand; use active or suspended")
         with self.session(write=True) as session:
             row = self._get_row(session, slug)
+            if row.status not in (ACTIVE, SUSPENDED):
+                raise Conflict(
+                    f"tenant {slug!r} is {row.status}; change its status once that has finished"
+                )
             old_status, row.status = row.status, status
             tenant = tenant_info(row)
         self._invalidate(slug)
         log.info("tenant_status_changed", tenant=slug, old=old_status, new=status)
+        return tenant
+
+    def begin_move(self, tenant_id: uuid.UUID) -> TenantInfo:
+        """Mark an active tenant as moving, which keeps a second move or a suspension out."""
+        with self.session(write=True) as session:
+            row = session.get(TenantRow, tenant_id)
+            if row is None or row.status != ACTIVE:
+                status = "gone" if row is None else row.status
+                raise Conflict(
+                    f"tenant {tenant_id} is {status}, and only an active tenant can move; "
+                    "resume it first, or wait for the change under way"
+                )
+            row.status = MOVING
+            tenant = tenant_info(row)
+        self._invalidate(tenant.slug)
+        return tenant
+
+    def end_move(
+        self,
+        tenant_id: uuid.UUID,
+        placement: Placement | None,
+        store_revision: str | None = None,
+    ) -> TenantInfo:
+        """Reopen a moving tenant; when the move succeeded, at `placement` and its store's revision."""
+        with self.session(write=True) as session:
+            row = session.get(TenantRow, tenant_id)
+            if row is None or row.status != MOVING:
+                raise Conflict(f"tenant {tenant_id} is not moving")
+            if placement is not None:
+                row.isolation = placement.isolation
+                row.server = placement.server
+                row.placement = placement.location
+                row.store_revision = store_revision
+            row.status = ACTIVE
+            tenant = tenant_info(row)
+        self._invalidate(tenant.slug)
         return tenant
 
     def set_quota(self, slug: str, quota_bytes: int | None) -> TenantInfo:

@@ -27,7 +27,10 @@ SUSPENDED = "suspended"
 PROVISIONING = "provisioning"
 # A tenant whose own store is being migrated, or whose migration failed: its requests get 503.
 MIGRATING = "migrating"
-TENANT_STATUSES = (PROVISIONING, ACTIVE, SUSPENDED, "moving", MIGRATING, "deleting")
+# A tenant whose rows are being copied to another store; it serves requests throughout
+# (see tenancy/moves.py).
+MOVING = "moving"
+TENANT_STATUSES = (PROVISIONING, ACTIVE, SUSPENDED, MOVING, MIGRATING, "deleting")
 ISOLATION_LEVELS = ("shared", "schema", "database")
 
 

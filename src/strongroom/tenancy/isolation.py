@@ -54,7 +54,7 @@ from strongroom.storage.db import (
     sqlite_file_of,
     writer_bind,
 )
-from strongroom.tenancy import migrations
+from strongroom.tenancy import migrations, store_state
 from strongroom.tenancy.context import ISOLATION_LEVELS, TenantInfo, require_current_tenant
 
 log = get_logger(__name__)
@@ -377,8 +377,15 @@ class TenantStores:
     # Sessions -----------------------------------------------------------------------
 
     @contextmanager
-    def session(self, tenant: TenantInfo | None = None, write: bool = False) -> Iterator[TenantSession]:
-        """Open a transaction on the tenant's data; with no tenant given, the request's tenant."""
+    def session(
+        self, tenant: TenantInfo | None = None, write: bool = False, fenced: bool = True
+    ) -> Iterator[TenantSession]:
+        """Open a transaction on the tenant's data; with no tenant given, the request's tenant.
+
+        A write transaction first checks the store's write fence and raises
+        ServiceUnavailable while a move has it closed; `fenced=False` skips
+        that, for the mover itself.
+        """
         tenant = tenant or require_current_tenant()
         with self._engine(tenant) as engine:
             bind = writer_bind(engine) if write else engine
@@ -386,6 +393,8 @@ class TenantStores:
                 if tenant.isolation == SCHEMA:
                     session.info[SCHEMA_INFO] = tenant.placement
                 with session.begin():
+                    if write and fenced:
+                        store_state.check_writable(session, tenant.slug)
                     yield session
 
     def inline_reader(self, tenant: TenantInfo) -> sqlite3.Connection | None:
@@ -412,21 +421,22 @@ class TenantStores:
         return self.inline_readers.connection(str(path))
 
     @contextmanager
-    def connect(self, tenant: TenantInfo) -> Iterator[Connection]:
+    def connect(self, tenant: TenantInfo, snapshot: bool = False) -> Iterator[Connection]:
         """Open a read transaction on the tenant's data for Core statements on hot paths.
 
         The ORM guard does not check these statements, so each must filter by
-        `tenant_id` itself. On PostgreSQL the transaction is still bound to the tenant, so
-        row-level security backs that filter up.
+        `tenant_id` itself. On PostgreSQL the transaction is still bound to the
+        tenant, so row-level security backs that filter up. With `snapshot`,
+        every statement of the transaction sees the data as of its first one,
+        which SQLite's read transactions always do.
         """
         schema = tenant.placement if tenant.isolation == SCHEMA else None
-        with (
-            self._engine(tenant) as engine,
-            engine.connect() as connection,
-            connection.begin(),
-        ):
-            enter_tenant(connection, tenant.id, schema)
-            yield connection
+        with self._engine(tenant) as engine, engine.connect() as connection:
+            if snapshot and connection.dialect.name == "postgresql":
+                connection.execution_options(isolation_level="REPEATABLE READ")
+            with connection.begin():
+                enter_tenant(connection, tenant.id, schema)
+                yield connection
 
     # Creating and removing stores --------------------------------------------------
 
@@ -484,7 +494,8 @@ class TenantStores:
         log.info("tenant_store_dropped", tenant=tenant.slug, isolation=tenant.isolation)
 
     def _delete_shared_rows(self, tenant: TenantInfo) -> None:
-        with self.session(tenant, write=True) as session:
+        # Unfenced: a store that a move froze is removed all the same.
+        with self.session(tenant, write=True, fenced=False) as session:
             for table in reversed(TenantBase.metadata.sorted_tables):
                 statement = delete(table).where(table.c.tenant_id == tenant.id)
                 session.execute(statement.execution_options(tenant_scoped=True))

@@ -26,6 +26,7 @@ from strongroom.runtime import Runtime
 from strongroom.tenancy.context import (
     ACTIVE,
     MIGRATING,
+    MOVING,
     PROVISIONING,
     SUSPENDED,
     TenantInfo,
@@ -120,7 +121,9 @@ MAINTENANCE = {
 
 
 def check_tenant_available(tenant: TenantInfo) -> None:
-    if tenant.status == ACTIVE and store_is_current(tenant):
+    # A moving tenant serves requests: its store's write fence holds writes back during
+    # the last copy only (tenancy/store_state.py).
+    if tenant.status in (ACTIVE, MOVING) and store_is_current(tenant):
         return
     if tenant.status == SUSPENDED:
         raise TenantSuspended(
