@@ -36,6 +36,7 @@ import pytest
 import uvicorn
 from argon2 import PasswordHasher
 from psycopg import sql
+from starlette.types import ASGIApp
 
 from strongroom.base.config import Settings, load_settings, normalise_database_url
 from strongroom.base.logging import configure_logging
@@ -137,7 +138,7 @@ LEVELS = {
     )
 }
 SHARED_LEVELS = ["sqlite-shared", "postgres-shared"]
-FULL_MATRIX_PATHS = ("tests/api/", "tests/tenancy/", "tests/test_integrity.py")
+FULL_MATRIX_PATHS = ("tests/api/", "tests/security/", "tests/tenancy/", "tests/test_integrity.py")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -276,7 +277,7 @@ class AppSwitch:
 class LiveServer:
     """The real application served by uvicorn on a loopback port, in a thread of the test process."""
 
-    def __init__(self, runtime: Runtime | None = None, app: Any = None) -> None:
+    def __init__(self, runtime: Runtime | None = None, app: ASGIApp | None = None) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.bind(("127.0.0.1", 0))
         self.port = self._socket.getsockname()[1]

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from strongroom.base.config import Settings
 from strongroom.base.logging import get_logger
 from strongroom.drive.files import create_root
+from strongroom.identity.tokens import TokenCache
 from strongroom.storage.blobs import BlobStore, open_blob_store
 from strongroom.storage.db import make_engine
 from strongroom.tenancy import migrations
@@ -37,6 +38,7 @@ class Runtime:
     stores: TenantStores
     keyring: Keyring
     blobs: BlobStore
+    tokens: TokenCache
 
     def close(self) -> None:
         self.stores.close()
@@ -77,6 +79,7 @@ def build_runtime(settings: Settings, migrate: bool | None = None) -> Runtime:
         stores=stores,
         keyring=keyring,
         blobs=open_blob_store(settings.resolved_blob_dir),
+        tokens=TokenCache(settings.token_cache_seconds),
     )
 
 

@@ -7,13 +7,17 @@ import uuid
 
 import httpx
 import pytest
-
+from fastapi import FastAPI
 from sqlalchemy import select
 
 from strongroom.drive import files as drive_files
+from strongroom.drive import listing
+from strongroom.interfaces.api import folders
+from strongroom.interfaces.api.middleware import RequestContextMiddleware
+from strongroom.interfaces.api.problems import install_problem_handlers
 from strongroom.drive.models import NodeRow
 from strongroom.runtime import Runtime
-from tests.conftest import Cast, Member
+from tests.conftest import Cast, LiveServer, Member
 
 
 def put_file(client: httpx.Client, member: Member, path: str, body: bytes = b"content") -> dict:
@@ -165,6 +169,89 @@ def test_list_folder_item_fields(client: httpx.Client, cast: Cast) -> None:
     assert item["size"] is None
     assert item["version"] is None
     assert item["modified"] == created["modified"]
+
+
+def test_list_items_match_node_model(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    uploaded = put_file(client, alice, "docs/résumé ✓.txt", b"written by hand")
+    client.post(alice.url("folders/docs/drafts"), headers=alice.headers)
+
+    items = client.get(alice.url("folders/docs"), headers=alice.headers).json()["items"]
+
+    assert [item["name"] for item in items] == ["drafts", "résumé ✓.txt"]
+    for item in items:
+        node = client.get(alice.url(f"nodes/{item['id']}"), headers=alice.headers).json()
+        # The listing is written by hand for speed; everything but the hash, which only
+        # listings and uploads carry, must read exactly as the model writes it.
+        assert {**item, "sha256": None} == node, item["name"]
+    assert items[1]["sha256"] == uploaded["sha256"]
+    assert items[0]["sha256"] is None
+
+
+def test_list_without_hot_paths_is_identical(
+    client: httpx.Client, runtime: Runtime, cast: Cast
+) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "docs/a.txt", b"a")
+    put_file(client, alice, "docs/b/c.txt", b"c")
+    plain = FastAPI()
+    plain.state.runtime = runtime
+    install_problem_handlers(plain)
+    plain.include_router(folders.router)
+    plain.add_middleware(RequestContextMiddleware, runtime=runtime)
+
+    server = LiveServer(runtime, plain)
+    server.start()
+
+    served = client.get(alice.url("folders/docs"), headers=alice.headers)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as direct:
+            answered = direct.get(alice.url("folders/docs"), headers=alice.headers)
+            missing = direct.get(alice.url("folders/nowhere"), headers=alice.headers)
+    finally:
+        server.stop()
+
+    assert answered.status_code == served.status_code == 200
+    assert answered.content == served.content
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+
+
+def test_list_deep_folder_beyond_join(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    deep = "/".join(f"level-{number}" for number in range(listing.MAX_JOINED_DEPTH + 4))
+    put_file(client, alice, f"{deep}/bottom.txt", b"deep down")
+    client.post(alice.url(f"folders/{deep}/inner"), headers=alice.headers)
+
+    found = client.get(alice.url(f"folders/{deep}"), headers=alice.headers)
+    as_folder = client.get(alice.url(f"folders/{deep}/bottom.txt"), headers=alice.headers)
+    missing = client.get(alice.url(f"folders/{deep}/absent"), headers=alice.headers)
+
+    assert found.status_code == 200
+    assert [item["name"] for item in found.json()["items"]] == ["inner", "bottom.txt"]
+    assert found.json()["items"][1]["path"] == f"{deep}/bottom.txt"
+    assert as_folder.status_code == 409
+    assert missing.status_code == 404
+
+
+def test_list_below_trashed_folder_is_404(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "old/inner/file.txt")
+    client.delete(alice.url("folders/old"), headers=alice.headers)
+
+    response = client.get(alice.url("folders/old/inner"), headers=alice.headers)
+
+    assert response.status_code == 404
+
+
+def test_list_sees_each_upload_at_once(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+
+    for number in range(8):
+        put_file(client, alice, f"fresh/file-{number}.txt")
+
+        # A listing read on a long-lived connection must not see an older snapshot.
+        assert f"file-{number}.txt" in names_in(client, alice, "fresh")
 
 
 def test_list_shows_only_direct_children(client: httpx.Client, cast: Cast) -> None:

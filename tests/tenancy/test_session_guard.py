@@ -506,7 +506,8 @@ def test_tenant_setting_ends_with_transaction(runtime: Runtime, cast: Cast) -> N
     )
     try:
         with stores.session(cast.acme) as session:
-            used = session.connection().connection.dbapi_connection
+            scoped = session.connection(execution_options={"tenant_scoped": True})
+            used = scoped.connection.dbapi_connection
             inside = session.execute(probe.execution_options(**SCOPED)).one()
 
         with engine.connect() as connection:
@@ -550,6 +551,7 @@ class TableKeys:
     primary_key: list[str]
     unique: list[list[str]]
     foreign: list[tuple[list[str], list[str]]]
+    indexes: list[list[str]]  # every index, unique or not
 
 
 def keys_from_metadata() -> list[TableKeys]:
@@ -571,7 +573,8 @@ def keys_from_metadata() -> list[TableKeys]:
             for constraint in table.foreign_key_constraints
         ]
         primary_key = [column.name for column in table.primary_key.columns]
-        shapes.append(TableKeys(table.name, primary_key, unique, foreign))
+        indexes = [[column.name for column in index.columns] for index in table.indexes]
+        shapes.append(TableKeys(table.name, primary_key, unique, foreign, indexes))
     return shapes
 
 
@@ -589,7 +592,8 @@ def keys_from_database(engine: Engine) -> list[TableKeys]:
             for fk in inspector.get_foreign_keys(table)
         ]
         primary_key = inspector.get_pk_constraint(table)["constrained_columns"]
-        shapes.append(TableKeys(table, primary_key, unique, foreign))
+        indexes = [index["column_names"] for index in inspector.get_indexes(table)]
+        shapes.append(TableKeys(table, primary_key, unique, foreign, indexes))
     return shapes
 
 
@@ -629,5 +633,31 @@ def test_foreign_keys_include_tenant(table_keys: list[TableKeys]) -> None:
             assert "tenant_id" in local, f"{keys.table} foreign key {local}"
             pairs = dict(zip(local, remote, strict=True))
             assert pairs["tenant_id"] == "tenant_id", f"{keys.table} foreign key {local}"
+
+    assert checked >= 4
+
+
+def test_foreign_keys_lead_with_tenant(table_keys: list[TableKeys]) -> None:
+    # Leading on both sides, so the referenced primary key (tenant_id first) serves the check.
+    checked = 0
+
+    for keys in table_keys:
+        for local, remote in keys.foreign:
+            checked += 1
+            assert local[:1] == ["tenant_id"], f"{keys.table} foreign key {local}"
+            assert remote[:1] == ["tenant_id"], f"{keys.table} foreign key to {remote}"
+
+    assert checked >= 4
+
+
+def test_indexes_include_tenant(table_keys: list[TableKeys]) -> None:
+    # Every index, not only unique ones: an index without tenant_id makes a query of one
+    # tenant read through the entries of all the others.
+    checked = 0
+
+    for keys in table_keys:
+        for columns in keys.indexes:
+            checked += 1
+            assert "tenant_id" in columns, f"{keys.table} index {columns}"
 
     assert checked >= 4

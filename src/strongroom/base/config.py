@@ -98,6 +98,13 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a replica trusts its cached copy of a tenant's catalog row.",
     )
+    token_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="How long a replica trusts an API token it has checked; a revocation made "
+        "elsewhere takes effect here within this time. 0 checks every request.",
+    )
 
     @field_validator("database_url")
     @classmethod

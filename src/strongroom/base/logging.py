@@ -16,15 +16,19 @@ from __future__ import annotations
 import logging
 import sys
 
+import orjson
 import structlog
 
+ACCESS_LOGGER_NAME = "strongroom.access"
+
 # The handler this module put on the root logger, replaced when logging is configured again.
-_handler: logging.Handler | None = None
+_handler: logging.StreamHandler | None = None
+_access_logger: structlog.typing.FilteringBoundLogger | None = None
 
 
 def configure_logging(log_format: str = "json", level: str = "info") -> None:
     """Render our events and every library's log records alike, on standard error."""
-    global _handler
+    global _handler, _access_logger
     level_number = logging.getLevelName(level.upper())
     shared_processors: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -33,7 +37,7 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     if log_format == "json":
-        renderer: structlog.types.Processor = structlog.processors.JSONRenderer()
+        renderer: structlog.types.Processor = structlog.processors.JSONRenderer(_to_json)
         shared_processors.append(structlog.processors.format_exc_info)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
@@ -57,6 +61,15 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
         root.removeHandler(_handler)
     root.addHandler(handler)
     _handler = handler
+    _access_logger = structlog.wrap_logger(
+        _HandlerStream(handler),
+        processors=[
+            *(step for step in shared_processors if step is not structlog.stdlib.add_logger_name),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level_number),
+        cache_logger_on_first_use=True,
+    ).bind(logger=ACCESS_LOGGER_NAME)
 
     # Libraries stay at warning and above, so their messages are visible but quiet;
     # uvicorn's own start and stop lines are worth having at info.
@@ -68,3 +81,40 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.get_logger(name)
+
+
+def access_logger() -> structlog.typing.FilteringBoundLogger:
+    """Return the logger for the line every request writes.
+
+    It renders with the same processors as every other event but writes to the
+    root handler's stream itself, under that handler's lock, skipping the
+    standard-library record and formatter that cost more than the rest of a
+    small request (docs/benchmarks.md).
+    """
+    if _access_logger is None:
+        configure_logging()
+    assert _access_logger is not None
+    return _access_logger
+
+
+class _HandlerStream:
+    """A structlog logger that writes rendered lines to a stream handler's stream."""
+
+    def __init__(self, handler: logging.StreamHandler) -> None:
+        self.handler = handler
+
+    def msg(self, message: str) -> None:
+        self.handler.acquire()
+        try:
+            self.handler.stream.write(message + "\n")
+            self.handler.stream.flush()
+        finally:
+            self.handler.release()
+
+    info = warning = error = debug = msg
+
+
+def _to_json(event: dict, **_options: object) -> str:
+    # orjson writes a line in a fraction of the time the json module takes, and every
+    # request logs one. Values it cannot encode (exceptions, paths) become their str().
+    return orjson.dumps(event, default=str).decode("utf-8")

@@ -164,15 +164,16 @@ def read_range(
             )
         _check_header(reader.read_at(0, crypto.HEADER_BYTES), blob)
         if blob.size == 0:
-            _decrypt(decryptor, reader, 0, blob)
+            _decrypt(decryptor, reader, 0, blob, bytearray(crypto.CHUNK_OVERHEAD))
             return
+        stored = bytearray(decryptor.stored_length(0))
         first, last = start // blob.chunk_size, end // blob.chunk_size
         for index in range(first, last + 1):
-            plaintext = _decrypt(decryptor, reader, index, blob)
+            plaintext = _decrypt(decryptor, reader, index, blob, stored)
             chunk_start = index * blob.chunk_size
             low = max(start - chunk_start, 0)
             high = min(end - chunk_start + 1, len(plaintext))
-            yield bytes(plaintext[low:high])
+            yield plaintext if (low, high) == (0, len(plaintext)) else plaintext[low:high]
 
 
 def _check_header(header: bytes, blob: BlobRow) -> None:
@@ -187,10 +188,16 @@ def _check_header(header: bytes, blob: BlobRow) -> None:
 
 
 def _decrypt(
-    decryptor: crypto.ChunkDecryptor, reader: BlobReader, index: int, blob: BlobRow
-) -> memoryview:
+    decryptor: crypto.ChunkDecryptor,
+    reader: BlobReader,
+    index: int,
+    blob: BlobRow,
+    buffer: bytearray,
+) -> bytes:
+    """Read chunk `index` into `buffer`, reused for every chunk of the blob, and decrypt it."""
     offset = crypto.chunk_offset(index, blob.chunk_size)
-    stored = reader.read_at(offset, decryptor.stored_length(index))
+    view = memoryview(buffer)[: decryptor.stored_length(index)]
+    stored = view[: reader.read_into(offset, view)]
     try:
         return decryptor.decrypt(index, stored)
     except crypto.DecryptionFailed as exc:

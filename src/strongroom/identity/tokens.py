@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -19,6 +21,7 @@ from sqlalchemy import select, update
 
 from strongroom.base.errors import InvalidInput, NotAuthenticated, NotFound
 from strongroom.base.logging import get_logger
+from strongroom.base.scoping import tenant_scoped_key
 from strongroom.identity.models import TokenRow, UserRow
 from strongroom.storage.db import TenantSession
 from strongroom.tenancy.models import utcnow
@@ -40,6 +43,7 @@ class Principal:
     role: str
     token_id: uuid.UUID | None
     token_needs_touch: bool = False
+    expires_at: dt.datetime | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -98,7 +102,13 @@ def authenticate_token(session: TenantSession, secret: str) -> Principal:
         raise failure
 
     stale = token.last_used_at is None or now - _aware(token.last_used_at) > LAST_USED_RESOLUTION
-    return Principal(user_id=user.id, role=user.role, token_id=token.id, token_needs_touch=stale)
+    return Principal(
+        user_id=user.id,
+        role=user.role,
+        token_id=token.id,
+        token_needs_touch=stale,
+        expires_at=_aware(token.expires_at) if token.expires_at else None,
+    )
 
 
 def touch_token(session: TenantSession, token_id: uuid.UUID) -> None:
@@ -134,3 +144,53 @@ def revoke_token(session: TenantSession, token_id: uuid.UUID, user_id: uuid.UUID
 def _aware(moment: dt.datetime) -> dt.datetime:
     """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+class TokenCache:
+    """Tokens this process checked recently, so that most requests skip the database.
+
+    Only valid tokens are cached, under a key built from the tenant and the
+    token's hash, so a token never matches in another tenant and an unknown
+    token is checked every time. An entry lives `seconds` at most and never
+    past the token's expiry. Revoking through this process clears the cache at
+    once. A revocation made elsewhere (the command line, another replica) takes
+    effect here within `seconds`, and so does a change of the user's role or
+    status.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tenant_id: uuid.UUID, secret: str) -> Principal | None:
+        if self.seconds <= 0:
+            return None
+        key = self._key(tenant_id, secret)
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, tenant_id: uuid.UUID, secret: str, principal: Principal) -> None:
+        if self.seconds <= 0:
+            return
+        lifetime = self.seconds
+        if principal.expires_at is not None:
+            lifetime = min(lifetime, (principal.expires_at - utcnow()).total_seconds())
+        entry = (time.monotonic() + lifetime, principal)
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[self._key(tenant_id, secret)] = entry
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    @staticmethod
+    def _key(tenant_id: uuid.UUID, secret: str) -> str:
+        return tenant_scoped_key(tenant_id, "token", hash_token(secret))

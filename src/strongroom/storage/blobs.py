@@ -50,6 +50,12 @@ class BlobReader(ABC):
     @abstractmethod
     def read_at(self, offset: int, length: int) -> bytes: ...
 
+    def read_into(self, offset: int, buffer: bytearray | memoryview) -> int:
+        """Read up to len(buffer) bytes at `offset` into `buffer`; return how many were read."""
+        data = self.read_at(offset, len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
     @abstractmethod
     def close(self) -> None: ...
 
@@ -151,6 +157,9 @@ class LocalBlobReader(BlobReader):
 
     def read_at(self, offset: int, length: int) -> bytes:
         return os.pread(self._fd, length, offset)
+
+    def read_into(self, offset: int, buffer: bytearray | memoryview) -> int:
+        return os.preadv(self._fd, [buffer], offset)
 
     def close(self) -> None:
         if self._fd >= 0:

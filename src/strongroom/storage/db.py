@@ -10,6 +10,8 @@ ORM statement and stamps new rows with the tenant id.
 from __future__ import annotations
 
 import os
+import sqlite3
+import threading
 import uuid
 from typing import Any
 
@@ -129,6 +131,53 @@ def writer_bind(engine: Engine) -> Engine:
     return engine.execution_options(sqlite_write=True)
 
 
+class InlineReaders:
+    """Plain SQLite connections for short reads on an event loop's own thread.
+
+    Each thread gets its own connection per database file, opened on first use,
+    so a read never waits for the engine's pool, which worker threads may have
+    drained. The connections are read-only (`PRAGMA query_only`), and in WAL
+    mode a read sees the last committed state without waiting for a writer.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def connection(self, engine: Engine) -> sqlite3.Connection:
+        database = engine.url.database
+        if not database:
+            raise ValueError(f"{engine.url!r} names no database file to read inline")
+        connections: dict[str, sqlite3.Connection] = self._local.__dict__.setdefault("by_file", {})
+        connection = connections.get(database)
+        if connection is None:
+            connection = self._open(database)
+            connections[database] = connection
+        return connection
+
+    def _open(self, database: str) -> sqlite3.Connection:
+        # Autocommit: a single SELECT reads one consistent snapshot without BEGIN and COMMIT.
+        connection = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA query_only=ON")
+        connection.execute("PRAGMA busy_timeout=30000")
+        with self._lock:
+            self._opened.append(connection)
+        return connection
+
+    def close(self) -> None:
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            connection.close()
+
+
+def can_read_inline(engine: Engine) -> bool:
+    """Tell whether the engine's database is a SQLite file that `InlineReaders` can open."""
+    database = engine.url.database
+    return engine.dialect.name == "sqlite" and bool(database) and database != ":memory:" and not database.startswith("file:")
+
+
 # Tenant sessions ----------------------------------------------------------------------
 
 
@@ -144,6 +193,23 @@ class TenantSession(Session):
     def __init__(self, *args: Any, tenant_id: uuid.UUID | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.tenant_id = tenant_id
+
+    def connection(self, *args: Any, **kwargs: Any) -> Connection:
+        """Return the session's connection, only to a caller that filters by tenant itself.
+
+        Statements on the connection bypass the filter above, and on SQLite
+        nothing else stops them from reading every tenant's rows. So the
+        caller must pass `execution_options={"tenant_scoped": True}`, as for a
+        raw statement on the session.
+        """
+        options = kwargs.get("execution_options") or {}
+        if not options.get("tenant_scoped"):
+            raise MissingTenantContext(
+                "statements on a tenant session's connection get no tenant filter; filter by "
+                "tenant_id yourself and call connection(execution_options={'tenant_scoped': True})"
+            )
+        _require_tenant(self)
+        return super().connection(*args, **kwargs)
 
 
 def _require_tenant(session: Session) -> uuid.UUID:

@@ -23,7 +23,7 @@ from strongroom.storage.db import writer_bind
 from strongroom.tenancy.context import ACTIVE, MIGRATING, PROVISIONING, SUSPENDED, TenantInfo
 from strongroom.tenancy.keys import Keyring, latest_key_version, new_tenant_key_row
 from strongroom.tenancy.models import TenantKeyRow, TenantRow
-from strongroom.tenancy.slugs import check_slug
+from strongroom.tenancy.slugs import can_be_slug, check_slug
 
 log = get_logger(__name__)
 
@@ -79,6 +79,10 @@ class Catalog:
 
     def find_tenant(self, slug: str) -> TenantInfo | None:
         """Return the tenant with this slug, or None, served from the cache when fresh."""
+        if not can_be_slug(slug):
+            # Slugs come from URLs, and PostgreSQL rejects some text with an error (a NUL byte),
+            # which would turn a request for no tenant into a server error.
+            return None
         cached = self.cached_tenant(slug)
         if cached is not None:
             return cached[0]

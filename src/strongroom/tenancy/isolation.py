@@ -28,6 +28,7 @@ closed above a cap; SQLite files likewise.
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import uuid
 from collections import OrderedDict
@@ -43,7 +44,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from strongroom.base.errors import InvalidInput, ServiceUnavailable
 from strongroom.base.logging import get_logger
-from strongroom.storage.db import TenantBase, TenantSession, is_sqlite, make_engine, writer_bind
+from strongroom.storage.db import (
+    InlineReaders,
+    TenantBase,
+    TenantSession,
+    can_read_inline,
+    is_sqlite,
+    make_engine,
+    writer_bind,
+)
 from strongroom.tenancy import migrations
 from strongroom.tenancy.context import ISOLATION_LEVELS, TenantInfo, require_current_tenant
 
@@ -242,6 +251,7 @@ class TenantStores:
         self._servers = EngineCache(1_000_000, self._open_server)
         self.databases = EngineCache(open_databases, self._open_database)
         self.files = EngineCache(open_files, self._open_file)
+        self.inline_readers = InlineReaders()
 
     # Placement ----------------------------------------------------------------------
 
@@ -350,6 +360,7 @@ class TenantStores:
 
     def close(self) -> None:
         """Close every engine opened for tenants; the default engine is its owner's to close."""
+        self.inline_readers.close()
         self.files.close()
         self.databases.close()
         for server in self._servers.open_keys():
@@ -370,12 +381,33 @@ class TenantStores:
                 with session.begin():
                     yield session
 
+    def inline_reader(self, tenant: TenantInfo) -> sqlite3.Connection | None:
+        """Return a connection for a short read on the calling event loop's thread, or None.
+
+        Only a SQLite file qualifies. Its reads are local and, in WAL mode,
+        never wait for a writer, so handing one to a worker thread costs more
+        than running it. A PostgreSQL round trip would stall every request on
+        the loop, so for those the caller gets None and uses `connect` in a
+        worker thread. The connection is not bound to the tenant: every
+        statement on it must filter by `tenant_id` itself.
+
+        Only the shared level qualifies: the inline connections stay open per
+        thread, and the files of database tenants must stay within the cap on
+        open files, which `connect` keeps.
+        """
+        if tenant.isolation != SHARED:
+            return None
+        engine = self.engine_for(tenant)
+        if not can_read_inline(engine):
+            return None
+        return self.inline_readers.connection(engine)
+
     @contextmanager
     def connect(self, tenant: TenantInfo) -> Iterator[Connection]:
         """Open a read transaction on the tenant's data for Core statements on hot paths.
 
-        No ORM guard sees these statements: each must filter by `tenant_id`
-        itself. On PostgreSQL the transaction is still bound to the tenant, so
+        The ORM guard does not check these statements, so each must filter by
+        `tenant_id` itself. On PostgreSQL the transaction is still bound to the tenant, so
         row-level security backs that filter up.
         """
         schema = tenant.placement if tenant.isolation == SCHEMA else None

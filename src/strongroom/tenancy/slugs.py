@@ -20,9 +20,14 @@ RESERVED_SLUGS = frozenset(
 )
 
 
+def can_be_slug(text: str) -> bool:
+    """Return True if some tenant could have `text` as its slug, without asking the catalog."""
+    return SLUG_PATTERN.fullmatch(text) is not None
+
+
 def check_slug(slug: str) -> str:
     """Return the slug if it is valid and free to use, else raise InvalidInput saying why."""
-    if not SLUG_PATTERN.fullmatch(slug):
+    if not can_be_slug(slug):
         raise InvalidInput(
             f"tenant slug {slug!r} is invalid: use 3 to 63 lowercase letters, digits and "
             "hyphens, starting and ending with a letter or digit"

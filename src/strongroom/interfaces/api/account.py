@@ -79,4 +79,6 @@ def revoke_token(
 ) -> TokenOut:
     with runtime.stores.session(tenant, write=True) as session:
         row = tokens.revoke_token(session, parse_object_id(token_id, "token"), principal.user_id)
+    # Revocations are rare, so dropping every cached token costs less than indexing them by id.
+    runtime.tokens.clear()
     return _token_out(row)

@@ -12,6 +12,7 @@ from strongroom.base import metrics
 from strongroom.base.errors import SchemaOutOfDate
 from strongroom.interfaces.api import account, files, folders, trash
 from strongroom.interfaces.api.dependencies import API_PREFIX
+from strongroom.interfaces.api.hotpaths import HotPaths, routes_of
 from strongroom.interfaces.api.middleware import RequestContextMiddleware
 from strongroom.interfaces.api.problems import install_problem_handlers, problem_response
 from strongroom.runtime import Runtime
@@ -88,5 +89,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     for module in (files, folders, trash, account):
         app.include_router(module.router)
 
+    # Starlette runs the middleware added last first: the request context wraps the hot paths.
+    app.add_middleware(HotPaths, routes=routes_of(folders.router, [folders.list_folder]))
     app.add_middleware(RequestContextMiddleware, runtime=runtime)
     return app

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strongroom.base import metrics
 from strongroom.base.errors import StrongroomError, TenantNotFound, TenantSuspended
 from strongroom.base.errors import ServiceUnavailable
-from strongroom.base.logging import get_logger
+from strongroom.base.logging import access_logger, get_logger
 from strongroom.interfaces.api.problems import error_response
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import (
@@ -104,7 +104,7 @@ class RequestContextMiddleware:
         elapsed = time.perf_counter() - started
         metrics.http_requests.labels(scope["method"], route, str(status)).inc()
         metrics.http_request_duration.labels(scope["method"], route).observe(elapsed)
-        log.info(
+        access_logger().info(
             "request",
             method=scope["method"],
             route=route,

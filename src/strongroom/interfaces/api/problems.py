@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -133,12 +135,31 @@ async def _unexpected_error(_request: Request, error: Exception) -> Response:
     )
 
 
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
+
+# Looked up along each exception's class hierarchy, so the most specific entry wins.
+HANDLERS: dict[type[Exception], ExceptionHandler] = {
+    StrongroomError: _strongroom_error,
+    RequestValidationError: _validation_error,
+    HTTPException: _http_error,
+    OperationalError: _database_error,
+    sqlite3.OperationalError: _database_error,
+    PoolTimeout: _database_error,
+    DatabaseIntegrityError: _concurrent_change,
+    ClientDisconnect: _client_disconnected,
+    Exception: _unexpected_error,
+}
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(StrongroomError, _strongroom_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(OperationalError, _database_error)
-    app.add_exception_handler(PoolTimeout, _database_error)
-    app.add_exception_handler(DatabaseIntegrityError, _concurrent_change)
-    app.add_exception_handler(ClientDisconnect, _client_disconnected)
-    app.add_exception_handler(Exception, _unexpected_error)
+    for error_type, handler in HANDLERS.items():
+        app.add_exception_handler(error_type, handler)
+
+
+async def handle_error(request: Request, error: Exception) -> Response:
+    """Turn an exception into its problem response, as the handlers installed on the app would."""
+    for error_type in type(error).__mro__:
+        handler = HANDLERS.get(error_type)
+        if handler is not None:
+            return await handler(request, error)
+    raise error

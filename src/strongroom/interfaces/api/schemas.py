@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import orjson
+
 from pydantic import BaseModel, Field, StrictBool
 
 from strongroom.drive.files import etag_of
+from strongroom.drive.listing import Listing
 from strongroom.drive.models import FILE, NodeRow
 
 
@@ -26,7 +29,8 @@ class NodeOut(BaseModel):
     modified: dt.datetime
     etag: str | None = None
     sha256: str | None = Field(
-        default=None, description="SHA-256 of the content; given in upload responses"
+        default=None, description="SHA-256 of the current version's content; given in upload responses and "
+        "folder listings, null elsewhere"
     )
     trashed: bool = Field(
         default=False, description="true when the item or a folder above it is in the trash"
@@ -55,6 +59,28 @@ class FolderListing(BaseModel):
     path: str
     id: uuid.UUID
     items: list[NodeOut]
+
+
+def listing_json(found: Listing) -> bytes:
+    """Encode a listing as FolderListing would, without building a model per item."""
+    base = found.path
+    items = [
+        {
+            "id": entry.id,
+            "path": f"{base}/{entry.name}" if base else entry.name,
+            "name": entry.name,
+            "type": entry.kind,
+            "size": entry.size if entry.kind == FILE else None,
+            "version": entry.version if entry.kind == FILE else None,
+            "modified": entry.modified,
+            "etag": f'"{entry.version_id_hex}"' if entry.kind == FILE and entry.version_id_hex else None,
+            "sha256": entry.sha256 if entry.kind == FILE else None,
+            "trashed": False,
+        }
+        for entry in found.entries
+    ]
+    document = {"path": base, "id": found.folder_id, "items": items}
+    return orjson.dumps(document)
 
 
 class TrashItem(BaseModel):

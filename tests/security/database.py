@@ -1,0 +1,84 @@
+"""Looking at the database the way an attacker with a raw connection would.
+
+The tenant tables come from two places: the models' metadata, and the live
+catalog of PostgreSQL, where they are the tables of the schema with a
+`tenant_id` column, catalog tables aside. So a table added by a migration
+without a model, or by hand, is attacked too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from strongroom.drive import transfers
+from strongroom.drive.files import Preconditions
+from strongroom.drive.paths import split_path
+from strongroom.runtime import Runtime
+from strongroom.storage.db import CatalogBase, TenantBase
+from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING
+
+# Raised by PostgreSQL when a row-security policy rejects a row.
+INSUFFICIENT_PRIVILEGE = "42501"
+# Raised when the tenant setting is text that is not a UUID.
+INVALID_TEXT_REPRESENTATION = "22P02"
+
+
+def store_file(runtime: Runtime, tenant: TenantInfo, path: str, data: bytes) -> None:
+    """Upload a file through the drive's own upload steps."""
+    names = split_path(path)
+    upload = transfers.begin_upload(runtime, tenant, names, Preconditions(), len(data))
+    upload.feed(data)
+    transfers.commit_upload(runtime, tenant, names, upload, None, Preconditions())
+
+
+def tenant_tables(connection: Connection) -> list[str]:
+    """Every tenant table: in the metadata, or in the live schema with a `tenant_id` column."""
+    live = connection.scalars(
+        text(
+            """
+            SELECT c.relname FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_attribute a ON a.attrelid = c.oid
+            WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+              AND a.attname = 'tenant_id' AND NOT a.attisdropped
+            """
+        )
+    )
+    found = {*TenantBase.metadata.tables, *live} - set(CatalogBase.metadata.tables)
+    return sorted(found)
+
+
+def enter_role(connection: Connection, setting: str | None) -> None:
+    """Switch the open transaction to the tenant role, with the tenant setting if one is given."""
+    connection.execute(text("SELECT set_config('role', :role, true)"), {"role": TENANT_ROLE})
+    if setting is not None:
+        connection.execute(
+            text("SELECT set_config(:name, :value, true)"),
+            {"name": TENANT_SETTING, "value": setting},
+        )
+
+
+def sample_row(connection: Connection, table: str, tenant_id: uuid.UUID) -> dict[str, Any]:
+    """Read one row of the tenant as the login role, with a fresh `id` where the table has one."""
+    row = (
+        connection.execute(
+            text(f"SELECT * FROM {table} WHERE tenant_id = :tenant LIMIT 1"), {"tenant": tenant_id}
+        )
+        .mappings()
+        .one()
+    )
+    copy = dict(row)
+    if "id" in copy:
+        copy["id"] = uuid.uuid4()
+    return copy
+
+
+def insert_statement(table: str, row: dict[str, Any]) -> Any:
+    columns = ", ".join(row)
+    values = ", ".join(f":{name}" for name in row)
+    return text(f"INSERT INTO {table} ({columns}) VALUES ({values})")

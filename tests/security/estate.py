@@ -1,0 +1,185 @@
+"""A tenant's estate for the attacks: data made through the API, what an attacker is handed,
+and what it must never see.
+
+Every name carries a random suffix, so that a name found in a response can
+only have come from this tenant. Sizes are odd for the victim and even for the
+intruder, and every body the intruder uploads has an even length. So the
+intruder's own sizes and usage are always even, and an odd size in a response
+can only be a victim's size or usage total.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from tests.conftest import TEST_CHUNK_SIZE, Member
+
+# Sizes of the seven versions an estate holds, for the victim. The intruder's are one less.
+VERSION_SIZES = {
+    "plan 1": 1001,
+    "plan 2": 1003,
+    "budget": 2 * TEST_CHUNK_SIZE + 123,  # three chunks, the last one short
+    "ledger 1": 1005,
+    "ledger 2": 1007,
+    "old": 1009,
+    "inner": 1011,
+}
+
+
+@dataclass
+class Estate:
+    """What one tenant holds, sorted into what an attacker may be given and what it may not."""
+
+    admin: Member
+    member: Member
+    suffix: str
+    # Handed to the attacker: paths, and ids as the API returned them.
+    paths: list[str] = field(default_factory=list)
+    node_ids: list[str] = field(default_factory=list)
+    version_ids: list[str] = field(default_factory=list)
+    token_ids: list[str] = field(default_factory=list)
+    trash_ids: list[str] = field(default_factory=list)
+    user_ids: list[str] = field(default_factory=list)
+    # Never handed out: ids, text and numbers only this tenant's own users can see.
+    hidden_ids: list[str] = field(default_factory=list)
+    hidden_text: list[str] = field(default_factory=list)
+    sizes: set[int] = field(default_factory=set)
+    # The e-mail addresses of its users, hidden unless the other tenant has the same one.
+    emails: list[str] = field(default_factory=list)
+    # Secrets of this tenant's tokens, for attacks where this estate is the intruder.
+    tokens: list[str] = field(default_factory=list)
+    # Paths whose content and versions a snapshot reads.
+    live_files: list[str] = field(default_factory=list)
+
+    @property
+    def slug(self) -> str:
+        return self.admin.tenant.slug
+
+    @property
+    def names(self) -> list[str]:
+        """Every file and folder name in the handed-out paths."""
+        return sorted({name for path in self.paths for name in path.split("/") if name})
+
+    def ids_of(self, kind: str) -> list[str]:
+        return {
+            "node": self.node_ids,
+            "version": self.version_ids,
+            "token": self.token_ids,
+            "trash": self.trash_ids,
+            "user": self.user_ids,
+        }[kind]
+
+    @property
+    def all_ids(self) -> list[str]:
+        return [*self.node_ids, *self.version_ids, *self.token_ids, *self.trash_ids, *self.user_ids]
+
+
+def call(client: httpx.Client, member: Member, method: str, path: str, **kwargs: Any) -> Any:
+    response = client.request(method, member.url(path), headers=member.headers, **kwargs)
+    assert response.is_success, f"{method} {path}: {response.status_code} {response.text}"
+    return response.json()
+
+
+def content(slug: str, label: str, size: int) -> tuple[bytes, str]:
+    """Return a body of `size` bytes and the marker it repeats, so any slice of it names it."""
+    marker = f"[{slug} {label} {secrets.token_hex(6)}]"
+    repeated = marker * (size // len(marker) + 1)
+    return repeated[:size].encode(), marker
+
+
+def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool) -> Estate:
+    """Fill a tenant through its API: files with versions, a hidden folder, trash and a token."""
+    estate = Estate(admin=admin, member=member, suffix=secrets.token_hex(4))
+    slug, s = admin.tenant.slug, estate.suffix
+    shift = 0 if odd else -1
+    docs, plan, budget = f"docs-{s}", f"docs-{s}/plan-{s}.txt", f"docs-{s}/budget-{s}.bin"
+    vault, ledger = f"vault-{s}", f"vault-{s}/ledger-{s}.txt"
+    archive, old = f"archive-{s}", f"archive-{s}/old-{s}.txt"
+    gone, inner = f"gone-{s}", f"gone-{s}/inner-{s}.txt"
+
+    stored: dict[str, dict] = {}
+    for label, (who, path) in {
+        "plan 1": (member, plan),
+        "plan 2": (member, plan),
+        "budget": (admin, budget),
+        "ledger 1": (admin, ledger),
+        "ledger 2": (admin, ledger),
+        "old": (member, old),
+        "inner": (member, inner),
+    }.items():
+        body, marker = content(slug, label, VERSION_SIZES[label] + shift)
+        stored[label] = call(client, who, "PUT", f"files/{path}", content=body)
+        estate.hidden_text += [marker, hashlib.sha256(body).hexdigest()]
+        estate.sizes.add(len(body))
+    trashed_file = call(client, member, "DELETE", f"files/{old}")
+    trashed_folder = call(client, member, "DELETE", f"folders/{gone}")
+    spare = call(client, member, "POST", "tokens", json={"name": f"spare-{s}"})
+
+    folders = {
+        path: call(client, admin, "GET", f"folders/{path}")["id"] for path in ("", docs, vault)
+    }
+    estate.paths = ["", docs, plan, budget, archive, old, gone, inner]
+    estate.live_files = [plan, budget, ledger]
+    estate.node_ids = [folders[""], folders[docs], stored["plan 2"]["id"], stored["budget"]["id"]]
+    estate.node_ids += [call(client, admin, "GET", f"folders/{archive}")["id"]]
+    estate.node_ids += [trashed_file["id"], trashed_folder["id"], stored["inner"]["id"]]
+    estate.trash_ids = [trashed_file["id"], trashed_folder["id"]]
+    for path in (plan, budget):
+        estate.version_ids += [
+            v["id"] for v in call(client, admin, "GET", f"versions/{path}")["items"]
+        ]
+    ledger_versions = call(client, admin, "GET", f"versions/{ledger}")["items"]
+    estate.hidden_ids = [
+        folders[vault],
+        stored["ledger 2"]["id"],
+        *(v["id"] for v in ledger_versions),
+    ]
+    estate.hidden_ids.append(str(admin.tenant.id))
+    estate.hidden_text += [vault, f"ledger-{s}.txt", f"spare-{s}"]
+
+    estate.tokens = [admin.token, member.token, spare["token"]]
+    for someone in (admin, member):
+        estate.token_ids += [t["id"] for t in call(client, someone, "GET", "tokens")["items"]]
+        estate.hidden_text += [t["prefix"] for t in call(client, someone, "GET", "tokens")["items"]]
+        me = call(client, someone, "GET", "me")
+        estate.user_ids.append(me["id"])
+    estate.hidden_text += estate.tokens
+    estate.emails = [admin.email, member.email]
+    estate.sizes.add(call(client, admin, "GET", "usage")["used_bytes"])
+    return estate
+
+
+def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
+    """Read, through the tenant's own tokens, everything an attack could change."""
+    admin = estate.admin
+    tree: dict[str, list] = {}
+    folders = [""]
+    while folders:
+        path = folders.pop()
+        tree[path] = call(client, admin, "GET", f"folders/{path}")["items"]
+        folders += [item["path"] for item in tree[path] if item["type"] == "folder"]
+
+    contents = {}
+    versions = {}
+    for path in estate.live_files:
+        contents[path] = client.get(admin.url(f"files/{path}"), headers=admin.headers).content
+        versions[path] = call(client, admin, "GET", f"versions/{path}")["items"]
+
+    tokens = {}
+    for someone in (estate.admin, estate.member):
+        for token in call(client, someone, "GET", "tokens")["items"]:
+            token.pop("last_used")  # the snapshot's own requests move it
+            tokens[token["id"]] = token
+    return {
+        "tree": tree,
+        "contents": contents,
+        "versions": versions,
+        "trash": call(client, admin, "GET", "trash")["items"],
+        "tokens": tokens,
+        "usage": call(client, admin, "GET", "usage"),
+    }
