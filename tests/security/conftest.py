@@ -31,7 +31,7 @@ HEALTH_CHECKS = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 ROUND_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=HEALTH_CHECKS)
 PROPERTY_SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=HEALTH_CHECKS)
 
-ONLY_POSTGRES = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+ONLY_POSTGRES = pytest.mark.parametrize("level", ["postgres-shared"], indirect=True)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -85,6 +85,10 @@ def run_action(stores: TenantStores, tenant: TenantInfo, action: str, model: set
             connection.execute(select(NodeRow.__table__.c.tenant_id)).all()
 
 
+# Database tenants each have a pool of their own, so only these levels share connections.
+@pytest.mark.parametrize(
+    "level", ["sqlite-shared", "postgres-shared", "postgres-schema"], indirect=True
+)
 @ROUND_SETTINGS
 @given(
     steps=st.lists(

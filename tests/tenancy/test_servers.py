@@ -7,6 +7,7 @@ it work from a SQLite catalog as well as from a PostgreSQL one.
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ import pytest
 from sqlalchemy import make_url, text
 
 from strongroom.base.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from strongroom.base.logging import configure_logging
 from strongroom.identity.users import create_user, list_users
 from strongroom.runtime import Runtime
 from strongroom.tenancy import servers
@@ -98,6 +100,30 @@ def test_server_remove_empty_server(runtime: Runtime, second: servers.DatabaseSe
 def test_server_remove_unknown_is_rejected(runtime: Runtime) -> None:
     with pytest.raises(NotFound, match="no database server is named 'gone'"):
         servers.remove_server(runtime.catalog, "gone")
+
+
+@pytest.fixture
+def info_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Log lines down to info, as a server logs them, captured."""
+    configure_logging("json", "info")
+    caplog.set_level(logging.INFO, logger="strongroom")
+    try:
+        yield caplog
+    finally:
+        configure_logging("json", "warning")
+
+
+def test_server_logs_carry_no_password(
+    runtime: Runtime, second_url: str, info_logs: pytest.LogCaptureFixture
+) -> None:
+    password = str(make_url(second_url).password)
+
+    servers.add_server(runtime.catalog, SERVER, second_url)
+    provision_tenant(runtime.catalog, runtime.stores, "acme", isolation="database", server=SERVER)
+
+    assert "server_added" in info_logs.text
+    assert "tenant_created" in info_logs.text
+    assert password not in info_logs.text
 
 
 # Tenants on a registered server -------------------------------------------------------

@@ -405,7 +405,9 @@ class TenantStores:
         than running it. A PostgreSQL round trip would stall every request on
         the loop, so for those the caller gets None and uses `connect` in a
         worker thread. The connection is not bound to the tenant: every
-        statement on it must filter by `tenant_id` itself.
+        statement on it must filter by `tenant_id` itself. The connections
+        stay open per thread, at most STRONGROOM_OPEN_TENANT_FILES of them,
+        the least recently used closed first.
         """
         cache, key = self._engine_key(tenant)
         if cache is self.files:
