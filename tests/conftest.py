@@ -7,14 +7,15 @@ makes. Five levels make the full matrix: sqlite-shared, sqlite-database,
 postgres-shared, postgres-schema and postgres-database.
 
 Tenant-facing tests, those that take `isolation` (as `cast` does), run on the
-full matrix when they are API tests (tests/api), isolation and tenancy tests
-(tests/tenancy), the consistency check (tests/test_integrity.py), or marked
-`every_level` (key rotation is). The rest, and every test that makes no
-tenant, run on the shared level of each backend only: they exercise the
-drive, crypto and command-line layers above `TenantStores`, which the full
-matrix already covers, so five runs of them would add minutes and no
-coverage. With this split the whole suite takes about 11 minutes on a 2-core
-machine, against about 4.5 before the levels. A test chooses its
+full matrix when they are API tests (tests/api), the adversarial suite
+(tests/security), isolation and tenancy tests (tests/tenancy), the
+consistency check (tests/test_integrity.py), or marked `every_level` (key
+rotation is). The rest, and every test that makes no tenant, run on the
+shared level of each backend only: they exercise the drive, crypto and
+command-line layers above `TenantStores`, which the full matrix already
+covers, so five runs of them would add minutes and no coverage. With this
+split the whole suite took about 12 minutes on a 2-core machine that other
+jobs shared, against about 4.5 minutes before the levels. A test chooses its
 levels by parametrising `level` itself (indirect=True).
 """
 
