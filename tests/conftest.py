@@ -59,7 +59,7 @@ from tests.services.strongroom import StrongroomProcess
 
 pytest_plugins = ["tests.services.fixtures"]
 
-configure_logging("json", "warning")
+configure_logging("json", "warning", cache_loggers=False)
 
 TEST_CHUNK_SIZE = 16 * 1024
 PASSWORD = "a long test password"

@@ -29,6 +29,7 @@ from strongroom.identity.passwords import verify_password
 from strongroom.identity.users import access_user_by_email
 from strongroom.runtime import Runtime, build_runtime
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.upgrades import tenant_head
 from strongroom.tenancy.usage import get_usage
 from tests.services.strongroom import StrongroomProcess
 
@@ -727,7 +728,7 @@ def test_migrate_twice_finds_stores_at_head(two_files: StrongroomProcess) -> Non
 
     result = two_files.cli("migrate")
 
-    assert "0 migrated to 0001, 2 already there, 0 failed" in result.stdout
+    assert f"0 migrated to {tenant_head()}, 2 already there, 0 failed" in result.stdout
 
 
 def test_migrate_failure_exits_naming_tenant(two_files: StrongroomProcess) -> None:
@@ -747,7 +748,7 @@ def test_migrate_failure_still_migrates_others(two_files: StrongroomProcess) -> 
 
     result = two_files.cli("migrate")
 
-    assert "tenant stores: 1 migrated to 0001, 0 already there, 1 failed" in result.stdout
+    assert f"tenant stores: 1 migrated to {tenant_head()}, 0 already there, 1 failed" in result.stdout
 
 
 def test_migrate_canary_failure_says_stopped(two_files: StrongroomProcess) -> None:

@@ -24,11 +24,22 @@ ACCESS_LOGGER_NAME = "strongroom.access"
 # The handler this module put on the root logger, replaced when logging is configured again.
 _handler: logging.StreamHandler | None = None
 _access_logger: structlog.typing.FilteringBoundLogger | None = None
+_cache_loggers = True
 
 
-def configure_logging(log_format: str = "json", level: str = "info") -> None:
-    """Render our events and every library's log records alike, on standard error."""
-    global _handler, _access_logger
+def configure_logging(
+    log_format: str = "json", level: str = "info", cache_loggers: bool | None = None
+) -> None:
+    """Render our events and every library's log records alike, on standard error.
+
+    A logger is built once, at its first event, with the level of that
+    moment, unless `cache_loggers` is False; tests turn the cache off, so that
+    a later call here and `structlog.testing.capture_logs` reach every logger.
+    None keeps the choice of the previous call (on at first).
+    """
+    global _handler, _access_logger, _cache_loggers
+    if cache_loggers is not None:
+        _cache_loggers = cache_loggers
     level_number = logging.getLevelName(level.upper())
     shared_processors: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -46,7 +57,7 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
         processors=[*shared_processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(level_number),
         logger_factory=structlog.stdlib.LoggerFactory(),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=_cache_loggers,
     )
 
     handler = logging.StreamHandler(sys.stderr)
@@ -68,7 +79,7 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level_number),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=_cache_loggers,
     ).bind(logger=ACCESS_LOGGER_NAME)
 
     # Libraries stay at warning and above, so their messages are visible but quiet;
