@@ -1,4 +1,4 @@
-"""The short cache of checked API tokens: what it keeps, for how long, and for whom."""
+"""The short cache of checked API tokens: which tokens it keeps, for how long, and in which tenant."""
 
 from __future__ import annotations
 

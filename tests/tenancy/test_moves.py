@@ -64,7 +64,7 @@ def other_levels(level: Level) -> list[str]:
 
 
 def store_exists(runtime: Runtime, isolation: str, placement: str, tenant_id: object) -> bool:
-    """Tell whether a store still holds anything of the tenant at the given placement."""
+    """Tell whether a store at the given placement still contains any of the tenant's rows."""
     if isolation == SCHEMA:
         with runtime.engine.connect() as connection:
             found = connection.execute(

@@ -66,7 +66,7 @@ SHARED, SCHEMA, DATABASE = ISOLATION_LEVELS
 DEFAULT_SERVER = "default"
 TENANT_FILES = "tenants"
 
-# Where a session keeps the schema its transactions enter, for the listener below.
+# The key of `session.info` under which a session keeps its tenant's schema, for the listener below.
 SCHEMA_INFO = "strongroom_schema"
 
 _ENTER_TENANT = text(
@@ -127,7 +127,7 @@ def file_name(tenant_id: uuid.UUID) -> str:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a tenant's store lives: its level, its server and the schema, database or file."""
+    """The location of a tenant's store: its level, its server and the schema, database or file."""
 
     isolation: str
     server: str

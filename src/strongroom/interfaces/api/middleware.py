@@ -121,7 +121,7 @@ MAINTENANCE = {
 
 
 def check_tenant_available(tenant: TenantInfo) -> None:
-    # A moving tenant serves requests: its store's write fence holds writes back during
+    # A moving tenant serves requests: its store's write fence blocks writes during
     # the last copy only (tenancy/store_state.py).
     if tenant.status in (ACTIVE, MOVING) and store_is_current(tenant):
         return
