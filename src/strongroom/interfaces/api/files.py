@@ -198,7 +198,8 @@ async def _stream(first: bytes, rest: Iterator[bytes]) -> AsyncIterator[bytes]:
     The overlap keeps both the event loop and a worker busy. If the client goes
     away mid-transfer, `rest` (which keeps the blob open) is closed once the
     worker has finished with it, because a generator cannot be closed while
-    another thread runs it.
+    another thread runs it. The wait is shielded: cancelling the task that
+    waits for a thread marks it done while the thread still runs.
     """
     piece: bytes | None = first
     upcoming: asyncio.Task[bytes | None] | None = None
@@ -207,7 +208,7 @@ async def _stream(first: bytes, rest: Iterator[bytes]) -> AsyncIterator[bytes]:
             upcoming = asyncio.ensure_future(anyio.to_thread.run_sync(next, rest, None))
             metrics.bytes_downloaded.inc(len(piece))
             yield piece
-            piece = await upcoming
+            piece = await asyncio.shield(upcoming)
             upcoming = None
     finally:
         if upcoming is not None and not upcoming.done():
