@@ -56,7 +56,7 @@ def test_large_file_round_trip_streams(strongroom_process: StrongroomProcess) ->
     assert peak < RSS_LIMIT, f"server peak RSS {peak // MIB} MiB"
 
 
-def test_cancelled_download_closes_its_pieces_only_after_the_worker() -> None:
+def test_cancelled_download_closes_after_worker() -> None:
     """A client that goes away while the next chunk decrypts must not close the reader under it.
 
     Closing a generator that a worker thread is running fails, and closing the blob
