@@ -5,6 +5,8 @@ VENV := .venv
 # pip install runs again only when pyproject.toml is newer than this file.
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The suite runs on every core: most tests wait on servers, so workers overlap well.
+PYTEST_WORKERS ?= auto
 CLEAN_PATHS := $(VENV) .pytest_cache .ruff_cache .hypothesis strongroom-data src/*.egg-info
 
 .PHONY: run test lint clean
@@ -13,7 +15,7 @@ run: $(INSTALLED)
 	$(VENV)/bin/strongroom serve
 
 test: $(INSTALLED)
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	@test -x $(VENV)/bin/ruff || $(VENV)/bin/python -m pip install --quiet ruff
