@@ -45,7 +45,8 @@ def login_redirect(request: Request, second_factor: bool) -> Response:
     base = base_path(request)
     if second_factor:
         return redirect(request, f"{base}/login/second-factor")
-    wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    # The middleware moved `/t/{slug}` out of the path into root_path.
+    wanted = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if request.method != "GET":
         wanted = f"{base}/files/"
     return redirect(request, f"{base}/login?next={quote(wanted, safe='/')}")
