@@ -161,21 +161,21 @@ def settings_page(
 async def save_settings(
     request: Request, runtime: RuntimeDep, tenant: TenantDep, _admin: AdminWriterDep
 ) -> Response:
-    form = await request.form(max_files=1, max_fields=10, max_part_size=branding.MAX_LOGO_BYTES + 1)
-    logo = form.get("logo")
-    data = None
-    if isinstance(logo, UploadFile) and logo.filename:
-        data = await logo.read(branding.MAX_LOGO_BYTES + 1)
-        if not data:
-            raise InvalidInput(f"the logo file {logo.filename!r} is empty; choose an image")
+    limit = branding.MAX_LOGO_BYTES + 1
+    # The context manager closes the uploaded file's spool when the form is done.
+    async with request.form(max_files=1, max_fields=10, max_part_size=limit) as form:
+        logo = form.get("logo")
+        data = None
+        if isinstance(logo, UploadFile) and logo.filename:
+            data = await logo.read(limit)
+            if not data:
+                raise InvalidInput(f"the logo file {logo.filename!r} is empty; choose an image")
+        display_name = str(form.get("display_name") or "")
+        colour = str(form.get("colour") or "")
+        remove_logo = form.get("remove_logo") == "on"
     saved = await anyio.to_thread.run_sync(
         lambda: branding.set_branding(
-            runtime.catalog,
-            tenant,
-            str(form.get("display_name") or ""),
-            str(form.get("colour") or ""),
-            data,
-            remove_logo=form.get("remove_logo") == "on",
+            runtime.catalog, tenant, display_name, colour, data, remove_logo=remove_logo
         )
     )
     web_state(request).branding.put(tenant.id, saved)
