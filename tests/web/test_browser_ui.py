@@ -24,7 +24,8 @@ TIMEOUT_MS = 15_000
 
 
 @pytest.fixture
-def page(chromium: object) -> Iterator[object]:
+def page(chromium: object, live_server: LiveServer) -> Iterator[object]:
+    """A page in a fresh browser context, closed before the server waits for idle connections."""
     context = chromium.new_context(accept_downloads=True)  # type: ignore[attr-defined]
     context.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []
