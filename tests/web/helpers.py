@@ -40,7 +40,7 @@ def post_login(
 
 @dataclass
 class WebUser:
-    """A member signed in through the login form, with the client that holds the cookie."""
+    """A member signed in through the login form, with the client that stores its cookie."""
 
     member: Member
     client: httpx.Client

@@ -80,7 +80,7 @@ def shoot(page: Page, url: str, folder: Path, name: str) -> None:
 def main(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as data:
-        runtime, admin, member = make_site(Path(data))
+        runtime, admin, _member = make_site(Path(data))
         server = LiveServer(runtime)
         server.start()
         try:

@@ -134,7 +134,7 @@ def test_totp_set_up_in_browser(page: object, live_server: LiveServer, cast: Cas
     assert page.locator("#recovery-codes li").count() == 10
 
 
-def test_admin_creates_user_and_sets_branding(
+def test_admin_adds_user_sets_branding(
     page: object, live_server: LiveServer, cast: Cast
 ) -> None:
     base = f"{live_server.url}/t/acme"
@@ -159,7 +159,7 @@ def test_admin_creates_user_and_sets_branding(
     assert colour == "rgb(122, 31, 92)"
 
 
-def test_form_without_csrf_token_gets_403_page(
+def test_form_without_csrf_token_403(
     page: object, live_server: LiveServer, cast: Cast
 ) -> None:
     log_in(page, live_server, cast.acme_member)
@@ -183,7 +183,7 @@ def test_form_without_csrf_token_gets_403_page(
     page.console_errors.clear()
 
 
-def test_session_cookie_replayed_on_other_tenant_gets_login(
+def test_cookie_replayed_on_other_tenant(
     page: object, live_server: LiveServer, cast: Cast
 ) -> None:
     log_in(page, live_server, cast.acme_admin)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 from collections.abc import Iterator
@@ -145,7 +146,7 @@ def strict_runtime(settings: Settings) -> Iterator[Runtime]:
 
 
 @pytest.fixture
-def runtime(strict_runtime: Runtime, request: pytest.FixtureRequest) -> Runtime:
+def runtime(strict_runtime: Runtime) -> Runtime:
     return strict_runtime
 
 
@@ -249,7 +250,7 @@ def test_totp_secret_stored_encrypted(cast: Cast, runtime: Runtime) -> None:
 
     with runtime.stores.session(cast.acme) as session:
         factor = session.scalars(select(SecondFactorRow)).one()
-    raw_secret = __import__("base64").b32decode(totp.secret)
+    raw_secret = base64.b32decode(totp.secret)
     assert raw_secret not in factor.wrapped_secret
     assert totp.secret.encode() not in factor.wrapped_secret
 

@@ -64,9 +64,9 @@ def test_listing_sorts_by_size(acme_member: WebUser) -> None:
     ascending = acme_member.get("/files/?sort=size&order=asc").text
     descending = acme_member.get("/files/?sort=size&order=desc").text
 
-    order = lambda text: [n for n in re.findall(r"(\w+)\.txt</a>", text)]  # noqa: E731
-    assert order(ascending) == ["small", "middle", "big"]
-    assert order(descending) == ["big", "middle", "small"]
+    names = re.compile(r"(\w+)\.txt</a>")
+    assert names.findall(ascending) == ["small", "middle", "big"]
+    assert names.findall(descending) == ["big", "middle", "small"]
 
 
 def test_new_folder_rename_move(acme_member: WebUser) -> None:

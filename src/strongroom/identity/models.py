@@ -102,7 +102,7 @@ class SecondFactorRow(TenantScoped, TenantBase):
 
 
 class RecoveryCodeRow(TenantScoped, TenantBase):
-    """A one-time code that stands in for the second factor; only its SHA-256 is stored."""
+    """A one-time code that replaces the second factor for one login. Only its SHA-256 is stored."""
 
     __tablename__ = "recovery_codes"
     __table_args__ = (

@@ -1,8 +1,9 @@
 """The second factor of a login: TOTP codes (RFC 6238) and one-time recovery codes.
 
-The TOTP secret is encrypted with the tenant's current key, bound to the
-tenant and the user, because the server must read it back to check codes;
-deleting the tenant's keys makes it unreadable with everything else. A code
+The server must read the TOTP secret back to check codes, so it is
+encrypted, not hashed: with the tenant's current key, bound to the tenant
+and the user. Deleting the tenant's keys makes it unreadable with
+everything else. A code
 is accepted for the current 30-second step and one step either side, and
 never twice: the step of the last accepted code is stored. Recovery codes
 carry 80 random bits, so a fast hash is enough to store them.

@@ -17,7 +17,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from strongroom.base.scoping import tenant_scoped_key
 
-# TODO: keep the counters in Redis once replicas share state, so that a limit holds
+# TODO: keep the counters in Redis once replicas share state, so that a limit applies
 # across the fleet instead of per replica.
 
 

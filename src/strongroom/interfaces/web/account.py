@@ -13,7 +13,7 @@ from strongroom.identity import passwords, second_factors
 from strongroom.identity.users import access_user
 from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep
 from strongroom.interfaces.web.auth import UserDep, WriterDep
-from strongroom.interfaces.web.pages import web_state, render
+from strongroom.interfaces.web.pages import render, web_state
 from strongroom.interfaces.web.routing import WebRoute, redirect
 from strongroom.interfaces.web.security import base_path
 

@@ -5,7 +5,6 @@ Only admins of the tenant reach them; a member gets a 403 page.
 
 from __future__ import annotations
 
-
 from typing import Annotated
 
 import anyio

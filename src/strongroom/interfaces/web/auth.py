@@ -1,4 +1,4 @@
-"""Who a web request acts as, and the pages that change it: login, second factor, logout.
+"""Authentication of web requests, and the pages that change it: login, second factor, logout.
 
 Logins are rate-limited twice, per tenant: attempts per client address, and
 failures per account whatever the address, so that neither one address nor
@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from typing import Annotated
-
 from urllib.parse import quote
 
 import anyio
@@ -100,9 +99,13 @@ WriterDep = Annotated[SignedIn, Depends(require_user_with_token)]
 def _safe_next(request: Request, wanted: str | None) -> str:
     """Return where to go after login: a page of this tenant, never another site."""
     base = base_path(request)
-    if wanted and wanted.startswith(f"{base}/") and not wanted.startswith("//"):
-        if "\\" not in wanted and "\n" not in wanted and "\r" not in wanted:
-            return wanted
+    if (
+        wanted
+        and wanted.startswith(f"{base}/")
+        and not wanted.startswith("//")
+        and not any(character in wanted for character in "\\\r\n")
+    ):
+        return wanted
     return f"{base}/files/"
 
 
@@ -174,7 +177,7 @@ def login(
     email: Annotated[str, Form(max_length=320)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "",
+    next_page: Annotated[str, Form(alias="next", max_length=2000)] = "",
 ) -> Response:
     _check_login_token(request, csrf_token)
     _check_rate(request, tenant, email)
@@ -187,9 +190,9 @@ def login(
     if user is None:
         web_state(request).login_by_account.hit(tenant.id, _subject(email))
         metrics.login_failures.labels("password").inc()
-        return _login_page(request, csrf_token, LOGIN_FAILED, 401, email, next)
+        return _login_page(request, csrf_token, LOGIN_FAILED, 401, email, next_page)
 
-    wanted = _safe_next(request, next)
+    wanted = _safe_next(request, next_page)
     if has_code:
         wanted = f"{base_path(request)}/login/second-factor?next={quote(wanted, safe='/')}"
     response = redirect(request, wanted)

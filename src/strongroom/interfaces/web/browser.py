@@ -19,8 +19,8 @@ from strongroom.base import metrics
 from strongroom.base.errors import InvalidInput
 from strongroom.base.logging import get_logger
 from strongroom.drive import files as drive_files
-from strongroom.drive import trash as drive_trash
 from strongroom.drive import transfers
+from strongroom.drive import trash as drive_trash
 from strongroom.drive.content import read_range
 from strongroom.drive.files import Names, Preconditions
 from strongroom.drive.models import FOLDER, NodeRow

@@ -60,7 +60,7 @@ class SignedIn:
 
 @dataclass
 class WebState:
-    """What the web UI keeps for the life of the application."""
+    """State of the web UI that lasts as long as the application."""
 
     branding: BrandingCache
     login_by_address: RateLimit

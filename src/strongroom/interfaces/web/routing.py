@@ -1,6 +1,6 @@
 """The route class of every web page: HTML error pages, login redirects and security headers.
 
-The API answers errors with problem JSON. A person in a browser needs a
+The API returns errors as problem JSON. A person in a browser needs a
 page instead, so web routes catch the same error tree here and render it,
 and send anyone not signed in to the login page.
 """

@@ -5,7 +5,7 @@ CSRF uses synchronizer tokens. A signed-in page carries the session's token
 and in the `X-CSRF-Token` header that htmx and our script send. The login
 form, which comes before any session, carries a random token that must match
 a cookie set with the form. Every unsafe request must also come from this
-host when the browser says where it came from (Origin, Sec-Fetch-Site).
+host when the browser reports where it came from (Origin, Sec-Fetch-Site).
 """
 
 from __future__ import annotations
@@ -26,17 +26,9 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self'",
-        "connect-src 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-    ]
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 # For file contents: a browser that renders one anyway runs nothing in it.
 DOWNLOAD_POLICY = "default-src 'none'; sandbox; frame-ancestors 'none'"
@@ -106,7 +98,7 @@ def new_login_token() -> str:
 
 
 def check_same_origin(request: Request) -> None:
-    """Reject an unsafe request that the browser says came from another site."""
+    """Reject an unsafe request that the browser reports as sent from another site."""
     if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         raise CsrfRejected("the request came from another site; open the page here and retry")
     origin = request.headers.get("origin")

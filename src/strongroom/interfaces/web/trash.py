@@ -7,8 +7,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from strongroom.drive import files as drive_files
-from strongroom.drive import trash as drive_trash
 from strongroom.drive import transfers
+from strongroom.drive import trash as drive_trash
 from strongroom.drive.models import FOLDER
 from strongroom.identity.tokens import Principal
 from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep, parse_object_id
