@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from limits import parse_many
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -105,6 +106,45 @@ class Settings(BaseSettings):
         description="How long a replica trusts an API token it has checked; a revocation made "
         "elsewhere takes effect here within this time. 0 checks every request.",
     )
+
+    login_limit_per_address: str = Field(
+        default="20/minute",
+        description="Login attempts one client address may make to one tenant, as "
+        "COUNT/PERIOD (second, minute, hour or day); separate several limits with ';'.",
+    )
+    login_limit_per_account: str = Field(
+        default="5/minute;30/hour",
+        description="Failed logins and second-factor codes one account may have, in the "
+        "same notation; past it the account's logins wait, whatever the address.",
+    )
+    session_idle_minutes: int = Field(
+        default=60,
+        ge=1,
+        le=7 * 24 * 60,
+        description="Minutes a web session lasts without a request before it ends.",
+    )
+    session_max_hours: int = Field(
+        default=12,
+        ge=1,
+        le=30 * 24,
+        description="Hours a web session lasts at most, however active, before a new login.",
+    )
+    secure_cookies: bool | None = Field(
+        default=None,
+        description="Mark web cookies Secure; default: when the request came over https.",
+    )
+
+    @field_validator("login_limit_per_address", "login_limit_per_account")
+    @classmethod
+    def check_rate_limit(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate limit; write COUNT/PERIOD such as 5/minute, "
+                "and separate several with ';'"
+            ) from None
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -102,6 +102,16 @@ class PayloadTooLarge(StrongroomError):
     title = "Payload too large"
 
 
+class TooManyRequests(StrongroomError):
+    code = "too-many-requests"
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers["Retry-After"] = str(retry_after)
+
+
 class QuotaExceeded(StrongroomError):
     code = "quota-exceeded"
     status = 507

@@ -39,6 +39,13 @@ bytes_downloaded = Counter(
     registry=registry,
 )
 
+login_failures = Counter(
+    "strongroom_login_failures_total",
+    "Web logins refused, by reason: password, second-factor or rate-limited.",
+    ["reason"],
+    registry=registry,
+)
+
 
 def render() -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_LATEST

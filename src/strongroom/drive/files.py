@@ -166,6 +166,23 @@ def current_content(session: TenantSession, node: NodeRow) -> tuple[VersionRow, 
     return found[0], found[1]
 
 
+def version_content(
+    session: TenantSession, node: NodeRow, number: int
+) -> tuple[VersionRow, BlobRow]:
+    """Return version `number` of a file and its blob, or raise NotFound."""
+    found = session.execute(
+        select(VersionRow, BlobRow)
+        .join(
+            BlobRow,
+            (BlobRow.tenant_id == VersionRow.tenant_id) & (BlobRow.id == VersionRow.blob_id),
+        )
+        .where(VersionRow.node_id == node.id, VersionRow.number == number)
+    ).first()
+    if found is None:
+        raise NotFound(f"the file {node.name!r} has no version {number}; see its list of versions")
+    return found[0], found[1]
+
+
 def list_versions(session: TenantSession, node: NodeRow) -> list[VersionRow]:
     return list(
         session.scalars(

@@ -156,6 +156,17 @@ def open_download(runtime: Runtime, tenant: TenantInfo, names: Names) -> Downloa
     return Download(node, version, blob, tenant_key, join_path(names))
 
 
+def open_version_download(
+    runtime: Runtime, tenant: TenantInfo, names: Names, number: int
+) -> Download:
+    """Open version `number` of the file at the path, current or earlier."""
+    with runtime.stores.session(tenant) as session:
+        node = files.access_node(session, names, FILE)
+        version, blob = files.version_content(session, node, number)
+    tenant_key = runtime.keyring.version(tenant.id, blob.key_version)
+    return Download(node, version, blob, tenant_key, join_path(names))
+
+
 def purge(
     runtime: Runtime, tenant: TenantInfo, node_id: uuid.UUID, actor: Principal
 ) -> trash.Purged:

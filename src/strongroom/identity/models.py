@@ -1,11 +1,21 @@
-"""Tenant tables of identity: users and API tokens."""
+"""Tenant tables of identity: users, API tokens, web sessions and second factors."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
 
-from sqlalchemy import DateTime, ForeignKeyConstraint, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from strongroom.storage.db import TenantBase, TenantScoped
@@ -45,3 +55,77 @@ class TokenRow(TenantScoped, TenantBase):
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebSessionRow(TenantScoped, TenantBase):
+    """A browser session; only the SHA-256 of the cookie's secret is stored.
+
+    A session that passed the password but still needs the second factor has
+    `awaiting_second_factor` set and opens no page but the code prompt.
+    """
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "token_hash"),
+        ForeignKeyConstraint(["tenant_id", "user_id"], ["users.tenant_id", "users.id"]),
+        Index("ix_web_sessions_user", "tenant_id", "user_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column()
+    token_hash: Mapped[str] = mapped_column(String(64))
+    awaiting_second_factor: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SecondFactorRow(TenantScoped, TenantBase):
+    """A user's TOTP secret, encrypted with a version of the tenant key.
+
+    It counts only once `confirmed_at` is set, after the user typed a code
+    from it. `last_used_step` is the TOTP time step of the last code accepted,
+    so that a code cannot be used twice.
+    """
+
+    __tablename__ = "second_factors"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "user_id"], ["users.tenant_id", "users.id"]),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    wrapped_secret: Mapped[bytes] = mapped_column(LargeBinary)
+    key_version: Mapped[int] = mapped_column(Integer)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RecoveryCodeRow(TenantScoped, TenantBase):
+    """A one-time code that replaces the second factor for one login. Only its SHA-256 is stored."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "user_id", "code_hash"),
+        ForeignKeyConstraint(["tenant_id", "user_id"], ["users.tenant_id", "users.id"]),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column()
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LoginRecordRow(TenantScoped, TenantBase):
+    """When a user last logged in, and how many logins failed since then."""
+
+    __tablename__ = "login_records"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "user_id"], ["users.tenant_id", "users.id"]),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    failures_since_login: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

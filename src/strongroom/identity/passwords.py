@@ -40,5 +40,21 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
+_unknown_user_hashes: dict[int, str] = {}
+
+
+def verify_for_unknown_user(password: str) -> bool:
+    """Spend the time of a real password check and return False, for a login of no user.
+
+    The hash is made once per hasher, so the check costs what a check of a
+    real user's password costs.
+    """
+    known = _unknown_user_hashes.get(id(_hasher))
+    if known is None:
+        known = _unknown_user_hashes[id(_hasher)] = _hasher.hash(secrets.token_urlsafe(18))
+    verify_password(known, password)
+    return False
+
+
 def generate_password() -> str:
     return secrets.token_urlsafe(18)

@@ -8,16 +8,18 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 
-from strongroom.base.errors import AlreadyExists, InvalidInput, NotFound
+from strongroom.base.errors import AlreadyExists, Conflict, Forbidden, InvalidInput, NotFound
 from strongroom.base.logging import get_logger
 from strongroom.identity.models import ROLES, UserRow
 from strongroom.identity.passwords import hash_password
+from strongroom.identity.web_sessions import end_user_sessions
 from strongroom.storage.db import TenantSession
 
 log = get_logger(__name__)
 
 # A pragmatic check, not RFC 5322: one @, no spaces, a dot in the domain.
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+USER_STATUSES = ("active", "disabled")
 
 
 def normalise_email(email: str) -> str:
@@ -83,3 +85,61 @@ def get_user(session: TenantSession, user_id: uuid.UUID) -> UserRow | None:
 
 def list_users(session: TenantSession) -> list[UserRow]:
     return list(session.scalars(select(UserRow).order_by(UserRow.email)))
+
+
+def access_user(session: TenantSession, user_id: uuid.UUID) -> UserRow:
+    user = get_user(session, user_id)
+    if user is None:
+        raise NotFound(f"no user has the id {user_id} in this tenant")
+    return user
+
+
+def _check_not_self(user: UserRow, actor_id: uuid.UUID | None, change: str) -> None:
+    # An admin who demoted or disabled themselves could lock the tenant out of its admin pages.
+    if actor_id is not None and user.id == actor_id:
+        raise Forbidden(f"you cannot change your own {change}; ask another admin of the tenant")
+
+
+def _check_other_admin_remains(session: TenantSession, user: UserRow) -> None:
+    if user.role != "admin" or user.status != "active":
+        return
+    admins = session.scalars(
+        select(UserRow.id).where(UserRow.role == "admin", UserRow.status == "active")
+    )
+    if len(list(admins)) <= 1:
+        raise Conflict(f"{user.email!r} is the last active admin; make another user admin first")
+
+
+def change_role(
+    session: TenantSession, user_id: uuid.UUID, role: str, actor_id: uuid.UUID | None
+) -> UserRow:
+    check_role(role)
+    user = access_user(session, user_id)
+    _check_not_self(user, actor_id, "role")
+    if role != "admin":
+        _check_other_admin_remains(session, user)
+    old_role, user.role = user.role, role
+    session.flush()
+    log.info("user_role_changed", user_id=str(user.id), old=old_role, new=role)
+    return user
+
+
+def set_user_status(
+    session: TenantSession, user_id: uuid.UUID, status: str, actor_id: uuid.UUID | None
+) -> UserRow:
+    """Enable or disable a user; disabling ends the user's web sessions at once.
+
+    The user's API tokens fail from then on, once the token caches of the
+    replicas have expired.
+    """
+    if status not in USER_STATUSES:
+        raise InvalidInput(f"status {status!r} does not exist; use one of: {', '.join(USER_STATUSES)}")
+    user = access_user(session, user_id)
+    _check_not_self(user, actor_id, "status")
+    if status != "active":
+        _check_other_admin_remains(session, user)
+        end_user_sessions(session, user.id)
+    old_status, user.status = user.status, status
+    session.flush()
+    log.info("user_status_changed", user_id=str(user.id), old=old_status, new=status)
+    return user

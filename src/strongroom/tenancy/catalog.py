@@ -127,6 +127,11 @@ class Catalog:
                 raise TenantNotFound(f"no tenant has the id {tenant_id}")
             return tenant_info(row)
 
+    def tenant_settings(self, tenant_id: uuid.UUID) -> dict:
+        """Return a copy of the tenant's settings: a JSON object of sections such as `branding`."""
+        with self.session() as session:
+            return dict(self._get_row_by_id(session, tenant_id).settings or {})
+
     def list_tenants(self) -> list[TenantInfo]:
         with self.session() as session:
             rows = session.scalars(select(TenantRow).order_by(TenantRow.slug))
@@ -302,6 +307,18 @@ class Catalog:
         self._invalidate(slug)
         log.info("tenant_quota_changed", tenant=slug, quota_bytes=quota_bytes)
         return tenant
+
+    def set_settings_section(self, tenant_id: uuid.UUID, section: str, values: dict) -> dict:
+        """Replace one section of the tenant's settings and return all of them."""
+        with self.session(write=True) as session:
+            row = self._get_row_by_id(session, tenant_id)
+            # A new dictionary, because SQLAlchemy does not see changes inside a JSON value.
+            row.settings = {**(row.settings or {}), section: values}
+            settings = dict(row.settings)
+            slug = row.slug
+        self._invalidate(slug)
+        log.info("tenant_settings_changed", tenant=slug, section=section)
+        return settings
 
     def add_key_version(self, tenant_id: uuid.UUID) -> int:
         """Add a new tenant key version and return its number; older versions stay readable."""

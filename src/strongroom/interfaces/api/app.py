@@ -15,6 +15,7 @@ from strongroom.interfaces.api.dependencies import API_PREFIX
 from strongroom.interfaces.api.hotpaths import HotPaths, routes_of
 from strongroom.interfaces.api.middleware import RequestContextMiddleware
 from strongroom.interfaces.api.problems import install_problem_handlers, problem_response
+from strongroom.interfaces.web.app import include_web
 from strongroom.runtime import Runtime
 from strongroom.tenancy import migrations
 
@@ -88,6 +89,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(platform)
     for module in (files, folders, trash, account):
         app.include_router(module.router)
+    include_web(app, runtime)
 
     # Starlette runs the middleware added last first: the request context wraps the hot paths.
     app.add_middleware(HotPaths, routes=routes_of(folders.router, [folders.list_folder]))

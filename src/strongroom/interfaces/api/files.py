@@ -71,7 +71,7 @@ async def put_file(
         transfers.begin_upload, runtime, tenant, names, preconditions, declared
     )
     try:
-        await _receive_body(
+        await receive_body(
             request, upload, runtime.settings.chunk_size, runtime.settings.upload_idle_timeout
         )
     except BaseException:
@@ -93,9 +93,10 @@ async def put_file(
     )
 
 
-async def _receive_body(
+async def receive_body(
     request: Request, upload: BlobUpload, chunk_size: int, idle_timeout: float
 ) -> None:
+    """Feed the request body into the upload, one chunk at a time, in worker threads."""
     pending: list[bytes] = []
     pending_size = 0
     pieces = request.stream().__aiter__()

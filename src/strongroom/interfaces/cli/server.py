@@ -74,7 +74,8 @@ def serve(
 def _create_demo_tenant(runtime: Runtime, host: str, port: int) -> None:
     tenant = provision_tenant(runtime.catalog, runtime.stores, DEMO_SLUG, "Demo")
     with runtime.stores.session(tenant, write=True) as session:
-        user = create_user(session, DEMO_EMAIL, generate_password(), role="admin")
+        password = generate_password()
+        user = create_user(session, DEMO_EMAIL, password, role="admin")
         _row, token = create_token(session, user, "demo")
 
     base = f"http://{host}:{port}/t/{DEMO_SLUG}/api/v1"
@@ -92,6 +93,9 @@ def _create_demo_tenant(runtime: Runtime, host: str, port: int) -> None:
                 f'  curl -H "Authorization: Bearer $TOKEN" {base}/folders/',
                 "",
                 f"A new token at any time: .venv/bin/strongroom token create {DEMO_SLUG} {DEMO_EMAIL}",
+                "",
+                f"The web UI is at http://{host}:{port}/t/{DEMO_SLUG}/; log in as {DEMO_EMAIL}",
+                f"with the password {password} (shown only this once).",
                 "",
             ]
         )

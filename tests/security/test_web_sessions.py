@@ -1,0 +1,86 @@
+"""Web sessions presented to another tenant fail exactly like unknown ones, on every level.
+
+Each page of the web UI is called with the session cookie of acme's admin,
+on globex's base URL in both its path and host forms. Every reply must be
+the one a made-up cookie gets: a redirect to globex's login for a page, a
+rejection for a change. Nothing of acme may come back, and nothing of
+globex may change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from strongroom.interfaces.api.app import create_app
+from strongroom.interfaces.web.routing import WebRoute
+from strongroom.runtime import Runtime
+from tests.conftest import Cast, LiveServer
+from tests.web.helpers import SESSION_COOKIE, WebUser, sign_in
+
+FILLERS = {"path": "docs/plan.txt", "item_id": "", "user_id": "", "name": "app.js"}
+# Pages that anyone may open, signed in or not.
+PUBLIC = {"/login", "/static/{name}", "/branding.css", "/branding/logo"}
+
+
+@pytest.fixture
+def acme_admin(live_server: LiveServer, cast: Cast) -> Iterator[WebUser]:
+    user = sign_in(live_server.url, cast.acme_admin)
+    try:
+        yield user
+    finally:
+        user.client.close()
+
+
+def web_routes(runtime: Runtime) -> list[tuple[str, str]]:
+    routes = []
+    for route in create_app(runtime).routes:
+        if isinstance(route, WebRoute) and isinstance(route, APIRoute):
+            routes += [(method, route.path) for method in sorted(route.methods)]
+    return routes
+
+
+def fill(path: str, values: dict[str, str]) -> str:
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda match: values[match.group(1)], path)
+
+
+def test_foreign_session_cookie_fails_like_unknown(
+    acme_admin: WebUser, live_server: LiveServer, runtime: Runtime, cast: Cast
+) -> None:
+    acme_admin.upload("docs/plan.txt", b"acme's secret plan")
+    acme_admin.post("/delete/docs/plan.txt")
+    acme_item = re.search(r"/trash/([0-9a-f-]{36})/", acme_admin.get("/trash").text).group(1)
+    values = {**FILLERS, "item_id": acme_item, "user_id": str(cast.acme_member.user_id)}
+    forms = [("/t/globex", None), ("", "globex.strongroom.test")]
+
+    with httpx.Client(base_url=live_server.url, timeout=30) as intruder:
+        for method, path in web_routes(runtime):
+            if path in PUBLIC:
+                continue
+            for prefix, host in forms:
+                replies = []
+                for cookie in (acme_admin.cookie, "made-up-cookie-value"):
+                    headers = {"Cookie": f"{SESSION_COOKIE}={cookie}"}
+                    if host:
+                        headers["Host"] = host
+                    if method != "GET":
+                        headers["X-CSRF-Token"] = acme_admin.csrf
+                    reply = intruder.request(method, prefix + fill(path, values), headers=headers)
+                    replies.append(reply)
+                    assert "secret plan" not in reply.text
+                    assert cast.acme_admin.email not in reply.text
+                foreign, unknown = replies
+                where = f"{method} {path} on {host or prefix}"
+                assert foreign.status_code == unknown.status_code, where
+                assert foreign.headers.get("location") == unknown.headers.get("location"), where
+                assert foreign.status_code in (303, 403, 404), where
+
+
+def test_session_cookie_works_in_own_tenant(acme_admin: WebUser) -> None:
+    # The control of the test above: the same cookie opens acme's pages.
+    assert acme_admin.get("/files/").status_code == 200
+    assert acme_admin.get("/admin/users").status_code == 200
