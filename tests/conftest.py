@@ -26,6 +26,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ from strongroom.base.config import Settings, load_settings, normalise_database_u
 from strongroom.base.logging import configure_logging
 from strongroom.identity import passwords
 from strongroom.identity.tokens import create_token
-from strongroom.identity.users import create_user
+from strongroom.identity.users import create_user, get_user_by_email
 from strongroom.interfaces.api.app import create_app
 from strongroom.runtime import Runtime, build_runtime
 from strongroom.drive import models as drive_models  # noqa: F401 - registers tenant tables
@@ -63,6 +64,7 @@ configure_logging("json", "warning", cache_loggers=False)
 
 TEST_CHUNK_SIZE = 16 * 1024
 PASSWORD = "a long test password"
+DRIVE_OWNER_EMAIL = "drive.owner@example.test"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -248,6 +250,15 @@ def add_member(runtime: Runtime, tenant: TenantInfo, email: str, role: str) -> M
         user = create_user(session, email, PASSWORD, role=role)
         _row, secret = create_token(session, user, "test")
     return Member(tenant, email, role, user.id, secret)
+
+
+def drive_owner(runtime: Runtime, tenant: TenantInfo) -> uuid.UUID:
+    """Return the user whose drive tests fill through the drive's functions, created on first use."""
+    with runtime.stores.session(tenant, write=True) as session:
+        user = get_user_by_email(session, DRIVE_OWNER_EMAIL)
+        if user is None:
+            user = create_user(session, DRIVE_OWNER_EMAIL, PASSWORD)
+        return user.id
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from strongroom.runtime import Runtime, build_runtime
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.upgrades import tenant_head
 from strongroom.tenancy.usage import get_usage
+from tests.conftest import drive_owner
 from tests.services.strongroom import StrongroomProcess
 
 UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -89,18 +90,22 @@ def open_runtime(process: StrongroomProcess) -> Iterator[Runtime]:
 def upload(runtime: Runtime, slug: str, path: str, body: bytes) -> uuid.UUID:
     """Store a file through the same functions as the API and return its blob id."""
     tenant = runtime.catalog.get_tenant(slug)
+    owner = drive_owner(runtime, tenant)
     names = split_path(path)
-    pending = transfers.begin_upload(runtime, tenant, names, Preconditions(), len(body))
+    pending = transfers.begin_upload(runtime, tenant, owner, names, Preconditions(), len(body))
     pending.feed(body)
-    transfers.commit_upload(runtime, tenant, names, pending, None, Preconditions())
+    transfers.commit_upload(runtime, tenant, owner, names, pending, owner, Preconditions())
     with runtime.stores.session(tenant) as session:
-        _version, blob = files.current_content(session, files.access_node(session, names))
+        node = files.access_node(session, owner, names)
+        _version, blob = files.current_content(session, node)
     return blob.id
 
 
 def read_file(runtime: Runtime, slug: str, path: str) -> bytes:
     tenant = runtime.catalog.get_tenant(slug)
-    download = transfers.open_download(runtime, tenant, split_path(path))
+    download = transfers.open_download(
+        runtime, tenant, drive_owner(runtime, tenant), split_path(path)
+    )
     size = download.blob.size
     return b"".join(read_range(runtime.blobs, download.blob, download.tenant_key, 0, size - 1))
 
@@ -279,6 +284,19 @@ def test_user_create_reads_password_from_stdin(acme: StrongroomProcess) -> None:
             user = access_user_by_email(session, "bob@acme.test")
     assert user.role == "admin"
     assert verify_password(user.password_hash, "another long password")
+
+
+def test_user_create_makes_drive(acme: StrongroomProcess) -> None:
+    result = acme.cli("user", "create", "acme", "bob@acme.test", "--password-stdin", stdin=PASSWORD)
+
+    assert result.returncode == 0, result.stderr
+    with open_runtime(acme) as runtime:
+        tenant = runtime.catalog.get_tenant("acme")
+        with runtime.stores.session(tenant) as session:
+            user = access_user_by_email(session, "bob@acme.test")
+            root = files.get_root(session, user.id)
+    assert root is not None
+    assert root.owner_id == user.id
 
 
 def test_user_create_empty_stdin_is_rejected(acme: StrongroomProcess) -> None:
@@ -524,9 +542,10 @@ def test_check_repair_removes_rows_without_content(
 
     with open_runtime(process) as runtime:
         tenant = runtime.catalog.get_tenant("acme")
+        owner = drive_owner(runtime, tenant)
         with runtime.stores.session(tenant) as session:
-            assert files.get_node(session, split_path("lost.txt")) is None
-            assert files.get_node(session, split_path("kept.txt")) is not None
+            assert files.get_node(session, owner, split_path("lost.txt")) is None
+            assert files.get_node(session, owner, split_path("kept.txt")) is not None
             assert get_usage(session) == len(b"kept")
 
 
@@ -817,9 +836,10 @@ def make_folder_loop(process: StrongroomProcess) -> tuple[uuid.UUID, uuid.UUID]:
     """Folders a/b with a moved below b, as a race between two moves once could leave them."""
     with open_runtime(process) as runtime:
         tenant = runtime.catalog.get_tenant("acme")
+        owner = drive_owner(runtime, tenant)
         with runtime.stores.session(tenant, write=True) as session:
-            outer = files.make_folder(session, split_path("a"), None)
-            inner = files.make_folder(session, split_path("a/b"), None)
+            outer = files.make_folder(session, owner, split_path("a"), owner)
+            inner = files.make_folder(session, owner, split_path("a/b"), owner)
             outer.parent_id = inner.id
     return outer.id, inner.id
 

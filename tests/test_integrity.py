@@ -30,7 +30,7 @@ from strongroom.runtime import Runtime, build_runtime
 from strongroom.storage.crypto import HEADER_BYTES
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.lifecycle import provision_tenant
-from tests.conftest import TEST_CHUNK_SIZE
+from tests.conftest import TEST_CHUNK_SIZE, drive_owner
 
 # Files are written a moment before the check runs, so no grace period may hide them.
 NO_GRACE = 0.0
@@ -44,11 +44,13 @@ def acme(runtime: Runtime, isolation: str) -> TenantInfo:
 def upload(runtime: Runtime, tenant: TenantInfo, path: str, body: bytes) -> uuid.UUID:
     """Store a file through the same functions as the API and return its blob id."""
     names = split_path(path)
-    pending = transfers.begin_upload(runtime, tenant, names, Preconditions(), len(body))
+    owner = drive_owner(runtime, tenant)
+    pending = transfers.begin_upload(runtime, tenant, owner, names, Preconditions(), len(body))
     pending.feed(body)
-    transfers.commit_upload(runtime, tenant, names, pending, None, Preconditions())
+    transfers.commit_upload(runtime, tenant, owner, names, pending, owner, Preconditions())
     with runtime.stores.session(tenant) as session:
-        _version, blob = files.current_content(session, files.access_node(session, names))
+        node = files.access_node(session, owner, names)
+        _version, blob = files.current_content(session, node)
     return blob.id
 
 
@@ -71,16 +73,19 @@ def flip_byte(path: Path, offset: int) -> None:
 
 
 def read_file(runtime: Runtime, tenant: TenantInfo, path: str) -> bytes:
-    download = transfers.open_download(runtime, tenant, split_path(path))
+    download = transfers.open_download(
+        runtime, tenant, drive_owner(runtime, tenant), split_path(path)
+    )
     size = download.blob.size
     return b"".join(read_range(runtime.blobs, download.blob, download.tenant_key, 0, size - 1))
 
 
 def make_loop(runtime: Runtime, tenant: TenantInfo) -> tuple[uuid.UUID, uuid.UUID]:
     """Make folders a/b, then hang a below b, as a race between two moves once could."""
+    owner = drive_owner(runtime, tenant)
     with runtime.stores.session(tenant, write=True) as session:
-        outer = files.make_folder(session, split_path("a"), None)
-        inner = files.make_folder(session, split_path("a/b"), None)
+        outer = files.make_folder(session, owner, split_path("a"), owner)
+        inner = files.make_folder(session, owner, split_path("a/b"), owner)
         outer.parent_id = inner.id
     return outer.id, inner.id
 
@@ -147,7 +152,7 @@ def test_check_repair_restores_older_version(runtime: Runtime, acme: TenantInfo)
 
     assert read_file(runtime, acme, "report.txt") == b"first draft"
     with runtime.stores.session(acme) as session:
-        node = files.access_node(session, split_path("report.txt"))
+        node = files.access_node(session, drive_owner(runtime, acme), split_path("report.txt"))
         assert node.size == len(b"first draft")
         assert [version.number for version in files.list_versions(session, node)] == [1]
 
@@ -167,8 +172,9 @@ def test_check_repair_removes_unreadable_file(runtime: Runtime, acme: TenantInfo
 
     check_tenant(runtime, acme, repair=True, grace_seconds=NO_GRACE)
 
+    owner = drive_owner(runtime, acme)
     with runtime.stores.session(acme) as session:
-        assert files.get_node(session, split_path("report.txt")) is None
+        assert files.get_node(session, owner, split_path("report.txt")) is None
 
 
 def test_check_repair_leaves_clean_store(runtime: Runtime, acme: TenantInfo) -> None:
@@ -287,9 +293,10 @@ def test_check_repair_leaves_folder_loop_reported(runtime: Runtime, acme: Tenant
 
 
 def test_check_tenant_tree_has_no_loop(runtime: Runtime, acme: TenantInfo) -> None:
+    owner = drive_owner(runtime, acme)
     with runtime.stores.session(acme, write=True) as session:
-        files.make_folder(session, split_path("a/b/c"), None)
-        files.make_folder(session, split_path("a/d"), None)
+        files.make_folder(session, owner, split_path("a/b/c"), owner)
+        files.make_folder(session, owner, split_path("a/d"), owner)
 
     report = check_tenant(runtime, acme, repair=False, grace_seconds=NO_GRACE)
 

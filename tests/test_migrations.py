@@ -4,16 +4,20 @@ migrated. The migrations build exactly the tables the models describe."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, inspect, text
+from sqlalchemy.engine import Connection
 
 from strongroom.base.config import Settings, load_settings, normalise_database_url
 from strongroom.base.errors import SchemaOutOfDate
@@ -191,3 +195,273 @@ def test_migrations_create_only_model_tables(engine: Engine) -> None:
     tables = set(inspect(engine).get_table_names()) - VERSION_TABLES
 
     assert tables == set(CatalogBase.metadata.tables) | set(TenantBase.metadata.tables)
+
+
+# Upgrading a store that has rows -------------------------------------------------------
+
+USERS = sa.table(
+    "users",
+    sa.column("tenant_id", sa.Uuid()),
+    sa.column("id", sa.Uuid()),
+    sa.column("email", sa.String()),
+    sa.column("display_name", sa.String()),
+    sa.column("role", sa.String()),
+    sa.column("status", sa.String()),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+)
+NODES = sa.table(
+    "nodes",
+    sa.column("tenant_id", sa.Uuid()),
+    sa.column("id", sa.Uuid()),
+    sa.column("parent_id", sa.Uuid()),
+    sa.column("name", sa.String()),
+    sa.column("kind", sa.String()),
+    sa.column("current_version_id", sa.Uuid()),
+    sa.column("version", sa.Integer()),
+    sa.column("size", sa.BigInteger()),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+    sa.column("modified_at", sa.DateTime(timezone=True)),
+)
+BLOBS = sa.table(
+    "blobs",
+    sa.column("tenant_id", sa.Uuid()),
+    sa.column("id", sa.Uuid()),
+    sa.column("size", sa.BigInteger()),
+    sa.column("stored_size", sa.BigInteger()),
+    sa.column("chunk_size", sa.Integer()),
+    sa.column("key_version", sa.Integer()),
+    sa.column("wrapped_key", sa.LargeBinary()),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+)
+VERSIONS = sa.table(
+    "versions",
+    sa.column("tenant_id", sa.Uuid()),
+    sa.column("id", sa.Uuid()),
+    sa.column("node_id", sa.Uuid()),
+    sa.column("number", sa.Integer()),
+    sa.column("blob_id", sa.Uuid()),
+    sa.column("size", sa.BigInteger()),
+    sa.column("sha256", sa.String()),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+)
+OWNER_COLUMN = sa.column("owner_id", sa.Uuid())
+# The roots of drives, as the revision that gave each user a drive stores them.
+DRIVE_ROOTS = sa.table(
+    "nodes",
+    sa.column("tenant_id", sa.Uuid()),
+    sa.column("id", sa.Uuid()),
+    sa.column("owner_id", sa.Uuid()),
+    sa.column("name", sa.String()),
+    sa.column("kind", sa.String()),
+    sa.column("version", sa.Integer()),
+    sa.column("size", sa.BigInteger()),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+    sa.column("modified_at", sa.DateTime(timezone=True)),
+)
+START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def migrate_to(engine: Engine, tenant_revision: str) -> None:
+    with migrations.migration_transaction(engine) as connection:
+        command.upgrade(migrations.alembic_config("catalog", connection), "head")
+        command.upgrade(migrations.alembic_config("tenant", connection), tenant_revision)
+
+
+def add_user(connection: Connection, tenant: uuid.UUID, role: str, minutes: int) -> uuid.UUID:
+    user_id = uuid.uuid4()
+    connection.execute(
+        USERS.insert().values(
+            tenant_id=tenant,
+            id=user_id,
+            email=f"{role}-{minutes}@example.test",
+            display_name="",
+            role=role,
+            status="active",
+            created_at=START + dt.timedelta(minutes=minutes),
+        )
+    )
+    return user_id
+
+
+def add_node(
+    connection: Connection, tenant: uuid.UUID, parent: uuid.UUID | None, name: str, kind: str
+) -> uuid.UUID:
+    node_id = uuid.uuid4()
+    connection.execute(
+        NODES.insert().values(
+            tenant_id=tenant,
+            id=node_id,
+            parent_id=parent,
+            name=name,
+            kind=kind,
+            current_version_id=None,
+            version=0,
+            size=0,
+            created_at=START,
+            modified_at=START,
+        )
+    )
+    return node_id
+
+
+def add_file(connection: Connection, tenant: uuid.UUID, parent: uuid.UUID, name: str) -> uuid.UUID:
+    """Add a file with one version and its blob row, so that versions refer to the node."""
+    node_id = add_node(connection, tenant, parent, name, "file")
+    blob_id, version_id = uuid.uuid4(), uuid.uuid4()
+    connection.execute(
+        BLOBS.insert().values(
+            tenant_id=tenant,
+            id=blob_id,
+            size=4,
+            stored_size=60,
+            chunk_size=1024,
+            key_version=1,
+            wrapped_key=b"k" * 40,
+            created_at=START,
+        )
+    )
+    connection.execute(
+        VERSIONS.insert().values(
+            tenant_id=tenant,
+            id=version_id,
+            node_id=node_id,
+            number=1,
+            blob_id=blob_id,
+            size=4,
+            sha256="0" * 64,
+            created_at=START,
+        )
+    )
+    connection.execute(
+        NODES.update()
+        .where(NODES.c.tenant_id == tenant, NODES.c.id == node_id)
+        .values(current_version_id=version_id, version=1, size=4)
+    )
+    return node_id
+
+
+def owners(engine: Engine) -> dict[uuid.UUID, uuid.UUID]:
+    with engine.connect() as connection:
+        query = sa.select(NODES.c.id, OWNER_COLUMN).select_from(NODES)
+        return dict(connection.execute(query).all())
+
+
+def test_upgrade_gives_nodes_to_oldest_admin(engine: Engine) -> None:
+    migrate_to(engine, "0002")
+    tenant = uuid.uuid4()
+    with engine.begin() as connection:
+        add_user(connection, tenant, "member", minutes=0)
+        oldest_admin = add_user(connection, tenant, "admin", minutes=1)
+        add_user(connection, tenant, "admin", minutes=2)
+        root = add_node(connection, tenant, None, "", "folder")
+        docs = add_node(connection, tenant, root, "docs", "folder")
+        plan = add_file(connection, tenant, docs, "plan.txt")
+
+    migrations.upgrade(engine)
+
+    assert owners(engine) == {root: oldest_admin, docs: oldest_admin, plan: oldest_admin}
+    with engine.connect() as connection:
+        assert connection.scalar(sa.select(sa.func.count()).select_from(VERSIONS)) == 1
+
+
+def test_upgrade_without_admin_picks_oldest_user(engine: Engine) -> None:
+    migrate_to(engine, "0002")
+    tenant = uuid.uuid4()
+    with engine.begin() as connection:
+        add_user(connection, tenant, "member", minutes=5)
+        oldest = add_user(connection, tenant, "member", minutes=3)
+        root = add_node(connection, tenant, None, "", "folder")
+
+    migrations.upgrade(engine)
+
+    assert owners(engine) == {root: oldest}
+
+
+def test_upgrade_keeps_tenants_apart(engine: Engine) -> None:
+    migrate_to(engine, "0002")
+    first, second = uuid.uuid4(), uuid.uuid4()
+    with engine.begin() as connection:
+        # The other tenant's admin is older, and must not own this tenant's files.
+        second_admin = add_user(connection, second, "admin", minutes=0)
+        first_admin = add_user(connection, first, "admin", minutes=1)
+        first_root = add_node(connection, first, None, "", "folder")
+        second_root = add_node(connection, second, None, "", "folder")
+
+    migrations.upgrade(engine)
+
+    assert owners(engine) == {first_root: first_admin, second_root: second_admin}
+
+
+def test_upgrade_deletes_empty_root_without_users(engine: Engine) -> None:
+    migrate_to(engine, "0002")
+    with engine.begin() as connection:
+        add_node(connection, uuid.uuid4(), None, "", "folder")
+
+    migrations.upgrade(engine)
+
+    assert owners(engine) == {}
+
+
+def test_upgrade_files_without_users_fails(engine: Engine) -> None:
+    migrate_to(engine, "0002")
+    tenant = uuid.uuid4()
+    with engine.begin() as connection:
+        root = add_node(connection, tenant, None, "", "folder")
+        add_file(connection, tenant, root, "plan.txt")
+
+    with pytest.raises(RuntimeError) as raised:
+        migrations.upgrade(engine)
+
+    assert str(tenant) in str(raised.value)
+    assert "strongroom user create" in str(raised.value)
+    assert migrations.store_revisions(engine)[1].current == "0002"
+
+
+def downgrade_to(engine: Engine, tenant_revision: str) -> None:
+    with migrations.migration_transaction(engine) as connection:
+        command.downgrade(migrations.alembic_config("tenant", connection), tenant_revision)
+
+
+def test_downgrade_keeps_the_one_drive(engine: Engine) -> None:
+    migrate_to(engine, "0002")
+    tenant = uuid.uuid4()
+    with engine.begin() as connection:
+        add_user(connection, tenant, "admin", minutes=0)
+        root = add_node(connection, tenant, None, "", "folder")
+        plan = add_file(connection, tenant, root, "plan.txt")
+    migrations.upgrade(engine)
+
+    downgrade_to(engine, "0002")
+
+    with engine.connect() as connection:
+        nodes = set(connection.scalars(sa.select(NODES.c.id)))
+        assert connection.scalar(sa.select(sa.func.count()).select_from(VERSIONS)) == 1
+    assert nodes == {root, plan}
+    assert migrations.store_revisions(engine)[1].current == "0002"
+
+
+def test_downgrade_two_drives_fails(engine: Engine) -> None:
+    migrations.upgrade(engine)
+    tenant = uuid.uuid4()
+    with engine.begin() as connection:
+        for minutes in (0, 1):
+            owner = add_user(connection, tenant, "member", minutes)
+            connection.execute(
+                DRIVE_ROOTS.insert().values(
+                    tenant_id=tenant,
+                    id=uuid.uuid4(),
+                    owner_id=owner,
+                    name="",
+                    kind="folder",
+                    version=0,
+                    size=0,
+                    created_at=START,
+                    modified_at=START,
+                )
+            )
+
+    with pytest.raises(RuntimeError) as raised:
+        downgrade_to(engine, "0002")
+
+    assert "more than one drive" in str(raised.value)
+    assert str(tenant) in str(raised.value)

@@ -15,7 +15,6 @@ from sqlalchemy import Engine
 
 from strongroom.base.config import Settings
 from strongroom.base.logging import get_logger
-from strongroom.drive.files import create_root
 from strongroom.identity.tokens import TokenCache
 from strongroom.storage.blobs import BlobStore, open_blob_store
 from strongroom.storage.db import make_engine
@@ -97,7 +96,7 @@ def open_catalog(
     catalog = Catalog(engine, keyring, cache_seconds=settings.tenant_cache_seconds)
     stores = TenantStores(
         engine,
-        initializers=[start_usage, open_store, create_root],
+        initializers=[start_usage, open_store],
         server_urls=lambda name: get_server(catalog, name).url,
         data_dir=settings.data_dir.resolve(),
         open_databases=settings.open_tenant_databases,

@@ -183,8 +183,9 @@ def build_estate(client: httpx.Client, admin: Member, member: Member) -> Estate:
     for someone in (admin, member):
         estate.token_ids += [t["id"] for t in call(client, someone, "GET", "tokens")["items"]]
         estate.user_ids.append(call(client, someone, "GET", "me")["id"])
-    for path in estate.files:
-        listing = call(client, admin, "GET", f"versions/{path}")
+    # Each file is in the drive of the user who uploaded it.
+    for owner, path in ((member, "docs/plan.txt"), (admin, "docs/budget.bin")):
+        listing = call(client, owner, "GET", f"versions/{path}")
         estate.version_ids += [version["id"] for version in listing["items"]]
     return estate
 
@@ -200,37 +201,35 @@ def globex(client: httpx.Client, cast: Cast) -> Estate:
 
 
 def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
-    """Read everything the tenant's users can see, contents included, to compare later."""
-    admin = estate.admin
+    """Read everything the tenant's users can see in their drives, contents included, to compare later."""
+    drives = {}
+    tokens = {}
+    for someone in (estate.admin, estate.member):
+        drives[someone.email] = drive_snapshot(client, someone)
+        for token in call(client, someone, "GET", "tokens")["items"]:
+            token.pop("last_used")  # every request of the snapshot itself moves it
+            tokens[token["id"]] = token
+    return {"drives": drives, "tokens": tokens, "usage": call(client, estate.admin, "GET", "usage")}
+
+
+def drive_snapshot(client: httpx.Client, owner: Member) -> dict[str, Any]:
     tree: dict[str, dict] = {}
     contents: dict[str, bytes] = {}
     versions: dict[str, list] = {}
     folders = [""]
     while folders:
-        listing = call(client, admin, "GET", f"folders/{folders.pop()}")
+        listing = call(client, owner, "GET", f"folders/{folders.pop()}")
         for item in listing["items"]:
             tree[item["path"]] = item
             if item["type"] == "folder":
                 folders.append(item["path"])
                 continue
             contents[item["path"]] = client.get(
-                admin.url(f"files/{item['path']}"), headers=admin.headers
+                owner.url(f"files/{item['path']}"), headers=owner.headers
             ).content
-            versions[item["path"]] = call(client, admin, "GET", f"versions/{item['path']}")["items"]
-
-    tokens = {}
-    for someone in (estate.admin, estate.member):
-        for token in call(client, someone, "GET", "tokens")["items"]:
-            token.pop("last_used")  # every request of the snapshot itself moves it
-            tokens[token["id"]] = token
-    return {
-        "tree": tree,
-        "contents": contents,
-        "versions": versions,
-        "trash": call(client, admin, "GET", "trash")["items"],
-        "tokens": tokens,
-        "usage": call(client, admin, "GET", "usage"),
-    }
+            versions[item["path"]] = call(client, owner, "GET", f"versions/{item['path']}")["items"]
+    trash = call(client, owner, "GET", "trash")["items"]
+    return {"tree": tree, "contents": contents, "versions": versions, "trash": trash}
 
 
 # Requests ------------------------------------------------------------------------------
@@ -560,8 +559,11 @@ def test_resumed_tenant_keeps_every_byte(
     runtime.catalog.set_status("acme", "active")
 
     after = snapshot(client, acme)
+    contents = {
+        path: body for drive in after["drives"].values() for path, body in drive["contents"].items()
+    }
     for path, body in acme.files.items():
-        assert after["contents"][path] == body, path
+        assert contents[path] == body, path
     assert after == before
 
 

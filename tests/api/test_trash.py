@@ -381,20 +381,40 @@ def test_purge_bad_id_is_404_problem(client: httpx.Client, cast: Cast, item_id: 
     assert item_id in response.json()["detail"]
 
 
-def test_member_cannot_purge_others_deletion(client: httpx.Client, cast: Cast) -> None:
+def test_trash_of_other_user_not_listed(client: httpx.Client, cast: Cast) -> None:
     admin, member = cast.acme_admin, cast.acme_member
     put_file(client, admin, "admins.txt", b"kept")
+
     client.delete(admin.url("files/admins.txt"), headers=admin.headers)
-    item = client.get(member.url("trash"), headers=member.headers).json()["items"][0]
 
-    response = client.delete(member.url(f"trash/{item['id']}"), headers=member.headers)
-
-    assert response.status_code == 403
-    assert "only a tenant admin" in response.json()["detail"]
-    assert len(client.get(admin.url("trash"), headers=admin.headers).json()["items"]) == 1
+    assert trash_items(client, member) == []
+    assert [item["name"] for item in trash_items(client, admin)] == ["admins.txt"]
 
 
-def test_member_empties_only_own_deletions(client: httpx.Client, cast: Cast) -> None:
+def test_purge_other_users_item_is_404(client: httpx.Client, cast: Cast) -> None:
+    admin, member = cast.acme_admin, cast.acme_member
+    created = put_file(client, member, "members.txt", b"member")
+    client.delete(member.url("files/members.txt"), headers=member.headers)
+
+    response = client.delete(admin.url(f"trash/{created['id']}"), headers=admin.headers)
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [item["id"] for item in trash_items(client, member)] == [created["id"]]
+
+
+def test_restore_other_users_item_is_404(client: httpx.Client, cast: Cast) -> None:
+    admin, member = cast.acme_admin, cast.acme_member
+    created = put_file(client, admin, "admins.txt", b"admin")
+    client.delete(admin.url("files/admins.txt"), headers=admin.headers)
+
+    response = client.post(member.url(f"trash/{created['id']}/restore"), headers=member.headers)
+
+    assert response.status_code == 404
+    assert [item["id"] for item in trash_items(client, admin)] == [created["id"]]
+
+
+def test_empty_trash_leaves_other_users(client: httpx.Client, cast: Cast) -> None:
     admin, member = cast.acme_admin, cast.acme_member
     put_file(client, admin, "admins.txt", b"admin")
     put_file(client, member, "members.txt", b"member")
@@ -404,18 +424,6 @@ def test_member_empties_only_own_deletions(client: httpx.Client, cast: Cast) -> 
     response = client.delete(member.url("trash"), headers=member.headers)
 
     assert response.status_code == 200
-    assert response.json()["items_removed"] == 1
-    remaining = client.get(admin.url("trash"), headers=admin.headers).json()["items"]
-    assert [item["name"] for item in remaining] == ["admins.txt"]
-
-
-def test_admin_purges_members_deletion(client: httpx.Client, cast: Cast) -> None:
-    admin, member = cast.acme_admin, cast.acme_member
-    put_file(client, member, "members.txt", b"member")
-    client.delete(member.url("files/members.txt"), headers=member.headers)
-    item = client.get(admin.url("trash"), headers=admin.headers).json()["items"][0]
-
-    response = client.delete(admin.url(f"trash/{item['id']}"), headers=admin.headers)
-
-    assert response.status_code == 200
-    assert client.get(admin.url("trash"), headers=admin.headers).json()["items"] == []
+    assert response.json() == {"items_removed": 1, "bytes_freed": len(b"member")}
+    assert trash_items(client, member) == []
+    assert [item["name"] for item in trash_items(client, admin)] == ["admins.txt"]

@@ -65,21 +65,21 @@ class Stored:
 def store(client: httpx.Client, runtime: Runtime, member: Member, path: str, body: bytes) -> Stored:
     response = client.put(member.url(f"files/{path}"), content=body, headers=member.headers)
     assert response.status_code in (200, 201), response.text
-    blob = blob_row(runtime, member.tenant, path)
+    blob = blob_row(runtime, member, path)
     blob_file = runtime.settings.resolved_blob_dir / blob_key(member.tenant.id, blob.id)
     return Stored(member, path, body, blob.id, blob_file)
 
 
-def blob_row(runtime: Runtime, tenant: TenantInfo, path: str) -> BlobRow:
-    with runtime.stores.session(tenant) as session:
-        node = files.access_node(session, split_path(path))
+def blob_row(runtime: Runtime, member: Member, path: str) -> BlobRow:
+    with runtime.stores.session(member.tenant) as session:
+        node = files.access_node(session, member.user_id, split_path(path))
         _version, blob = files.current_content(session, node)
     return blob
 
 
 def read_directly(runtime: Runtime, stored: Stored) -> bytes:
     """All plaintext of the file through `read_range`, below the API."""
-    blob = blob_row(runtime, stored.tenant, stored.path)
+    blob = blob_row(runtime, stored.member, stored.path)
     tenant_key = runtime.keyring.version(stored.tenant.id, blob.key_version)
     return b"".join(read_range(runtime.blobs, blob, tenant_key, 0, blob.size - 1))
 
@@ -327,7 +327,7 @@ def pair(client: httpx.Client, runtime: Runtime, cast: Cast) -> tuple[Stored, St
 
 def copy_wrapped_key(runtime: Runtime, source: Stored, target: Stored) -> None:
     """Write the source blob row's wrapped key into the target's row, by hand: this is damage."""
-    wrapped = blob_row(runtime, source.tenant, source.path).wrapped_key
+    wrapped = blob_row(runtime, source.member, source.path).wrapped_key
     with runtime.stores.session(target.tenant, write=True) as session:
         row = session.scalars(select(BlobRow).where(BlobRow.id == target.blob_id)).one()
         row.wrapped_key = wrapped
@@ -510,7 +510,7 @@ def test_rotation_keeps_replaced_version_readable(
     runtime: Runtime, cast: Cast, rotation: Rotation
 ) -> None:
     with runtime.stores.session(cast.acme) as session:
-        node = files.access_node(session, split_path("old/a.bin"))
+        node = files.access_node(session, cast.acme_member.user_id, split_path("old/a.bin"))
         first = files.list_versions(session, node)[0]
         blob = session.scalars(select(BlobRow).where(BlobRow.id == first.blob_id)).one()
     tenant_key = runtime.keyring.version(cast.acme.id, blob.key_version)
@@ -529,7 +529,7 @@ def test_upload_after_rotation_uses_new_version(
 
     fetched = download(client, new)
 
-    assert blob_row(runtime, cast.acme, "new.bin").key_version == rotation.version
+    assert blob_row(runtime, cast.acme_member, "new.bin").key_version == rotation.version
     assert fetched.received == new.body
 
 
@@ -580,7 +580,9 @@ def test_wrong_master_key_read_names_key(
     runtime: Runtime, stored: Stored, wrong_key_runtime: Runtime
 ) -> None:
     with pytest.raises(IntegrityError) as raised:
-        transfers.open_download(wrong_key_runtime, stored.tenant, split_path(stored.path))
+        transfers.open_download(
+            wrong_key_runtime, stored.tenant, stored.member.user_id, split_path(stored.path)
+        )
 
     assert "master key" in raised.value.detail
     assert "STRONGROOM_MASTER_KEY" in raised.value.detail

@@ -21,6 +21,7 @@ from strongroom.runtime import Runtime
 from strongroom.storage.db import CatalogBase, TenantBase
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING
+from tests.conftest import drive_owner
 
 # Raised by PostgreSQL when a row-security policy rejects a row.
 INSUFFICIENT_PRIVILEGE = "42501"
@@ -29,11 +30,12 @@ INVALID_TEXT_REPRESENTATION = "22P02"
 
 
 def store_file(runtime: Runtime, tenant: TenantInfo, path: str, data: bytes) -> None:
-    """Upload a file through the drive's own upload steps."""
+    """Upload a file through the drive's own upload steps, into the drive of the tests' owner."""
     names = split_path(path)
-    upload = transfers.begin_upload(runtime, tenant, names, Preconditions(), len(data))
+    owner = drive_owner(runtime, tenant)
+    upload = transfers.begin_upload(runtime, tenant, owner, names, Preconditions(), len(data))
     upload.feed(data)
-    transfers.commit_upload(runtime, tenant, names, upload, None, Preconditions())
+    transfers.commit_upload(runtime, tenant, owner, names, upload, owner, Preconditions())
 
 
 def tenant_tables(connection: Connection) -> list[str]:

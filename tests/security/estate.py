@@ -126,13 +126,12 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
     estate.paths = ["", docs, plan, budget, archive, old, gone, inner]
     estate.live_files = [plan, budget, ledger]
     estate.node_ids = [folders[""], folders[docs], stored["plan 2"]["id"], stored["budget"]["id"]]
-    estate.node_ids += [call(client, admin, "GET", f"folders/{archive}")["id"]]
+    estate.node_ids += [call(client, member, "GET", f"folders/{archive}")["id"]]
     estate.node_ids += [trashed_file["id"], trashed_folder["id"], stored["inner"]["id"]]
     estate.trash_ids = [trashed_file["id"], trashed_folder["id"]]
-    for path in (plan, budget):
-        estate.version_ids += [
-            v["id"] for v in call(client, admin, "GET", f"versions/{path}")["items"]
-        ]
+    # Each file is in the drive of the user who uploaded it.
+    for who, path in ((member, plan), (admin, budget)):
+        estate.version_ids += [v["id"] for v in call(client, who, "GET", f"versions/{path}")["items"]]
     ledger_versions = call(client, admin, "GET", f"versions/{ledger}")["items"]
     estate.hidden_ids = [
         folders[vault],
@@ -156,30 +155,30 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
 
 def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
     """Read, through the tenant's own tokens, everything an attack could change."""
-    admin = estate.admin
+    drives = {}
+    tokens = {}
+    for someone in (estate.admin, estate.member):
+        drives[someone.email] = drive_snapshot(client, someone, estate.live_files)
+        for token in call(client, someone, "GET", "tokens")["items"]:
+            token.pop("last_used")  # the snapshot's own requests move it
+            tokens[token["id"]] = token
+    return {"drives": drives, "tokens": tokens, "usage": call(client, estate.admin, "GET", "usage")}
+
+
+def drive_snapshot(client: httpx.Client, owner: Member, live_files: list[str]) -> dict[str, Any]:
+    """Read the folders and trash of one user's drive, and the files of `live_files` it holds."""
     tree: dict[str, list] = {}
     folders = [""]
     while folders:
         path = folders.pop()
-        tree[path] = call(client, admin, "GET", f"folders/{path}")["items"]
+        tree[path] = call(client, owner, "GET", f"folders/{path}")["items"]
         folders += [item["path"] for item in tree[path] if item["type"] == "folder"]
+    held = {item["path"] for items in tree.values() for item in items}
 
     contents = {}
     versions = {}
-    for path in estate.live_files:
-        contents[path] = client.get(admin.url(f"files/{path}"), headers=admin.headers).content
-        versions[path] = call(client, admin, "GET", f"versions/{path}")["items"]
-
-    tokens = {}
-    for someone in (estate.admin, estate.member):
-        for token in call(client, someone, "GET", "tokens")["items"]:
-            token.pop("last_used")  # the snapshot's own requests move it
-            tokens[token["id"]] = token
-    return {
-        "tree": tree,
-        "contents": contents,
-        "versions": versions,
-        "trash": call(client, admin, "GET", "trash")["items"],
-        "tokens": tokens,
-        "usage": call(client, admin, "GET", "usage"),
-    }
+    for path in [path for path in live_files if path in held]:
+        contents[path] = client.get(owner.url(f"files/{path}"), headers=owner.headers).content
+        versions[path] = call(client, owner, "GET", f"versions/{path}")["items"]
+    trash = call(client, owner, "GET", "trash")["items"]
+    return {"tree": tree, "contents": contents, "versions": versions, "trash": trash}

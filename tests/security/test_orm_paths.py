@@ -51,7 +51,7 @@ from sqlalchemy.orm import (
 )
 
 from strongroom.base.errors import MissingTenantContext
-from strongroom.drive.files import get_root, make_folder
+from strongroom.drive.files import ensure_root, make_folder
 from strongroom.drive.models import FOLDER, NodeRow
 from strongroom.runtime import Runtime
 from strongroom.storage.db import TenantBase, TenantScoped
@@ -223,14 +223,25 @@ def twin_folders(runtime: Runtime, cast: Cast) -> uuid.UUID:
     tenant copied from another place, or a restored backup, can still hold the
     same id as another tenant, which the primary key (tenant_id, id) allows.
     """
+    acme_owner, globex_owner = cast.acme_admin.user_id, cast.globex_admin.user_id
     with runtime.stores.session(cast.acme, write=True) as session:
-        folder = make_folder(session, ("shared-id",), None)
-        make_folder(session, ("shared-id", "acme-child"), None)
+        folder = make_folder(session, acme_owner, ("shared-id",), acme_owner)
+        make_folder(session, acme_owner, ("shared-id", "acme-child"), acme_owner)
     with runtime.stores.session(cast.globex, write=True) as session:
-        root = get_root(session)
-        session.add(NodeRow(id=folder.id, parent_id=root.id, name="twin", kind=FOLDER))
+        root = ensure_root(session, globex_owner)
         session.add(
-            NodeRow(id=uuid.uuid4(), parent_id=folder.id, name="globex-secret", kind=FOLDER)
+            NodeRow(
+                id=folder.id, owner_id=globex_owner, parent_id=root.id, name="twin", kind=FOLDER
+            )
+        )
+        session.add(
+            NodeRow(
+                id=uuid.uuid4(),
+                owner_id=globex_owner,
+                parent_id=folder.id,
+                name="globex-secret",
+                kind=FOLDER,
+            )
         )
     return folder.id
 
@@ -297,8 +308,9 @@ def test_update_returning_other_ids_is_empty(runtime: Runtime, stocked: Cast) ->
 
 def globex_folder(runtime: Runtime, cast: Cast) -> NodeRow:
     """A folder of globex, loaded in a globex session and detached from it."""
+    owner = cast.globex_admin.user_id
     with runtime.stores.session(cast.globex, write=True) as session:
-        return make_folder(session, ("globex-plans",), None)
+        return make_folder(session, owner, ("globex-plans",), owner)
 
 
 def test_merge_other_tenant_row_raises(runtime: Runtime, cast: Cast) -> None:
@@ -307,6 +319,7 @@ def test_merge_other_tenant_row_raises(runtime: Runtime, cast: Cast) -> None:
     copy = NodeRow(
         tenant_id=cast.globex.id,
         id=stranger.id,
+        owner_id=stranger.owner_id,
         parent_id=stranger.parent_id,
         name="taken",
         kind=FOLDER,

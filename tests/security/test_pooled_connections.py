@@ -25,7 +25,7 @@ from strongroom.runtime import Runtime
 from strongroom.storage.db import TenantBase, TenantSession, make_engine
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.isolation import TenantStores
-from tests.conftest import Cast
+from tests.conftest import Cast, drive_owner
 from tests.security.conftest import ROUND_SETTINGS
 from tests.security.tally import Tally
 
@@ -47,8 +47,9 @@ def one_connection(runtime: Runtime) -> Iterator[Engine]:
         engine.dispose()
 
 
-def folder_names(session: TenantSession) -> set[str]:
-    return {node.name for node in list_children(session, get_root(session))}
+def folder_names(session: TenantSession, owner: uuid.UUID) -> set[str]:
+    root = get_root(session, owner)
+    return set() if root is None else {node.name for node in list_children(session, root)}
 
 
 def tenants_seen(session: TenantSession) -> set[uuid.UUID]:
@@ -58,25 +59,27 @@ def tenants_seen(session: TenantSession) -> set[uuid.UUID]:
     return seen
 
 
-def run_action(stores: TenantStores, tenant: TenantInfo, action: str, model: set[str]) -> None:
-    """Do one session's work for the tenant and record in the model the folders that stay."""
+def run_action(
+    stores: TenantStores, tenant: TenantInfo, owner: uuid.UUID, action: str, model: set[str]
+) -> None:
+    """Do one session's work in the owner's drive and record in the model the folders that stay."""
     kept, lost = f"kept-{uuid.uuid4().hex[:8]}", f"lost-{uuid.uuid4().hex[:8]}"
     if action == "read":
         with stores.session(tenant) as session:
-            folder_names(session)
+            folder_names(session, owner)
     elif action == "write":
         with stores.session(tenant, write=True) as session:
-            make_folder(session, (kept,), None)
+            make_folder(session, owner, (kept,), owner)
         model.add(kept)
     elif action == "fail after write":
         with pytest.raises(Injected), stores.session(tenant, write=True) as session:
-            make_folder(session, (lost,), None)
+            make_folder(session, owner, (lost,), owner)
             raise Injected
     elif action == "fail in savepoint":
         with stores.session(tenant, write=True) as session:
-            make_folder(session, (kept,), None)
+            make_folder(session, owner, (kept,), owner)
             with pytest.raises(Injected), session.begin_nested():
-                make_folder(session, (lost,), None)
+                make_folder(session, owner, (lost,), owner)
                 raise Injected
         model.add(kept)
     else:
@@ -99,6 +102,7 @@ def run_action(stores: TenantStores, tenant: TenantInfo, action: str, model: set
 )
 def test_pooled_connection_keeps_tenants_apart(
     steps: list[tuple[str, str]],
+    runtime: Runtime,
     one_connection: Engine,
     stocked: Cast,
     tally: Tally,
@@ -107,10 +111,11 @@ def test_pooled_connection_keeps_tenants_apart(
     on_postgres = one_connection.dialect.name == "postgresql"
     stores = TenantStores(one_connection)
     tenants = {"acme": stocked.acme, "globex": stocked.globex}
+    owners = {slug: drive_owner(runtime, tenant) for slug, tenant in tenants.items()}
     model = {}
     for slug, tenant in tenants.items():
         with stores.session(tenant) as session:
-            model[slug] = folder_names(session)
+            model[slug] = folder_names(session, owners[slug])
     problems = []
     backends: set[int] = set()
 
@@ -118,11 +123,11 @@ def test_pooled_connection_keeps_tenants_apart(
         if action == "core read" and not on_postgres:
             continue  # on SQLite, Core statements filter by hand; nothing backs them up
         tally.attempt(FAMILY, where)
-        run_action(stores, tenants[slug], action, model[slug])
+        run_action(stores, tenants[slug], owners[slug], action, model[slug])
         for other, tenant in tenants.items():
             with stores.session(tenant) as session:
                 seen = tenants_seen(session)
-                names = folder_names(session)
+                names = folder_names(session, owners[other])
                 raw = set()
                 if on_postgres:
                     unfiltered = text("SELECT DISTINCT tenant_id FROM nodes")

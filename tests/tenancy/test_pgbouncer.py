@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, func, make_url, select, text
 from sqlalchemy.pool import NullPool
 
 from strongroom.base.config import load_settings
+from strongroom.drive.files import ensure_root
 from strongroom.drive.models import NodeRow
 from strongroom.identity.models import UserRow
 from strongroom.runtime import Runtime, build_runtime
@@ -138,6 +139,9 @@ def test_pgbouncer_search_path_ends_with_transaction(
 
 def test_pgbouncer_node_ids_stay_apart(bounced: Runtime, bounced_cast: Cast) -> None:
     roots = {}
+    for member in (bounced_cast.acme_member, bounced_cast.globex_member):
+        with bounced.stores.session(member.tenant, write=True) as session:
+            ensure_root(session, member.user_id)
     for tenant in (bounced_cast.acme, bounced_cast.globex):
         with bounced.stores.session(tenant) as session:
             roots[tenant.slug] = set(session.scalars(select(NodeRow.tenant_id)))

@@ -45,7 +45,7 @@ from strongroom.tenancy.context import (
     start_thread_with_context,
 )
 from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING, TenantStores
-from tests.conftest import Cast
+from tests.conftest import Cast, drive_owner
 
 ONLY_POSTGRES = pytest.mark.parametrize("level", ["postgres-shared"], indirect=True)
 
@@ -54,9 +54,10 @@ SCOPED = {"tenant_scoped": True}
 
 def store_file(runtime: Runtime, tenant: TenantInfo, path: str, data: bytes) -> None:
     names = split_path(path)
-    upload = transfers.begin_upload(runtime, tenant, names, Preconditions(), len(data))
+    owner = drive_owner(runtime, tenant)
+    upload = transfers.begin_upload(runtime, tenant, owner, names, Preconditions(), len(data))
     upload.feed(data)
-    transfers.commit_upload(runtime, tenant, names, upload, None, Preconditions())
+    transfers.commit_upload(runtime, tenant, owner, names, upload, owner, Preconditions())
 
 
 @pytest.fixture

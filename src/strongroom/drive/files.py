@@ -1,8 +1,11 @@
-"""The folder tree of a tenant: look-ups, folders, new versions, moves and the trash.
+"""The drives of a tenant's users: look-ups, folders, new versions, moves and the trash.
 
-Every function takes a `TenantSession`, already bound to the tenant, and
-changes nothing outside the session's transaction; the caller commits. Paths
-arrive as tuples of names checked by `strongroom.drive.paths`.
+Each user has a drive: a folder tree whose nodes carry the user's id as
+`owner_id`, with a root folder created on first use. Every function takes a
+`TenantSession`, already bound to the tenant, and the drive's owner
+explicitly, and changes nothing outside the session's transaction; the caller
+commits. `user_id` is the user who acts, recorded as creator or deleter.
+Paths arrive as tuples of names checked by `strongroom.drive.paths`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 
 from strongroom.base.errors import (
     AlreadyExists,
@@ -46,20 +50,41 @@ def etag_of(node: NodeRow) -> str | None:
 # Look-ups -----------------------------------------------------------------------------
 
 
-def create_root(session: TenantSession) -> None:
-    """Create a new tenant's root folder; the tenant's stores run this when they provision it."""
-    session.add(NodeRow(id=uuid.uuid4(), parent_id=None, name="", kind=FOLDER))
+def create_root(session: TenantSession, owner_id: uuid.UUID) -> NodeRow:
+    """Create the root folder of a user's drive."""
+    root = NodeRow(
+        id=uuid.uuid4(), owner_id=owner_id, parent_id=None, name="", kind=FOLDER, created_by=owner_id
+    )
+    session.add(root)
     session.flush()
-
-
-def get_root(session: TenantSession) -> NodeRow:
-    root = session.scalars(select(NodeRow).where(NodeRow.parent_id.is_(None))).first()
-    if root is None:
-        raise IntegrityError(
-            f"tenant {session.tenant_id} has no root folder, so its store was never completely "
-            "provisioned; run `strongroom check --repair` to create it"
-        )
     return root
+
+
+def get_root(session: TenantSession, owner_id: uuid.UUID) -> NodeRow | None:
+    """Return the root folder of the user's drive, or None before the drive's first use."""
+    return session.scalars(
+        select(NodeRow).where(NodeRow.owner_id == owner_id, NodeRow.parent_id.is_(None))
+    ).first()
+
+
+def ensure_root(session: TenantSession, owner_id: uuid.UUID) -> NodeRow:
+    """Return the root folder of the user's drive, creating it on the drive's first use.
+
+    Two first uses at the same time both insert a root, and the unique index
+    on the roots rejects one. Its savepoint rolls back, and it reads the
+    other's root instead.
+    """
+    root = get_root(session, owner_id)
+    if root is not None:
+        return root
+    try:
+        with session.begin_nested():
+            return create_root(session, owner_id)
+    except DatabaseIntegrityError:
+        root = get_root(session, owner_id)
+        if root is None:
+            raise
+        return root
 
 
 def get_child(session: TenantSession, parent_id: uuid.UUID, name: str) -> NodeRow | None:
@@ -72,8 +97,11 @@ def get_child(session: TenantSession, parent_id: uuid.UUID, name: str) -> NodeRo
     ).first()
 
 
-def get_node(session: TenantSession, names: Names) -> NodeRow | None:
-    node = get_root(session)
+def get_node(session: TenantSession, owner_id: uuid.UUID, names: Names) -> NodeRow | None:
+    """Return the live node at the path of the user's drive, or None."""
+    node = get_root(session, owner_id)
+    if node is None:
+        return None
     for name in names:
         if node.kind != FOLDER:
             return None
@@ -84,9 +112,11 @@ def get_node(session: TenantSession, names: Names) -> NodeRow | None:
     return node
 
 
-def access_node(session: TenantSession, names: Names, kind: str | None = None) -> NodeRow:
+def access_node(
+    session: TenantSession, owner_id: uuid.UUID, names: Names, kind: str | None = None
+) -> NodeRow:
     """Return the live node at the path, or raise NotFound; with `kind`, raise if it is the other kind."""
-    node = get_node(session, names)
+    node = get_node(session, owner_id, names)
     path = join_path(names) or "/"
     if node is None:
         raise NotFound(f"nothing exists at {path!r}")
@@ -97,8 +127,11 @@ def access_node(session: TenantSession, names: Names, kind: str | None = None) -
     return node
 
 
-def access_node_by_id(session: TenantSession, node_id: uuid.UUID) -> NodeRow:
-    node = session.scalars(select(NodeRow).where(NodeRow.id == node_id)).first()
+def access_node_by_id(session: TenantSession, owner_id: uuid.UUID, node_id: uuid.UUID) -> NodeRow:
+    """Return a file or folder of the user's drive by id, or raise NotFound; a root is not found."""
+    node = session.scalars(
+        select(NodeRow).where(NodeRow.id == node_id, NodeRow.owner_id == owner_id)
+    ).first()
     if node is None or node.parent_id is None:
         raise NotFound(f"no file or folder has the id {node_id}")
     return node
@@ -195,14 +228,18 @@ def list_versions(session: TenantSession, node: NodeRow) -> list[VersionRow]:
 
 
 def ensure_folders(
-    session: TenantSession, names: Names, user_id: uuid.UUID | None, target: Names | None = None
+    session: TenantSession,
+    owner_id: uuid.UUID,
+    names: Names,
+    user_id: uuid.UUID | None,
+    target: Names | None = None,
 ) -> NodeRow:
-    """Return the folder at the path, creating every missing folder on the way.
+    """Return the folder at the path of the user's drive, creating every missing folder on the way.
 
     `target` is the full path being written below the folder, for the message
     when a file is in the way.
     """
-    node = get_root(session)
+    node = ensure_root(session, owner_id)
     for depth, name in enumerate(names, start=1):
         child = get_child(session, node.id, name)
         if child is None:
@@ -216,13 +253,15 @@ def ensure_folders(
     return node
 
 
-def make_folder(session: TenantSession, names: Names, user_id: uuid.UUID | None) -> NodeRow:
+def make_folder(
+    session: TenantSession, owner_id: uuid.UUID, names: Names, user_id: uuid.UUID | None
+) -> NodeRow:
     if not names:
         raise AlreadyExists("the root folder always exists")
-    existing = get_node(session, names)
+    existing = get_node(session, owner_id, names)
     if existing is not None:
         raise AlreadyExists(f"{join_path(names)!r} already exists as a {existing.kind}")
-    parent = ensure_folders(session, names[:-1], user_id, target=names)
+    parent = ensure_folders(session, owner_id, names[:-1], user_id, target=names)
     return _add_node(session, parent, names[-1], FOLDER, user_id)
 
 
@@ -232,6 +271,7 @@ def _add_node(
     now = utcnow()
     node = NodeRow(
         id=uuid.uuid4(),
+        owner_id=parent.owner_id,
         parent_id=parent.id,
         name=name,
         kind=kind,
@@ -267,6 +307,7 @@ def check_preconditions(node: NodeRow | None, preconditions: Preconditions, path
 
 def add_version(
     session: TenantSession,
+    owner_id: uuid.UUID,
     names: Names,
     blob: BlobRow,
     sha256: str,
@@ -277,7 +318,7 @@ def add_version(
     if not names:
         raise InvalidInput("a file needs a name; the empty path is the root folder")
     path = join_path(names)
-    parent = ensure_folders(session, names[:-1], user_id, target=names)
+    parent = ensure_folders(session, owner_id, names[:-1], user_id, target=names)
     node = _lock_child(session, parent.id, names[-1])
     if node is not None and node.kind != FILE:
         raise Conflict(f"{path!r} is a folder; choose another name for the file")
@@ -323,12 +364,13 @@ def _lock_child(session: TenantSession, parent_id: uuid.UUID, name: str) -> Node
 
 def move_node(
     session: TenantSession,
+    owner_id: uuid.UUID,
     source: Names,
     destination: Names,
     overwrite: bool,
     user_id: uuid.UUID | None,
 ) -> NodeRow:
-    """Move or rename a file or folder, creating missing destination folders.
+    """Move or rename a file or folder within the user's drive, creating missing destination folders.
 
     With `overwrite`, a file or folder of the same kind in the way goes to the
     trash. Moves of one tenant run one at a time: two concurrent moves of
@@ -338,7 +380,7 @@ def move_node(
     if not source or not destination:
         raise InvalidInput("the root folder cannot be moved, and nothing can replace it")
     lock_tenant(session)
-    node = access_node(session, source)
+    node = access_node(session, owner_id, source)
     if destination == source:
         return node
     inside_itself = Conflict(
@@ -348,7 +390,7 @@ def move_node(
     if destination[: len(source)] == source:
         raise inside_itself
 
-    parent = ensure_folders(session, destination[:-1], user_id, target=destination)
+    parent = ensure_folders(session, owner_id, destination[:-1], user_id, target=destination)
     if parent.id == node.id or any(item.id == node.id for item in ancestors(session, parent)):
         raise inside_itself
     existing = get_child(session, parent.id, destination[-1])

@@ -23,7 +23,7 @@ from sqlalchemy import delete, select
 from strongroom.base.errors import IntegrityError
 from strongroom.base.logging import get_logger
 from strongroom.drive.content import blob_key, read_range
-from strongroom.drive.files import count_usage, create_root
+from strongroom.drive.files import count_usage
 from strongroom.drive.models import BlobRow, NodeRow, VersionRow
 from strongroom.runtime import Runtime
 from strongroom.storage.db import TenantSession
@@ -50,7 +50,6 @@ class TenantReport:
     folder_loops: list[list[uuid.UUID]] = field(default_factory=list)
     usage_recorded: int = 0
     usage_counted: int = 0
-    missing_root: bool = False
     repaired: bool = False
 
     @property
@@ -65,7 +64,6 @@ class TenantReport:
             or self.damaged_blobs
             or self.folder_loops
             or self.usage_mismatch
-            or self.missing_root
         )
 
     @property
@@ -132,7 +130,6 @@ def check_tenant(
         }
         report.usage_recorded = get_usage(session)
         report.usage_counted = count_usage(session)
-        report.missing_root = session.scalar(select(NodeRow.id).where(NodeRow.parent_id.is_(None))) is None
         parents = {
             row.id: row.parent_id for row in session.execute(select(NodeRow.id, NodeRow.parent_id))
         }
@@ -238,8 +235,6 @@ def _repair(runtime: Runtime, tenant: TenantInfo, report: TenantReport) -> None:
         for blob_id in [*report.missing_blobs, *report.damaged_blobs]:
             _drop_versions_of_blob(session, blob_id)
         set_usage(session, tenant.id, count_usage(session))
-        if report.missing_root:
-            create_root(session)
     # Files go only after their rows have committed: a crash in between leaves
     # orphans, which the next check removes, never rows without a blob.
     for key in report.orphan_blobs:

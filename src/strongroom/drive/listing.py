@@ -2,11 +2,11 @@
 
 Resolving a path through the ORM costs a query per level, and each ORM query
 costs several times the same query sent as a Core statement. Here one
-statement joins the root, one row per path level and the folder's children,
-so a listing is one round trip whatever the depth. The columns are read as
-the driver returns them, without building `uuid.UUID` and `datetime` objects
-that would only be turned back into text: that conversion cost more than the
-query itself (docs/benchmarks.md).
+statement joins the root of the user's drive, one row per path level and the
+folder's children, so a listing is one round trip whatever the depth. The
+columns are read as the driver returns them, without building `uuid.UUID` and
+`datetime` objects that would only be turned back into text: that conversion
+cost more than the query itself (docs/benchmarks.md).
 
 Core and DB-API statements bypass the ORM's tenant guard, so every table in
 the statement is filtered by `tenant_id` here, in `_is_tenant_row`. On
@@ -29,7 +29,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.selectable import NamedFromClause
 
-from strongroom.base.errors import Conflict, IntegrityError, NotFound
+from strongroom.base.errors import Conflict, NotFound
 from strongroom.drive.files import Names
 from strongroom.drive.models import FOLDER, NodeRow, VersionRow
 from strongroom.drive.paths import join_path
@@ -59,6 +59,13 @@ class Entry(NamedTuple):
     sha256: str | None
 
 
+class DriveNotCreated(NotFound):
+    """The user's drive has no root folder yet, because the user never wrote to it.
+
+    The caller creates the root, with `files.ensure_root`, and lists it empty.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class Listing:
     folder_id: str
@@ -66,22 +73,28 @@ class Listing:
     entries: list[Entry]
 
 
-def list_folder(connection: Connection, tenant_id: uuid.UUID, names: Names) -> Listing:
-    """Return the live children of the folder at `names`, folders first, then by name.
+def list_folder(
+    connection: Connection, tenant_id: uuid.UUID, owner_id: uuid.UUID, names: Names
+) -> Listing:
+    """Return the live children of the folder at `names` of the user's drive, folders first, then by name.
 
-    Raises NotFound when nothing live is at the path, and Conflict when a file is.
+    Raises NotFound when nothing live is at the path, DriveNotCreated for the
+    root of a drive never used, and Conflict when a file is at the path.
     """
     if len(names) > MAX_JOINED_DEPTH:
-        folder_id, kind = _resolve_deep(connection, tenant_id, names)
+        folder_id, kind = _resolve_deep(connection, tenant_id, owner_id, names)
         _check_folder(names, kind)
         rows = connection.execute(_children_statement(), {"tenant": tenant_id, "folder": folder_id})
         return _listing(names, folder_id, [(None, None, *row) for row in rows])
 
-    rows = connection.execute(_listing_statement(len(names)), _parameters(tenant_id, names)).all()
+    parameters = _parameters(tenant_id, owner_id, names)
+    rows = connection.execute(_listing_statement(len(names)), parameters).all()
     return _listing_of_rows(names, rows)
 
 
-def list_folder_sqlite(connection: sqlite3.Connection, tenant_id: uuid.UUID, names: Names) -> Listing:
+def list_folder_sqlite(
+    connection: sqlite3.Connection, tenant_id: uuid.UUID, owner_id: uuid.UUID, names: Names
+) -> Listing:
     """Do what `list_folder` does on a plain sqlite3 connection, for paths of up to MAX_JOINED_DEPTH names.
 
     It skips SQLAlchemy's execution layer, which costs more than the query on
@@ -92,21 +105,23 @@ def list_folder_sqlite(connection: sqlite3.Connection, tenant_id: uuid.UUID, nam
 
     sql, order = _sqlite_listing_statement(len(names))
     # SQLAlchemy stores a UUID in SQLite as its 32 hex digits.
-    parameters = _parameters(tenant_id.hex, names)
+    parameters = _parameters(tenant_id.hex, owner_id.hex, names)
     rows = connection.execute(sql, [parameters[name] for name in order]).fetchall()
     return _listing_of_rows(names, rows)
 
 
-def _parameters(tenant: object, names: Names) -> dict[str, object]:
-    parameters: dict[str, object] = {"tenant": tenant}
+def _parameters(tenant: object, owner: object, names: Names) -> dict[str, object]:
+    parameters: dict[str, object] = {"tenant": tenant, "owner": owner}
     for level, name in enumerate(names):
         parameters[f"name_{level}"] = name
     return parameters
 
 
 def _listing_of_rows(names: Names, rows: Sequence[Sequence[Any]]) -> Listing:
+    if not rows and not names:
+        raise DriveNotCreated("the drive has no root folder yet")
     if not rows:
-        raise NotFound(f"nothing exists at {join_path(names) or '/'!r}")
+        raise NotFound(f"nothing exists at {join_path(names)!r}")
     _check_folder(names, rows[0][1])
     return _listing(names, rows[0][0], rows)
 
@@ -201,7 +216,11 @@ def _listing_statement(depth: int) -> Select:
     return (
         select(_raw(folder.c.id), folder.c.kind, *_entry_columns(children, version))
         .select_from(joined)
-        .where(_is_tenant_row(root), root.c.parent_id.is_(None))
+        .where(
+            _is_tenant_row(root),
+            root.c.owner_id == bindparam("owner"),
+            root.c.parent_id.is_(None),
+        )
         .order_by(children.c.kind.desc(), children.c.name)
     )
 
@@ -248,17 +267,19 @@ def _children_statement() -> Select:
     )
 
 
-def _resolve_deep(connection: Connection, tenant_id: uuid.UUID, names: Names) -> tuple[uuid.UUID, str]:
+def _resolve_deep(
+    connection: Connection, tenant_id: uuid.UUID, owner_id: uuid.UUID, names: Names
+) -> tuple[uuid.UUID, str]:
     """Walk a path deeper than one statement can join, one query per level."""
     root = connection.execute(
         select(_nodes.c.id, _nodes.c.kind).where(
-            _nodes.c.tenant_id == tenant_id, _nodes.c.parent_id.is_(None)
+            _nodes.c.tenant_id == tenant_id,
+            _nodes.c.owner_id == owner_id,
+            _nodes.c.parent_id.is_(None),
         )
     ).first()
     if root is None:
-        raise IntegrityError(
-            f"tenant {tenant_id} has no root folder; run `strongroom check --repair` to create it"
-        )
+        raise NotFound(f"nothing exists at {join_path(names)!r}")
 
     node_id, kind = root
     for name in names:

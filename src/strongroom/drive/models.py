@@ -1,4 +1,4 @@
-"""Tenant tables of the drive: the folder tree, file versions, blobs and storage usage."""
+"""Tenant tables of the drive: the folder trees, file versions and blobs."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from strongroom.identity.models import UserRow
 from strongroom.storage.db import TenantBase, TenantScoped
 from strongroom.tenancy.models import utcnow
 
@@ -26,9 +27,11 @@ FOLDER = "folder"
 
 
 class NodeRow(TenantScoped, TenantBase):
-    """A file or folder. The root folder has no parent and an empty name.
+    """A file or folder of one user's drive. A drive's root folder has no parent and an empty name.
 
-    A trashed node keeps its parent and name and gets `deleted_at`; its
+    Every node of a drive carries the drive's `owner_id`, so a drive's root is
+    found by its owner and its trash is listed without walking the tree. A
+    trashed node keeps its parent and name and gets `deleted_at`; its
     descendants stay as they are and are hidden with it. Names are unique
     among the live children of a folder only, so a trashed file does not block
     a new one of the same name.
@@ -37,6 +40,7 @@ class NodeRow(TenantScoped, TenantBase):
     __tablename__ = "nodes"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "parent_id"], ["nodes.tenant_id", "nodes.id"]),
+        ForeignKeyConstraint(["tenant_id", "owner_id"], [UserRow.tenant_id, UserRow.id]),
         Index(
             "uq_nodes_live_name",
             "tenant_id",
@@ -49,6 +53,7 @@ class NodeRow(TenantScoped, TenantBase):
         Index(
             "uq_nodes_root",
             "tenant_id",
+            "owner_id",
             unique=True,
             sqlite_where=text("parent_id IS NULL"),
             postgresql_where=text("parent_id IS NULL"),
@@ -56,6 +61,7 @@ class NodeRow(TenantScoped, TenantBase):
         Index(
             "ix_nodes_trash",
             "tenant_id",
+            "owner_id",
             "deleted_at",
             sqlite_where=text("deleted_at IS NOT NULL"),
             postgresql_where=text("deleted_at IS NOT NULL"),
@@ -63,6 +69,7 @@ class NodeRow(TenantScoped, TenantBase):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column()
     parent_id: Mapped[uuid.UUID | None] = mapped_column()
     name: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(10))

@@ -23,7 +23,6 @@ from strongroom.drive.content import BlobUpload, blob_key
 from strongroom.drive.files import Names, Preconditions
 from strongroom.drive.models import FILE, BlobRow, NodeRow, VersionRow
 from strongroom.drive.paths import join_path
-from strongroom.identity.tokens import Principal
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.keys import TenantKey
@@ -43,18 +42,19 @@ COMMIT_ATTEMPTS = 3
 def begin_upload(
     runtime: Runtime,
     tenant: TenantInfo,
+    owner_id: uuid.UUID,
     names: Names,
     preconditions: Preconditions,
     declared_size: int | None,
 ) -> BlobUpload:
-    """Check that a file may be written at the path, then open its blob.
+    """Check that a file may be written at the path of the user's drive, then open its blob.
 
     `declared_size` (the request's Content-Length) is checked against the
     quota before any byte is stored. Without it, the upload is cut off as
     soon as it passes the room left.
     """
     with runtime.stores.session(tenant) as session:
-        existing = files.get_node(session, names)
+        existing = files.get_node(session, owner_id, names)
         path = join_path(names)
         if existing is not None and existing.kind != FILE:
             raise Conflict(f"{path!r} is a folder; choose another name for the file")
@@ -77,6 +77,7 @@ def begin_upload(
 def commit_upload(
     runtime: Runtime,
     tenant: TenantInfo,
+    owner_id: uuid.UUID,
     names: Names,
     upload: BlobUpload,
     user_id: uuid.UUID | None,
@@ -89,7 +90,9 @@ def commit_upload(
         upload.abort()
         raise
     try:
-        return _record_version(runtime, tenant, names, blob, sha256, user_id, preconditions)
+        return _record_version(
+            runtime, tenant, owner_id, names, blob, sha256, user_id, preconditions
+        )
     except BaseException:
         runtime.blobs.delete(blob_key(tenant.id, blob.id))
         raise
@@ -98,6 +101,7 @@ def commit_upload(
 def _record_version(
     runtime: Runtime,
     tenant: TenantInfo,
+    owner_id: uuid.UUID,
     names: Names,
     blob: BlobRow,
     sha256: str,
@@ -109,7 +113,9 @@ def _record_version(
             with runtime.stores.session(tenant, write=True) as session:
                 reserve_bytes(session, tenant, blob.size)
                 row = _copy_blob_row(blob)
-                return files.add_version(session, names, row, sha256, user_id, preconditions)
+                return files.add_version(
+                    session, owner_id, names, row, sha256, user_id, preconditions
+                )
         except (DatabaseIntegrityError, OperationalError) as exc:
             # Two uploads created the same new file, or PostgreSQL aborted one of two
             # conflicting transactions. Start over, so the next try reads the winner's row.
@@ -148,9 +154,11 @@ class Download:
         return f'"{self.version.id.hex}"'
 
 
-def open_download(runtime: Runtime, tenant: TenantInfo, names: Names) -> Download:
+def open_download(
+    runtime: Runtime, tenant: TenantInfo, owner_id: uuid.UUID, names: Names
+) -> Download:
     with runtime.stores.session(tenant) as session:
-        node = files.access_node(session, names, FILE)
+        node = files.access_node(session, owner_id, names, FILE)
         version, blob = files.current_content(session, node)
     tenant_key = runtime.keyring.version(tenant.id, blob.key_version)
     return Download(node, version, blob, tenant_key, join_path(names))
@@ -168,28 +176,24 @@ def open_version_download(
 
 
 def purge(
-    runtime: Runtime, tenant: TenantInfo, node_id: uuid.UUID, actor: Principal
+    runtime: Runtime, tenant: TenantInfo, owner_id: uuid.UUID, node_id: uuid.UUID
 ) -> trash.Purged:
-    """Delete a trashed item for good: rows first, then blobs, then the usage they held."""
+    """Delete an item of the user's trash for good: rows first, then blobs, then the usage they held."""
     with runtime.stores.session(tenant, write=True) as session:
-        purged = trash.purge_node(session, node_id, actor)
+        purged = trash.purge_node(session, owner_id, node_id)
         release_bytes(session, purged.bytes)
     _delete_blobs(runtime, tenant, purged.blob_ids)
     return purged
 
 
-def empty_trash(runtime: Runtime, tenant: TenantInfo, actor: Principal) -> trash.Purged:
-    """Purge everything in the trash for an admin; for a member, what the member put there."""
+def empty_trash(runtime: Runtime, tenant: TenantInfo, owner_id: uuid.UUID) -> trash.Purged:
+    """Purge everything in the trash of the user's drive."""
     total = trash.Purged(nodes=0, bytes=0, blob_ids=[])
     with runtime.stores.session(tenant) as session:
-        trashed = [
-            node.id
-            for node in trash.list_trash(session)
-            if actor.is_admin or node.deleted_by == actor.user_id
-        ]
+        trashed = [node.id for node in trash.list_trash(session, owner_id)]
     for node_id in trashed:
         try:
-            purged = purge(runtime, tenant, node_id, actor)
+            purged = purge(runtime, tenant, owner_id, node_id)
         except NotFound:
             continue  # already purged with a trashed folder above it
         total.nodes += purged.nodes

@@ -1,9 +1,11 @@
-"""The trash: moving items in, listing, restoring, and deleting them for good.
+"""The trash of each drive: moving items in, listing, restoring, and deleting them for good.
 
 A trashed node keeps its parent and name and gets `deleted_at`; everything
-below it stays as it is and is hidden with it. Like `strongroom.drive.files`,
-every function takes a session bound to the tenant and leaves the commit to
-the caller.
+below it stays as it is and is hidden with it. An item goes to the trash of
+the drive it belongs to, whoever deleted it, and only that drive's owner
+lists, restores and purges it. Like `strongroom.drive.files`, every function
+takes a session bound to the tenant and the drive's owner, and leaves the
+commit to the caller.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 
-from strongroom.base.errors import AlreadyExists, Conflict, Forbidden, InvalidInput, NotFound
+from strongroom.base.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from strongroom.drive.files import (
     Names,
     Preconditions,
@@ -26,12 +28,12 @@ from strongroom.drive.files import (
 )
 from strongroom.drive.models import BlobRow, NodeRow, VersionRow
 from strongroom.drive.paths import join_path
-from strongroom.identity.tokens import Principal
 from strongroom.storage.db import TenantSession
 
 
 def trash_node(
     session: TenantSession,
+    owner_id: uuid.UUID,
     names: Names,
     user_id: uuid.UUID | None,
     kind: str,
@@ -39,7 +41,7 @@ def trash_node(
 ) -> NodeRow:
     if not names:
         raise InvalidInput("the root folder cannot be moved to the trash")
-    node = access_node(session, names, kind)
+    node = access_node(session, owner_id, names, kind)
     if preconditions is not None:
         check_preconditions(node, preconditions, join_path(names))
     mark_trashed(node, user_id)
@@ -47,28 +49,30 @@ def trash_node(
     return node
 
 
-def list_trash(session: TenantSession) -> list[NodeRow]:
+def list_trash(session: TenantSession, owner_id: uuid.UUID) -> list[NodeRow]:
     return list(
         session.scalars(
             select(NodeRow)
-            .where(NodeRow.deleted_at.is_not(None))
+            .where(NodeRow.owner_id == owner_id, NodeRow.deleted_at.is_not(None))
             .order_by(NodeRow.deleted_at.desc())
         )
     )
 
 
-def access_trashed(session: TenantSession, node_id: uuid.UUID) -> NodeRow:
+def access_trashed(session: TenantSession, owner_id: uuid.UUID, node_id: uuid.UUID) -> NodeRow:
     node = session.scalars(
-        select(NodeRow).where(NodeRow.id == node_id, NodeRow.deleted_at.is_not(None))
+        select(NodeRow).where(
+            NodeRow.id == node_id, NodeRow.owner_id == owner_id, NodeRow.deleted_at.is_not(None)
+        )
     ).first()
     if node is None:
         raise NotFound(f"no item in the trash has the id {node_id}")
     return node
 
 
-def restore_node(session: TenantSession, node_id: uuid.UUID) -> NodeRow:
+def restore_node(session: TenantSession, owner_id: uuid.UUID, node_id: uuid.UUID) -> NodeRow:
     """Put a trashed item back where it was; its folder must not be in the trash itself."""
-    node = access_trashed(session, node_id)
+    node = access_trashed(session, owner_id, node_id)
     ancestor = _trashed_ancestor(session, node)
     if ancestor is not None:
         raise Conflict(
@@ -95,23 +99,13 @@ class Purged:
     blob_ids: list[uuid.UUID]
 
 
-def check_can_purge(node: NodeRow, actor: Principal) -> None:
-    """Members delete for good only what they put in the trash themselves; admins anything."""
-    if not actor.is_admin and node.deleted_by != actor.user_id:
-        raise Forbidden(
-            f"{node.name!r} was put in the trash by another user; only a tenant admin can "
-            "delete it for good"
-        )
-
-
-def purge_node(session: TenantSession, node_id: uuid.UUID, actor: Principal) -> Purged:
+def purge_node(session: TenantSession, owner_id: uuid.UUID, node_id: uuid.UUID) -> Purged:
     """Delete a trashed item, everything below it and their versions; return the blobs to remove.
 
     The caller deletes the returned blobs from the blob store after commit; a
     crash in between leaves orphan blobs, which `strongroom check` finds.
     """
-    node = access_trashed(session, node_id)
-    check_can_purge(node, actor)
+    node = access_trashed(session, owner_id, node_id)
     subtree = _subtree_ids(session, node.id)
     versions = [
         version

@@ -10,6 +10,9 @@ login role owns the tables or is a superuser.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from alembic import op
 
 from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING
@@ -42,6 +45,25 @@ def enable_row_security(table: str) -> None:
         f"USING (tenant_id = {CURRENT_TENANT}) WITH CHECK (tenant_id = {CURRENT_TENANT})"
     )
     op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {TENANT_ROLE}")
+
+
+@contextmanager
+def rows_visible_to_owner(*tables: str) -> Iterator[None]:
+    """Let a migration read and change every tenant's rows of `tables`, for the block only.
+
+    Forced row-level security hides every row from the tables' owner too, so
+    a data migration run by an owner without superuser rights would see no
+    rows. Outside PostgreSQL this does nothing. ALTER TABLE is transactional
+    there, so a migration that fails midway leaves the policy forced.
+    """
+    if not is_postgresql():
+        yield
+        return
+    for table in tables:
+        op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
+    yield
+    for table in tables:
+        op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
 
 
 def current_schema() -> str:

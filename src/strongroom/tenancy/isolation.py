@@ -232,8 +232,8 @@ def _dispose(engines: list[Engine]) -> None:
 class TenantStores:
     """Hands out sessions bound to one tenant, on the engine of the tenant's placement.
 
-    `initializers` are the domain modules' first rows for a new tenant (the
-    drive's root folder, for one): tenancy runs them without knowing them.
+    `initializers` write the first rows of a new tenant's store (its usage
+    counter and write fence, for two): tenancy runs them without knowing them.
     `server_urls` returns the URL of a registered server by name.
     """
 

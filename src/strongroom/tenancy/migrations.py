@@ -7,6 +7,8 @@ database (as they do on the shared level) and still upgrade independently.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +83,7 @@ def store_revisions(engine: Engine) -> list[StoreRevision]:
 def upgrade(engine: Engine) -> list[StoreRevision]:
     """Bring the catalog and the shared tenant store to the newest revision."""
     for kind in STORE_KINDS:
-        with engine.begin() as connection:
+        with migration_transaction(engine) as connection:
             command.upgrade(alembic_config(kind, connection), "head")
     revisions = store_revisions(engine)
     log.info("migrated", stores={r.kind: r.current for r in revisions})
@@ -95,7 +97,7 @@ def upgrade_tenant_store(engine: Engine, schema: str | None = None) -> str | Non
     schema: the search path points at it for this one transaction only, so the
     pooled connection goes back unchanged.
     """
-    with engine.begin() as connection:
+    with migration_transaction(engine) as connection:
         if schema is not None:
             connection.execute(_SET_SEARCH_PATH, {"path": quote_schema(schema)})
         command.upgrade(alembic_config("tenant", connection), "head")
@@ -103,6 +105,42 @@ def upgrade_tenant_store(engine: Engine, schema: str | None = None) -> str | Non
             connection, opts={"version_table": STORE_KINDS["tenant"]}
         )
         return migration.get_current_revision()
+
+
+@contextmanager
+def migration_transaction(engine: Engine) -> Iterator[Connection]:
+    """Open the transaction that a migration runs in, and commit it when the block ends.
+
+    SQLite changes a column by copying its table into a new one, and while it
+    enforces foreign keys, dropping the old table fails as soon as another
+    table refers to its rows. So on SQLite enforcement is off for the
+    transaction, which must be set before it begins, and `PRAGMA
+    foreign_key_check` runs before the commit instead. That is the procedure
+    of SQLite's own ALTER TABLE documentation.
+    """
+    with engine.connect() as connection:
+        if connection.dialect.name != "sqlite":
+            with connection.begin():
+                yield connection
+            return
+        driver_connection = connection.connection.driver_connection
+        driver_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with connection.begin():
+                yield connection
+                _check_foreign_keys(connection)
+        finally:
+            driver_connection.execute("PRAGMA foreign_keys=ON")
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        tables = sorted({row[0] for row in broken})
+        raise RuntimeError(
+            f"the migration left {len(broken)} rows of {', '.join(tables)} pointing at rows "
+            "that do not exist, so it was rolled back; report this as a bug of the migration"
+        )
 
 
 _SET_SEARCH_PATH = text("SELECT set_config('search_path', :path, true)")

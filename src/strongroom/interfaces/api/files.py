@@ -1,4 +1,4 @@
-"""File content routes: upload, download, HEAD, trash and version listing.
+"""File content routes on the caller's own drive: upload, download, HEAD, trash and version listing.
 
 Uploads stream the request body into an encrypted blob without holding it in
 memory: pieces are gathered up to one chunk in the event loop, then
@@ -8,6 +8,7 @@ encrypted and written in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import anyio
@@ -67,8 +68,9 @@ async def put_file(
     preconditions = _preconditions(request)
     declared = _content_length(request)
 
+    owner_id = principal.user_id
     upload = await anyio.to_thread.run_sync(
-        transfers.begin_upload, runtime, tenant, names, preconditions, declared
+        transfers.begin_upload, runtime, tenant, owner_id, names, preconditions, declared
     )
     try:
         await receive_body(
@@ -78,7 +80,14 @@ async def put_file(
         await anyio.to_thread.run_sync(upload.abort)
         raise
     node, version = await anyio.to_thread.run_sync(
-        transfers.commit_upload, runtime, tenant, names, upload, principal.user_id, preconditions
+        transfers.commit_upload,
+        runtime,
+        tenant,
+        owner_id,
+        names,
+        upload,
+        principal.user_id,
+        preconditions,
     )
     metrics.bytes_uploaded.inc(version.size)
     log.info("file_stored", node_id=str(node.id), version=version.number, size=version.size)
@@ -134,23 +143,30 @@ async def _next_piece(pieces: AsyncIterator[bytes], idle_timeout: float) -> byte
 
 @router.get("/files/{path:path}", summary="Download a file; honours Range and conditional headers")
 async def get_file(
-    path: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep
+    path: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> Response:
-    return await _download(path, request, runtime, tenant, send_body=True)
+    return await _download(path, request, runtime, tenant, principal.user_id, send_body=True)
 
 
 @router.head("/files/{path:path}", summary="The headers of a download, without the content")
 async def head_file(
-    path: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep
+    path: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> Response:
-    return await _download(path, request, runtime, tenant, send_body=False)
+    return await _download(path, request, runtime, tenant, principal.user_id, send_body=False)
 
 
 async def _download(
-    path: str, request: Request, runtime: Runtime, tenant: TenantInfo, send_body: bool
+    path: str,
+    request: Request,
+    runtime: Runtime,
+    tenant: TenantInfo,
+    owner_id: uuid.UUID,
+    send_body: bool,
 ) -> Response:
     names = split_path(path)
-    download = await anyio.to_thread.run_sync(transfers.open_download, runtime, tenant, names)
+    download = await anyio.to_thread.run_sync(
+        transfers.open_download, runtime, tenant, owner_id, names
+    )
     size = download.blob.size
     headers = {
         "ETag": download.etag,
@@ -231,7 +247,9 @@ def delete_file(
     names = split_path(path)
     preconditions = _preconditions(request)
     with runtime.stores.session(tenant, write=True) as session:
-        node = drive_trash.trash_node(session, names, principal.user_id, FILE, preconditions)
+        node = drive_trash.trash_node(
+            session, principal.user_id, names, principal.user_id, FILE, preconditions
+        )
     return NodeOut.of(node, join_path(names))
 
 
@@ -239,11 +257,11 @@ def delete_file(
     "/versions/{path:path}", response_model=VersionListing, summary="List a file's versions"
 )
 def list_versions(
-    path: str, runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep
+    path: str, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> VersionListing:
     names = split_path(path)
     with runtime.stores.session(tenant) as session:
-        node = drive_files.access_node(session, names, FILE)
+        node = drive_files.access_node(session, principal.user_id, names, FILE)
         versions = drive_files.list_versions(session, node)
     items = [
         VersionOut(number=v.number, id=v.id, size=v.size, sha256=v.sha256, created=utc(v.created_at))

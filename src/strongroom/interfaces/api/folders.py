@@ -1,6 +1,8 @@
-"""Folder routes: list, create, trash, and moves of files and folders."""
+"""Folder routes on the caller's own drive: list, create, trash, and moves of files and folders."""
 
 from __future__ import annotations
+
+import uuid
 
 import anyio
 from fastapi import APIRouter, Response
@@ -31,24 +33,37 @@ router = APIRouter(prefix=API_PREFIX, tags=["folders"])
     summary="List a folder; '' is the root",
 )
 async def list_folder(
-    path: str, runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep
+    path: str, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> Response:
     # Clients list folders more than they do anything else. HotPaths serves this route
     # (see app.py), SQLite is read on the event loop's thread, one statement runs, and
     # the JSON of FolderListing is written by hand (tests/api/test_folders.py compares
     # the two).
     names = split_path(path)
+    owner_id = principal.user_id
     reader = runtime.stores.inline_reader(tenant) if len(names) <= listing.MAX_JOINED_DEPTH else None
-    if reader is not None:
-        found = listing.list_folder_sqlite(reader, tenant.id, names)
-    else:
-        found = await anyio.to_thread.run_sync(_read_listing, runtime, tenant, names)
+    try:
+        if reader is not None:
+            found = listing.list_folder_sqlite(reader, tenant.id, owner_id, names)
+        else:
+            found = await anyio.to_thread.run_sync(_read_listing, runtime, tenant, owner_id, names)
+    except listing.DriveNotCreated:
+        found = await anyio.to_thread.run_sync(_create_drive, runtime, tenant, owner_id)
     return Response(listing_json(found), media_type="application/json")
 
 
-def _read_listing(runtime: Runtime, tenant: TenantInfo, names: tuple[str, ...]) -> listing.Listing:
+def _read_listing(
+    runtime: Runtime, tenant: TenantInfo, owner_id: uuid.UUID, names: tuple[str, ...]
+) -> listing.Listing:
     with runtime.stores.connect(tenant) as connection:
-        return listing.list_folder(connection, tenant.id, names)
+        return listing.list_folder(connection, tenant.id, owner_id, names)
+
+
+def _create_drive(runtime: Runtime, tenant: TenantInfo, owner_id: uuid.UUID) -> listing.Listing:
+    """Create the root folder of a drive listed before its first write, and list it empty."""
+    with runtime.stores.session(tenant, write=True) as session:
+        root = drive_files.ensure_root(session, owner_id)
+    return listing.Listing(folder_id=str(root.id), path="", entries=[])
 
 
 @router.post(
@@ -62,7 +77,7 @@ def make_folder(
 ) -> NodeOut:
     names = split_path(path)
     with runtime.stores.session(tenant, write=True) as session:
-        folder = drive_files.make_folder(session, names, principal.user_id)
+        folder = drive_files.make_folder(session, principal.user_id, names, principal.user_id)
     return NodeOut.of(folder, join_path(names))
 
 
@@ -74,7 +89,9 @@ def delete_folder(
 ) -> NodeOut:
     names = split_path(path)
     with runtime.stores.session(tenant, write=True) as session:
-        folder = drive_trash.trash_node(session, names, principal.user_id, FOLDER)
+        folder = drive_trash.trash_node(
+            session, principal.user_id, names, principal.user_id, FOLDER
+        )
     return NodeOut.of(folder, join_path(names))
 
 
@@ -86,17 +103,19 @@ def move(
     destination = split_path(request.destination)
     with runtime.stores.session(tenant, write=True) as session:
         node = drive_files.move_node(
-            session, source, destination, request.overwrite, principal.user_id
+            session, principal.user_id, source, destination, request.overwrite, principal.user_id
         )
     return NodeOut.of(node, join_path(destination))
 
 
 @router.get("/nodes/{node_id}", response_model=NodeOut, summary="A file or folder by its id")
 def get_node(
-    node_id: str, runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep
+    node_id: str, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> NodeOut:
     with runtime.stores.session(tenant) as session:
-        node = drive_files.access_node_by_id(session, parse_object_id(node_id, "file or folder"))
+        node = drive_files.access_node_by_id(
+            session, principal.user_id, parse_object_id(node_id, "file or folder")
+        )
         path = drive_files.path_of(session, node)
         trashed = drive_files.is_trashed(session, node)
     return NodeOut.of(node, path, trashed=trashed)

@@ -1,4 +1,4 @@
-"""Trash routes: list, restore, purge one item, empty."""
+"""Trash routes for the caller's own drive: list, restore, purge one item, empty."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ router = APIRouter(prefix=API_PREFIX, tags=["trash"])
 
 
 @router.get("/trash", response_model=TrashListing, summary="List what is in the trash")
-def list_trash(runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep) -> TrashListing:
+def list_trash(runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep) -> TrashListing:
     with runtime.stores.session(tenant) as session:
         items = [
             TrashItem(
@@ -32,7 +32,7 @@ def list_trash(runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep)
                 size=node.size if node.kind == "file" else None,
                 deleted=utc(node.deleted_at),
             )
-            for node in drive_trash.list_trash(session)
+            for node in drive_trash.list_trash(session, principal.user_id)
         ]
     return TrashListing(items=items)
 
@@ -40,9 +40,11 @@ def list_trash(runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep)
 @router.post(
     "/trash/{item_id}/restore", response_model=NodeOut, summary="Put an item back where it was"
 )
-def restore(item_id: str, runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep) -> NodeOut:
+def restore(item_id: str, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep) -> NodeOut:
     with runtime.stores.session(tenant, write=True) as session:
-        node = drive_trash.restore_node(session, parse_object_id(item_id, "trash item"))
+        node = drive_trash.restore_node(
+            session, principal.user_id, parse_object_id(item_id, "trash item")
+        )
         path = drive_files.path_of(session, node)
     return NodeOut.of(node, path)
 
@@ -50,18 +52,21 @@ def restore(item_id: str, runtime: RuntimeDep, tenant: TenantDep, _principal: Pr
 @router.delete(
     "/trash/{item_id}",
     response_model=PurgeResult,
-    summary="Delete an item and its versions for good; members only what they trashed",
+    summary="Delete an item and its versions for good",
 )
 async def purge(
     item_id: str, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> PurgeResult:
     node_id = parse_object_id(item_id, "trash item")
-    purged = await anyio.to_thread.run_sync(transfers.purge, runtime, tenant, node_id, principal)
+    purged = await anyio.to_thread.run_sync(
+        transfers.purge, runtime, tenant, principal.user_id, node_id
+    )
     return PurgeResult(items_removed=purged.nodes, bytes_freed=purged.bytes)
 
 
 @router.delete("/trash", response_model=PurgeResult, summary="Empty the trash")
 async def empty(runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep) -> PurgeResult:
-    """Empty the trash: all of it for an admin, for a member what the member deleted."""
-    purged = await anyio.to_thread.run_sync(transfers.empty_trash, runtime, tenant, principal)
+    purged = await anyio.to_thread.run_sync(
+        transfers.empty_trash, runtime, tenant, principal.user_id
+    )
     return PurgeResult(items_removed=purged.nodes, bytes_freed=purged.bytes)

@@ -115,8 +115,6 @@ def check(
         for loop in tenant.folder_loops:
             chain = " -> ".join(str(node_id) for node_id in [*loop, loop[0]])
             out.print(f"{tenant.slug}: folder loop {chain} (needs manual repair)")
-        if tenant.missing_root:
-            out.print(f"{tenant.slug}: the root folder is missing{' (created)' if repair else ''}")
         if tenant.usage_mismatch:
             fixed = ", recounted" if repair else ""
             out.print(

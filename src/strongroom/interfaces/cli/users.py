@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from strongroom.base.errors import InvalidInput, NotFound
+from strongroom.drive.files import create_root
 from strongroom.identity import tokens
 from strongroom.identity.passwords import generate_password
 from strongroom.identity.users import access_user_by_email, create_user, list_users
@@ -33,7 +34,7 @@ def create(
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
 ) -> None:
-    """Create a user; without --password-stdin a password is generated and printed once."""
+    """Create a user and the user's drive; without --password-stdin a password is generated and printed once."""
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else generate_password()
     if password_stdin and not password:
         raise InvalidInput("standard input held no password; pipe one in, or drop --password-stdin")
@@ -42,6 +43,7 @@ def create(
     tenant = runtime.catalog.get_tenant(slug)
     with runtime.stores.session(tenant, write=True) as session:
         user = create_user(session, email, password, role=role)
+        create_root(session, user.id)
     out.print(f"created {user.role} {user.email} in tenant {slug} ({user.id})")
     if not password_stdin:
         out.print(f"password: {password}")
