@@ -165,11 +165,11 @@ def open_download(
 
 
 def open_version_download(
-    runtime: Runtime, tenant: TenantInfo, names: Names, number: int
+    runtime: Runtime, tenant: TenantInfo, owner_id: uuid.UUID, names: Names, number: int
 ) -> Download:
-    """Open version `number` of the file at the path, current or earlier."""
+    """Open version `number` of the file at the path of the user's drive, current or earlier."""
     with runtime.stores.session(tenant) as session:
-        node = files.access_node(session, names, FILE)
+        node = files.access_node(session, owner_id, names, FILE)
         version, blob = files.version_content(session, node, number)
     tenant_key = runtime.keyring.version(tenant.id, blob.key_version)
     return Download(node, version, blob, tenant_key, join_path(names))

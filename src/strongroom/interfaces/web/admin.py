@@ -14,8 +14,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from strongroom.base.errors import Forbidden, InvalidInput
-from strongroom.drive import trash as drive_trash
-from strongroom.drive.models import VersionRow
+from strongroom.drive.models import NodeRow, VersionRow
 from strongroom.identity import logins, passwords, second_factors, users
 from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep, parse_object_id
 from strongroom.interfaces.web.auth import UserDep, WriterDep
@@ -189,7 +188,8 @@ def usage_page(request: Request, runtime: RuntimeDep, tenant: TenantDep, _admin:
     with runtime.stores.session(tenant) as session:
         used = get_usage(session)
         versions = session.scalar(select(func.count(VersionRow.id))) or 0
-        trashed = len(drive_trash.list_trash(session))
+        trashed_nodes = select(func.count(NodeRow.id)).where(NodeRow.deleted_at.is_not(None))
+        trashed = session.scalar(trashed_nodes) or 0
         everyone = users.list_users(session)
     quota = tenant.quota_bytes
     context = {

@@ -7,6 +7,7 @@ as the raw body of a PUT, streamed into an encrypted blob like an API upload.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -78,15 +79,18 @@ def browse(
     request: Request,
     runtime: RuntimeDep,
     tenant: TenantDep,
-    _user: UserDep,
+    user: UserDep,
     sort: str = "name",
     order: str = "asc",
 ) -> Response:
     names = split_path(path)
     sort = sort if sort in SORT_KEYS else "name"
     descending = order == "desc"
+    owner_id = user.identity.user_id
+    if not names:
+        _ensure_drive(runtime, tenant, owner_id)
     with runtime.stores.session(tenant) as session:
-        node = drive_files.access_node(session, names)
+        node = drive_files.access_node(session, owner_id, names)
         if node.kind != FOLDER:
             return _file_page(request, session, node, names)
         entries = [_entry(child, names) for child in drive_files.list_children(session, node)]
@@ -100,6 +104,15 @@ def browse(
         "section": "files",
     }
     return render(request, "folder.html", context)
+
+
+def _ensure_drive(runtime: Runtime, tenant: TenantInfo, owner_id: uuid.UUID) -> None:
+    """Create the root folder of a user's drive on their first visit, before any upload."""
+    with runtime.stores.session(tenant) as session:
+        if drive_files.get_root(session, owner_id) is not None:
+            return
+    with runtime.stores.session(tenant, write=True) as session:
+        drive_files.ensure_root(session, owner_id)
 
 
 def _file_page(request: Request, session: Any, node: NodeRow, names: Names) -> Response:
@@ -133,7 +146,7 @@ async def upload(
     declared = request.headers.get("content-length")
     size = int(declared) if declared and declared.isdigit() else None
     stream = await anyio.to_thread.run_sync(
-        transfers.begin_upload, runtime, tenant, names, Preconditions(), size
+        transfers.begin_upload, runtime, tenant, user.identity.user_id, names, Preconditions(), size
     )
     settings = runtime.settings
     try:
@@ -142,8 +155,8 @@ async def upload(
         await anyio.to_thread.run_sync(stream.abort)
         raise
     node, version = await anyio.to_thread.run_sync(
-        transfers.commit_upload, runtime, tenant, names, stream, user.identity.user_id,
-        Preconditions(),
+        transfers.commit_upload, runtime, tenant, user.identity.user_id, names, stream,
+        user.identity.user_id, Preconditions(),
     )
     metrics.bytes_uploaded.inc(version.size)
     log.info("file_stored", node_id=str(node.id), version=version.number, size=version.size)
@@ -162,15 +175,18 @@ async def download(
     path: str,
     runtime: RuntimeDep,
     tenant: TenantDep,
-    _user: UserDep,
+    user: UserDep,
     version: int | None = None,
 ) -> Response:
     names = split_path(path)
+    owner_id = user.identity.user_id
     if version is None:
-        opened = await anyio.to_thread.run_sync(transfers.open_download, runtime, tenant, names)
+        opened = await anyio.to_thread.run_sync(
+            transfers.open_download, runtime, tenant, owner_id, names
+        )
     else:
         opened = await anyio.to_thread.run_sync(
-            transfers.open_version_download, runtime, tenant, names, version
+            transfers.open_version_download, runtime, tenant, owner_id, names, version
         )
     size = opened.blob.size
     pieces = read_range(runtime.blobs, opened.blob, opened.tenant_key, 0, max(size - 1, 0))
@@ -218,7 +234,7 @@ def new_folder(
     parent = split_path(path)
     target = (*parent, check_name(name))
     with runtime.stores.session(tenant, write=True) as session:
-        drive_files.make_folder(session, target, user.identity.user_id)
+        drive_files.make_folder(session, user.identity.user_id, target, user.identity.user_id)
     return _back_to(request, parent, "folder-created")
 
 
@@ -226,7 +242,9 @@ def _moved(
     runtime: Runtime, tenant: TenantInfo, source: Names, destination: Names, user_id: Any
 ) -> None:
     with runtime.stores.session(tenant, write=True) as session:
-        drive_files.move_node(session, source, destination, overwrite=False, user_id=user_id)
+        drive_files.move_node(
+            session, user_id, source, destination, overwrite=False, user_id=user_id
+        )
 
 
 @router.post("/rename/{path:path}")
@@ -268,6 +286,7 @@ def delete(
 ) -> Response:
     names = split_path(path)
     with runtime.stores.session(tenant, write=True) as session:
-        node = drive_files.access_node(session, names)
-        drive_trash.trash_node(session, names, user.identity.user_id, node.kind)
+        owner_id = user.identity.user_id
+        node = drive_files.access_node(session, owner_id, names)
+        drive_trash.trash_node(session, owner_id, names, owner_id, node.kind)
     return _back_to(request, names[:-1], "deleted")

@@ -10,23 +10,18 @@ from strongroom.drive import files as drive_files
 from strongroom.drive import transfers
 from strongroom.drive import trash as drive_trash
 from strongroom.drive.models import FOLDER
-from strongroom.identity.tokens import Principal
 from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep, parse_object_id
 from strongroom.interfaces.web.auth import UserDep, WriterDep
-from strongroom.interfaces.web.pages import SignedIn, render
+from strongroom.interfaces.web.pages import render
 from strongroom.interfaces.web.routing import WebRoute, redirect
 from strongroom.interfaces.web.security import base_path
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 
-def _actor(user: SignedIn) -> Principal:
-    return Principal(user_id=user.identity.user_id, role=user.identity.role, token_id=None)
-
-
 @router.get("/trash")
 def trash_page(request: Request, runtime: RuntimeDep, tenant: TenantDep, user: UserDep) -> Response:
-    actor = _actor(user)
+    owner_id = user.identity.user_id
     with runtime.stores.session(tenant) as session:
         items = [
             {
@@ -36,9 +31,8 @@ def trash_page(request: Request, runtime: RuntimeDep, tenant: TenantDep, user: U
                 "size": node.size if node.kind != FOLDER else None,
                 "original_path": drive_files.path_of(session, node),
                 "deleted": node.deleted_at,
-                "can_purge": actor.is_admin or node.deleted_by == actor.user_id,
             }
-            for node in drive_trash.list_trash(session)
+            for node in drive_trash.list_trash(session, owner_id)
         ]
     return render(request, "trash.html", {"title": "Trash", "items": items, "section": "trash"})
 
@@ -49,10 +43,11 @@ def _back(request: Request, done: str) -> Response:
 
 @router.post("/trash/{item_id}/restore")
 def restore(
-    item_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, _user: WriterDep
+    item_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, user: WriterDep
 ) -> Response:
+    node_id = parse_object_id(item_id, "trash item")
     with runtime.stores.session(tenant, write=True) as session:
-        drive_trash.restore_node(session, parse_object_id(item_id, "trash item"))
+        drive_trash.restore_node(session, user.identity.user_id, node_id)
     return _back(request, "restored")
 
 
@@ -61,11 +56,11 @@ async def purge(
     item_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, user: WriterDep
 ) -> Response:
     node_id = parse_object_id(item_id, "trash item")
-    await anyio.to_thread.run_sync(transfers.purge, runtime, tenant, node_id, _actor(user))
+    await anyio.to_thread.run_sync(transfers.purge, runtime, tenant, user.identity.user_id, node_id)
     return _back(request, "purged")
 
 
 @router.post("/trash/empty")
 async def empty(request: Request, runtime: RuntimeDep, tenant: TenantDep, user: WriterDep) -> Response:
-    await anyio.to_thread.run_sync(transfers.empty_trash, runtime, tenant, _actor(user))
+    await anyio.to_thread.run_sync(transfers.empty_trash, runtime, tenant, user.identity.user_id)
     return _back(request, "emptied")

@@ -1,7 +1,7 @@
 """Add the tables of the web UI's logins: sessions, second factors, recovery codes, login records.
 
 Revision ID: 0007
-Revises: 0002
+Revises: 0003
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 from strongroom.migrations.row_security import enable_row_security, is_postgresql
 
 revision = "0007"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
