@@ -62,6 +62,18 @@ class TenantSuspended(Forbidden):
     title = "Tenant suspended"
 
 
+class ModuleDisabled(Forbidden):
+    code = "module-disabled"
+    title = "Module disabled"
+
+
+class BeyondPlan(Forbidden):
+    """A change needs more than the tenant's plan allows: another user, or a module outside it."""
+
+    code = "beyond-plan"
+    title = "Not included in the plan"
+
+
 class NotFound(StrongroomError):
     code = "not-found"
     status = 404
@@ -100,6 +112,24 @@ class PayloadTooLarge(StrongroomError):
     code = "payload-too-large"
     status = 413
     title = "Payload too large"
+
+
+class BlockedFileType(StrongroomError):
+    code = "blocked-file-type"
+    status = 415
+    title = "File type blocked"
+
+
+class RateLimited(StrongroomError):
+    """Too many requests or transfers at once; `Retry-After` says when to try again."""
+
+    code = "rate-limited"
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, retry_after=retry_after, **extra)
+        self.headers["Retry-After"] = str(retry_after)
 
 
 class QuotaExceeded(StrongroomError):
