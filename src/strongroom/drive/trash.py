@@ -8,6 +8,7 @@ the caller.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 
@@ -53,6 +54,17 @@ def list_trash(session: TenantSession) -> list[NodeRow]:
             select(NodeRow)
             .where(NodeRow.deleted_at.is_not(None))
             .order_by(NodeRow.deleted_at.desc())
+        )
+    )
+
+
+def list_expired(session: TenantSession, cutoff: dt.datetime) -> list[NodeRow]:
+    """Return the items put in the trash before `cutoff`, oldest first."""
+    return list(
+        session.scalars(
+            select(NodeRow)
+            .where(NodeRow.deleted_at.is_not(None), NodeRow.deleted_at < cutoff)
+            .order_by(NodeRow.deleted_at)
         )
     )
 
@@ -104,14 +116,16 @@ def check_can_purge(node: NodeRow, actor: Principal) -> None:
         )
 
 
-def purge_node(session: TenantSession, node_id: uuid.UUID, actor: Principal) -> Purged:
+def purge_node(session: TenantSession, node_id: uuid.UUID, actor: Principal | None) -> Purged:
     """Delete a trashed item, everything below it and their versions; return the blobs to remove.
 
-    The caller deletes the returned blobs from the blob store after commit; a
-    crash in between leaves orphan blobs, which `strongroom check` finds.
+    An actor of None is the trash expiry, which may purge anything. The caller
+    deletes the returned blobs from the blob store after commit; a crash in
+    between leaves orphan blobs, which `strongroom check` finds.
     """
     node = access_trashed(session, node_id)
-    check_can_purge(node, actor)
+    if actor is not None:
+        check_can_purge(node, actor)
     subtree = _subtree_ids(session, node.id)
     versions = [
         version

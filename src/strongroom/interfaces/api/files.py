@@ -8,6 +8,7 @@ encrypted and written in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import anyio
@@ -23,13 +24,21 @@ from strongroom.drive import trash as drive_trash
 from strongroom.drive import transfers
 from strongroom.drive.content import BlobUpload, read_range
 from strongroom.drive.files import Preconditions
-from strongroom.drive.models import FILE
+from strongroom.drive.models import FILE, NodeRow, VersionRow
 from strongroom.drive.paths import join_path, split_path
-from strongroom.interfaces.api.dependencies import API_PREFIX, PrincipalDep, RuntimeDep, TenantDep
+from strongroom.interfaces.api.dependencies import (
+    API_PREFIX,
+    PrincipalDep,
+    RuntimeDep,
+    TenantDep,
+    require_module,
+)
 from strongroom.interfaces.api.ranges import parse_etag_list, parse_range
 from strongroom.interfaces.api.schemas import NodeOut, VersionListing, VersionOut, utc
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.modules import VERSIONING
+from strongroom.tenancy.rate_limits import TransferSlot
 
 log = get_logger(__name__)
 
@@ -67,19 +76,13 @@ async def put_file(
     preconditions = _preconditions(request)
     declared = _content_length(request)
 
-    upload = await anyio.to_thread.run_sync(
-        transfers.begin_upload, runtime, tenant, names, preconditions, declared
-    )
+    slot = await runtime.fair_share.acquire_transfer(tenant)
     try:
-        await _receive_body(
-            request, upload, runtime.settings.chunk_size, runtime.settings.upload_idle_timeout
+        node, version = await _upload(
+            request, runtime, tenant, names, preconditions, declared, slot, principal.user_id
         )
-    except BaseException:
-        await anyio.to_thread.run_sync(upload.abort)
-        raise
-    node, version = await anyio.to_thread.run_sync(
-        transfers.commit_upload, runtime, tenant, names, upload, principal.user_id, preconditions
-    )
+    finally:
+        await slot.release()
     metrics.bytes_uploaded.inc(version.size)
     log.info("file_stored", node_id=str(node.id), version=version.number, size=version.size)
 
@@ -93,9 +96,34 @@ async def put_file(
     )
 
 
+async def _upload(
+    request: Request,
+    runtime: Runtime,
+    tenant: TenantInfo,
+    names: tuple[str, ...],
+    preconditions: Preconditions,
+    declared: int | None,
+    slot: TransferSlot,
+    user_id: uuid.UUID,
+) -> tuple[NodeRow, VersionRow]:
+    upload = await anyio.to_thread.run_sync(
+        transfers.begin_upload, runtime, tenant, names, preconditions, declared
+    )
+    try:
+        await _receive_body(request, runtime, tenant, upload, slot)
+    except BaseException:
+        await anyio.to_thread.run_sync(upload.abort)
+        raise
+    return await anyio.to_thread.run_sync(
+        transfers.commit_upload, runtime, tenant, names, upload, user_id, preconditions
+    )
+
+
 async def _receive_body(
-    request: Request, upload: BlobUpload, chunk_size: int, idle_timeout: float
+    request: Request, runtime: Runtime, tenant: TenantInfo, upload: BlobUpload, slot: TransferSlot
 ) -> None:
+    chunk_size = runtime.settings.chunk_size
+    idle_timeout = runtime.settings.upload_idle_timeout
     pending: list[bytes] = []
     pending_size = 0
     pieces = request.stream().__aiter__()
@@ -104,6 +132,8 @@ async def _receive_body(
             piece = await _next_piece(pieces, idle_timeout)
             if piece is None:
                 break
+            await runtime.fair_share.throttle(tenant, len(piece))
+            await slot.keep()
             pending.append(piece)
             pending_size += len(piece)
             if pending_size >= chunk_size:
@@ -182,14 +212,34 @@ async def _download(
 
     if not send_body:
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
-    pieces = read_range(runtime.blobs, download.blob, download.tenant_key, start, end)
-    # Decrypt the first chunk before the status line goes out, so that a damaged blob
-    # gets a problem response. Damage further in can only cut the body short.
-    first = await anyio.to_thread.run_sync(next, pieces, b"")
+    slot = await runtime.fair_share.acquire_transfer(tenant)
+    try:
+        pieces = read_range(runtime.blobs, download.blob, download.tenant_key, start, end)
+        # Decrypt the first chunk before the status line goes out, so that a damaged blob
+        # gets a problem response. Damage further in can only cut the body short.
+        first = await anyio.to_thread.run_sync(next, pieces, b"")
+    except BaseException:
+        await slot.release()
+        raise
     return StreamingResponse(
-        _stream(first, pieces), status_code=status, headers=headers,
+        _send(runtime, tenant, slot, first, pieces), status_code=status, headers=headers,
         media_type="application/octet-stream",
     )
+
+
+async def _send(
+    runtime: Runtime, tenant: TenantInfo, slot: TransferSlot, first: bytes, rest: Iterator[bytes]
+) -> AsyncIterator[bytes]:
+    """Stream a download within the tenant's bandwidth, holding its transfer slot to the end."""
+    pieces = _stream(first, rest)
+    try:
+        async for piece in pieces:
+            await runtime.fair_share.throttle(tenant, len(piece))
+            await slot.keep()
+            yield piece
+    finally:
+        await pieces.aclose()
+        await slot.release()
 
 
 async def _stream(first: bytes, rest: Iterator[bytes]) -> AsyncIterator[bytes]:
@@ -235,7 +285,10 @@ def delete_file(
 
 
 @router.get(
-    "/versions/{path:path}", response_model=VersionListing, summary="List a file's versions"
+    "/versions/{path:path}",
+    response_model=VersionListing,
+    summary="List a file's versions",
+    dependencies=[require_module(VERSIONING)],
 )
 def list_versions(
     path: str, runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep
