@@ -193,8 +193,9 @@ def delete_plan(catalog: Catalog, name: str) -> None:
         row = _locked_plan(session, name)
         users = session.scalar(select(func.count()).where(TenantRow.plan == name)) or 0
         if users:
+            tenants = "1 tenant" if users == 1 else f"{users} tenants"
             raise Conflict(
-                f"plan {name!r} is the plan of {users} tenants; move them to another plan with "
+                f"plan {name!r} is the plan of {tenants}; move them to another plan with "
                 "`strongroom tenant set-plan` first"
             )
         session.delete(row)
