@@ -26,7 +26,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any
 
@@ -120,7 +120,12 @@ UNLIMITED_SLOT = TransferSlot(None)
 class FairShare:
     """The rate limits and transfer slots of every tenant, in this process or in Redis."""
 
-    def __init__(self, redis_url: str | None = None) -> None:
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._sleep = sleep
         self._last_storage_error = 0.0
         self._redis: redis.asyncio.Redis | None = None
         self._slots: dict[str, set[str]] = {}
@@ -292,7 +297,7 @@ class FairShare:
             if admitted:
                 remaining -= part
             else:
-                await asyncio.sleep(min(max(stats.reset_time - time.time(), 0.01), 1.0))
+                await self._sleep(min(max(stats.reset_time - time.time(), 0.01), 1.0))
 
     def _storage_failed(self, exc: Exception) -> None:
         now = time.monotonic()
