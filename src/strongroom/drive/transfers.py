@@ -142,7 +142,7 @@ def versions_to_keep(tenant: TenantInfo) -> int | None:
     """Return how many versions of a file the tenant keeps, None for all of them."""
     if VERSIONING not in tenant.modules:
         return 1
-    return tenant.settings.versions_kept
+    return tenant.settings.versions_kept or None
 
 
 def _record_version(
@@ -254,13 +254,13 @@ def expire_trash(
 ) -> trash.Purged:
     """Purge what has been in the trash longer than the tenant's trash_retention_days setting.
 
-    A retention of None keeps the trash until someone empties it. The
+    A retention of 0 keeps the trash until someone empties it. The
     background job that runs this for every tenant calls it once a day or so;
     an item is purged at the first run after its retention ends.
     """
     total = trash.Purged(nodes=0, bytes=0, blob_ids=[])
     days = tenant.settings.trash_retention_days
-    if days is None:
+    if days == 0:
         return total
     cutoff = (now or utcnow()) - dt.timedelta(days=days)
     with runtime.stores.session(tenant) as session:

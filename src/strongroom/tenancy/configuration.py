@@ -68,7 +68,8 @@ def _check_within_plan(settings: TenantSettings, tenant: TenantInfo) -> None:
     if settings.max_file_size is not None and limit is not None and settings.max_file_size > limit:
         raise BeyondPlan(
             f"max_file_size: {settings.max_file_size} bytes is more than the {limit} bytes that "
-            f"the plan {tenant.plan!r} allows; choose {limit} or less, or ask the operator"
+            f"the operator allows tenant {tenant.slug!r}; choose {limit} or less, or ask the "
+            "operator for a larger limit"
         )
 
 

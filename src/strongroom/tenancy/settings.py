@@ -60,11 +60,16 @@ class TenantSettings(BaseModel):
         default=(), description="file name endings that uploads may not have, such as exe"
     )
     link_max_expiry_days: int | None = Field(default=None, ge=1, le=3650)
-    versions_kept: int | None = Field(
-        default=None, ge=1, le=100_000, description="versions kept per file; null keeps all"
+    # 0 means no limit in the two settings below, because null in a merge patch restores
+    # the plan's default instead.
+    versions_kept: int = Field(
+        default=0, ge=0, le=100_000, description="versions kept per file; 0 keeps all"
     )
-    trash_retention_days: int | None = Field(
-        default=30, ge=1, le=3650, description="days before trashed items are deleted; null keeps them"
+    trash_retention_days: int = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="days before trashed items are deleted for good; 0 keeps them until emptied",
     )
 
     @field_validator("display_name")
