@@ -103,7 +103,7 @@ def test_concurrent_transfers_limit_is_429(
     member = cast.acme_member
     assert client.put(member.url("files/a.txt"), content=b"a", headers=member.headers).is_success
     tenant = set_limit_overrides(runtime.catalog, "acme", {"concurrent_transfers": 1}, OPERATOR)
-    # The test holds the only slot, as a slow upload in flight would.
+    # The test takes the only slot, as a slow upload in flight would.
     held = anyio.run(runtime.fair_share.acquire_transfer, tenant)
 
     upload = client.put(member.url("files/b.txt"), content=b"b", headers=member.headers)

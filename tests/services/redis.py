@@ -114,7 +114,7 @@ def _start(binary: str, base_dir: Path, port: int, password: str) -> subprocess.
 def _wait_until_ready(
     process: subprocess.Popen[bytes], port: int, password: str, log_path: Path
 ) -> bool:
-    """Return True once the server answers PING, or False if it lost a race for its port."""
+    """Return True once the server replies to PING, or False if it lost a race for its port."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:

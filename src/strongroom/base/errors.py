@@ -121,7 +121,7 @@ class BlockedFileType(StrongroomError):
 
 
 class RateLimited(StrongroomError):
-    """Too many requests or transfers at once; `Retry-After` says when to try again."""
+    """Too many requests, or too many transfers at once; `Retry-After` gives the seconds to wait."""
 
     code = "rate-limited"
     status = 429

@@ -254,9 +254,9 @@ def expire_trash(
 ) -> trash.Purged:
     """Purge what has been in the trash longer than the tenant's trash_retention_days setting.
 
-    A retention of 0 keeps the trash until someone empties it. The
-    background job that runs this for every tenant calls it once a day or so;
-    an item is purged at the first run after its retention ends.
+    A retention of 0 keeps the trash until someone empties it. An item is
+    purged at the first run after its retention ends, so the caller (a
+    periodic job for every tenant) decides how late that can be.
     """
     total = trash.Purged(nodes=0, bytes=0, blob_ids=[])
     days = tenant.settings.trash_retention_days

@@ -1,8 +1,8 @@
 """The catalog: tenants, their state and placement, and their wrapped keys.
 
-Every change to a tenant's catalog row goes through a function here, or, for
-its plan, limits, modules and settings, in tenancy/plans.py and
-tenancy/configuration.py; each owns its transaction. Lookups used on every
+Every change to a tenant's catalog row goes through a function that owns its
+transaction: here, or in tenancy/plans.py (plan and limits) and
+tenancy/configuration.py (modules and settings). Lookups used on every
 request go through a short cache so that resolving a tenant costs no query in
 the common case.
 """

@@ -50,7 +50,7 @@ class TenantInfo:
     isolation: str
     server: str
     placement: str
-    # The storage quota in force: limits.storage_bytes, under the name older code reads.
+    # The storage quota in force: limits.storage_bytes, under the name the quota code reads.
     quota_bytes: int | None
     # The tenant revision of the tenant's own schema or database; None on the shared level,
     # whose store has one revision for all its tenants, in its own version table.

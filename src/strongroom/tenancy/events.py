@@ -1,9 +1,9 @@
 """Audit events: the one hook that every change a tenant's administrators may audit goes through.
 
 Each event names the tenant, the actor, the action and the old and new
-values. For now an event is a structured log line with `audit=true`; the
-tenant's audit trail will store the same fields as rows, behind this same
-function, so callers do not change.
+values. For now an event is a structured log line with `audit=true`. The
+tenant's audit trail will store the same fields as rows behind this same
+function, so its callers will not change.
 """
 
 from __future__ import annotations

@@ -26,8 +26,9 @@ class TenantRow(CatalogBase):
     server: Mapped[str] = mapped_column(String(63), default="default")
     placement: Mapped[str] = mapped_column(String(200), default="")
     store_revision: Mapped[str | None] = mapped_column(String(32))
-    # No foreign key: changing a tenant's plan and deleting a plan both lock the plan's
-    # row instead (tenancy/plans.py), which lets tests empty the tables in any order.
+    # No foreign key, because the tests empty every table between tests, the seeded
+    # default plan included. Changing a tenant's plan and deleting a plan lock the
+    # plan's row instead (tenancy/plans.py), and a missing default plan is unlimited.
     plan: Mapped[str] = mapped_column(String(63), default="default")
     # Limits that differ from the plan's, by TenantLimits field name; null is unlimited.
     limit_overrides: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -221,7 +221,7 @@ def set_tenant_plan(catalog: Catalog, slug: str, plan_name: str, actor: str) -> 
         old_plan = row.plan
         row.plan = plan_name
         session.flush()
-        # The relationship still holds the old plan's row until it is loaded again.
+        # The relationship still contains the old plan's row until it is loaded again.
         session.expire(row, ["plan_row"])
         tenant = tenant_info(row)
     catalog.invalidate(slug)

@@ -7,8 +7,8 @@ same limit.
 
 - Request rates use the `limits` library's moving window: at most N requests
   in any 60 seconds, with no burst of 2N across a window boundary as a fixed
-  window allows, and a Retry-After that says when the oldest request leaves
-  the window. Its cost is one list per key of at most N timestamps.
+  window allows, and a Retry-After that gives the time until the oldest
+  request leaves the window. Its cost is one list per key of at most N timestamps.
 - Bandwidth uses a fixed window of one second, counting bytes: a moving
   window would keep one entry per byte.
 - Concurrent transfers are leases in a Redis sorted set, or a counter in
@@ -49,7 +49,9 @@ log = get_logger(__name__)
 
 KEY_PREFIX = "strongroom"
 LEASE_SECONDS = 120
-# A lease is renewed once this much of it has passed, so a live transfer never loses it.
+# A transfer renews its lease at its first chunk after this much of it has passed. One that
+# sends nothing for LEASE_SECONDS, such as a download to a client that stopped reading,
+# loses its slot while it stays open.
 RENEW_AFTER_SECONDS = LEASE_SECONDS / 4
 STORAGE_ERROR_LOG_INTERVAL = 60.0
 

@@ -112,7 +112,7 @@ def parse_object_id(text: str, kind: str) -> uuid.UUID:
 
 
 def require_module(name: str) -> DependsMarker:
-    """Return a route dependency that answers 403 when the module is off for the request's tenant.
+    """Return a route dependency that responds with 403 when the module is off for the tenant.
 
     Use it as `dependencies=[require_module("versioning")]` on a route or router.
     """
