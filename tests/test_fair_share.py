@@ -163,6 +163,21 @@ def test_bandwidth_waits_beyond_limit() -> None:
     assert all(0 < seconds <= 1 for seconds in waits)
 
 
+def test_bandwidth_limited_transfers_complete(
+    client: httpx.Client, cast: Cast, runtime: Runtime
+) -> None:
+    member = cast.acme_member
+    set_limit_overrides(runtime.catalog, "acme", {"bandwidth_bytes_per_second": 64 * 1024}, OPERATOR)
+    body = bytes(range(256)) * 400
+
+    stored = client.put(member.url("files/big.bin"), content=body, headers=member.headers)
+    fetched = client.get(member.url("files/big.bin"), headers=member.headers)
+
+    assert stored.status_code == 201
+    assert fetched.status_code == 200
+    assert fetched.content == body
+
+
 def test_bandwidth_unlimited_never_waits() -> None:
     waits: list[float] = []
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import httpx
 from sqlalchemy import func, select
 
 from strongroom.drive.models import BlobRow, VersionRow
+from strongroom.interfaces.api.dependencies import ModuleGate
 from strongroom.runtime import Runtime
 from strongroom.tenancy.configuration import set_modules, update_settings
 from strongroom.tenancy.events import OPERATOR
@@ -31,8 +35,8 @@ def test_settings_read_by_member_changed_by_admin(client: httpx.Client, cast: Ca
 
     changed = client.patch(
         admin.url("settings"),
-        json={"time_zone": "Europe/Berlin", "blocked_extensions": [".EXE"]},
-        headers=admin.headers,
+        content=json.dumps({"time_zone": "Europe/Berlin", "blocked_extensions": [".EXE"]}),
+        headers={**admin.headers, "Content-Type": "application/merge-patch+json"},
     )
     read = client.get(member.url("settings"), headers=member.headers)
 
@@ -185,3 +189,46 @@ def test_plan_max_file_size_names_operator(
 
     assert response.status_code == 413
     assert "ask the operator for a plan with a larger maximum file size" in response.json()["detail"]
+
+
+# Mounts outside FastAPI -----------------------------------------------------------------------
+
+
+def test_module_gate_blocks_disabled_module(runtime: Runtime, cast: Cast) -> None:
+    served: list[str] = []
+
+    async def mounted(scope: dict, receive: object, send: object) -> None:
+        served.append(scope["path"])
+
+    gate = ModuleGate(mounted, "webdav")
+    switched_off = set_modules(runtime.catalog, "acme", {"webdav": False}, OPERATOR)
+    replies = [asyncio.run(call_asgi(gate, tenant)) for tenant in (switched_off, cast.globex)]
+
+    assert replies[0]["status"] == 403
+    assert b"the tenant administrator disabled it" in replies[0]["body"]
+    assert replies[1] == {}
+    assert served == ["/dav/"]
+
+
+async def call_asgi(app: object, tenant: object) -> dict:
+    """Call an ASGI app with a GET of /dav/ for the tenant; return the status and body it sent."""
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/dav/",
+        "headers": [],
+        "state": {"tenant": tenant},
+    }
+    reply: dict = {}
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            reply["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            reply["body"] = reply.get("body", b"") + message.get("body", b"")
+
+    await app(scope, receive, send)  # type: ignore[operator]
+    return reply
