@@ -340,9 +340,11 @@ def test_user_limit_enforced_on_create(runtime: Runtime) -> None:
         create_user(session, "a@acme.test", PASSWORD, tenant=tenant)
         create_user(session, "b@acme.test", PASSWORD, tenant=tenant)
 
-    with pytest.raises(BeyondPlan, match="tenant 'acme' has 2 users, the most its plan 'duo' allows"):
-        with runtime.stores.session(tenant, write=True) as session:
-            create_user(session, "c@acme.test", PASSWORD, tenant=tenant)
+    with (
+        pytest.raises(BeyondPlan, match="tenant 'acme' has 2 users, the most its plan 'duo' allows"),
+        runtime.stores.session(tenant, write=True) as session,
+    ):
+        create_user(session, "c@acme.test", PASSWORD, tenant=tenant)
 
 
 def test_password_policy_enforced_on_create(runtime: Runtime) -> None:

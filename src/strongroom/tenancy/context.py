@@ -37,6 +37,9 @@ TENANT_STATUSES = (PROVISIONING, ACTIVE, SUSPENDED, MOVING, MIGRATING, "deleting
 ISOLATION_LEVELS = ("shared", "schema", "database")
 # The plan of tenants created without one; the catalog migration creates it, unlimited.
 DEFAULT_PLAN = "default"
+NO_LIMITS = TenantLimits()
+DEFAULT_SETTINGS = TenantSettings()
+ALL_MODULES = frozenset(MODULES)
 
 
 @dataclass(frozen=True)
@@ -57,11 +60,11 @@ class TenantInfo:
     store_revision: str | None = None
     plan: str = DEFAULT_PLAN
     # The plan's limits with the tenant's overrides applied.
-    limits: TenantLimits = TenantLimits()
+    limits: TenantLimits = NO_LIMITS
     # The modules that are on, and those the plan allows (a superset).
-    modules: frozenset[str] = frozenset(MODULES)
-    plan_modules: frozenset[str] = frozenset(MODULES)
-    settings: TenantSettings = TenantSettings()
+    modules: frozenset[str] = ALL_MODULES
+    plan_modules: frozenset[str] = ALL_MODULES
+    settings: TenantSettings = DEFAULT_SETTINGS
 
     @property
     def max_file_size(self) -> int | None:

@@ -24,7 +24,12 @@ from strongroom.tenancy.events import record_event
 from strongroom.tenancy.limits import LIMIT_NAMES, TenantLimits, check_limits
 from strongroom.tenancy.models import PlanRow, TenantRow
 from strongroom.tenancy.modules import MODULES, check_module_names
-from strongroom.tenancy.settings import CATALOG_SETTINGS, merge_patch, stored_settings, validate_settings
+from strongroom.tenancy.settings import (
+    CATALOG_SETTINGS,
+    merge_patch,
+    stored_settings,
+    validate_settings,
+)
 
 if TYPE_CHECKING:
     from strongroom.tenancy.catalog import Catalog

@@ -104,7 +104,10 @@ class TenantSettings(BaseModel):
         if isinstance(value, str):
             value = [part for part in value.split(",") if part.strip()]
         if not isinstance(value, (list, tuple)):
-            raise ValueError("give a list of file name endings, such as [\"exe\", \"bat\"]")
+            # Pydantic reports a ValueError as a validation error, but lets a TypeError through.
+            raise ValueError(  # noqa: TRY004
+                "give a list of file name endings, such as [\"exe\", \"bat\"]"
+            )
         if len(value) > MAX_BLOCKED_EXTENSIONS:
             raise ValueError(f"{len(value)} endings is too many; block at most {MAX_BLOCKED_EXTENSIONS}")
         endings = []

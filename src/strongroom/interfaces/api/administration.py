@@ -6,7 +6,7 @@ Changes are JSON merge patches (RFC 7396) and land in the audit trail.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Body
@@ -45,7 +45,9 @@ async def patch_settings(
     runtime: RuntimeDep,
     tenant: TenantDep,
     principal: AdminDep,
-    patch: dict[str, Any] = Body(openapi_examples={"change": {"value": SETTINGS_PATCH_EXAMPLE}}),
+    patch: Annotated[
+        dict[str, Any], Body(openapi_examples={"change": {"value": SETTINGS_PATCH_EXAMPLE}})
+    ],
 ) -> TenantSettings:
     actor = user_actor(principal.user_id, tenant)
     changed = await anyio.to_thread.run_sync(
@@ -68,7 +70,9 @@ async def patch_modules(
     runtime: RuntimeDep,
     tenant: TenantDep,
     principal: AdminDep,
-    changes: dict[str, Any] = Body(openapi_examples={"change": {"value": {"webdav": False}}}),
+    changes: Annotated[
+        dict[str, Any], Body(openapi_examples={"change": {"value": {"webdav": False}}})
+    ],
 ) -> ModulesOut:
     not_bool = [name for name, value in changes.items() if not isinstance(value, bool)]
     if not_bool:

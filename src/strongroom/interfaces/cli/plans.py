@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -23,35 +23,35 @@ from strongroom.tenancy.plans import (
 UNLIMITED = "unlimited"
 
 LIMIT_HELP = "Give a whole number, or 'unlimited'."
-Storage = Annotated[Optional[str], typer.Option("--storage", help=f"Storage in bytes. {LIMIT_HELP}")]
-Users = Annotated[Optional[str], typer.Option("--users", help=f"Number of users. {LIMIT_HELP}")]
+Storage = Annotated[str | None, typer.Option("--storage", help=f"Storage in bytes. {LIMIT_HELP}")]
+Users = Annotated[str | None, typer.Option("--users", help=f"Number of users. {LIMIT_HELP}")]
 MaxFileSize = Annotated[
-    Optional[str], typer.Option("--max-file-size", help=f"Bytes per file. {LIMIT_HELP}")
+    str | None, typer.Option("--max-file-size", help=f"Bytes per file. {LIMIT_HELP}")
 ]
 RequestsPerMinute = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--requests-per-minute", help=f"Requests per minute, whole tenant. {LIMIT_HELP}"),
 ]
 UserRequestsPerMinute = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--user-requests-per-minute", help=f"Requests per minute, each user. {LIMIT_HELP}"),
 ]
 Bandwidth = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--bandwidth", help=f"Bytes per second, uploads and downloads. {LIMIT_HELP}"),
 ]
 ConcurrentTransfers = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--concurrent-transfers", help=f"Uploads and downloads at once. {LIMIT_HELP}"
     ),
 ]
 Modules = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(help="Comma-separated modules the plan allows; default all of them."),
 ]
 SettingValues = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option(
         "--setting",
         help="A default tenant setting, KEY=VALUE, repeatable. VALUE is JSON or plain text; "
@@ -148,7 +148,7 @@ def create(
 @reports_errors
 def update(
     name: str,
-    description: Annotated[Optional[str], typer.Option(help="What the plan is for.")] = None,
+    description: Annotated[str | None, typer.Option(help="What the plan is for.")] = None,
     storage: Storage = None,
     users: Users = None,
     max_file_size: MaxFileSize = None,
