@@ -174,9 +174,9 @@ def set_quota(
     slug: str,
     quota: Annotated[Optional[int], typer.Argument(help="Bytes; omit for unlimited.", min=0)] = None,
 ) -> None:
-    """Change a tenant's storage quota."""
+    """Override the plan's storage limit for a tenant; without BYTES, its storage is unlimited."""
     runtime = open_runtime()
-    tenant = runtime.catalog.set_quota(slug, quota)
+    tenant = set_limit_overrides(runtime.catalog, slug, {"storage_bytes": quota}, OPERATOR)
     limit = "unlimited" if tenant.quota_bytes is None else f"{tenant.quota_bytes} bytes"
     out.print(f"quota of tenant {slug}: {limit}")
 
