@@ -268,3 +268,26 @@ def test_two_servers_share_one_limit(tmp_path: Path, redis_url: str) -> None:
     assert statuses.count(429) == 2
     assert statuses[-2:] == [429, 429]
     assert all("retry-after" in response.headers for response in responses[-2:])
+
+
+def test_unrenewed_transfer_lease_expires() -> None:
+    tenant = limited_tenant(concurrent_transfers=1)
+
+    async def scenario() -> tuple[bool, bool]:
+        fair_share = FairShare(lease_seconds=0.05)
+        await fair_share.acquire_transfer(tenant)
+        try:
+            await fair_share.acquire_transfer(tenant)
+            before = True
+        except RateLimited:
+            before = False
+        # The first slot is never released, as when a response's cleanup never ran.
+        await asyncio.sleep(0.1)
+        after = await fair_share.acquire_transfer(tenant)
+        await after.release()
+        return before, True
+
+    before, after = asyncio.run(scenario())
+
+    assert before is False
+    assert after is True

@@ -11,9 +11,10 @@ same limit.
   request leaves the window. Its cost is one list per key of at most N timestamps.
 - Bandwidth uses a fixed window of one second, counting bytes: a moving
   window would keep one entry per byte.
-- Concurrent transfers are leases in a Redis sorted set, or a counter in
-  memory. A lease that its process stops renewing (the process died) expires
-  after LEASE_SECONDS, so a crash does not hold a slot for ever.
+- Concurrent transfers are leases, in a Redis sorted set or a dictionary in
+  memory. A lease that is not renewed expires after LEASE_SECONDS, so neither
+  a crashed replica nor a response that never ran its cleanup (a client gone
+  before the body started) holds a slot for ever.
 
 If Redis fails, requests are let through and the failure is logged: a rate
 limit is not worth an outage.
@@ -48,11 +49,10 @@ from strongroom.tenancy.context import TenantInfo
 log = get_logger(__name__)
 
 KEY_PREFIX = "strongroom"
-LEASE_SECONDS = 120
-# A transfer renews its lease at its first chunk after this much of it has passed. One that
+# A transfer renews its lease at its first chunk after a quarter of it has passed. One that
 # sends nothing for LEASE_SECONDS, such as a download to a client that stopped reading,
 # loses its slot while it stays open.
-RENEW_AFTER_SECONDS = LEASE_SECONDS / 4
+LEASE_SECONDS = 120.0
 STORAGE_ERROR_LOG_INTERVAL = 60.0
 
 # Take a slot if fewer than ARGV[2] unexpired leases exist; return 1 if taken, else 0.
@@ -97,15 +97,18 @@ async def _result(value: Any) -> Any:
 class TransferSlot:
     """A tenant's place among its concurrent transfers, held until `release`."""
 
-    def __init__(self, fair_share: FairShare | None, key: str = "", token: str = "") -> None:
+    def __init__(
+        self, fair_share: FairShare | None, key: str = "", token: str = "", lease: float = 0
+    ) -> None:
         self._fair_share = fair_share
         self._key = key
         self._token = token
+        self._renew_after = lease / 4
         self._renewed = time.monotonic()
 
     async def keep(self) -> None:
         """Renew the lease when due; call it for each chunk of a long transfer."""
-        if self._fair_share is None or time.monotonic() - self._renewed < RENEW_AFTER_SECONDS:
+        if self._fair_share is None or time.monotonic() - self._renewed < self._renew_after:
             return
         self._renewed = time.monotonic()
         await self._fair_share.renew_slot(self._key, self._token)
@@ -126,11 +129,14 @@ class FairShare:
         self,
         redis_url: str | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self._sleep = sleep
+        self._lease_seconds = lease_seconds
         self._last_storage_error = 0.0
         self._redis: redis.asyncio.Redis | None = None
-        self._slots: dict[str, set[str]] = {}
+        # Leases in memory: tenant key, then transfer token, then expiry on the monotonic clock.
+        self._slots: dict[str, dict[str, float]] = {}
         self._slots_lock = threading.Lock()
         if redis_url is None:
             storage: Any = limits.storage.MemoryStorage()
@@ -231,19 +237,22 @@ class FairShare:
                 scope="transfers",
                 limit=limit,
             )
-        return TransferSlot(self, key, token)
+        return TransferSlot(self, key, token, self._lease_seconds)
 
     async def _take_slot(self, key: str, limit: int, token: str) -> bool:
         if self._redis is None:
+            now = time.monotonic()
             with self._slots_lock:
-                held = self._slots.setdefault(key, set())
-                if len(held) >= limit:
+                leases = self._slots.setdefault(key, {})
+                for expired in [other for other, expiry in leases.items() if expiry <= now]:
+                    del leases[expired]
+                if len(leases) >= limit:
                     return False
-                held.add(token)
+                leases[token] = now + self._lease_seconds
                 return True
         try:
             taken = await self._acquire_slot(
-                keys=[self._slot_key(key)], args=[LEASE_SECONDS, limit, token]
+                keys=[self._slot_key(key)], args=[self._lease_seconds, limit, token]
             )
             return bool(taken)
         except RedisError as exc:
@@ -252,19 +261,23 @@ class FairShare:
 
     async def renew_slot(self, key: str, token: str) -> None:
         if self._redis is None:
+            with self._slots_lock:
+                leases = self._slots.get(key)
+                if leases is not None and token in leases:
+                    leases[token] = time.monotonic() + self._lease_seconds
             return
         try:
-            await self._renew_slot(keys=[self._slot_key(key)], args=[LEASE_SECONDS, token])
+            await self._renew_slot(keys=[self._slot_key(key)], args=[self._lease_seconds, token])
         except RedisError as exc:
             self._storage_failed(exc)
 
     async def release_slot(self, key: str, token: str) -> None:
         if self._redis is None:
             with self._slots_lock:
-                held = self._slots.get(key)
-                if held is not None:
-                    held.discard(token)
-                    if not held:
+                leases = self._slots.get(key)
+                if leases is not None:
+                    leases.pop(token, None)
+                    if not leases:
                         del self._slots[key]
             return
         try:
