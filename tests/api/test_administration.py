@@ -30,7 +30,7 @@ def count_rows(runtime: Runtime, member: Member, model: type) -> int:
 # Settings -------------------------------------------------------------------------------------
 
 
-def test_settings_read_by_member_changed_by_admin(client: httpx.Client, cast: Cast) -> None:
+def test_settings_admin_changes_member_reads(client: httpx.Client, cast: Cast) -> None:
     admin, member = cast.acme_admin, cast.acme_member
 
     changed = client.patch(
@@ -157,7 +157,7 @@ def test_rename_to_blocked_extension_is_415(client: httpx.Client, cast: Cast, ru
     assert client.get(member.url("files/notes.txt"), headers=member.headers).status_code == 200
 
 
-def test_max_file_size_rejects_declared_and_streamed(
+def test_max_file_size_rejects_large_uploads(
     client: httpx.Client, cast: Cast, runtime: Runtime
 ) -> None:
     member = cast.acme_member

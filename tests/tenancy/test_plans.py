@@ -57,7 +57,7 @@ def audit_events(logs: list[dict], action: str) -> list[dict]:
 # Plans --------------------------------------------------------------------------------------
 
 
-def test_default_plan_is_unlimited_with_every_module(runtime: Runtime) -> None:
+def test_default_plan_unlimited_all_modules(runtime: Runtime) -> None:
     tenant = provision_tenant(runtime.catalog, runtime.stores, "acme", isolation="shared")
 
     assert tenant.plan == "default"
@@ -108,7 +108,7 @@ def test_create_plan_twice_conflicts(runtime: Runtime) -> None:
         create_plan(runtime.catalog, "gold")
 
 
-def test_tenant_of_missing_plan_is_not_created(runtime: Runtime) -> None:
+def test_missing_plan_creates_no_tenant(runtime: Runtime) -> None:
     with pytest.raises(NotFound, match="no plan is named 'platinum'"):
         provision_tenant(runtime.catalog, runtime.stores, "acme", plan="platinum")
 
@@ -181,7 +181,7 @@ def test_set_tenant_plan_rejects_missing_plan(runtime: Runtime) -> None:
     assert runtime.catalog.get_tenant("acme").plan == "default"
 
 
-def test_overrides_win_over_plan_and_can_be_removed(runtime: Runtime, logs: list[dict]) -> None:
+def test_overrides_replace_plan_limits(runtime: Runtime, logs: list[dict]) -> None:
     create_plan(runtime.catalog, "small", limits={"storage_bytes": 1000, "max_file_size": 100})
     provision_tenant(runtime.catalog, runtime.stores, "acme", plan="small")
 
