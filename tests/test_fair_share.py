@@ -20,7 +20,7 @@ from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.events import OPERATOR
 from strongroom.tenancy.limits import TenantLimits
 from strongroom.tenancy.plans import set_limit_overrides
-from strongroom.tenancy.rate_limits import FairShare
+from strongroom.tenancy.fair_share import FairShare
 from tests.conftest import Cast, Member
 from tests.services.strongroom import StrongroomProcess
 

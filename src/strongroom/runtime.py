@@ -24,7 +24,7 @@ from strongroom.tenancy.catalog import Catalog
 from strongroom.tenancy.isolation import TenantStores
 from strongroom.tenancy.keys import Keyring, load_master_key
 from strongroom.tenancy.lifecycle import start_usage
-from strongroom.tenancy.rate_limits import FairShare
+from strongroom.tenancy.fair_share import FairShare
 from strongroom.tenancy.servers import get_server
 from strongroom.tenancy.store_state import open_store
 from strongroom.tenancy.upgrades import upgrade_tenant_stores

@@ -38,7 +38,7 @@ from strongroom.interfaces.api.schemas import NodeOut, VersionListing, VersionOu
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.modules import VERSIONING
-from strongroom.tenancy.rate_limits import TransferSlot
+from strongroom.tenancy.fair_share import TransferSlot
 
 log = get_logger(__name__)
 
