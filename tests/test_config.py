@@ -136,6 +136,23 @@ def test_load_settings_names_every_bad_variable(monkeypatch: pytest.MonkeyPatch)
     assert "STRONGROOM_DATABASE_URL" in raised.value.detail
 
 
+def test_load_settings_redis_url_hides_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRONGROOM_REDIS_URL", "http://user:hunter22@cache.example:6379")
+
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+
+    assert "STRONGROOM_REDIS_URL: the value is not a Redis URL" in raised.value.detail
+    assert "hunter22" not in raised.value.detail
+
+
+def test_load_settings_redis_url_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRONGROOM_REDIS_URL", "redis://127.0.0.1:6379/2")
+
+    assert load_settings().redis_url == "redis://127.0.0.1:6379/2"
+    assert "6379" not in repr(load_settings())
+
+
 def test_load_settings_rejects_both_key_sources(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

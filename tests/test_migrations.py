@@ -28,6 +28,7 @@ from strongroom.storage.db import CatalogBase, TenantBase, make_engine
 from strongroom.tenancy import migrations
 from strongroom.tenancy import models as catalog_models  # noqa: F401 - registers catalog tables
 from strongroom.tenancy import usage  # noqa: F401 - registers the usage table
+from strongroom.tenancy.catalog import Catalog
 from tests.services.strongroom import StrongroomProcess
 
 VERSION_TABLES = set(migrations.STORE_KINDS.values())
@@ -465,3 +466,35 @@ def test_downgrade_two_drives_fails(engine: Engine) -> None:
 
     assert "more than one drive" in str(raised.value)
     assert str(tenant) in str(raised.value)
+# Catalog data -------------------------------------------------------------------------
+
+
+def test_catalog_0003_moves_quota_into_overrides(engine: Engine) -> None:
+    with engine.begin() as connection:
+        command.upgrade(migrations.alembic_config("catalog", connection), "0002")
+        for slug, quota in (("capped", 5000), ("open", None)):
+            connection.execute(
+                text(
+                    "INSERT INTO tenants (id, slug, name, status, isolation, server, placement, "
+                    "plan, quota_bytes, settings, created_at, updated_at) VALUES (:id, :slug, "
+                    ":slug, 'active', 'shared', 'default', 'shared', 'default', :quota, '{}', "
+                    "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                # SQLAlchemy's Uuid type stores 32 hex digits on SQLite.
+                {"id": uuid.uuid4().hex, "slug": slug, "quota": quota},
+            )
+
+    with engine.begin() as connection:
+        command.upgrade(migrations.alembic_config("catalog", connection), "0003")
+    catalog = Catalog(engine, keyring=None, cache_seconds=0)
+
+    assert catalog.get_tenant("capped").quota_bytes == 5000
+    assert catalog.get_tenant("open").quota_bytes is None
+    assert catalog.get_tenant("capped").plan == "default"
+    assert len(catalog.get_tenant("open").modules) == 6
+
+    with engine.begin() as connection:
+        command.downgrade(migrations.alembic_config("catalog", connection), "0002")
+        restored = dict(connection.execute(text("SELECT slug, quota_bytes FROM tenants")).all())
+
+    assert restored == {"capped": 5000, "open": None}

@@ -23,8 +23,9 @@ from strongroom.tenancy.catalog import Catalog
 from strongroom.tenancy.isolation import TenantStores
 from strongroom.tenancy.keys import Keyring, load_master_key
 from strongroom.tenancy.lifecycle import start_usage
-from strongroom.tenancy.store_state import open_store
+from strongroom.tenancy.fair_share import FairShare
 from strongroom.tenancy.servers import get_server
+from strongroom.tenancy.store_state import open_store
 from strongroom.tenancy.upgrades import upgrade_tenant_stores
 
 log = get_logger(__name__)
@@ -39,6 +40,7 @@ class Runtime:
     keyring: Keyring
     blobs: BlobStore
     tokens: TokenCache
+    fair_share: FairShare
 
     def close(self) -> None:
         self.stores.close()
@@ -80,6 +82,7 @@ def build_runtime(settings: Settings, migrate: bool | None = None) -> Runtime:
         keyring=keyring,
         blobs=open_blob_store(settings.resolved_blob_dir),
         tokens=TokenCache(settings.token_cache_seconds),
+        fair_share=FairShare(settings.redis_url),
     )
 
 

@@ -23,7 +23,15 @@ import httpx
 
 from tests.security.estate import Estate, snapshot
 from tests.security.raw_http import Reply, send_raw
-from tests.security.routes import MOVE, NEW_TOKEN, PARAMETER_KINDS, UPLOAD, Route
+from tests.security.routes import (
+    MODULES,
+    MOVE,
+    NEW_TOKEN,
+    PARAMETER_KINDS,
+    SETTINGS,
+    UPLOAD,
+    Route,
+)
 from tests.security.tally import Tally
 
 BASE_DOMAIN = "strongroom.test"
@@ -96,6 +104,10 @@ def body_for(
         return json.dumps(move).encode(), "application/json"
     if route.body == NEW_TOKEN:
         return json.dumps({"name": "intruder"}).encode(), "application/json"
+    if route.body == SETTINGS:
+        return json.dumps({"display_name": "intruder"}).encode(), "application/merge-patch+json"
+    if route.body == MODULES:
+        return json.dumps({"versioning": False}).encode(), "application/json"
     return b"", None
 
 

@@ -23,6 +23,8 @@ from strongroom.interfaces.web.routing import WebRoute
 UPLOAD = "upload"
 MOVE = "move"
 NEW_TOKEN = "new token"
+SETTINGS = "settings"
+MODULES = "modules"
 
 # How each path parameter is filled: with a path, or with an id of one kind.
 PARAMETER_KINDS = {"path": "path", "node_id": "node", "item_id": "trash", "token_id": "token"}
@@ -52,6 +54,11 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/tokens"): None,
     ("POST", "/api/v1/tokens"): NEW_TOKEN,
     ("DELETE", "/api/v1/tokens/{token_id}"): None,
+    ("GET", "/api/v1/settings"): None,
+    ("PATCH", "/api/v1/settings"): SETTINGS,
+    ("GET", "/api/v1/modules"): None,
+    ("PATCH", "/api/v1/modules"): MODULES,
+    ("GET", "/api/v1/limits"): None,
 }
 
 

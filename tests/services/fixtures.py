@@ -17,6 +17,7 @@ import pytest
 from . import MissingService
 from .pgbouncer import PgBouncer, start_pgbouncer
 from .postgres import PostgresServer, start_postgres
+from .redis import RedisServer, start_redis
 
 REQUIRE_SERVICES_VARIABLE = "STRONGROOM_REQUIRE_SERVICES"
 
@@ -75,3 +76,20 @@ def pgbouncer(postgres_server: PostgresServer) -> Iterator[PgBouncer]:
         yield bouncer
     finally:
         bouncer.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """Redis server shared by the whole test session, on 127.0.0.1."""
+    server = start_service(start_redis)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """URL of the session's Redis, emptied for this test."""
+    redis_server.flush()
+    return redis_server.url()

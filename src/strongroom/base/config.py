@@ -99,6 +99,12 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a replica trusts its cached copy of a tenant's catalog row.",
     )
+    redis_url: str | None = Field(
+        default=None,
+        repr=False,
+        description="redis://[:PASSWORD@]HOST:PORT/DB or rediss://...; rate-limit counters and "
+        "transfer slots live there, shared by every replica. Default: in this process.",
+    )
     token_cache_seconds: float = Field(
         default=2.0,
         ge=0,
@@ -156,6 +162,19 @@ class Settings(BaseSettings):
         raise ValueError(
             f"{value!r} is not a supported database URL; "
             "use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB"
+        )
+
+    @field_validator("redis_url")
+    @classmethod
+    def check_redis_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if value.startswith(("redis://", "rediss://", "unix://")):
+            return value
+        # The value may carry a password, so the message does not repeat it.
+        raise ValueError(
+            "the value is not a Redis URL; use redis://HOST:PORT/DB, rediss://HOST:PORT/DB "
+            "or unix:///PATH"
         )
 
     @field_validator("master_key")

@@ -62,6 +62,18 @@ class TenantSuspended(Forbidden):
     title = "Tenant suspended"
 
 
+class ModuleDisabled(Forbidden):
+    code = "module-disabled"
+    title = "Module disabled"
+
+
+class BeyondPlan(Forbidden):
+    """A change needs more than the tenant's plan allows: another user, or a module outside it."""
+
+    code = "beyond-plan"
+    title = "Not included in the plan"
+
+
 class NotFound(StrongroomError):
     code = "not-found"
     status = 404
@@ -102,13 +114,21 @@ class PayloadTooLarge(StrongroomError):
     title = "Payload too large"
 
 
-class TooManyRequests(StrongroomError):
-    code = "too-many-requests"
+class BlockedFileType(StrongroomError):
+    code = "blocked-file-type"
+    status = 415
+    title = "File type blocked"
+
+
+class RateLimited(StrongroomError):
+    """Too many requests, or too many transfers at once; `Retry-After` gives the seconds to wait."""
+
+    code = "rate-limited"
     status = 429
     title = "Too many requests"
 
     def __init__(self, detail: str, retry_after: int, **extra: Any) -> None:
-        super().__init__(detail, **extra)
+        super().__init__(detail, retry_after=retry_after, **extra)
         self.headers["Retry-After"] = str(retry_after)
 
 

@@ -47,5 +47,13 @@ login_failures = Counter(
 )
 
 
+rate_limited = Counter(
+    "strongroom_rate_limited_requests",
+    "Requests rejected with 429, by what was limited: tenant, user or transfers.",
+    ["scope"],
+    registry=registry,
+)
+
+
 def render() -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_LATEST

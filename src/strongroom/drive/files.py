@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 
 from strongroom.base.errors import (
@@ -344,6 +344,43 @@ def add_version(
     node.modified_at = version.created_at
     session.flush()
     return node, version
+
+
+@dataclass(frozen=True)
+class PrunedVersions:
+    """Versions deleted from a file: their bytes, and the blobs that no version names any more."""
+
+    bytes: int = 0
+    blob_ids: tuple[uuid.UUID, ...] = ()
+
+
+def prune_versions(session: TenantSession, node: NodeRow, keep: int) -> PrunedVersions:
+    """Delete a file's versions beyond its newest `keep`, and the blob rows no other version names.
+
+    The caller releases the returned bytes from the usage and deletes the
+    returned blobs from the blob store after commit.
+    """
+    old = list(
+        session.scalars(
+            select(VersionRow)
+            .where(VersionRow.node_id == node.id)
+            .order_by(VersionRow.number.desc())
+            .offset(max(keep, 1))
+        )
+    )
+    if not old:
+        return PrunedVersions()
+    old_ids = [version.id for version in old]
+    session.execute(delete(VersionRow).where(VersionRow.id.in_(old_ids)))
+    blob_ids = list({version.blob_id for version in old})
+    # A blob still named by a kept version stays; today every version has a blob of its own.
+    still_used = set(
+        session.scalars(select(VersionRow.blob_id).where(VersionRow.blob_id.in_(blob_ids)))
+    )
+    unused = [blob_id for blob_id in blob_ids if blob_id not in still_used]
+    if unused:
+        session.execute(delete(BlobRow).where(BlobRow.id.in_(unused)))
+    return PrunedVersions(sum(version.size for version in old), tuple(unused))
 
 
 def _lock_child(session: TenantSession, parent_id: uuid.UUID, name: str) -> NodeRow | None:

@@ -10,13 +10,14 @@ A failure after the blob is written deletes the blob again.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 from sqlalchemy.exc import OperationalError
 
-from strongroom.base.errors import Conflict, NotFound
+from strongroom.base.errors import BlockedFileType, Conflict, NotFound, PayloadTooLarge
 from strongroom.base.logging import get_logger
 from strongroom.drive import files, trash
 from strongroom.drive.content import BlobUpload, blob_key
@@ -26,6 +27,8 @@ from strongroom.drive.paths import join_path
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.keys import TenantKey
+from strongroom.tenancy.models import utcnow
+from strongroom.tenancy.modules import VERSIONING
 from strongroom.tenancy.usage import (
     check_room,
     get_usage,
@@ -50,9 +53,13 @@ def begin_upload(
     """Check that a file may be written at the path of the user's drive, then open its blob.
 
     `declared_size` (the request's Content-Length) is checked against the
-    quota before any byte is stored. Without it, the upload is cut off as
-    soon as it passes the room left.
+    maximum file size and the quota before any byte is stored. Without it, the
+    upload is cut off as soon as it passes either.
     """
+    check_file_allowed(tenant, names[-1])
+    max_size = tenant.max_file_size
+    if declared_size is not None and max_size is not None and declared_size > max_size:
+        raise file_too_large(tenant, declared_size, declared=True)
     with runtime.stores.session(tenant) as session:
         existing = files.get_node(session, owner_id, names)
         path = join_path(names)
@@ -64,13 +71,45 @@ def begin_upload(
         used = get_usage(session)
 
     room = None if tenant.quota_bytes is None else max(tenant.quota_bytes - used, 0)
+    size_limit = min((limit for limit in (room, max_size) if limit is not None), default=None)
+
+    def limit_error(size: int) -> Exception:
+        if max_size is not None and size > max_size:
+            return file_too_large(tenant, size, declared=False)
+        return quota_exceeded(tenant, used, size)
+
     tenant_key = runtime.keyring.current(tenant.id)
     return BlobUpload(
         runtime.blobs,
         tenant_key,
         runtime.settings.chunk_size,
-        size_limit=room,
-        limit_error=lambda size: quota_exceeded(tenant, used, size),
+        size_limit=size_limit,
+        limit_error=limit_error,
+    )
+
+
+def check_file_allowed(tenant: TenantInfo, name: str) -> None:
+    """Raise BlockedFileType (415) if the tenant's settings block the file name's ending."""
+    ending = tenant.settings.blocked_extension_of(name)
+    if ending is not None:
+        raise BlockedFileType(
+            f"files ending in .{ending} are blocked in tenant {tenant.slug!r}; rename the file, "
+            f"or ask a tenant admin to remove {ending!r} from the blocked_extensions setting",
+            extension=ending,
+        )
+
+
+def file_too_large(tenant: TenantInfo, size: int, declared: bool) -> PayloadTooLarge:
+    limit = tenant.max_file_size
+    if tenant.settings.max_file_size == limit:
+        raise_it = "ask a tenant admin to raise the max_file_size setting"
+    else:
+        raise_it = "ask the operator for a plan with a larger maximum file size"
+    what = f"the upload declares {size} bytes" if declared else f"the upload reached {size} bytes"
+    return PayloadTooLarge(
+        f"{what}, more than the maximum file size of {limit} bytes in tenant {tenant.slug!r}; "
+        f"upload a smaller file, or {raise_it}",
+        limit=limit,
     )
 
 
@@ -90,12 +129,21 @@ def commit_upload(
         upload.abort()
         raise
     try:
-        return _record_version(
+        node, version, pruned = _record_version(
             runtime, tenant, owner_id, names, blob, sha256, user_id, preconditions
         )
     except BaseException:
         runtime.blobs.delete(blob_key(tenant.id, blob.id))
         raise
+    _delete_blobs(runtime, tenant, list(pruned.blob_ids))
+    return node, version
+
+
+def versions_to_keep(tenant: TenantInfo) -> int | None:
+    """Return how many versions of a file the tenant keeps, None for all of them."""
+    if VERSIONING not in tenant.modules:
+        return 1
+    return tenant.settings.versions_kept or None
 
 
 def _record_version(
@@ -107,15 +155,26 @@ def _record_version(
     sha256: str,
     user_id: uuid.UUID | None,
     preconditions: Preconditions,
-) -> tuple[NodeRow, VersionRow]:
+) -> tuple[NodeRow, VersionRow, files.PrunedVersions]:
+    """Record the new version and prune the old ones beyond what the tenant keeps.
+
+    Returns the file, its new version and the pruned versions, whose blobs
+    the caller deletes after commit.
+    """
+    keep = versions_to_keep(tenant)
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         try:
             with runtime.stores.session(tenant, write=True) as session:
                 reserve_bytes(session, tenant, blob.size)
                 row = _copy_blob_row(blob)
-                return files.add_version(
+                node, version = files.add_version(
                     session, owner_id, names, row, sha256, user_id, preconditions
                 )
+                pruned = files.PrunedVersions()
+                if keep is not None:
+                    pruned = files.prune_versions(session, node, keep)
+                    release_bytes(session, pruned.bytes)
+                return node, version, pruned
         except (DatabaseIntegrityError, OperationalError) as exc:
             # Two uploads created the same new file, or PostgreSQL aborted one of two
             # conflicting transactions. Start over, so the next try reads the winner's row.
@@ -198,6 +257,34 @@ def empty_trash(runtime: Runtime, tenant: TenantInfo, owner_id: uuid.UUID) -> tr
             continue  # already purged with a trashed folder above it
         total.nodes += purged.nodes
         total.bytes += purged.bytes
+    return total
+
+
+def expire_trash(
+    runtime: Runtime, tenant: TenantInfo, now: dt.datetime | None = None
+) -> trash.Purged:
+    """Purge what has been in the trash longer than the tenant's trash_retention_days setting.
+
+    A retention of 0 keeps the trash until someone empties it. An item is
+    purged at the first run after its retention ends, so the caller (a
+    periodic job for every tenant) decides how late that can be.
+    """
+    total = trash.Purged(nodes=0, bytes=0, blob_ids=[])
+    days = tenant.settings.trash_retention_days
+    if days == 0:
+        return total
+    cutoff = (now or utcnow()) - dt.timedelta(days=days)
+    with runtime.stores.session(tenant) as session:
+        expired = [(node.owner_id, node.id) for node in trash.list_expired(session, cutoff)]
+    for owner_id, node_id in expired:
+        try:
+            purged = purge(runtime, tenant, owner_id, node_id)
+        except NotFound:
+            continue  # purged already, with a trashed folder above it or by a user
+        total.nodes += purged.nodes
+        total.bytes += purged.bytes
+    if total.nodes:
+        log.info("trash_expired", items=total.nodes, bytes=total.bytes, retention_days=days)
     return total
 
 

@@ -10,6 +10,7 @@ commit to the caller.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 
@@ -55,6 +56,17 @@ def list_trash(session: TenantSession, owner_id: uuid.UUID) -> list[NodeRow]:
             select(NodeRow)
             .where(NodeRow.owner_id == owner_id, NodeRow.deleted_at.is_not(None))
             .order_by(NodeRow.deleted_at.desc())
+        )
+    )
+
+
+def list_expired(session: TenantSession, cutoff: dt.datetime) -> list[NodeRow]:
+    """Return the items of every drive put in the trash before `cutoff`, oldest first."""
+    return list(
+        session.scalars(
+            select(NodeRow)
+            .where(NodeRow.deleted_at.is_not(None), NodeRow.deleted_at < cutoff)
+            .order_by(NodeRow.deleted_at)
         )
     )
 

@@ -8,6 +8,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from strongroom.base.errors import InvalidInput
+from strongroom.tenancy.settings import PasswordPolicy, check_password
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
@@ -56,5 +57,18 @@ def verify_for_unknown_user(password: str) -> bool:
     return False
 
 
-def generate_password() -> str:
-    return secrets.token_urlsafe(18)
+def generate_password(policy: PasswordPolicy | None = None) -> str:
+    """Return a random password of at least 24 characters that meets the policy, if one is given."""
+    length = max(24, policy.min_length if policy is not None else 0)
+    while True:
+        # token_urlsafe gives about 1.3 characters per byte; the slice makes the length exact.
+        password = secrets.token_urlsafe(length)[:length]
+        if policy is None:
+            return password
+        if policy.require_symbol:
+            password = password[:-1] + secrets.choice("!#%+-=?@_~")
+        try:
+            check_password(policy, password)
+        except InvalidInput:
+            continue
+        return password

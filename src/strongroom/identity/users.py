@@ -5,15 +5,25 @@ from __future__ import annotations
 import re
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 
-from strongroom.base.errors import AlreadyExists, Conflict, Forbidden, InvalidInput, NotFound
+from strongroom.base.errors import (
+    AlreadyExists,
+    BeyondPlan,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+)
 from strongroom.base.logging import get_logger
 from strongroom.identity.models import ROLES, UserRow
 from strongroom.identity.passwords import hash_password
 from strongroom.identity.web_sessions import end_user_sessions
 from strongroom.storage.db import TenantSession
+from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.settings import check_password
+from strongroom.tenancy.usage import lock_tenant
 
 log = get_logger(__name__)
 
@@ -41,10 +51,21 @@ def create_user(
     password: str,
     role: str = "member",
     display_name: str = "",
+    *,
+    tenant: TenantInfo | None = None,
 ) -> UserRow:
+    """Create a user; with `tenant`, within its plan's user limit and its password policy.
+
+    Every interface passes the tenant. Only set-up code, such as test
+    fixtures, creates users without these checks.
+    """
     address = normalise_email(email)
     check_role(role)
+    if tenant is not None:
+        check_password(tenant.settings.password_policy, password)
     password_hash = hash_password(password)
+    if tenant is not None and tenant.limits.max_users is not None:
+        check_room_for_user(session, tenant)
 
     if get_user_by_email(session, address) is not None:
         raise AlreadyExists(f"a user with the e-mail {address!r} already exists in this tenant")
@@ -66,6 +87,25 @@ def create_user(
 
     log.info("user_created", user_id=str(user.id), role=role)
     return user
+
+
+def check_room_for_user(session: TenantSession, tenant: TenantInfo) -> None:
+    """Raise BeyondPlan when the tenant has as many users as its plan allows.
+
+    The tenant's usage row stays locked until commit, so two concurrent
+    creations cannot both take the last place.
+    """
+    limit = tenant.limits.max_users
+    if limit is None:
+        return
+    lock_tenant(session)
+    users = session.scalar(select(func.count()).select_from(UserRow)) or 0
+    if users >= limit:
+        raise BeyondPlan(
+            f"tenant {tenant.slug!r} has {users} users, the most its plan {tenant.plan!r} "
+            "allows; remove a user, or ask the operator for a larger plan",
+            limit=limit,
+        )
 
 
 def get_user_by_email(session: TenantSession, email: str) -> UserRow | None:

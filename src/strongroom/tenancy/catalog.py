@@ -1,8 +1,10 @@
 """The catalog: tenants, their state and placement, and their wrapped keys.
 
-Every change to a tenant's catalog row goes through a function here, which
-owns its transaction. Lookups used on every request go through a short cache
-so that resolving a tenant costs no query in the common case.
+Every change to a tenant's catalog row goes through a function that owns its
+transaction: here, or in tenancy/plans.py (plan and limits) and
+tenancy/configuration.py (modules and settings). Lookups used on every
+request go through a short cache so that resolving a tenant costs no query in
+the common case.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from strongroom.base.errors import (
     ConfigurationError,
     Conflict,
     InvalidInput,
+    NotFound,
     TenantNotFound,
 )
 from strongroom.base.logging import get_logger
 from strongroom.storage.db import writer_bind
 from strongroom.tenancy.context import (
     ACTIVE,
+    DEFAULT_PLAN,
     MIGRATING,
     MOVING,
     PROVISIONING,
@@ -36,7 +40,10 @@ from strongroom.tenancy.context import (
     TenantInfo,
 )
 from strongroom.tenancy.keys import Keyring, latest_key_version, new_tenant_key_row
-from strongroom.tenancy.models import TenantKeyRow, TenantRow
+from strongroom.tenancy.limits import LIMIT_NAMES, TenantLimits
+from strongroom.tenancy.models import PlanRow, TenantKeyRow, TenantRow
+from strongroom.tenancy.modules import MODULES, enabled_modules
+from strongroom.tenancy.settings import effective_settings
 from strongroom.tenancy.slugs import can_be_slug, check_slug
 
 if TYPE_CHECKING:
@@ -46,6 +53,13 @@ log = get_logger(__name__)
 
 
 def tenant_info(row: TenantRow) -> TenantInfo:
+    """Snapshot a tenant's row, with its plan's limits, modules and settings applied."""
+    plan = row.plan_row
+    if plan is None and row.plan != DEFAULT_PLAN:
+        # Plans in use cannot be deleted, so only a catalog edited by hand gets here.
+        log.warning("tenant_plan_missing", tenant=row.slug, plan=row.plan)
+    limits = plan_limits(plan).with_overrides(row.limit_overrides or {})
+    plan_modules = frozenset(plan.modules) if plan is not None else frozenset(MODULES)
     return TenantInfo(
         id=row.id,
         slug=row.slug,
@@ -54,9 +68,23 @@ def tenant_info(row: TenantRow) -> TenantInfo:
         isolation=row.isolation,
         server=row.server,
         placement=row.placement,
-        quota_bytes=row.quota_bytes,
+        quota_bytes=limits.storage_bytes,
         store_revision=row.store_revision,
+        plan=row.plan,
+        limits=limits,
+        modules=enabled_modules(plan_modules, row.modules or {}),
+        plan_modules=plan_modules,
+        settings=effective_settings(
+            plan.settings if plan is not None else {}, row.settings or {}, row.name
+        ),
     )
+
+
+def plan_limits(plan: PlanRow | None) -> TenantLimits:
+    """Return a plan's limits; no plan row is the unlimited default plan."""
+    if plan is None:
+        return TenantLimits()
+    return TenantLimits(**{name: getattr(plan, name) for name in LIMIT_NAMES})
 
 
 class Catalog:
@@ -150,11 +178,13 @@ class Catalog:
         server: str = "default",
         placement: str = "shared",
         status: str = ACTIVE,
+        plan: str = DEFAULT_PLAN,
     ) -> TenantInfo:
         """Create a tenant with its first key in the same transaction.
 
         The isolation level, server and placement are recorded as given: the
-        caller (tenancy.lifecycle) chose them and makes the store.
+        caller (tenancy.lifecycle) chose them and makes the store. A quota
+        given here overrides the plan's storage limit.
         """
         check_slug(slug)
         if quota_bytes is not None and quota_bytes < 0:
@@ -165,6 +195,7 @@ class Catalog:
             with self.session(write=True) as session:
                 if session.scalars(select(TenantRow.id).where(TenantRow.slug == slug)).first():
                     raise AlreadyExists(f"tenant slug {slug!r} is taken; slugs are never reused")
+                lock_plan(session, plan)
                 row = TenantRow(
                     id=tenant_id,
                     slug=slug,
@@ -173,7 +204,9 @@ class Catalog:
                     isolation=isolation,
                     server=server,
                     placement=placement,
-                    quota_bytes=quota_bytes,
+                    plan=plan,
+                    limit_overrides={} if quota_bytes is None else {"storage_bytes": quota_bytes},
+                    modules={},
                     settings={},
                 )
                 session.add(row)
@@ -298,11 +331,12 @@ class Catalog:
         return tenant
 
     def set_quota(self, slug: str, quota_bytes: int | None) -> TenantInfo:
+        """Override the plan's storage limit for one tenant; None makes its storage unlimited."""
         if quota_bytes is not None and quota_bytes < 0:
             raise InvalidInput(f"quota {quota_bytes} is negative; give a number of bytes, 0 or more")
         with self.session(write=True) as session:
             row = self._get_row(session, slug)
-            row.quota_bytes = quota_bytes
+            row.limit_overrides = {**(row.limit_overrides or {}), "storage_bytes": quota_bytes}
             tenant = tenant_info(row)
         self._invalidate(slug)
         log.info("tenant_quota_changed", tenant=slug, quota_bytes=quota_bytes)
@@ -328,6 +362,18 @@ class Catalog:
         self.keyring.forget(tenant_id)
         return version
 
+    def get_row(self, session: Session, slug: str) -> TenantRow:
+        """Return the tenant's row in a session of this catalog, or raise TenantNotFound."""
+        return self._get_row(session, slug)
+
+    def invalidate(self, slug: str | None = None) -> None:
+        """Drop this process's cached entry of one tenant, or of every tenant without a slug."""
+        if slug is None:
+            with self._cache_lock:
+                self._cache.clear()
+        else:
+            self._invalidate(slug)
+
     def _get_row(self, session: Session, slug: str) -> TenantRow:
         row = session.scalars(select(TenantRow).where(TenantRow.slug == slug)).first()
         if row is None:
@@ -343,3 +389,14 @@ class Catalog:
     def _invalidate(self, slug: str) -> None:
         with self._cache_lock:
             self._cache.pop(slug, None)
+
+
+def lock_plan(session: Session, name: str) -> None:
+    """Lock the plan's row until commit, or raise NotFound; the default plan may be missing.
+
+    The lock keeps a concurrent `delete_plan` from removing the plan between
+    this check and the commit of the tenant that names it.
+    """
+    found = session.scalars(select(PlanRow.name).where(PlanRow.name == name).with_for_update()).first()
+    if found is None and name != DEFAULT_PLAN:
+        raise NotFound(f"no plan is named {name!r}; see `strongroom plan list`")

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from strongroom.base.errors import MissingTenantContext
+from strongroom.tenancy.limits import TenantLimits
+from strongroom.tenancy.modules import MODULES
+from strongroom.tenancy.settings import TenantSettings
 
 ACTIVE = "active"
 SUSPENDED = "suspended"
@@ -32,6 +35,11 @@ MIGRATING = "migrating"
 MOVING = "moving"
 TENANT_STATUSES = (PROVISIONING, ACTIVE, SUSPENDED, MOVING, MIGRATING, "deleting")
 ISOLATION_LEVELS = ("shared", "schema", "database")
+# The plan of tenants created without one; the catalog migration creates it, unlimited.
+DEFAULT_PLAN = "default"
+NO_LIMITS = TenantLimits()
+DEFAULT_SETTINGS = TenantSettings()
+ALL_MODULES = frozenset(MODULES)
 
 
 @dataclass(frozen=True)
@@ -45,10 +53,24 @@ class TenantInfo:
     isolation: str
     server: str
     placement: str
+    # The storage quota in force: limits.storage_bytes, under the name the quota code reads.
     quota_bytes: int | None
     # The tenant revision of the tenant's own schema or database; None on the shared level,
     # whose store has one revision for all its tenants, in its own version table.
     store_revision: str | None = None
+    plan: str = DEFAULT_PLAN
+    # The plan's limits with the tenant's overrides applied.
+    limits: TenantLimits = NO_LIMITS
+    # The modules that are on, and those the plan allows (a superset).
+    modules: frozenset[str] = ALL_MODULES
+    plan_modules: frozenset[str] = ALL_MODULES
+    settings: TenantSettings = DEFAULT_SETTINGS
+
+    @property
+    def max_file_size(self) -> int | None:
+        """Return the smaller of the plan's limit and the tenant's setting, None when neither is set."""
+        sizes = [size for size in (self.limits.max_file_size, self.settings.max_file_size) if size is not None]
+        return min(sizes) if sizes else None
 
 
 current_tenant: contextvars.ContextVar[TenantInfo | None] = contextvars.ContextVar(

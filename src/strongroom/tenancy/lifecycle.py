@@ -9,7 +9,7 @@ from strongroom.base.errors import ServiceUnavailable, StrongroomError
 from strongroom.base.logging import get_logger
 from strongroom.storage.db import TenantSession
 from strongroom.tenancy.catalog import Catalog
-from strongroom.tenancy.context import PROVISIONING, TenantInfo
+from strongroom.tenancy.context import DEFAULT_PLAN, PROVISIONING, TenantInfo
 from strongroom.tenancy.isolation import SHARED, TenantStores, describe_failure
 from strongroom.tenancy.usage import set_usage
 
@@ -29,6 +29,7 @@ def provision_tenant(
     quota_bytes: int | None = None,
     isolation: str = SHARED,
     server: str | None = None,
+    plan: str = DEFAULT_PLAN,
 ) -> TenantInfo:
     """Create the tenant in the catalog, then its store and first rows, then open it.
 
@@ -48,6 +49,7 @@ def provision_tenant(
         server=placement.server,
         placement=placement.location,
         status=PROVISIONING,
+        plan=plan,
     )
     try:
         revision = stores.create_store(tenant)

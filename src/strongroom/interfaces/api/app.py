@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import anyio
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -10,7 +13,7 @@ from sqlalchemy import text
 from strongroom import __version__
 from strongroom.base import metrics
 from strongroom.base.errors import SchemaOutOfDate
-from strongroom.interfaces.api import account, files, folders, trash
+from strongroom.interfaces.api import account, administration, files, folders, trash
 from strongroom.interfaces.api.dependencies import API_PREFIX
 from strongroom.interfaces.api.hotpaths import HotPaths, routes_of
 from strongroom.interfaces.api.middleware import RequestContextMiddleware
@@ -72,7 +75,14 @@ def prometheus_metrics() -> Response:
 
 
 def create_app(runtime: Runtime) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # The Redis connections of the rate limits belong to the server's event loop.
+        await runtime.fair_share.aclose()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Strongroom",
         version=__version__,
         description="Multi-tenant, encrypted file storage. Every path here is relative to a "
@@ -87,7 +97,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_problem_handlers(app)
 
     app.include_router(platform)
-    for module in (files, folders, trash, account):
+    for module in (files, folders, trash, account, administration):
         app.include_router(module.router)
     include_web(app, runtime)
 

@@ -9,11 +9,21 @@ from typing import Annotated, Any
 import anyio
 import structlog
 from fastapi import Depends, Request
+from fastapi.params import Depends as DependsMarker
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from strongroom.base.errors import Forbidden, NotAuthenticated, NotFound, TenantNotFound
+from strongroom.base.errors import (
+    Forbidden,
+    NotAuthenticated,
+    NotFound,
+    StrongroomError,
+    TenantNotFound,
+)
 from strongroom.identity.tokens import Principal, authenticate_token, touch_token
+from strongroom.interfaces.api.problems import error_response
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.modules import check_module, check_module_name
 
 API_PREFIX = "/api/v1"
 
@@ -44,6 +54,7 @@ async def authenticate(request: Request, runtime: Runtime, tenant: TenantInfo) -
         principal = await anyio.to_thread.run_sync(_authenticate, runtime, tenant, secret)
         runtime.tokens.put(tenant.id, secret, principal)
     structlog.contextvars.bind_contextvars(actor=f"{principal.user_id}@{tenant.slug}")
+    await runtime.fair_share.check_user_request(tenant, principal.user_id)
     return principal
 
 
@@ -98,3 +109,37 @@ def parse_object_id(text: str, kind: str) -> uuid.UUID:
         return uuid.UUID(text)
     except ValueError:
         raise NotFound(f"no {kind} has the id {text!r}") from None
+
+
+def require_module(name: str) -> DependsMarker:
+    """Return a route dependency that responds with 403 when the module is off for the tenant.
+
+    Use it as `dependencies=[require_module("versioning")]` on a route or router.
+    """
+    check_module_name(name)
+
+    async def module_is_on(request: Request) -> None:
+        check_module(tenant_of(request), name)
+
+    return Depends(module_is_on)
+
+
+class ModuleGate:
+    """An ASGI wrapper for mounts outside FastAPI's routing (WebDAV, tus): 403 when the module is off.
+
+    The request context middleware must run first, so that the scope carries the tenant.
+    """
+
+    def __init__(self, app: ASGIApp, module: str) -> None:
+        self.app = app
+        self.module = check_module_name(module)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tenant = scope.get("state", {}).get("tenant")
+        if scope["type"] == "http" and tenant is not None:
+            try:
+                check_module(tenant, self.module)
+            except StrongroomError as error:
+                await error_response(error)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -20,17 +20,25 @@ from strongroom.base import metrics
 from strongroom.base.errors import InvalidInput, PreconditionFailed, RequestTimeout
 from strongroom.base.logging import get_logger
 from strongroom.drive import files as drive_files
-from strongroom.drive import trash as drive_trash
 from strongroom.drive import transfers
+from strongroom.drive import trash as drive_trash
 from strongroom.drive.content import BlobUpload, read_range
 from strongroom.drive.files import Preconditions
-from strongroom.drive.models import FILE
+from strongroom.drive.models import FILE, NodeRow, VersionRow
 from strongroom.drive.paths import join_path, split_path
-from strongroom.interfaces.api.dependencies import API_PREFIX, PrincipalDep, RuntimeDep, TenantDep
+from strongroom.interfaces.api.dependencies import (
+    API_PREFIX,
+    PrincipalDep,
+    RuntimeDep,
+    TenantDep,
+    require_module,
+)
 from strongroom.interfaces.api.ranges import parse_etag_list, parse_range
 from strongroom.interfaces.api.schemas import NodeOut, VersionListing, VersionOut, utc
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.fair_share import TransferSlot
+from strongroom.tenancy.modules import VERSIONING
 
 log = get_logger(__name__)
 
@@ -68,27 +76,13 @@ async def put_file(
     preconditions = _preconditions(request)
     declared = _content_length(request)
 
-    owner_id = principal.user_id
-    upload = await anyio.to_thread.run_sync(
-        transfers.begin_upload, runtime, tenant, owner_id, names, preconditions, declared
-    )
+    slot = await runtime.fair_share.acquire_transfer(tenant)
     try:
-        await receive_body(
-            request, upload, runtime.settings.chunk_size, runtime.settings.upload_idle_timeout
+        node, version = await upload_file(
+            request, runtime, tenant, principal.user_id, names, preconditions, declared, slot
         )
-    except BaseException:
-        await anyio.to_thread.run_sync(upload.abort)
-        raise
-    node, version = await anyio.to_thread.run_sync(
-        transfers.commit_upload,
-        runtime,
-        tenant,
-        owner_id,
-        names,
-        upload,
-        principal.user_id,
-        preconditions,
-    )
+    finally:
+        await slot.release()
     metrics.bytes_uploaded.inc(version.size)
     log.info("file_stored", node_id=str(node.id), version=version.number, size=version.size)
 
@@ -102,10 +96,36 @@ async def put_file(
     )
 
 
+async def upload_file(
+    request: Request,
+    runtime: Runtime,
+    tenant: TenantInfo,
+    user_id: uuid.UUID,
+    names: tuple[str, ...],
+    preconditions: Preconditions,
+    declared: int | None,
+    slot: TransferSlot,
+) -> tuple[NodeRow, VersionRow]:
+    """Store the request body as the file at the path of the user's drive, within a transfer slot."""
+    upload = await anyio.to_thread.run_sync(
+        transfers.begin_upload, runtime, tenant, user_id, names, preconditions, declared
+    )
+    try:
+        await receive_body(request, runtime, tenant, upload, slot)
+    except BaseException:
+        await anyio.to_thread.run_sync(upload.abort)
+        raise
+    return await anyio.to_thread.run_sync(
+        transfers.commit_upload, runtime, tenant, user_id, names, upload, user_id, preconditions
+    )
+
+
 async def receive_body(
-    request: Request, upload: BlobUpload, chunk_size: int, idle_timeout: float
+    request: Request, runtime: Runtime, tenant: TenantInfo, upload: BlobUpload, slot: TransferSlot
 ) -> None:
     """Feed the request body into the upload, one chunk at a time, in worker threads."""
+    chunk_size = runtime.settings.chunk_size
+    idle_timeout = runtime.settings.upload_idle_timeout
     pending: list[bytes] = []
     pending_size = 0
     pieces = request.stream().__aiter__()
@@ -114,6 +134,8 @@ async def receive_body(
             piece = await _next_piece(pieces, idle_timeout)
             if piece is None:
                 break
+            await runtime.fair_share.throttle(tenant, len(piece))
+            await slot.keep()
             pending.append(piece)
             pending_size += len(piece)
             if pending_size >= chunk_size:
@@ -199,14 +221,43 @@ async def _download(
 
     if not send_body:
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
-    pieces = read_range(runtime.blobs, download.blob, download.tenant_key, start, end)
-    # Decrypt the first chunk before the status line goes out, so that a damaged blob
-    # gets a problem response. Damage further in can only cut the body short.
-    first = await anyio.to_thread.run_sync(next, pieces, b"")
+    body = await stream_content(runtime, tenant, download, start, end)
     return StreamingResponse(
-        _stream(first, pieces), status_code=status, headers=headers,
-        media_type="application/octet-stream",
+        body, status_code=status, headers=headers, media_type="application/octet-stream"
     )
+
+
+async def stream_content(
+    runtime: Runtime, tenant: TenantInfo, download: transfers.Download, start: int, end: int
+) -> AsyncIterator[bytes]:
+    """Return the plaintext bytes start..end of a download as a response body, in a transfer slot.
+
+    The first chunk is decrypted before this returns, so that a damaged blob
+    gets an error response. Damage further in can only cut the body short.
+    """
+    slot = await runtime.fair_share.acquire_transfer(tenant)
+    try:
+        pieces = read_range(runtime.blobs, download.blob, download.tenant_key, start, end)
+        first = await anyio.to_thread.run_sync(next, pieces, b"")
+    except BaseException:
+        await slot.release()
+        raise
+    return _send(runtime, tenant, slot, first, pieces)
+
+
+async def _send(
+    runtime: Runtime, tenant: TenantInfo, slot: TransferSlot, first: bytes, rest: Iterator[bytes]
+) -> AsyncIterator[bytes]:
+    """Stream a download within the tenant's bandwidth, holding its transfer slot to the end."""
+    pieces = _stream(first, rest)
+    try:
+        async for piece in pieces:
+            await runtime.fair_share.throttle(tenant, len(piece))
+            await slot.keep()
+            yield piece
+    finally:
+        await pieces.aclose()
+        await slot.release()
 
 
 async def _stream(first: bytes, rest: Iterator[bytes]) -> AsyncIterator[bytes]:
@@ -254,7 +305,10 @@ def delete_file(
 
 
 @router.get(
-    "/versions/{path:path}", response_model=VersionListing, summary="List a file's versions"
+    "/versions/{path:path}",
+    response_model=VersionListing,
+    summary="List a file's versions",
+    dependencies=[require_module(VERSIONING)],
 )
 def list_versions(
     path: str, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Response
 from strongroom.drive import files as drive_files
 from strongroom.drive import listing
 from strongroom.drive import trash as drive_trash
-from strongroom.drive.models import FOLDER
+from strongroom.drive import transfers
+from strongroom.drive.models import FILE, FOLDER
 from strongroom.drive.paths import join_path, split_path
 from strongroom.interfaces.api.dependencies import (
     API_PREFIX,
@@ -102,6 +103,9 @@ def move(
     source = split_path(request.source)
     destination = split_path(request.destination)
     with runtime.stores.session(tenant, write=True) as session:
+        # A rename must not give a file an ending that uploads may not have.
+        if destination and drive_files.access_node(session, principal.user_id, source).kind == FILE:
+            transfers.check_file_allowed(tenant, destination[-1])
         node = drive_files.move_node(
             session, principal.user_id, source, destination, request.overwrite, principal.user_id
         )

@@ -1,4 +1,5 @@
-"""The outermost ASGI layer: request id, tenant resolution, log context and metrics.
+"""The outermost ASGI layer: request id, tenant resolution, the tenant's rate limit, log context
+and metrics.
 
 It runs before routing, so that every route below it, and every log line,
 gets the request id and the resolved tenant. For `/t/{slug}/...` it strips
@@ -92,6 +93,7 @@ class RequestContextMiddleware:
         if tenant is None:
             raise TenantNotFound(f"no tenant is named {resolution.slug!r}; check the URL")
         check_tenant_available(tenant)
+        await self.runtime.fair_share.check_tenant_request(tenant)
         scope["state"]["tenant"] = tenant
         if resolution.root_path:
             scope["path"] = resolution.path

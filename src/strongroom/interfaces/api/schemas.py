@@ -160,3 +160,26 @@ class TokenCreate(BaseModel):
 
 class TokenCreated(TokenOut):
     token: str = Field(description="the secret, shown only in this response")
+
+
+class ModuleOut(BaseModel):
+    name: str
+    enabled: bool = Field(description="true when the module's routes serve requests")
+    allowed: bool = Field(description="true when the tenant's plan includes the module")
+
+
+class ModulesOut(BaseModel):
+    items: list[ModuleOut]
+
+
+class LimitsOut(BaseModel):
+    """The limits in force: the plan's, with the operator's overrides for this tenant; null is unlimited."""
+
+    plan: str
+    storage_bytes: int | None
+    max_users: int | None
+    max_file_size: int | None = Field(description="bytes; the max_file_size setting may be lower")
+    requests_per_minute: int | None = Field(description="for the whole tenant")
+    user_requests_per_minute: int | None = Field(description="for each user")
+    bandwidth_bytes_per_second: int | None = Field(description="uploads and downloads together")
+    concurrent_transfers: int | None = Field(description="uploads and downloads running at once")

@@ -33,7 +33,12 @@ token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_h
 server_app = typer.Typer(
     help="Register the PostgreSQL servers that tenants can be placed on.", no_args_is_help=True
 )
+plan_app = typer.Typer(
+    help="Create, change and delete plans: bundles of limits and modules for tenants.",
+    no_args_is_help=True,
+)
 app.add_typer(tenant_app, name="tenant")
+app.add_typer(plan_app, name="plan")
 app.add_typer(server_app, name="server")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
@@ -69,7 +74,7 @@ def open_runtime(migrate: bool | None = None) -> Runtime:
 
 
 # Importing the command modules registers their commands on the apps above.
-from strongroom.interfaces.cli import admin, server, servers, tenants, users  # noqa: E402, F401
+from strongroom.interfaces.cli import admin, plans, server, servers, tenants, users  # noqa: E402, F401
 
 
 def run() -> None:

@@ -74,8 +74,8 @@ def serve(
 def _create_demo_tenant(runtime: Runtime, host: str, port: int) -> None:
     tenant = provision_tenant(runtime.catalog, runtime.stores, DEMO_SLUG, "Demo")
     with runtime.stores.session(tenant, write=True) as session:
-        password = generate_password()
-        user = create_user(session, DEMO_EMAIL, password, role="admin")
+        password = generate_password(tenant.settings.password_policy)
+        user = create_user(session, DEMO_EMAIL, password, role="admin", tenant=tenant)
         _row, token = create_token(session, user, "demo")
 
     base = f"http://{host}:{port}/t/{DEMO_SLUG}/api/v1"

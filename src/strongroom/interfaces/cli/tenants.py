@@ -10,11 +10,33 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
+from strongroom.base.errors import InvalidInput
 from strongroom.drive.keys import count_blobs_to_rewrap, rewrap_blob_keys
 from strongroom.interfaces.cli.main import open_runtime, out, reports_errors, tenant_app
-from strongroom.tenancy.context import ACTIVE, ISOLATION_LEVELS, SUSPENDED, TenantInfo
+from strongroom.interfaces.cli.plans import (
+    Bandwidth,
+    ConcurrentTransfers,
+    MaxFileSize,
+    RequestsPerMinute,
+    Storage,
+    UserRequestsPerMinute,
+    Users,
+    limit_options,
+    parse_assignments,
+)
+from strongroom.tenancy.configuration import set_modules, update_settings
+from strongroom.tenancy.context import (
+    ACTIVE,
+    DEFAULT_PLAN,
+    ISOLATION_LEVELS,
+    SUSPENDED,
+    TenantInfo,
+)
+from strongroom.tenancy.events import OPERATOR
 from strongroom.tenancy.lifecycle import provision_tenant
+from strongroom.tenancy.modules import MODULES
 from strongroom.tenancy.moves import STEPS, move_tenant
+from strongroom.tenancy.plans import get_plan, set_limit_overrides, set_tenant_plan
 from strongroom.tenancy.usage import get_usage
 
 
@@ -29,6 +51,9 @@ def _describe(tenant: TenantInfo, used: int | None = None) -> dict[str, object]:
         "placement": tenant.placement,
         "store_revision": tenant.store_revision,
         "quota_bytes": tenant.quota_bytes,
+        "plan": tenant.plan,
+        "limits": tenant.limits.as_dict(),
+        "modules": [name for name in MODULES if name in tenant.modules],
     }
     if used is not None:
         described["used_bytes"] = used
@@ -57,16 +82,30 @@ def create(
         Optional[str],
         typer.Option(help="For schema and database: a server from `strongroom server list`."),
     ] = None,
+    plan: Annotated[
+        Optional[str], typer.Option(help="A plan from `strongroom plan list`; default 'default'.")
+    ] = None,
 ) -> None:
-    """Create a tenant, with its own encryption key, on the isolation level chosen."""
+    """Create a tenant, with its own encryption key, on the isolation level and plan chosen.
+
+    --quota overrides the plan's storage limit. Without --quota and --plan,
+    STRONGROOM_DEFAULT_QUOTA, when set, is that override.
+    """
     runtime = open_runtime()
     # A quota of 0 is a real limit, so only a missing --quota falls back to the default.
-    if quota is None:
+    if quota is None and plan is None:
         quota = runtime.settings.default_quota
     tenant = provision_tenant(
-        runtime.catalog, runtime.stores, slug, name, quota, isolation.value, server
+        runtime.catalog,
+        runtime.stores,
+        slug,
+        name,
+        quota,
+        isolation.value,
+        server,
+        plan=plan or DEFAULT_PLAN,
     )
-    out.print(f"created tenant {tenant.slug} ({tenant.id})")
+    out.print(f"created tenant {tenant.slug} ({tenant.id}) on plan {tenant.plan}")
 
 
 @tenant_app.command("list")
@@ -81,7 +120,7 @@ def list_tenants(
         for tenant in tenants:
             out.print(json.dumps(_describe(tenant)), markup=False)
         return
-    table = Table("slug", "name", "status", "isolation", "server", "quota (bytes)", "id")
+    table = Table("slug", "name", "status", "isolation", "server", "plan", "quota (bytes)", "id")
     for tenant in tenants:
         quota = "unlimited" if tenant.quota_bytes is None else str(tenant.quota_bytes)
         table.add_row(
@@ -90,6 +129,7 @@ def list_tenants(
             tenant.status,
             tenant.isolation,
             tenant.server,
+            tenant.plan,
             quota,
             str(tenant.id),
         )
@@ -134,11 +174,116 @@ def set_quota(
     slug: str,
     quota: Annotated[Optional[int], typer.Argument(help="Bytes; omit for unlimited.", min=0)] = None,
 ) -> None:
-    """Change a tenant's storage quota."""
+    """Override the plan's storage limit for a tenant; without BYTES, its storage is unlimited."""
     runtime = open_runtime()
-    tenant = runtime.catalog.set_quota(slug, quota)
+    tenant = set_limit_overrides(runtime.catalog, slug, {"storage_bytes": quota}, OPERATOR)
     limit = "unlimited" if tenant.quota_bytes is None else f"{tenant.quota_bytes} bytes"
     out.print(f"quota of tenant {slug}: {limit}")
+
+
+@tenant_app.command("set-plan")
+@reports_errors
+def set_plan(
+    slug: str, plan: Annotated[str, typer.Argument(help="A plan from `strongroom plan list`.")]
+) -> None:
+    """Move a tenant to another plan; its own limit overrides, modules and settings stay."""
+    runtime = open_runtime()
+    tenant = set_tenant_plan(runtime.catalog, slug, plan, OPERATOR)
+    out.print(f"tenant {slug} is on plan {tenant.plan}")
+
+
+@tenant_app.command("limits")
+@reports_errors
+def limits(
+    slug: str,
+    requests_per_minute: RequestsPerMinute = None,
+    storage: Storage = None,
+    max_file_size: MaxFileSize = None,
+    user_requests_per_minute: UserRequestsPerMinute = None,
+    users: Users = None,
+    bandwidth: Bandwidth = None,
+    concurrent_transfers: ConcurrentTransfers = None,
+) -> None:
+    """Override limits of the tenant's plan for this tenant, then print its limits as JSON.
+
+    Each option takes a whole number, 'unlimited', or 'plan' to remove the
+    override. Without options, only print.
+    """
+    changes = limit_options(
+        allow_plan=True,
+        requests_per_minute=requests_per_minute,
+        storage_bytes=storage,
+        max_file_size=max_file_size,
+        user_requests_per_minute=user_requests_per_minute,
+        max_users=users,
+        bandwidth_bytes_per_second=bandwidth,
+        concurrent_transfers=concurrent_transfers,
+    )
+    runtime = open_runtime()
+    if changes:
+        tenant = set_limit_overrides(runtime.catalog, slug, changes, OPERATOR)
+    else:
+        tenant = runtime.catalog.get_tenant(slug)
+    described = {
+        "plan": tenant.plan,
+        "limits": tenant.limits.as_dict(),
+        "plan_limits": get_plan(runtime.catalog, tenant.plan).limits.as_dict(),
+    }
+    out.print(json.dumps(described, indent=2), markup=False)
+
+
+@tenant_app.command("modules")
+@reports_errors
+def modules(
+    slug: str,
+    enable: Annotated[
+        Optional[list[str]], typer.Option("--enable", help="Module to switch on; repeatable.")
+    ] = None,
+    disable: Annotated[
+        Optional[list[str]], typer.Option("--disable", help="Module to switch off; repeatable.")
+    ] = None,
+) -> None:
+    """Switch modules on or off for a tenant, then list them.
+
+    The modules are public_links, upload_requests, versioning, webdav, guests
+    and webhooks. A module outside the tenant's plan cannot be switched on.
+    """
+    both = set(enable or []) & set(disable or [])
+    if both:
+        raise InvalidInput(f"{', '.join(sorted(both))} cannot be enabled and disabled at once")
+    changes = {name: True for name in enable or []} | {name: False for name in disable or []}
+    runtime = open_runtime()
+    if changes:
+        tenant = set_modules(runtime.catalog, slug, changes, OPERATOR)
+    else:
+        tenant = runtime.catalog.get_tenant(slug)
+    table = Table("module", "state", "in plan")
+    for name in MODULES:
+        state = "enabled" if name in tenant.modules else "disabled"
+        table.add_row(name, state, "yes" if name in tenant.plan_modules else "no")
+    out.print(table)
+
+
+@tenant_app.command("settings")
+@reports_errors
+def settings(
+    slug: str,
+    assignments: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--set",
+            help="KEY=VALUE, repeatable. VALUE is JSON or plain text, null restores the plan's "
+            "default; KEY may be dotted, as in password_policy.min_length=14.",
+        ),
+    ] = None,
+) -> None:
+    """Change a tenant's settings, then print the settings in force as JSON."""
+    runtime = open_runtime()
+    if assignments:
+        tenant = update_settings(runtime.catalog, slug, parse_assignments(assignments), OPERATOR)
+    else:
+        tenant = runtime.catalog.get_tenant(slug)
+    out.print(tenant.settings.model_dump_json(indent=2), markup=False)
 
 
 @tenant_app.command("rotate-key")

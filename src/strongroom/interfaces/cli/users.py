@@ -35,14 +35,16 @@ def create(
     ] = False,
 ) -> None:
     """Create a user and the user's drive; without --password-stdin a password is generated and printed once."""
-    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else generate_password()
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else ""
     if password_stdin and not password:
         raise InvalidInput("standard input held no password; pipe one in, or drop --password-stdin")
 
     runtime = open_runtime()
     tenant = runtime.catalog.get_tenant(slug)
+    if not password_stdin:
+        password = generate_password(tenant.settings.password_policy)
     with runtime.stores.session(tenant, write=True) as session:
-        user = create_user(session, email, password, role=role)
+        user = create_user(session, email, password, role=role, tenant=tenant)
         create_root(session, user.id)
     out.print(f"created {user.role} {user.email} in tenant {slug} ({user.id})")
     if not password_stdin:

@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from strongroom.base.errors import Forbidden, InvalidInput
+from strongroom.drive.files import create_root
 from strongroom.drive.models import NodeRow, VersionRow
 from strongroom.identity import logins, passwords, second_factors, users
 from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep, parse_object_id
@@ -89,9 +90,12 @@ def create_user(
     password: Annotated[str, Form(max_length=1024)] = "",
 ) -> Response:
     generated = not password
-    password = password or passwords.generate_password()
+    password = password or passwords.generate_password(tenant.settings.password_policy)
     with runtime.stores.session(tenant, write=True) as session:
-        user = users.create_user(session, email, password, role, display_name.strip())
+        user = users.create_user(
+            session, email, password, role, display_name.strip(), tenant=tenant
+        )
+        create_root(session, user.id)
     created = {"email": user.email, "password": password if generated else None}
     return _users_page(request, runtime, tenant, created, 201)
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import Response
 
 from strongroom.base import metrics
-from strongroom.base.errors import NotAuthenticated, TooManyRequests
+from strongroom.base.errors import NotAuthenticated, RateLimited
 from strongroom.base.logging import get_logger
 from strongroom.identity import logins, second_factors, web_sessions
 from strongroom.identity.web_sessions import WebIdentity
@@ -154,7 +154,7 @@ def _check_rate(request: Request, tenant: TenantInfo, email: str) -> None:
     if wait is not None:
         metrics.login_failures.labels("rate-limited").inc()
         log.info("login_rate_limited", retry_after=wait)
-        raise TooManyRequests(
+        raise RateLimited(
             f"too many login attempts; wait {wait} seconds, then try again", retry_after=wait
         )
 
@@ -268,7 +268,7 @@ def _finish_second_factor(
     wait = state.login_by_account.retry_after(tenant.id, _subject(pending.identity.email))
     if wait is not None:
         metrics.login_failures.labels("rate-limited").inc()
-        raise TooManyRequests(
+        raise RateLimited(
             f"too many wrong codes; wait {wait} seconds, then try again", retry_after=wait
         )
     with runtime.stores.session(tenant, write=True) as session:

@@ -8,7 +8,6 @@ as the raw body of a PUT, streamed into an encrypted blob like an API upload.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -22,12 +21,11 @@ from strongroom.base.logging import get_logger
 from strongroom.drive import files as drive_files
 from strongroom.drive import transfers
 from strongroom.drive import trash as drive_trash
-from strongroom.drive.content import read_range
 from strongroom.drive.files import Names, Preconditions
 from strongroom.drive.models import FOLDER, NodeRow
 from strongroom.drive.paths import check_name, join_path, split_path
 from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep
-from strongroom.interfaces.api.files import receive_body
+from strongroom.interfaces.api.files import stream_content, upload_file
 from strongroom.interfaces.web.auth import UserDep, WriterDep
 from strongroom.interfaces.web.pages import render
 from strongroom.interfaces.web.routing import WebRoute, redirect
@@ -145,19 +143,13 @@ async def upload(
         raise InvalidInput("an upload needs a file name at the end of its path")
     declared = request.headers.get("content-length")
     size = int(declared) if declared and declared.isdigit() else None
-    stream = await anyio.to_thread.run_sync(
-        transfers.begin_upload, runtime, tenant, user.identity.user_id, names, Preconditions(), size
-    )
-    settings = runtime.settings
+    slot = await runtime.fair_share.acquire_transfer(tenant)
     try:
-        await receive_body(request, stream, settings.chunk_size, settings.upload_idle_timeout)
-    except BaseException:
-        await anyio.to_thread.run_sync(stream.abort)
-        raise
-    node, version = await anyio.to_thread.run_sync(
-        transfers.commit_upload, runtime, tenant, user.identity.user_id, names, stream,
-        user.identity.user_id, Preconditions(),
-    )
+        node, version = await upload_file(
+            request, runtime, tenant, user.identity.user_id, names, Preconditions(), size, slot
+        )
+    finally:
+        await slot.release()
     metrics.bytes_uploaded.inc(version.size)
     log.info("file_stored", node_id=str(node.id), version=version.number, size=version.size)
     body = {"path": join_path(names), "version": version.number, "size": version.size}
@@ -189,9 +181,7 @@ async def download(
             transfers.open_version_download, runtime, tenant, owner_id, names, version
         )
     size = opened.blob.size
-    pieces = read_range(runtime.blobs, opened.blob, opened.tenant_key, 0, max(size - 1, 0))
-    # The first chunk is decrypted before the status line, so a damaged blob gets an error page.
-    first = await anyio.to_thread.run_sync(next, pieces, b"")
+    body = await stream_content(runtime, tenant, opened, 0, max(size - 1, 0))
     headers = {
         "Content-Disposition": content_disposition(names[-1]),
         "Content-Length": str(size),
@@ -199,20 +189,7 @@ async def download(
         "Content-Security-Policy": DOWNLOAD_POLICY,
         "Cache-Control": "private, no-store",
     }
-    return StreamingResponse(
-        _stream(first, pieces), headers=headers, media_type="application/octet-stream"
-    )
-
-
-async def _stream(first: bytes, rest: Iterator[bytes]) -> AsyncIterator[bytes]:
-    try:
-        piece: bytes | None = first
-        while piece:
-            metrics.bytes_downloaded.inc(len(piece))
-            yield piece
-            piece = await anyio.to_thread.run_sync(next, rest, None)
-    finally:
-        rest.close()  # type: ignore[attr-defined]
+    return StreamingResponse(body, headers=headers, media_type="application/octet-stream")
 
 
 # Changes ------------------------------------------------------------------------------
@@ -242,6 +219,9 @@ def _moved(
     runtime: Runtime, tenant: TenantInfo, source: Names, destination: Names, user_id: Any
 ) -> None:
     with runtime.stores.session(tenant, write=True) as session:
+        # A rename must not give a file an ending that uploads may not have.
+        if drive_files.access_node(session, user_id, source).kind != FOLDER:
+            transfers.check_file_allowed(tenant, destination[-1])
         drive_files.move_node(
             session, user_id, source, destination, overwrite=False, user_id=user_id
         )

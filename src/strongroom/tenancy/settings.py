@@ -1,0 +1,224 @@
+"""Tenant settings: the choices a tenant administrator makes, validated by one schema.
+
+A setting's value comes from three layers, the first that has it winning: the
+tenant's own values, its plan's default settings, and the defaults below. The
+catalog stores only the first two, so a changed plan default reaches every
+tenant that did not choose a value of its own. Changes arrive as JSON merge
+patches (RFC 7396): a key set to null goes back to the plan's default.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from strongroom.base.errors import InvalidInput
+from strongroom.base.logging import get_logger
+
+log = get_logger(__name__)
+
+# A BCP 47 language tag of the common form: language, then optional script and region,
+# such as en, en-GB, pt-BR, zh-Hant-TW or es-419.
+LOCALE_PATTERN = re.compile(r"[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?")
+EXTENSION_PATTERN = re.compile(r"[a-z0-9]+(\.[a-z0-9]+)*")
+MAX_BLOCKED_EXTENSIONS = 200
+# The name is the tenant's display name in the catalog, so it is stored there, not with the rest.
+CATALOG_SETTINGS = ("display_name",)
+
+
+class PasswordPolicy(BaseModel):
+    """Rules for the passwords of the tenant's users."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_length: int = Field(
+        default=12, ge=12, le=128, description="characters; 12 is the platform's minimum"
+    )
+    require_mixed_case: bool = False
+    require_digit: bool = False
+    require_symbol: bool = False
+
+
+class TenantSettings(BaseModel):
+    """Every setting of a tenant, with its default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    display_name: str = Field(default="", max_length=200)
+    time_zone: str = Field(default="UTC", description="an IANA time zone, such as Europe/Paris")
+    locale: str = Field(default="en", description="a BCP 47 language tag, such as en-GB")
+    password_policy: PasswordPolicy = PasswordPolicy()
+    second_factor_required: bool = False
+    max_file_size: int | None = Field(
+        default=None, ge=0, description="bytes; null leaves only the plan's limit"
+    )
+    blocked_extensions: tuple[str, ...] = Field(
+        default=(), description="file name endings that uploads may not have, such as exe"
+    )
+    link_max_expiry_days: int | None = Field(default=None, ge=1, le=3650)
+    # 0 means no limit in the two settings below, because null in a merge patch restores
+    # the plan's default instead.
+    versions_kept: int = Field(
+        default=0, ge=0, le=100_000, description="versions kept per file; 0 keeps all"
+    )
+    trash_retention_days: int = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="days before trashed items are deleted for good; 0 keeps them until emptied",
+    )
+
+    @field_validator("display_name")
+    @classmethod
+    def check_display_name(cls, value: str) -> str:
+        name = value.strip()
+        if not name:
+            raise ValueError("the display name is empty; give the tenant's name")
+        return name
+
+    @field_validator("time_zone")
+    @classmethod
+    def check_time_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not an IANA time zone; use a name such as Europe/Paris or UTC"
+            ) from None
+        return value
+
+    @field_validator("locale")
+    @classmethod
+    def check_locale(cls, value: str) -> str:
+        if not LOCALE_PATTERN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a language tag; use a tag such as en, de or pt-BR")
+        return value
+
+    @field_validator("blocked_extensions", mode="before")
+    @classmethod
+    def check_blocked_extensions(cls, value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if not isinstance(value, (list, tuple)):
+            # Pydantic reports a ValueError as a validation error, but lets a TypeError through.
+            raise ValueError(  # noqa: TRY004
+                "give a list of file name endings, such as [\"exe\", \"bat\"]"
+            )
+        if len(value) > MAX_BLOCKED_EXTENSIONS:
+            raise ValueError(f"{len(value)} endings is too many; block at most {MAX_BLOCKED_EXTENSIONS}")
+        endings = []
+        for item in value:
+            ending = str(item).strip().lower().removeprefix(".")
+            if not EXTENSION_PATTERN.fullmatch(ending) or len(ending) > 32:
+                raise ValueError(
+                    f"{item!r} is not a file name ending; use letters and digits, such as exe or tar.gz"
+                )
+            if ending not in endings:
+                endings.append(ending)
+        return tuple(endings)
+
+    def blocked_extension_of(self, name: str) -> str | None:
+        """Return the blocked ending that the file name has, or None."""
+        lowered = name.lower()
+        for ending in self.blocked_extensions:
+            if lowered.endswith("." + ending):
+                return ending
+        return None
+
+
+SETTING_NAMES = tuple(TenantSettings.model_fields)
+
+
+def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply a JSON merge patch (RFC 7396) to a copy of `target`."""
+    merged = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping):
+            current = merged.get(key)
+            merged[key] = merge_patch(current if isinstance(current, Mapping) else {}, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def validate_settings(values: Mapping[str, Any]) -> TenantSettings:
+    """Return the settings the values make with the defaults, or raise InvalidInput naming each bad one."""
+    try:
+        return TenantSettings.model_validate(dict(values))
+    except ValidationError as exc:
+        raise InvalidInput(describe_errors(exc)) from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = f"no such setting; use one of: {', '.join(SETTING_NAMES)}"
+        problems.append(f"{where}: {message}")
+    return "; ".join(problems)
+
+
+def stored_settings(own: Mapping[str, Any], validated: TenantSettings) -> dict[str, Any]:
+    """Return the keys of `own` with their validated values, as the catalog stores them."""
+    return _pick(own, validated.model_dump(mode="json"))
+
+
+def _pick(keys: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    picked = {}
+    for key, value in keys.items():
+        if isinstance(value, Mapping) and isinstance(values.get(key), Mapping):
+            picked[key] = _pick(value, values[key])
+        else:
+            picked[key] = values.get(key)
+    return picked
+
+
+def effective_settings(
+    plan_defaults: Mapping[str, Any], own: Mapping[str, Any], display_name: str
+) -> TenantSettings:
+    """Combine the plan's defaults and the tenant's own values into the settings in force.
+
+    Stored values were valid when written. One that no longer is (a time zone
+    that a tzdata update removed, say) falls back to its default, with a
+    warning, instead of making the tenant unusable.
+    """
+    values = merge_patch(merge_patch(plan_defaults, own), {"display_name": display_name})
+    for _attempt in range(len(SETTING_NAMES)):
+        try:
+            return TenantSettings.model_validate(values)
+        except ValidationError as exc:
+            bad = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+            log.warning("tenant_setting_invalid", settings=sorted(bad), error=describe_errors(exc))
+            values = {key: value for key, value in values.items() if key not in bad}
+            if not bad:
+                break
+    return TenantSettings(display_name=display_name or "tenant")
+
+
+def check_password(policy: PasswordPolicy, password: str) -> None:
+    """Raise InvalidInput naming the first rule of the tenant's policy that the password breaks."""
+    if len(password) < policy.min_length:
+        raise InvalidInput(
+            f"the password has {len(password)} characters, but this tenant's policy requires at "
+            f"least {policy.min_length}; choose a longer one"
+        )
+    if policy.require_mixed_case and (password.lower() == password or password.upper() == password):
+        raise InvalidInput(
+            "this tenant's policy requires upper and lower case letters in passwords; add both"
+        )
+    if policy.require_digit and not any(character.isdigit() for character in password):
+        raise InvalidInput("this tenant's policy requires a digit in passwords; add one")
+    if policy.require_symbol and all(character.isalnum() for character in password):
+        raise InvalidInput(
+            "this tenant's policy requires a character other than a letter or digit in "
+            "passwords; add one"
+        )
+
