@@ -133,7 +133,9 @@ def test_tenant_create_prints_slug_and_id(cli: StrongroomProcess) -> None:
     result = cli.cli("tenant", "create", "acme")
 
     assert result.returncode == 0, result.stderr
-    assert re.fullmatch(rf"created tenant acme \({UUID_PATTERN.pattern}\)\n", result.stdout)
+    assert re.fullmatch(
+        rf"created tenant acme \({UUID_PATTERN.pattern}\) on plan default\n", result.stdout
+    )
 
 
 def test_tenant_create_sets_name_and_quota(acme: StrongroomProcess) -> None:

@@ -7,6 +7,7 @@ so those tests select the PostgreSQL backend by parametrising `level`.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import uuid
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from strongroom.drive import transfers
 from strongroom.drive.files import Preconditions
 from strongroom.drive.models import FOLDER, NodeRow, VersionRow
 from strongroom.drive.paths import split_path
+from strongroom.identity import logins, second_factors, web_sessions
 from strongroom.identity.models import TokenRow, UserRow
 from strongroom.identity.users import list_users
 from strongroom.runtime import Runtime
@@ -69,7 +71,18 @@ def filled(runtime: Runtime, cast: Cast) -> Cast:
     """
     store_file(runtime, cast.acme, "docs/acme.txt", b"acme's plans")
     store_file(runtime, cast.globex, "docs/globex.txt", b"globex's plans")
+    for member in (cast.acme_admin, cast.globex_admin):
+        sign_in_to_web(runtime, member.tenant, member.user_id)
     return cast
+
+
+def sign_in_to_web(runtime: Runtime, tenant: TenantInfo, user_id: uuid.UUID) -> None:
+    """Give the web UI's tables a row of the user: a session, a failed login and a second factor."""
+    with runtime.stores.session(tenant, write=True) as session:
+        web_sessions.open_session(session, user_id, dt.timedelta(hours=1))
+        logins.record_failure(session, user_id)
+        second_factors.begin_enrolment(session, runtime.keyring, user_id)
+        second_factors.replace_recovery_codes(session, user_id)
 
 
 def rows_of(runtime: Runtime, tenant: TenantInfo, model: type) -> list:
@@ -120,9 +133,8 @@ def test_unbound_session_scoped_text_raises(runtime: Runtime) -> None:
 def test_stores_session_without_tenant_raises(runtime: Runtime) -> None:
     assert current_tenant.get() is None
 
-    with pytest.raises(MissingTenantContext):
-        with runtime.stores.session():
-            pass
+    with pytest.raises(MissingTenantContext), runtime.stores.session():
+        pass
 
 
 # Statements the tenant filter cannot reach -------------------------------------------
@@ -318,7 +330,7 @@ def test_plain_thread_session_raises(runtime: Runtime, cast: Cast) -> None:
 # Row-level security on PostgreSQL -------------------------------------------------------
 
 
-def tenant_table_names(connection) -> list[str]:  # noqa: ANN001 - a SQLAlchemy Connection
+def tenant_table_names(connection) -> list[str]:
     """List every table in the current schema with a `tenant_id` column, except catalog tables.
 
     The catalog's `tenant_keys` has a `tenant_id` too, but it belongs to the
@@ -350,7 +362,7 @@ def plain_engine(runtime: Runtime) -> Iterator[Engine]:
         engine.dispose()
 
 
-def tenants_per_table(connection, tables: list[str]) -> dict[str, set[uuid.UUID]]:  # noqa: ANN001
+def tenants_per_table(connection, tables: list[str]) -> dict[str, set[uuid.UUID]]:
     return {
         table: set(connection.scalars(text(f"SELECT DISTINCT tenant_id FROM {table}")))
         for table in tables
@@ -398,7 +410,7 @@ def test_tenant_role_with_setting_sees_one(plain_engine: Engine, filled: Cast) -
         assert seen[table] == {filled.acme.id}, table
 
 
-def enter_as(connection, tenant: TenantInfo) -> None:  # noqa: ANN001 - a SQLAlchemy Connection
+def enter_as(connection, tenant: TenantInfo) -> None:
     connection.execute(text(f"SET ROLE {TENANT_ROLE}"))
     connection.execute(
         text("SELECT set_config(:name, :tenant, true)"),
