@@ -38,7 +38,7 @@ class BenchmarkError(Exception):
 
 
 class CheckFailed(Exception):
-    """What a benchmark measured gave other results than expected, such as wrong bytes."""
+    """A wrong result from the measured operation, such as wrong bytes or a missing column."""
 
 
 def strongroom_command() -> str:

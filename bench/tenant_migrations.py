@@ -1,8 +1,8 @@
 """Add one column to N tenant schemas: `strongroom migrate` against django-tenants' `migrate_schemas`.
 
 Both sides run on the benchmark's PostgreSQL server, each in a database of
-its own that holds N tenant schemas with the same tables and columns
-(checked before the first round). Each round adds a nullable column
+its own with N tenant schemas. The schemas of both sides have the same
+tables and columns, which the benchmark checks before the first round. Each round adds a nullable column
 `bench_note_R` to the `nodes` table of every schema, through a new migration
 on each side, and times the command that applies it as an operator runs it:
 a fresh process, from start to exit.

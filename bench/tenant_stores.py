@@ -9,7 +9,7 @@ Tenants are created in this process with `provision_tenant`, the function
 that `strongroom tenant create` calls, one after another as the command
 would. Starting the command line once per tenant would take over a second a
 tenant, most of it Python start-up, which is not what is measured. The last
-tenant created is the one whose folder is listed; it gets a user and an API
+tenant created is the one whose folder is listed. It gets a user and an API
 token through the functions that `strongroom user create` and `strongroom
 token create` call.
 """

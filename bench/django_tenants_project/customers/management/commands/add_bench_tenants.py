@@ -19,8 +19,8 @@ class Command(BaseCommand):
                 Client(schema_name=f"bench_{number:04d}", name=f"Bench {number}")
                 for number in range(count)
             )
-            # TenantMixin.create_schema() would migrate each schema on its own, one process
-            # at a time; `migrate_schemas --executor=multiprocessing` then does them all.
+            # TenantMixin.create_schema() would migrate each schema in a run of its own, one
+            # after another. `migrate_schemas --tenant` migrates them all in one run instead.
             with connection.cursor() as cursor:
                 for tenant in tenants:
                     cursor.execute(f'CREATE SCHEMA "{tenant.schema_name}"')
