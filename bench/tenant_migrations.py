@@ -124,19 +124,24 @@ def run_timed(
 ) -> tuple[float, str]:
     """Run a command to its end; return its wall time in seconds and its standard output.
 
-    Raises BenchmarkError with the end of its output when it exits non-zero.
+    Raises BenchmarkError with the end of its output when it exits non-zero or times out.
     """
     started = time.perf_counter()
-    completed = subprocess.run(
-        list(command),
-        env=environment,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_SECONDS,
-        check=False,
-    )
+    try:
+        completed = subprocess.run(
+            list(command),
+            env=environment,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchmarkError(
+            f"`{' '.join(command[:4])} ...` timed out after {COMMAND_TIMEOUT_SECONDS} s"
+        ) from None
     elapsed = time.perf_counter() - started
     if completed.returncode != 0:
         output = (completed.stderr.strip() or completed.stdout.strip())[-2000:]
@@ -231,18 +236,26 @@ def ensure_django_environment(log: Callable[[str], None]) -> dict[str, str]:
     python = DJANGO_VENV / "bin" / "python"
     if not python.exists():
         log(f"creating {DJANGO_VENV} for django-tenants")
-        subprocess.run([sys.executable, "-m", "venv", str(DJANGO_VENV)], check=True)
+        _run_setup([sys.executable, "-m", "venv", str(DJANGO_VENV)])
     if _django_versions(python) is None:
         log(f"installing {', '.join(DJANGO_REQUIREMENTS)} into {DJANGO_VENV}")
-        subprocess.run(
+        _run_setup(
             [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-            + list(DJANGO_REQUIREMENTS),
-            check=True,
+            + list(DJANGO_REQUIREMENTS)
         )
     versions = _django_versions(python)
     if versions is None:
         raise BenchmarkError(f"Django and django-tenants are still missing from {DJANGO_VENV}")
     return versions
+
+
+def _run_setup(command: list[str]) -> None:
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise BenchmarkError(
+            f"`{' '.join(command[:5])} ...` exited with {completed.returncode}: "
+            f"{completed.stderr.strip()[-1000:]}; fix that, or run with --no-django"
+        )
 
 
 def _django_versions(python: Path) -> dict[str, str] | None:
