@@ -219,7 +219,6 @@ def describe_creation(creation: Creation) -> dict[str, float]:
 
 def describe_listing(folders: dict[str, ListedFolder], checked: int) -> dict[str, object]:
     """Return the stored files, each store's listed items, and how many responses matched them."""
-    many = folders["many"]
     return {
         "folder": LISTING_FOLDER,
         "stored_sha256": {side: folder.stored for side, folder in folders.items()},
@@ -230,7 +229,7 @@ def describe_listing(folders: dict[str, ListedFolder], checked: int) -> dict[str
             ]
             for side, folder in folders.items()
         },
-        "body_bytes": len(many.body),
+        "body_bytes": {side: len(folder.body) for side, folder in folders.items()},
         "responses_checked": checked,
     }
 
