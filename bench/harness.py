@@ -91,10 +91,10 @@ def without_strongroom_environment() -> Iterator[None]:
 
 @contextlib.contextmanager
 def postgres_server() -> Iterator[PostgresServer]:
-    """Start a throwaway PostgreSQL server on loopback, as the tests do, and stop it on exit.
+    """Start the tests' throwaway PostgreSQL server on loopback, and stop it on exit.
 
-    It trades durability for speed (fsync off), like the tests' server, so it
-    creates databases and schemas faster than a production server would.
+    That server trades durability for speed (fsync off), so it creates
+    databases and schemas faster than a production server would.
     """
     # Imported here so that the benchmarks that need no PostgreSQL do not depend on the tests.
     from tests.services import MissingService

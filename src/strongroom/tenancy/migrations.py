@@ -5,7 +5,7 @@ its own version table, so the catalog and the tenant tables can share one
 database (as they do on the shared level) and still upgrade independently.
 
 `STRONGROOM_EXTRA_TENANT_MIGRATIONS` names a folder of further tenant
-revisions that continue the chain of Strongroom's own; `bench/tenants.py`
+revisions that continue the chain of Strongroom's own. `bench/tenants.py`
 adds a column through it. It is read from the environment here, where the
 script folders are located, because every process that runs or compares
 revisions needs it: the server, `strongroom migrate` and the worker
