@@ -57,17 +57,12 @@ HTTP_TIMEOUT_SECONDS = 60.0
 
 @dataclass(frozen=True)
 class Store:
-    """A data directory and its catalog, on one level; `database` is None on SQLite."""
+    """A data directory and its catalog, on one level; `database_url` is None on SQLite."""
 
     level: str
     side: str
     data_dir: Path
-    database: str | None = None
     database_url: str | None = None
-
-    @property
-    def backend(self) -> str:
-        return self.level.partition("-")[0]
 
     @property
     def isolation(self) -> str:
@@ -98,7 +93,7 @@ def plan_store(level: str, side: str, work: Path, postgres: PostgresServer | Non
     if postgres is None:
         raise BenchmarkError(f"level {level} needs the benchmark's PostgreSQL server")
     database = f"bench_{level.replace('-', '_')}_{side}"
-    return Store(level, side, data_dir, database, postgres.create_database(database))
+    return Store(level, side, data_dir, postgres.create_database(database))
 
 
 def write_master_key(data_dir: Path) -> None:
