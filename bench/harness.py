@@ -7,6 +7,7 @@ set up with the real `strongroom` commands, and reached over HTTP on loopback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import secrets
@@ -15,14 +16,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 from urllib.parse import quote
 
 import httpx
+
+if TYPE_CHECKING:
+    from tests.services.postgres import PostgresServer
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_SECONDS = 60.0
@@ -31,6 +35,10 @@ STOP_TIMEOUT_SECONDS = 15.0
 
 class BenchmarkError(Exception):
     """A benchmark could not set up or tear down what it measures."""
+
+
+class CheckFailed(Exception):
+    """A wrong result from the measured operation, such as wrong bytes or a missing column."""
 
 
 def strongroom_command() -> str:
@@ -67,6 +75,39 @@ def strongroom_environment(data_dir: Path, **settings: str) -> dict[str, str]:
     for name, value in settings.items():
         environment[f"STRONGROOM_{name.upper()}"] = value
     return environment
+
+
+@contextlib.contextmanager
+def without_strongroom_environment() -> Iterator[None]:
+    """Hide the caller's STRONGROOM_* variables, so in-process set-up reads only the given ones."""
+    saved = {name: value for name, value in os.environ.items() if name.startswith("STRONGROOM_")}
+    for name in saved:
+        del os.environ[name]
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    """Start the tests' throwaway PostgreSQL server on loopback, and stop it on exit.
+
+    That server trades durability for speed (fsync off), so it creates
+    databases and schemas faster than a production server would.
+    """
+    # Imported here so that the benchmarks that need no PostgreSQL do not depend on the tests.
+    from tests.services import MissingService
+    from tests.services.postgres import start_postgres
+
+    try:
+        server = start_postgres()
+    except MissingService as exc:
+        raise BenchmarkError(str(exc)) from None
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def run_cli(

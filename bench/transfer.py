@@ -54,6 +54,7 @@ from bench.harness import (
     print_machine_facts,
     read_memory_kib,
     strongroom_server,
+    without_strongroom_environment,
 )
 
 MIB = 1024 * 1024
@@ -335,6 +336,10 @@ class KeepAliveConnection:
 
     def request(self, raw: bytes) -> int:
         """Send one prepared request, read the whole response, and return its status code."""
+        return self.exchange(raw)[0]
+
+    def exchange(self, raw: bytes) -> tuple[int, bytes]:
+        """Send one prepared request and return the status code and body of its response."""
         self._socket.sendall(raw)
         data = self._pending
         while (end := data.find(b"\r\n\r\n")) < 0:
@@ -346,7 +351,7 @@ class KeepAliveConnection:
         while len(data) < body_start + length:
             data += self._receive()
         self._pending = data[body_start + length :]
-        return status
+        return status, data[body_start : body_start + length]
 
     def _receive(self) -> bytes:
         piece = self._socket.recv(256 * 1024)
@@ -405,18 +410,6 @@ def request_rate(port: int, raw: bytes, clients: int, seconds: float, warmup: fl
 # --- set-up --------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _without_strongroom_environment() -> Iterator[None]:
-    """Hide the caller's STRONGROOM_* variables, so in-process set-up reads only the given ones."""
-    saved = {name: value for name, value in os.environ.items() if name.startswith("STRONGROOM_")}
-    for name in saved:
-        del os.environ[name]
-    try:
-        yield
-    finally:
-        os.environ.update(saved)
-
-
 def provision_fillers(data_dir: Path, count: int) -> None:
     """Create `count` empty tenants in a data directory before its server starts.
 
@@ -430,7 +423,7 @@ def provision_fillers(data_dir: Path, count: int) -> None:
 
     # The first start creates the master key file and warns about it, which is expected here.
     configure_logging("json", "error")
-    with _without_strongroom_environment():
+    with without_strongroom_environment():
         settings = load_settings(data_dir=data_dir)
     runtime = build_runtime(settings, migrate=True)
     try:

@@ -9,7 +9,8 @@ has, as a store written by a newer release would.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from strongroom.base.errors import InvalidInput, TenantNotFound
+from strongroom.base.errors import ConfigurationError, InvalidInput, TenantNotFound
 from strongroom.runtime import Runtime
 from strongroom.storage.db import TenantBase
 from strongroom.tenancy import migrations
@@ -278,3 +279,71 @@ def test_migrate_canary_goes_first(runtime: Runtime, cast: Cast) -> None:
 def test_migrate_unknown_canary_is_rejected(runtime: Runtime) -> None:
     with pytest.raises(TenantNotFound, match="no tenant has the slug 'nobody'"):
         migrate(runtime, canaries=["nobody"])
+
+
+# Extra revisions --------------------------------------------------------------------------
+
+EXTRA_REVISION = '''"""Add a column to the folder tree, as a revision outside the product would."""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "extra_1"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("nodes", sa.Column("extra_note", sa.String(200), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("nodes", "extra_note")
+'''
+
+
+@pytest.fixture
+def extra_migrations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A folder with one revision after the product's newest, named by the environment."""
+    folder = tmp_path / "extra-migrations"
+    folder.mkdir()
+    (folder / "extra_1_add_note.py").write_text(EXTRA_REVISION.format(head=tenant_head()))
+    monkeypatch.setenv(migrations.EXTRA_TENANT_MIGRATIONS, str(folder))
+    tenant_head.cache_clear()
+    try:
+        yield folder
+    finally:
+        # The head is cached per process, and later tests must see the product's own again.
+        tenant_head.cache_clear()
+
+
+@own_store_levels("sqlite-database")
+def test_extra_revision_is_new_head(runtime: Runtime, cast: Cast, extra_migrations: Path) -> None:
+    report = migrate(runtime)
+
+    assert report.head == "extra_1"
+    assert [outcome.revision for outcome in report.outcomes] == ["extra_1", "extra_1"]
+    assert recorded(runtime, "acme") == "extra_1"
+
+
+@own_store_levels("sqlite-database")
+def test_extra_revision_adds_column(runtime: Runtime, cast: Cast, extra_migrations: Path) -> None:
+    migrate(runtime)
+
+    columns = inspect(runtime.stores.engine_for(cast.globex)).get_columns("nodes")
+    assert "extra_note" in {column["name"] for column in columns}
+
+
+def test_extra_migrations_missing_folder_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(migrations.EXTRA_TENANT_MIGRATIONS, str(tmp_path / "missing"))
+
+    with pytest.raises(ConfigurationError) as raised:
+        migrations.head_revision("tenant")
+
+    assert raised.value.detail == (
+        f"STRONGROOM_EXTRA_TENANT_MIGRATIONS: {tmp_path / 'missing'} is not a folder; point it "
+        "at the folder of the extra tenant revisions, or unset it"
+    )

@@ -3,10 +3,18 @@
 Each kind of store has its own script folder under `strongroom/migrations` and
 its own version table, so the catalog and the tenant tables can share one
 database (as they do on the shared level) and still upgrade independently.
+
+`STRONGROOM_EXTRA_TENANT_MIGRATIONS` names a folder of further tenant
+revisions that continue the chain of Strongroom's own. `bench/tenants.py`
+adds a column through it. It is read from the environment here, where the
+script folders are located, because every process that runs or compares
+revisions needs it: the server, `strongroom migrate` and the worker
+processes that `migrate --jobs` spawns, which inherit the environment.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,13 +27,14 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, text
 from sqlalchemy.engine import Connection
 
-from strongroom.base.errors import SchemaOutOfDate
+from strongroom.base.errors import ConfigurationError, SchemaOutOfDate
 from strongroom.base.logging import get_logger
 
 log = get_logger(__name__)
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "migrations"
 STORE_KINDS = {"catalog": "alembic_version_catalog", "tenant": "alembic_version_tenant"}
+EXTRA_TENANT_MIGRATIONS = "STRONGROOM_EXTRA_TENANT_MIGRATIONS"
 
 
 @dataclass(frozen=True)
@@ -41,9 +50,38 @@ class StoreRevision:
 
 def alembic_config(kind: str, connection: Connection | None = None) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(SCRIPTS / kind))
+    config.set_main_option("script_location", _config_value(SCRIPTS / kind))
+    extra = extra_tenant_migrations() if kind == "tenant" else None
+    if extra is not None:
+        # Alembic then reads only the folders listed, so Strongroom's own come first.
+        locations = os.pathsep.join([str(SCRIPTS / kind / "versions"), str(extra)])
+        config.set_main_option("path_separator", "os")
+        config.set_main_option("version_locations", _config_value(locations))
     config.attributes["connection"] = connection
     return config
+
+
+def extra_tenant_migrations() -> Path | None:
+    """Return the folder that STRONGROOM_EXTRA_TENANT_MIGRATIONS names, or None when it is unset.
+
+    Raises ConfigurationError when the folder does not exist, because Alembic
+    would skip it without a word and report the product's head as the newest.
+    """
+    value = os.environ.get(EXTRA_TENANT_MIGRATIONS, "").strip()
+    if not value:
+        return None
+    folder = Path(value).resolve()
+    if not folder.is_dir():
+        raise ConfigurationError(
+            f"{EXTRA_TENANT_MIGRATIONS}: {folder} is not a folder; point it at the folder of the "
+            "extra tenant revisions, or unset it"
+        )
+    return folder
+
+
+def _config_value(text: str | Path) -> str:
+    # Alembic's Config is a ConfigParser, which reads % as the start of an interpolation.
+    return str(text).replace("%", "%%")
 
 
 def run_environment(metadata: MetaData, version_table: str) -> None:

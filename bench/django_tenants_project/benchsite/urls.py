@@ -1,0 +1,3 @@
+"""No views: the project only runs migrations."""
+
+urlpatterns: list = []
