@@ -40,6 +40,29 @@ log = get_logger(__name__)
 COMMIT_ATTEMPTS = 3
 
 
+def check_upload(
+    runtime: Runtime,
+    tenant: TenantInfo,
+    names: Names,
+    preconditions: Preconditions,
+    declared_size: int | None,
+) -> int:
+    """Raise unless a file of `declared_size` bytes may be written at the path; return the bytes used.
+
+    The size, when known, is checked against the quota as it is now, which
+    is an early check: the version's transaction reserves the bytes.
+    """
+    with runtime.stores.session(tenant) as session:
+        existing = files.get_node(session, names)
+        path = join_path(names)
+        if existing is not None and existing.kind != FILE:
+            raise Conflict(f"{path!r} is a folder; choose another name for the file")
+        files.check_preconditions(existing, preconditions, path)
+        if declared_size is not None:
+            check_room(session, tenant, declared_size)
+        return get_usage(session)
+
+
 def begin_upload(
     runtime: Runtime,
     tenant: TenantInfo,
@@ -53,16 +76,7 @@ def begin_upload(
     quota before any byte is stored. Without it, the upload is cut off as
     soon as it passes the room left.
     """
-    with runtime.stores.session(tenant) as session:
-        existing = files.get_node(session, names)
-        path = join_path(names)
-        if existing is not None and existing.kind != FILE:
-            raise Conflict(f"{path!r} is a folder; choose another name for the file")
-        files.check_preconditions(existing, preconditions, path)
-        if declared_size is not None:
-            check_room(session, tenant, declared_size)
-        used = get_usage(session)
-
+    used = check_upload(runtime, tenant, names, preconditions, declared_size)
     room = None if tenant.quota_bytes is None else max(tenant.quota_bytes - used, 0)
     tenant_key = runtime.keyring.current(tenant.id)
     return BlobUpload(
@@ -89,13 +103,13 @@ def commit_upload(
         upload.abort()
         raise
     try:
-        return _record_version(runtime, tenant, names, blob, sha256, user_id, preconditions)
+        return record_version(runtime, tenant, names, blob, sha256, user_id, preconditions)
     except BaseException:
         runtime.blobs.delete(blob_key(tenant.id, blob.id))
         raise
 
 
-def _record_version(
+def record_version(
     runtime: Runtime,
     tenant: TenantInfo,
     names: Names,
@@ -104,6 +118,11 @@ def _record_version(
     user_id: uuid.UUID | None,
     preconditions: Preconditions,
 ) -> tuple[NodeRow, VersionRow]:
+    """Record a published blob as the newest version of the file at the path.
+
+    Reserves the blob's bytes in the quota in the same transaction. The
+    caller deletes the blob when this raises.
+    """
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         try:
             with runtime.stores.session(tenant, write=True) as session:

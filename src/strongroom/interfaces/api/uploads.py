@@ -1,0 +1,409 @@
+"""Resumable uploads over the tus protocol 1.0.0 (https://tus.io/protocols/resumable-upload).
+
+The core protocol and the creation, termination, checksum and expiration
+extensions. `POST /api/v1/uploads/` creates an upload for the file path in
+the `filename` of Upload-Metadata, PATCH requests append to it, and the
+request that reaches Upload-Length makes the file version, exactly as a PUT
+of the same bytes to /api/v1/files/{path} would. drive/resumable.py keeps the
+state; this module speaks the protocol.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import ParamSpec
+
+import anyio
+from fastapi import APIRouter, Request, Response
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from strongroom.base import metrics
+from strongroom.base.config import Settings
+from strongroom.base.errors import (
+    InvalidInput,
+    PayloadTooLarge,
+    PreconditionFailed,
+    QuotaExceeded,
+    RequestTimeout,
+    StrongroomError,
+)
+from strongroom.base.logging import get_logger
+from strongroom.drive import resumable
+from strongroom.drive.models import UploadRow
+from strongroom.drive.resumable import CHECKSUM_ALGORITHMS, Checksum, UploadAppend
+from strongroom.interfaces.api.dependencies import (
+    API_PREFIX,
+    PrincipalDep,
+    RuntimeDep,
+    TenantDep,
+    parse_object_id,
+)
+
+log = get_logger(__name__)
+
+router = APIRouter(prefix=API_PREFIX, tags=["uploads"])
+
+TUS_VERSION = "1.0.0"
+TUS_EXTENSIONS = "creation,termination,checksum,expiration"
+OFFSET_MEDIA_TYPE = "application/offset+octet-stream"
+# Room for a long path in base64, and for a few more keys, without letting a client
+# store kilobytes of metadata with every upload.
+MAX_METADATA_CHARACTERS = 4096
+METADATA_KEY = re.compile(r"[!-~]+")  # visible ASCII: no space, no control character
+UPLOADS_PATH = re.compile(rf"{API_PREFIX}/uploads/[^/]*")
+
+
+class UnsupportedMediaType(StrongroomError):
+    code = "unsupported-media-type"
+    status = 415
+    title = "Unsupported media type"
+
+
+# Protocol headers --------------------------------------------------------------------
+
+
+def tus_headers(**extra: str) -> dict[str, str]:
+    return {"Tus-Resumable": TUS_VERSION, **extra}
+
+
+P = ParamSpec("P")
+
+
+def speaks_tus(
+    endpoint: Callable[P, Awaitable[Response]],
+) -> Callable[P, Awaitable[Response]]:
+    """Adapt the errors of an endpoint to the tus protocol.
+
+    Every problem response gets Tus-Resumable, as the protocol asks of every
+    response. A quota refusal becomes 413, the one status the protocol gives
+    for an upload too large, where a PUT answers 507.
+    """
+
+    # FastAPI reads the parameters through __wrapped__, which functools.wraps sets.
+    @functools.wraps(endpoint)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Response:
+        try:
+            return await endpoint(*args, **kwargs)
+        except QuotaExceeded as error:
+            too_large = PayloadTooLarge(error.detail, **error.extra)
+            too_large.headers.update(tus_headers())
+            raise too_large from error
+        except StrongroomError as error:
+            error.headers.update(tus_headers())
+            raise
+
+    return wrapper
+
+
+def check_tus_version(request: Request) -> None:
+    version = request.headers.get("tus-resumable")
+    if version != TUS_VERSION:
+        error = PreconditionFailed(
+            f"Tus-Resumable {version!r} is not a protocol version this server speaks; "
+            f"send Tus-Resumable: {TUS_VERSION}"
+        )
+        error.headers["Tus-Version"] = TUS_VERSION
+        raise error
+
+
+def parse_byte_count(request: Request, name: str) -> int | None:
+    """Return the value of a header that counts bytes, None when it is missing."""
+    value = request.headers.get(name)
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 19:
+        raise InvalidInput(f"{name} {value!r} is not a number of bytes; send a whole number")
+    return int(value)
+
+
+def parse_metadata(header: str) -> dict[str, bytes]:
+    """Decode Upload-Metadata: comma-separated pairs of a key and a base64 value."""
+    if len(header) > MAX_METADATA_CHARACTERS:
+        raise InvalidInput(
+            f"Upload-Metadata has {len(header)} characters, more than the "
+            f"{MAX_METADATA_CHARACTERS} allowed; send only the filename"
+        )
+    pairs: dict[str, bytes] = {}
+    for item in header.split(","):
+        key, _, value = item.strip().partition(" ")
+        if not METADATA_KEY.fullmatch(key):
+            raise InvalidInput(
+                f"Upload-Metadata has the key {key!r}; keys are ASCII without spaces or commas"
+            )
+        if key in pairs:
+            raise InvalidInput(f"Upload-Metadata names the key {key!r} twice; send it once")
+        try:
+            pairs[key] = base64.b64decode(value.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInput(
+                f"the Upload-Metadata value of {key!r} is not valid base64; encode it with base64"
+            ) from None
+    return pairs
+
+
+def target_path(metadata_header: str | None) -> str:
+    if not metadata_header:
+        raise InvalidInput(
+            "an upload needs the target path as `filename` in Upload-Metadata, base64 encoded, "
+            "such as `Upload-Metadata: filename ZG9jcy9hLnR4dA==` for docs/a.txt"
+        )
+    filename = parse_metadata(metadata_header).get("filename")
+    if filename is None:
+        raise InvalidInput(
+            "Upload-Metadata has no `filename`; send the target path, base64 encoded, under "
+            "that key"
+        )
+    try:
+        return filename.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("the `filename` of Upload-Metadata is not UTF-8 text") from None
+
+
+def parse_checksum(header: str | None) -> Checksum | None:
+    if header is None:
+        return None
+    algorithm, _, encoded = header.strip().partition(" ")
+    if algorithm not in CHECKSUM_ALGORITHMS:
+        raise InvalidInput(
+            f"Upload-Checksum uses {algorithm!r}, which this server does not support; use one "
+            f"of {', '.join(CHECKSUM_ALGORITHMS)}"
+        )
+    try:
+        digest = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput("the digest of Upload-Checksum is not valid base64") from None
+    return Checksum(algorithm, digest)
+
+
+def state_headers(upload: UploadRow) -> dict[str, str]:
+    """Return the headers that describe an upload's state."""
+    headers = tus_headers(
+        **{"Upload-Offset": str(upload.upload_offset), "Upload-Length": str(upload.upload_length)}
+    )
+    if upload.completed_at is None:
+        headers["Upload-Expires"] = resumable.http_expiry(upload)
+    return headers
+
+
+# Routes ------------------------------------------------------------------------------
+
+
+@router.options("/uploads/", summary="Describe the tus protocol support of the server")
+async def describe_uploads(runtime: RuntimeDep, _tenant: TenantDep) -> Response:
+    headers = tus_headers(
+        **{
+            "Tus-Version": TUS_VERSION,
+            "Tus-Extension": TUS_EXTENSIONS,
+            "Tus-Max-Size": str(runtime.settings.tus_max_size),
+            "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS),
+        }
+    )
+    return Response(status_code=204, headers=headers)
+
+
+@router.post(
+    "/uploads/",
+    status_code=201,
+    summary="Create a resumable upload (tus) for the path in the `filename` of Upload-Metadata",
+)
+@speaks_tus
+async def create_upload(
+    request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
+) -> Response:
+    check_tus_version(request)
+    if request.headers.get("upload-defer-length") is not None:
+        raise InvalidInput("uploads of unknown length are not supported; send Upload-Length")
+    length = parse_byte_count(request, "upload-length")
+    if length is None:
+        raise InvalidInput("a new upload needs Upload-Length, its size in bytes")
+    if parse_byte_count(request, "content-length") or request.headers.get("transfer-encoding"):
+        raise InvalidInput(
+            "this server does not take bytes with the creation request; send them with PATCH"
+        )
+    metadata = request.headers.get("upload-metadata")
+    path = target_path(metadata)
+
+    upload = await anyio.to_thread.run_sync(
+        resumable.create_upload, runtime, tenant, principal, path, length, metadata or ""
+    )
+    location = f"{request.scope.get('root_path', '')}{API_PREFIX}/uploads/{upload.id.hex}"
+    headers = tus_headers(Location=location)
+    if upload.completed_at is None:
+        headers["Upload-Expires"] = resumable.http_expiry(upload)
+    return Response(status_code=201, headers=headers)
+
+
+@router.options("/uploads/{upload_id}", summary="Describe the tus protocol support of the server")
+async def describe_upload(
+    upload_id: str, runtime: RuntimeDep, tenant: TenantDep
+) -> Response:
+    return await describe_uploads(runtime, tenant)
+
+
+@router.head("/uploads/{upload_id}", summary="The offset and length of a resumable upload")
+@speaks_tus
+async def upload_state(
+    upload_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep,
+    principal: PrincipalDep,
+) -> Response:
+    check_tus_version(request)
+    upload = await anyio.to_thread.run_sync(
+        resumable.get_upload, runtime, tenant, principal, parse_object_id(upload_id, "upload")
+    )
+    headers = state_headers(upload)
+    headers["Cache-Control"] = "no-store"
+    if upload.upload_metadata:
+        headers["Upload-Metadata"] = upload.upload_metadata
+    return Response(status_code=200, headers=headers)
+
+
+@router.patch("/uploads/{upload_id}", summary="Append bytes to a resumable upload at its offset")
+@speaks_tus
+async def append_to_upload(
+    upload_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep,
+    principal: PrincipalDep,
+) -> Response:
+    check_tus_version(request)
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != OFFSET_MEDIA_TYPE:
+        raise UnsupportedMediaType(
+            f"a PATCH to an upload needs Content-Type: {OFFSET_MEDIA_TYPE}, not {content_type!r}"
+        )
+    offset = parse_byte_count(request, "upload-offset")
+    if offset is None:
+        raise InvalidInput("a PATCH to an upload needs Upload-Offset, the offset it sends from")
+    checksum = parse_checksum(request.headers.get("upload-checksum"))
+    declared = parse_byte_count(request, "content-length")
+
+    append = await anyio.to_thread.run_sync(
+        resumable.begin_append,
+        runtime, tenant, principal, parse_object_id(upload_id, "upload"), offset, checksum,
+    )
+    new_offset = await _receive(request, append, runtime.settings, declared)
+    metrics.bytes_uploaded.inc(new_offset - offset)
+    headers = state_headers(append.upload)
+    del headers["Upload-Length"]
+    return Response(status_code=204, headers=headers)
+
+
+@router.delete("/uploads/{upload_id}", summary="Terminate a resumable upload and free its space")
+@speaks_tus
+async def terminate_upload(
+    upload_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep,
+    principal: PrincipalDep,
+) -> Response:
+    check_tus_version(request)
+    await anyio.to_thread.run_sync(
+        resumable.terminate_upload, runtime, tenant, principal,
+        parse_object_id(upload_id, "upload"),
+    )
+    return Response(status_code=204, headers=tus_headers())
+
+
+# Receiving a PATCH body ---------------------------------------------------------------
+
+
+async def _receive(
+    request: Request, append: UploadAppend, settings: Settings, declared: int | None
+) -> int:
+    """Feed the request body into the upload and store it; return the new offset.
+
+    Bytes that arrived before the client went away or fell silent are kept
+    (unless a checksum came with them), and the error is raised after.
+    """
+    try:
+        if declared is not None:
+            # Checked before any byte is read, so the client learns it at once.
+            _check_room(append, declared)
+        await _feed_body(request, append, settings.chunk_size, settings.upload_idle_timeout)
+    except (ClientDisconnect, RequestTimeout):
+        offset = await anyio.to_thread.run_sync(append.finish, False)
+        log.info("upload_cut_off", upload_id=str(append.upload.id), offset=offset)
+        raise
+    except BaseException:
+        await anyio.to_thread.run_sync(append.discard)
+        raise
+    return await anyio.to_thread.run_sync(append.finish, True)
+
+
+def _check_room(append: UploadAppend, declared: int) -> None:
+    left = append.upload.upload_length - append.upload.upload_offset
+    if declared > left:
+        raise PayloadTooLarge(
+            f"Content-Length {declared} is more than the {left} bytes left of upload "
+            f"{append.upload.id}; send only the rest of the file",
+            limit=left,
+        )
+
+
+async def _feed_body(
+    request: Request, append: UploadAppend, chunk_size: int, idle_timeout: float
+) -> None:
+    """Gather body pieces up to one chunk in the event loop, then encrypt them in a worker thread."""
+    pending: list[bytes] = []
+    pending_size = 0
+    pieces = request.stream().__aiter__()
+    try:
+        while True:
+            piece = await _next_piece(pieces, idle_timeout)
+            if piece is None:
+                break
+            pending.append(piece)
+            pending_size += len(piece)
+            if pending_size >= chunk_size:
+                await anyio.to_thread.run_sync(append.feed, b"".join(pending))
+                pending, pending_size = [], 0
+    except (ClientDisconnect, RequestTimeout):
+        # What arrived before the client went away is stored too, as the protocol asks.
+        if pending:
+            await anyio.to_thread.run_sync(append.feed, b"".join(pending))
+        raise
+    if pending:
+        await anyio.to_thread.run_sync(append.feed, b"".join(pending))
+
+
+async def _next_piece(pieces: AsyncIterator[bytes], idle_timeout: float) -> bytes | None:
+    try:
+        with anyio.fail_after(idle_timeout):
+            return await pieces.__anext__()
+    except StopAsyncIteration:
+        return None
+    except TimeoutError:
+        raise RequestTimeout(
+            f"no part of the PATCH body arrived for {idle_timeout:g} seconds; the bytes before "
+            "the pause were kept, so ask for the offset with HEAD and carry on from there"
+        ) from None
+
+
+# X-HTTP-Method-Override ----------------------------------------------------------------
+
+
+class MethodOverride:
+    """Take X-HTTP-Method-Override of a POST to an upload as the request's method.
+
+    The tus protocol asks for it, for clients that can send only GET and POST.
+    It applies to the upload routes only and runs after the tenant prefix is
+    stripped from the path.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            override = _header(scope, b"x-http-method-override")
+            if override is not None and UPLOADS_PATH.fullmatch(scope["path"]):
+                scope = dict(scope, method=override.strip().upper())
+        await self.app(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
