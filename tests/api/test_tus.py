@@ -681,7 +681,8 @@ def test_concurrent_patch_gets_409(
                 "Expect: 100-continue\r\n\r\n"
             ).encode()
         )
-        # The server asks for the body only once the first PATCH holds the upload's lock.
+        # Uvicorn sends 100 Continue when the app first reads the body, which it does
+        # only after the first PATCH has locked the upload.
         assert first.recv(100).startswith(b"HTTP/1.1 100 Continue")
 
         second = patch(client, alice, url, 0, b"s" * 100)

@@ -12,6 +12,7 @@ counts them, and after each round compares the victim with its snapshot.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterator
@@ -23,7 +24,16 @@ import httpx
 
 from tests.security.estate import Estate, snapshot
 from tests.security.raw_http import Reply, send_raw
-from tests.security.routes import MOVE, NEW_TOKEN, PARAMETER_KINDS, UPLOAD, Route
+from tests.security.routes import (
+    MOVE,
+    NEW_TOKEN,
+    PARAMETER_KINDS,
+    TUS,
+    TUS_APPEND,
+    TUS_CREATION,
+    UPLOAD,
+    Route,
+)
 from tests.security.tally import Tally
 
 BASE_DOMAIN = "strongroom.test"
@@ -57,6 +67,8 @@ class Probe:
     guarded: bool = False  # a success would mean the victim served the intruder
     expect: frozenset[int] | None = None
     extra_headers: tuple[tuple[str, str], ...] = ()
+    # Headers the route's protocol needs to reach its handler, such as tus's.
+    protocol_headers: tuple[tuple[str, str], ...] = ()
 
     def __str__(self) -> str:
         host = f" Host: {self.host}" if self.host is not None else ""
@@ -70,8 +82,18 @@ class Probe:
             unquote(self.target),
             self.host or "",
             *(v for _, v in self.extra_headers),
+            *(v for _, v in self.protocol_headers),
+            *map(decoded_metadata, self.protocol_headers),
         ]
         return "\n".join([*parts, self.body.decode("latin-1")])
+
+
+def decoded_metadata(header: tuple[str, str]) -> str:
+    """Return the path a tus Upload-Metadata header names in base64, for the record of what was sent."""
+    name, value = header
+    if name != "Upload-Metadata":
+        return ""
+    return base64.b64decode(value.split(" ", 1)[1]).decode()
 
 
 def fill(route: Route, values: dict[str, str]) -> str:
@@ -85,18 +107,30 @@ def fill(route: Route, values: dict[str, str]) -> str:
     return TEMPLATE_PARAMETER.sub(value, route.path)
 
 
-def body_for(
-    route: Route, source: str, destination: str, overwrite: bool
-) -> tuple[bytes, str | None]:
-    """Return a body that would do harm if it got through, with its content type."""
+def body_for(route: Route, source: str, destination: str, overwrite: bool) -> dict[str, Any]:
+    """Return a body that would do harm if it got through, with its content type and the
+    headers its protocol needs."""
+    tus = (("Tus-Resumable", "1.0.0"),)
     if route.body == UPLOAD:
-        return INTRUDER_BODY, "application/octet-stream"
+        return {"body": INTRUDER_BODY, "content_type": "application/octet-stream"}
     if route.body == MOVE:
         move = {"from": source, "to": destination, "overwrite": overwrite}
-        return json.dumps(move).encode(), "application/json"
+        return {"body": json.dumps(move).encode(), "content_type": "application/json"}
     if route.body == NEW_TOKEN:
-        return json.dumps({"name": "intruder"}).encode(), "application/json"
-    return b"", None
+        return {"body": json.dumps({"name": "intruder"}).encode(), "content_type": "application/json"}
+    if route.body == TUS_CREATION:
+        metadata = "filename " + base64.b64encode(source.encode()).decode()
+        creation = (("Upload-Length", str(len(INTRUDER_BODY))), ("Upload-Metadata", metadata))
+        return {"protocol_headers": tus + creation}
+    if route.body == TUS_APPEND:
+        return {
+            "body": INTRUDER_BODY,
+            "content_type": "application/offset+octet-stream",
+            "protocol_headers": (*tus, ("Upload-Offset", "0")),
+        }
+    if route.body == TUS:
+        return {"protocol_headers": tus}
+    return {}
 
 
 @dataclass
@@ -147,21 +181,24 @@ class Oracle:
 
 
 def numbers_in(reply: Reply) -> set[int]:
-    """Return the numbers in a reply: in JSON, or in the length headers of file content.
+    """Return the numbers in a reply: in JSON, in the length headers of file content, and in
+    the offset and length headers of resumable uploads.
 
     The length of other bodies (metrics, for one) grows with the session and is no size of a file.
     """
     content_type = reply.headers.get("content-type", "")
+    uploads = [reply.headers.get("upload-offset", ""), reply.headers.get("upload-length", "")]
+    found = {int(n) for n in NUMBER_PATTERN.findall(" ".join(uploads))}
     if content_type == "application/octet-stream":
         lengths = [reply.headers.get("content-length", ""), reply.headers.get("content-range", "")]
-        return {int(n) for n in NUMBER_PATTERN.findall(" ".join(lengths))}
+        return found | {int(n) for n in NUMBER_PATTERN.findall(" ".join(lengths))}
     if "json" not in content_type:
-        return set()
+        return found
     try:
         document = json.loads(reply.body)
     except ValueError:
-        return set()
-    return set(_json_numbers(document))
+        return found
+    return found | set(_json_numbers(document))
 
 
 def _json_numbers(value: Any) -> Iterator[int]:
@@ -225,7 +262,7 @@ class Attacker:
             raise Leak(f"the victim's {', '.join(changed)} changed during these requests:\n{sent}")
 
     def _deliver(self, probe: Probe) -> Reply:
-        headers = list(probe.extra_headers)
+        headers = [*probe.extra_headers, *probe.protocol_headers]
         if probe.token is not None:
             headers.append(("Authorization", f"Bearer {probe.token}"))
         if probe.content_type is not None:

@@ -22,9 +22,18 @@ from strongroom.interfaces.api.dependencies import require_principal, require_te
 UPLOAD = "upload"
 MOVE = "move"
 NEW_TOKEN = "new token"
+TUS_CREATION = "tus creation"
+TUS_APPEND = "tus append"
+TUS = "tus"  # no body, but the protocol's version header
 
 # How each path parameter is filled: with a path, or with an id of one kind.
-PARAMETER_KINDS = {"path": "path", "node_id": "node", "item_id": "trash", "token_id": "token"}
+PARAMETER_KINDS = {
+    "path": "path",
+    "node_id": "node",
+    "item_id": "trash",
+    "token_id": "token",
+    "upload_id": "upload",
+}
 
 KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/healthz"): None,
@@ -51,6 +60,12 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/tokens"): None,
     ("POST", "/api/v1/tokens"): NEW_TOKEN,
     ("DELETE", "/api/v1/tokens/{token_id}"): None,
+    ("OPTIONS", "/api/v1/uploads/"): None,
+    ("POST", "/api/v1/uploads/"): TUS_CREATION,
+    ("OPTIONS", "/api/v1/uploads/{upload_id}"): None,
+    ("HEAD", "/api/v1/uploads/{upload_id}"): TUS,
+    ("PATCH", "/api/v1/uploads/{upload_id}"): TUS_APPEND,
+    ("DELETE", "/api/v1/uploads/{upload_id}"): TUS,
 }
 
 

@@ -11,8 +11,8 @@ two kinds of objects of the blob store:
 A PATCH holds the lock of the chunks file while it appends to it, then
 writes its new tail, then records the new offset in one conditional UPDATE,
 and only then deletes the previous tail. So after a crash at any step the
-row's offset names a tail that exists, and the chunks file holds at least
-the chunks that offset needs; the next PATCH cuts off the rest. The request
+row's offset names a tail that exists, and the chunks file contains at
+least the chunks that offset needs; the next PATCH cuts off the rest. The request
 that reaches the upload's length seals the last chunk, moves the chunks file
 to the blob's key and records the file version through
 `transfers.record_version`.
@@ -429,7 +429,7 @@ class UploadAppend:
         """Store what arrived and return the upload's new offset; release the lock.
 
         `complete_body` is False when the client went away mid-request. Its
-        bytes are kept then, as the protocol asks, unless the request carried
+        bytes are kept then, as the protocol recommends, unless the request carried
         a checksum that can no longer be verified. Raises ChecksumMismatch,
         with nothing stored, when the checksum does not match.
         """

@@ -7,9 +7,8 @@ them, so a process killed mid-write leaves at most a stale upload, never a
 partial blob under a real key.
 
 A partial blob is the exception: a blob that grows over several requests,
-such as a resumable upload. It lives under a key of its own, its writer
-holds an exclusive lock on it, and `publish` links the finished bytes under
-the blob's real key.
+such as a resumable upload. It lives under a key of its own, one writer at a
+time locks it, and `publish` moves the finished bytes to the blob's real key.
 """
 
 from __future__ import annotations
@@ -52,7 +51,7 @@ class BlobWriter(ABC):
 
 
 class PartialBlobBusy(Exception):
-    """Another writer holds the partial blob."""
+    """Another writer has locked the partial blob."""
 
 
 class PartialBlob(ABC):
@@ -169,7 +168,7 @@ class BlobStore(ABC):
     def open_partial(self, key: str) -> PartialBlob:
         """Open the partial blob `key`, empty if it is new, and lock it.
 
-        Raises PartialBlobBusy when another writer holds it. `delete(key)`
+        Raises PartialBlobBusy when another writer has locked it. `delete(key)`
         removes a partial blob like any other.
         """
 

@@ -51,8 +51,8 @@ router = APIRouter(prefix=API_PREFIX, tags=["uploads"])
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,termination,checksum,expiration"
 OFFSET_MEDIA_TYPE = "application/offset+octet-stream"
-# Room for a long path in base64, and for a few more keys, without letting a client
-# store kilobytes of metadata with every upload.
+# Enough for a long path in base64 and a few more keys. The row stores the header
+# as sent, because HEAD must return it unchanged.
 MAX_METADATA_CHARACTERS = 4096
 METADATA_KEY = re.compile(r"[!-~]+")  # visible ASCII: no space, no control character
 UPLOADS_PATH = re.compile(rf"{API_PREFIX}/uploads/[^/]*")
@@ -79,9 +79,9 @@ def speaks_tus(
 ) -> Callable[P, Awaitable[Response]]:
     """Adapt the errors of an endpoint to the tus protocol.
 
-    Every problem response gets Tus-Resumable, as the protocol asks of every
-    response. A quota refusal becomes 413, the one status the protocol gives
-    for an upload too large, where a PUT answers 507.
+    Every problem response gets Tus-Resumable, which the protocol requires
+    in every response. A quota refusal becomes 413, the one status the protocol gives
+    for an upload too large, where a PUT responds with 507.
     """
 
     # FastAPI reads the parameters through __wrapped__, which functools.wraps sets.
@@ -359,7 +359,7 @@ async def _feed_body(
                 await anyio.to_thread.run_sync(append.feed, b"".join(pending))
                 pending, pending_size = [], 0
     except (ClientDisconnect, RequestTimeout):
-        # What arrived before the client went away is stored too, as the protocol asks.
+        # What arrived before the client went away is stored too, as the protocol recommends.
         if pending:
             await anyio.to_thread.run_sync(append.feed, b"".join(pending))
         raise
@@ -386,7 +386,7 @@ async def _next_piece(pieces: AsyncIterator[bytes], idle_timeout: float) -> byte
 class MethodOverride:
     """Take X-HTTP-Method-Override of a POST to an upload as the request's method.
 
-    The tus protocol asks for it, for clients that can send only GET and POST.
+    The tus protocol requires it, for clients that can send only GET and POST.
     It applies to the upload routes only and runs after the tenant prefix is
     stripped from the path.
     """
