@@ -1,10 +1,10 @@
 """Resumable uploads over tus 1.0: the real `tuspy` client, cut-off uploads, checksums,
 termination, expiry, quotas, locks and other users' and tenants' uploads.
 
-Requests that check one protocol rule run on every level. Tests that move
-several chunks through the `tuspy` client run on the shared level of each
-backend, because what they add over the quick ones is in the drive and the
-blob store, which every level shares.
+Tests of the upload's life and of who may reach it run on every level.
+Tests of header parsing, of the stored parts and of the `tuspy` client run
+on the shared level of each backend only: what they check is in the
+protocol layer, the drive and the blob store, which every level shares.
 """
 
 from __future__ import annotations
@@ -161,6 +161,7 @@ def test_head_reports_offset_length_metadata(client: httpx.Client, cast: Cast) -
     assert response.headers["cache-control"] == "no-store"
 
 
+@ON_SHARED_LEVELS
 def test_create_without_filename_is_400(client: httpx.Client, cast: Cast) -> None:
     response = create(client, cast.acme_member, "x", 10, **{"Upload-Metadata": "name eA=="})
 
@@ -175,10 +176,13 @@ def test_create_without_filename_is_400(client: httpx.Client, cast: Cast) -> Non
         ({"Upload-Length": "ten"}, 400),
         ({"Upload-Metadata": "filename not*base64"}, 400),
         ({"Upload-Metadata": f"filename {encoded('../up.txt')}"}, 400),
+        ({"Upload-Metadata": "filename"}, 400),
+        ({"Upload-Metadata": "filename eA==,filename eQ=="}, 400),
         ({"Upload-Defer-Length": "1"}, 400),
         ({"Tus-Resumable": "0.2.2"}, 412),
     ],
 )
+@ON_SHARED_LEVELS
 def test_create_rejects_bad_headers(
     client: httpx.Client, cast: Cast, headers: dict[str, str], expected: int
 ) -> None:
@@ -263,6 +267,7 @@ def test_patch_past_length_is_413(client: httpx.Client, cast: Cast) -> None:
     assert head(client, alice, url).headers["upload-offset"] == "0"
 
 
+@ON_SHARED_LEVELS
 def test_patch_needs_offset_media_type(client: httpx.Client, cast: Cast) -> None:
     alice = cast.acme_member
     url = upload_url(client, alice, "a.txt", 4)
@@ -272,6 +277,7 @@ def test_patch_needs_offset_media_type(client: httpx.Client, cast: Cast) -> None
     assert response.status_code == 415
 
 
+@ON_SHARED_LEVELS
 def test_patch_without_tus_resumable_is_412(client: httpx.Client, cast: Cast) -> None:
     alice = cast.acme_member
     url = upload_url(client, alice, "a.txt", 4)
@@ -287,6 +293,7 @@ def test_patch_without_tus_resumable_is_412(client: httpx.Client, cast: Cast) ->
     assert head(client, alice, url).headers["upload-offset"] == "0"
 
 
+@ON_SHARED_LEVELS
 def test_method_override_header_is_honoured(client: httpx.Client, cast: Cast) -> None:
     alice = cast.acme_member
     url = upload_url(client, alice, "a.txt", 4)
@@ -328,6 +335,7 @@ def test_wrong_checksum_is_460_and_discarded(
 
 
 @pytest.mark.parametrize("algorithm", ["sha1", "sha256", "md5"])
+@ON_SHARED_LEVELS
 def test_matching_checksum_is_accepted(client: httpx.Client, cast: Cast, algorithm: str) -> None:
     alice = cast.acme_member
     data = b"checked bytes"
@@ -340,6 +348,7 @@ def test_matching_checksum_is_accepted(client: httpx.Client, cast: Cast, algorit
     assert download(client, alice, "a.txt") == data
 
 
+@ON_SHARED_LEVELS
 def test_unknown_checksum_algorithm_is_400(client: httpx.Client, cast: Cast) -> None:
     alice = cast.acme_member
     url = upload_url(client, alice, "a.txt", 4)
@@ -461,6 +470,7 @@ def test_other_tenant_gets_404(client: httpx.Client, cast: Cast) -> None:
     assert head(client, alice, url).headers["upload-offset"] == "0"
 
 
+@ON_SHARED_LEVELS
 def test_malformed_upload_id_is_404(client: httpx.Client, cast: Cast) -> None:
     response = head(client, cast.acme_member, cast.acme_member.url("uploads/not-an-id"))
 
@@ -504,6 +514,7 @@ def test_quota_used_meanwhile_is_413_at_the_end(
     assert download(client, alice, "b.bin") == b"b" * 5000
 
 
+@ON_SHARED_LEVELS
 def test_length_over_max_size_is_413(client: httpx.Client, runtime: Runtime, cast: Cast) -> None:
     runtime.settings.tus_max_size = 1000
 
@@ -516,6 +527,7 @@ def test_length_over_max_size_is_413(client: httpx.Client, runtime: Runtime, cas
 # Storage -----------------------------------------------------------------------------------
 
 
+@ON_SHARED_LEVELS
 def test_partial_data_is_encrypted_in_tenant_prefix(
     client: httpx.Client, runtime: Runtime, cast: Cast
 ) -> None:
@@ -534,6 +546,7 @@ def test_partial_data_is_encrypted_in_tenant_prefix(
         assert marker[:8] not in path.read_bytes(), path
 
 
+@ON_SHARED_LEVELS
 def test_extra_stored_chunks_are_cut_off(
     client: httpx.Client, runtime: Runtime, cast: Cast
 ) -> None:
@@ -667,7 +680,7 @@ def test_cut_patch_with_checksum_keeps_nothing(
     assert download(client, alice, "cut.bin") == data
 
 
-def test_concurrent_patch_gets_409(
+def test_concurrent_requests_get_409(
     client: httpx.Client, live_server: LiveServer, cast: Cast
 ) -> None:
     alice = cast.acme_member
@@ -686,12 +699,14 @@ def test_concurrent_patch_gets_409(
         assert first.recv(100).startswith(b"HTTP/1.1 100 Continue")
 
         second = patch(client, alice, url, 0, b"s" * 100)
+        terminated = client.delete(url, headers={**alice.headers, **TUS})
 
         first.sendall(b"f" * 100)
         first_reply = first.recv(4096)
 
     assert second.status_code == 409
     assert "another request is writing" in second.json()["detail"]
+    assert terminated.status_code == 409
     assert first_reply.startswith(b"HTTP/1.1 204")
     assert head(client, alice, url).headers["upload-offset"] == "100"
 

@@ -93,7 +93,7 @@ def decoded_metadata(header: tuple[str, str]) -> str:
     name, value = header
     if name != "Upload-Metadata":
         return ""
-    return base64.b64decode(value.split(" ", 1)[1]).decode()
+    return base64.b64decode(value.partition(" ")[2]).decode()
 
 
 def fill(route: Route, values: dict[str, str]) -> str:
@@ -119,7 +119,8 @@ def body_for(route: Route, source: str, destination: str, overwrite: bool) -> di
     if route.body == NEW_TOKEN:
         return {"body": json.dumps({"name": "intruder"}).encode(), "content_type": "application/json"}
     if route.body == TUS_CREATION:
-        metadata = "filename " + base64.b64encode(source.encode()).decode()
+        # A value may be empty, and then has no space before it (the root's path is "").
+        metadata = " ".join(["filename", base64.b64encode(source.encode()).decode()]).strip()
         creation = (("Upload-Length", str(len(INTRUDER_BODY))), ("Upload-Metadata", metadata))
         return {"protocol_headers": tus + creation}
     if route.body == TUS_APPEND:

@@ -35,6 +35,7 @@ from strongroom.base.errors import (
     Conflict,
     Gone,
     IntegrityError,
+    InvalidInput,
     NotFound,
     PayloadTooLarge,
 )
@@ -112,6 +113,10 @@ def create_upload(
     this returns.
     """
     names = split_path(path)
+    if not names:
+        raise InvalidInput(
+            "the `filename` of Upload-Metadata is empty; send the path of the file to write"
+        )
     max_size = runtime.settings.tus_max_size
     if length > max_size:
         raise PayloadTooLarge(
