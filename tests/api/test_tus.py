@@ -27,7 +27,7 @@ from tusclient.exceptions import TusCommunicationError
 from tusclient.storage.filestorage import FileStorage
 
 from strongroom.base.config import Settings
-from strongroom.drive import resumable
+from strongroom.drive import upload_parts
 from strongroom.drive.integrity import check_all
 from strongroom.drive.models import UploadRow
 from strongroom.interfaces.api.app import create_app
@@ -106,7 +106,7 @@ def sha1_header(data: bytes) -> str:
 
 def upload_files(runtime: Runtime, member: Member) -> list[Path]:
     """The stored parts of the member's tenant's unfinished uploads."""
-    folder = runtime.settings.resolved_blob_dir / resumable.uploads_prefix(member.tenant.id)
+    folder = runtime.settings.resolved_blob_dir / upload_parts.uploads_prefix(member.tenant.id)
     return sorted(folder.glob("*")) if folder.exists() else []
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import delete, select
 
 from strongroom.base.errors import IntegrityError
 from strongroom.base.logging import get_logger
-from strongroom.drive import resumable
+from strongroom.drive import resumable, upload_parts
 from strongroom.drive.content import blob_key, read_range
 from strongroom.drive.files import count_usage, create_root
 from strongroom.drive.models import BlobRow, NodeRow, UploadRow, VersionRow
@@ -187,7 +187,7 @@ def _orphan_upload_parts(runtime: Runtime, tenant: TenantInfo, cutoff: float) ->
     named = resumable.list_live_upload_keys(runtime, tenant)
     return [
         part.key
-        for part in runtime.blobs.iter_blobs(resumable.uploads_prefix(tenant.id))
+        for part in runtime.blobs.iter_blobs(upload_parts.uploads_prefix(tenant.id))
         if part.key not in named and part.modified <= cutoff
     ]
 

@@ -1,21 +1,15 @@
 """Resumable uploads, the state behind the tus protocol: create, append, complete, terminate, expire.
 
-An upload stores its content encrypted, under the tenant's key prefix, in
-two kinds of objects of the blob store:
-
-- `uploads/{id}.chunks`, a partial blob: the blob header and every finished
-  chunk, encrypted exactly as the finished blob `blob_id` will hold them.
-- `uploads/{id}.tail-{offset}`, the unfinished chunk at the end, encrypted
-  on its own (`crypto.seal_tail`) and named by the upload offset it ends at.
-
-A PATCH holds the lock of the chunks file while it appends to it, then
-writes its new tail, then records the new offset in one conditional UPDATE,
-and only then deletes the previous tail. So after a crash at any step the
-row's offset names a tail that exists, and the chunks file contains at
-least the chunks that offset needs; the next PATCH cuts off the rest. The request
-that reaches the upload's length seals the last chunk, moves the chunks file
-to the blob's key and records the file version through
-`transfers.record_version`.
+The content goes into stored parts (drive/upload_parts.py): a chunks file
+with every finished chunk in its final encrypted form, and a tail with the
+unfinished chunk at the end. A PATCH holds the lock of the chunks file while
+it appends to it, then writes its new tail, then records the new offset in
+one conditional UPDATE, and only then deletes the previous tail. So after a
+crash at any step the row's offset names a tail that exists, and the chunks
+file contains at least the chunks that offset needs; the next PATCH cuts off
+the rest. The request that reaches the upload's length seals the last
+chunk, moves the chunks file to the blob's key and records the file version
+through `transfers.record_version`.
 docs/decisions/0013-resumable-upload-storage.md gives the reasons.
 """
 
@@ -34,28 +28,25 @@ from strongroom.base.errors import (
     ChecksumMismatch,
     Conflict,
     Gone,
-    IntegrityError,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
 )
 from strongroom.base.logging import get_logger
-from strongroom.base.scoping import tenant_scoped_key
-from strongroom.drive import transfers
-from strongroom.drive.content import blob_key, read_range, unwrap_blob_key
+from strongroom.drive import transfers, upload_parts
+from strongroom.drive.content import blob_key, read_range
 from strongroom.drive.files import Preconditions
 from strongroom.drive.models import BlobRow, UploadRow
 from strongroom.drive.paths import join_path, split_path
 from strongroom.identity.tokens import Principal
 from strongroom.runtime import Runtime
 from strongroom.storage import crypto
-from strongroom.storage.blobs import BlobMissing, PartialBlob, PartialBlobBusy
+from strongroom.storage.blobs import PartialBlob
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.models import utcnow
 
 log = get_logger(__name__)
 
-NAMESPACE = "uploads"
 CHECKSUM_ALGORITHMS: dict[str, Callable[[], Any]] = {
     "sha1": hashlib.sha1,
     "sha256": hashlib.sha256,
@@ -69,31 +60,6 @@ class Checksum:
 
     algorithm: str
     digest: bytes
-
-
-# Keys of the stored parts ------------------------------------------------------------
-
-
-def chunks_key(tenant_id: uuid.UUID, upload_id: uuid.UUID) -> str:
-    return tenant_scoped_key(tenant_id, NAMESPACE, f"{upload_id.hex}.chunks")
-
-
-def tail_key(tenant_id: uuid.UUID, upload_id: uuid.UUID, offset: int) -> str:
-    return tenant_scoped_key(tenant_id, NAMESPACE, f"{upload_id.hex}.tail-{offset}")
-
-
-def stored_keys(upload: UploadRow) -> list[str]:
-    """Return the keys of the parts an unfinished upload has stored now."""
-    if upload.completed_at is not None:
-        return []
-    keys = [chunks_key(upload.tenant_id, upload.id)]
-    if upload.upload_offset % upload.chunk_size:
-        keys.append(tail_key(upload.tenant_id, upload.id, upload.upload_offset))
-    return keys
-
-
-def uploads_prefix(tenant_id: uuid.UUID) -> str:
-    return f"tenants/{tenant_id}/{NAMESPACE}"
 
 
 # Creation and look-ups ---------------------------------------------------------------
@@ -166,7 +132,7 @@ def get_upload(
     """
     upload = _own_upload(runtime, tenant, principal, upload_id)
     if is_expired(upload):
-        _delete_parts(runtime, upload)
+        upload_parts.delete_parts(runtime, upload)
         raise Gone(
             f"upload {upload_id} expired at {_http_date(upload.expires_at)} and its data was "
             "deleted; create a new upload with POST /api/v1/uploads/"
@@ -206,11 +172,11 @@ def terminate_upload(
     upload = _own_upload(runtime, tenant, principal, upload_id)
     partial = None
     if upload.completed_at is None:
-        partial = _lock(runtime, upload)
+        partial = upload_parts.lock(runtime, upload)
     try:
         with runtime.stores.session(tenant, write=True) as session:
             session.execute(delete(UploadRow).where(UploadRow.id == upload.id))
-        _delete_parts(runtime, upload)
+        upload_parts.delete_parts(runtime, upload)
     finally:
         if partial is not None:
             partial.close()
@@ -232,7 +198,7 @@ def sweep_expired_uploads(
                 delete(UploadRow).where(UploadRow.id == upload.id, UploadRow.expires_at <= now)
             ).rowcount
         if deleted:
-            _delete_parts(runtime, upload)
+            upload_parts.delete_parts(runtime, upload)
             swept.append(upload.id)
     if swept:
         log.info("uploads_expired", tenant=tenant.slug, count=len(swept))
@@ -243,16 +209,7 @@ def list_live_upload_keys(runtime: Runtime, tenant: TenantInfo) -> set[str]:
     """Return the keys of every stored part that an upload row of the tenant names."""
     with runtime.stores.session(tenant) as session:
         uploads = list(session.scalars(select(UploadRow).where(UploadRow.completed_at.is_(None))))
-    return {key for upload in uploads for key in stored_keys(upload)}
-
-
-def _delete_parts(runtime: Runtime, upload: UploadRow) -> None:
-    for key in stored_keys(upload):
-        try:
-            runtime.blobs.delete(key)
-        except OSError as exc:
-            # `strongroom check --repair` removes parts that no upload names.
-            log.warning("upload_part_delete_failed", upload_id=str(upload.id), error=str(exc))
+    return {key for upload in uploads for key in upload_parts.stored_keys(upload)}
 
 
 # Appending ---------------------------------------------------------------------------
@@ -276,27 +233,17 @@ def begin_append(
         _check_offset(upload, offset)
         return UploadAppend(runtime, tenant, principal, upload, None, b"", checksum)
 
-    partial = _lock(runtime, upload)
+    partial = upload_parts.lock(runtime, upload)
     try:
         # Read again under the lock: the request that held it may have moved the offset.
         upload = _own_upload(runtime, tenant, principal, upload_id)
         _check_offset(upload, offset)
-        _cut_to_offset(partial, upload)
-        tail = _read_tail(runtime, upload)
+        upload_parts.cut_to_offset(partial, upload)
+        tail = upload_parts.read_tail(runtime, upload)
     except BaseException:
         partial.close()
         raise
     return UploadAppend(runtime, tenant, principal, upload, partial, tail, checksum)
-
-
-def _lock(runtime: Runtime, upload: UploadRow) -> PartialBlob:
-    try:
-        return runtime.blobs.open_partial(chunks_key(upload.tenant_id, upload.id))
-    except PartialBlobBusy:
-        raise Conflict(
-            f"another request is writing to upload {upload.id}; wait until it ends, then ask "
-            "for the offset with HEAD and carry on from there"
-        ) from None
 
 
 def _check_offset(upload: UploadRow, offset: int) -> None:
@@ -306,60 +253,6 @@ def _check_offset(upload: UploadRow, offset: int) -> None:
             f"{upload.upload_offset} bytes; ask for the offset with HEAD and send from there",
             offset=upload.upload_offset,
         )
-
-
-def _cut_to_offset(partial: PartialBlob, upload: UploadRow) -> None:
-    """Make the chunks file hold exactly the finished chunks below the upload's offset.
-
-    Chunks beyond them come from a request that stopped before it recorded
-    its offset, and are cut off.
-    """
-    chunk_size = upload.chunk_size
-    expected = crypto.chunk_offset(upload.upload_offset // chunk_size, chunk_size)
-    if partial.size == 0 and upload.upload_offset < chunk_size:
-        partial.append(crypto.encode_header(chunk_size))
-    if partial.size > expected:
-        partial.truncate(expected)
-    elif partial.size < expected:
-        raise IntegrityError(
-            f"upload {upload.id} has {partial.size} stored bytes where its offset needs "
-            f"{expected}; terminate it with DELETE and upload the file again"
-        )
-
-
-def _read_tail(runtime: Runtime, upload: UploadRow) -> bytes:
-    if upload.upload_offset % upload.chunk_size == 0:
-        return b""
-    key = tail_key(upload.tenant_id, upload.id, upload.upload_offset)
-    try:
-        with runtime.blobs.reader(key) as reader:
-            sealed = reader.read_at(0, reader.size)
-        return crypto.open_tail(
-            _blob_key_of(runtime, upload), upload.tenant_id, upload.blob_id,
-            upload.upload_offset, sealed,
-        )
-    except (BlobMissing, crypto.DecryptionFailed) as exc:
-        raise IntegrityError(
-            f"the stored end of upload {upload.id} is missing or damaged; terminate it with "
-            "DELETE and upload the file again"
-        ) from exc
-
-
-def _blob_key_of(runtime: Runtime, upload: UploadRow) -> bytes:
-    tenant_key = runtime.keyring.version(upload.tenant_id, upload.key_version)
-    return unwrap_blob_key(_blob_row(upload, stored_size=0), tenant_key)
-
-
-def _blob_row(upload: UploadRow, stored_size: int) -> BlobRow:
-    return BlobRow(
-        tenant_id=upload.tenant_id,
-        id=upload.blob_id,
-        size=upload.upload_length,
-        stored_size=stored_size,
-        chunk_size=upload.chunk_size,
-        key_version=upload.key_version,
-        wrapped_key=upload.wrapped_key,
-    )
 
 
 class UploadAppend:
@@ -398,7 +291,7 @@ class UploadAppend:
         self._buffer[: len(tail)] = tail
         self._filled = len(tail)
         # A completed upload takes no bytes, so it needs no key.
-        self._key = _blob_key_of(runtime, upload) if partial is not None else b""
+        self._key = upload_parts.blob_key_of(runtime, upload) if partial is not None else b""
         self._encryptor: crypto.ChunkEncryptor | None = None
         if partial is not None:
             self._encryptor = crypto.ChunkEncryptor(
@@ -496,15 +389,9 @@ class UploadAppend:
         self._partial.sync()
         new_tail = None
         if self._filled:
-            new_tail = tail_key(upload.tenant_id, upload.id, self.offset)
-            sealed = crypto.seal_tail(
-                self._key, upload.tenant_id, upload.blob_id, self.offset,
-                bytes(self._buffer[: self._filled]),
-            )
-            with runtime.blobs.writer(new_tail) as writer:
-                writer.write(sealed)
-                writer.commit()
-        old_tails = stored_keys(upload)[1:]
+            tail = bytes(self._buffer[: self._filled])
+            new_tail = upload_parts.write_tail(runtime, upload, self._key, self.offset, tail)
+        old_tails = upload_parts.stored_keys(upload)[1:]
         try:
             self._record_offset(self.offset, completed=False)
         except BaseException:
@@ -527,7 +414,7 @@ class UploadAppend:
         key = blob_key(upload.tenant_id, upload.blob_id)
         stored_size = self._partial.publish(key)
         try:
-            blob = _blob_row(upload, stored_size)
+            blob = upload_parts.blob_row(upload, stored_size)
             sha256 = _sha256_of(runtime, blob)
             node, version = transfers.record_version(
                 runtime, self._tenant, split_path(upload.path), blob, sha256,
@@ -537,7 +424,7 @@ class UploadAppend:
             self._partial.unpublish(key)
             self._undo()
             raise
-        old_parts = stored_keys(upload)
+        old_parts = upload_parts.stored_keys(upload)
         self._record_offset(upload.upload_length, completed=True)
         for stored in old_parts:
             runtime.blobs.delete(stored)
