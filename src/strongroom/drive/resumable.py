@@ -5,8 +5,8 @@ with every finished chunk in its final encrypted form, and a tail with the
 unfinished chunk at the end. A PATCH holds the lock of the chunks file while
 it appends to it, then writes its new tail, then records the new offset in
 one conditional UPDATE, and only then deletes the previous tail. So after a
-crash at any step the row's offset names a tail that exists, and the chunks
-file contains at least the chunks that offset needs; the next PATCH cuts off
+crash at any step, the row's offset names a tail that exists, and the chunks
+file contains at least the chunks that offset needs. The next PATCH cuts off
 the rest. The request that reaches the upload's length seals the last
 chunk, moves the chunks file to the blob's key and records the file version
 through `transfers.record_version`.
@@ -315,10 +315,10 @@ class UploadAppend:
         self.received += len(view)
         chunk_size = self.upload.chunk_size
         while view:
-            taken = min(chunk_size - self._filled, len(view))
-            self._buffer[self._filled : self._filled + taken] = view[:taken]
-            self._filled += taken
-            view = view[taken:]
+            copied = min(chunk_size - self._filled, len(view))
+            self._buffer[self._filled : self._filled + copied] = view[:copied]
+            self._filled += copied
+            view = view[copied:]
             # The last chunk is sealed in `finish`, with its last flag.
             if self._filled == chunk_size and self._index < self._last_index:
                 self._seal(last=False)

@@ -15,7 +15,7 @@ import binascii
 import functools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import ParamSpec
+from typing import ParamSpec, TypeVar
 
 import anyio
 from fastapi import APIRouter, Request, Response
@@ -72,6 +72,7 @@ def tus_headers(**extra: str) -> dict[str, str]:
 
 
 P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def speaks_tus(
@@ -322,13 +323,23 @@ async def _receive(
             _check_room(append, declared)
         await _feed_body(request, append, settings.chunk_size, settings.upload_idle_timeout)
     except (ClientDisconnect, RequestTimeout):
-        offset = await anyio.to_thread.run_sync(append.finish, False)
+        offset = await _release(append.finish, False)
         log.info("upload_cut_off", upload_id=str(append.upload.id), offset=offset)
         raise
     except BaseException:
-        await anyio.to_thread.run_sync(append.discard)
+        await _release(append.discard)
         raise
-    return await anyio.to_thread.run_sync(append.finish, True)
+    return await _release(append.finish, True)
+
+
+async def _release(step: Callable[..., T], *args: object) -> T:
+    """Run the step that releases the upload's lock in a worker thread, even when cancelled.
+
+    A cancelled request would otherwise leave the chunks file locked until
+    the process ends.
+    """
+    with anyio.CancelScope(shield=True):
+        return await anyio.to_thread.run_sync(step, *args)
 
 
 def _check_room(append: UploadAppend, declared: int) -> None:
