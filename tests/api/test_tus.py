@@ -455,7 +455,7 @@ def test_other_user_gets_404(client: httpx.Client, cast: Cast) -> None:
     assert head(client, alice, url).headers["upload-offset"] == "0"
 
 
-def test_other_tenant_gets_404(client: httpx.Client, cast: Cast) -> None:
+def test_other_tenant_cannot_reach_upload(client: httpx.Client, cast: Cast) -> None:
     alice, intruder = cast.acme_member, cast.globex_admin
     url = upload_url(client, alice, "a.txt", 4)
     same_id_at_globex = url.replace("/t/acme/", "/t/globex/")
@@ -466,7 +466,9 @@ def test_other_tenant_gets_404(client: httpx.Client, cast: Cast) -> None:
     assert delete.status_code == 404
     # At acme's own URL a globex token is as unknown as a made-up one.
     assert head(client, intruder, url).status_code == 401
-    assert patch(client, intruder, url, 0, b"evil").status_code == 401
+    refused = patch(client, intruder, url, 0, b"evil")
+    assert refused.status_code == 401
+    assert refused.headers["tus-resumable"] == "1.0.0"
     assert head(client, alice, url).headers["upload-offset"] == "0"
 
 
@@ -475,6 +477,7 @@ def test_malformed_upload_id_is_404(client: httpx.Client, cast: Cast) -> None:
     response = head(client, cast.acme_member, cast.acme_member.url("uploads/not-an-id"))
 
     assert response.status_code == 404
+    assert response.headers["tus-resumable"] == "1.0.0"
 
 
 # Quotas and sizes --------------------------------------------------------------------------

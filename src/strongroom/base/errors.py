@@ -108,6 +108,12 @@ class PayloadTooLarge(StrongroomError):
     title = "Payload too large"
 
 
+class UnsupportedMediaType(StrongroomError):
+    code = "unsupported-media-type"
+    status = 415
+    title = "Unsupported media type"
+
+
 class QuotaExceeded(StrongroomError):
     code = "quota-exceeded"
     status = 507

@@ -90,8 +90,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(module.router)
 
     # Starlette runs the middleware added last first: the request context wraps the hot
-    # paths, and the method override sees paths without the tenant prefix.
-    app.add_middleware(uploads.MethodOverride)
+    # paths, and the tus layer sees paths without the tenant prefix.
+    app.add_middleware(uploads.TusProtocol)
     app.add_middleware(HotPaths, routes=routes_of(folders.router, [folders.list_folder]))
     app.add_middleware(RequestContextMiddleware, runtime=runtime)
     return app

@@ -20,7 +20,7 @@ from typing import ParamSpec, TypeVar
 import anyio
 from fastapi import APIRouter, Request, Response
 from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from strongroom.base import metrics
 from strongroom.base.config import Settings
@@ -30,7 +30,7 @@ from strongroom.base.errors import (
     PreconditionFailed,
     QuotaExceeded,
     RequestTimeout,
-    StrongroomError,
+    UnsupportedMediaType,
 )
 from strongroom.base.logging import get_logger
 from strongroom.drive import resumable
@@ -58,31 +58,19 @@ METADATA_KEY = re.compile(r"[!-~]+")  # visible ASCII: no space, no control char
 UPLOADS_PATH = re.compile(rf"{API_PREFIX}/uploads/[^/]*")
 
 
-class UnsupportedMediaType(StrongroomError):
-    code = "unsupported-media-type"
-    status = 415
-    title = "Unsupported media type"
-
-
 # Protocol headers --------------------------------------------------------------------
-
-
-def tus_headers(**extra: str) -> dict[str, str]:
-    return {"Tus-Resumable": TUS_VERSION, **extra}
-
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def speaks_tus(
+def quota_as_too_large(
     endpoint: Callable[P, Awaitable[Response]],
 ) -> Callable[P, Awaitable[Response]]:
-    """Adapt the errors of an endpoint to the tus protocol.
+    """Turn the quota refusals of an endpoint into 413.
 
-    Every problem response gets Tus-Resumable, which the protocol requires
-    in every response. A quota refusal becomes 413, the one status the protocol gives
-    for an upload too large, where a PUT responds with 507.
+    413 is the one status the tus protocol gives for an upload too large,
+    where a PUT responds with 507.
     """
 
     # FastAPI reads the parameters through __wrapped__, which functools.wraps sets.
@@ -91,12 +79,7 @@ def speaks_tus(
         try:
             return await endpoint(*args, **kwargs)
         except QuotaExceeded as error:
-            too_large = PayloadTooLarge(error.detail, **error.extra)
-            too_large.headers.update(tus_headers())
-            raise too_large from error
-        except StrongroomError as error:
-            error.headers.update(tus_headers())
-            raise
+            raise PayloadTooLarge(error.detail, **error.extra) from error
 
     return wrapper
 
@@ -183,9 +166,10 @@ def parse_checksum(header: str | None) -> Checksum | None:
 
 def state_headers(upload: UploadRow) -> dict[str, str]:
     """Return the headers that describe an upload's state."""
-    headers = tus_headers(
-        **{"Upload-Offset": str(upload.upload_offset), "Upload-Length": str(upload.upload_length)}
-    )
+    headers = {
+        "Upload-Offset": str(upload.upload_offset),
+        "Upload-Length": str(upload.upload_length),
+    }
     if upload.completed_at is None:
         headers["Upload-Expires"] = resumable.http_expiry(upload)
     return headers
@@ -196,14 +180,12 @@ def state_headers(upload: UploadRow) -> dict[str, str]:
 
 @router.options("/uploads/", summary="Describe the tus protocol support of the server")
 async def describe_uploads(runtime: RuntimeDep, _tenant: TenantDep) -> Response:
-    headers = tus_headers(
-        **{
-            "Tus-Version": TUS_VERSION,
-            "Tus-Extension": TUS_EXTENSIONS,
-            "Tus-Max-Size": str(runtime.settings.tus_max_size),
-            "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS),
-        }
-    )
+    headers = {
+        "Tus-Version": TUS_VERSION,
+        "Tus-Extension": TUS_EXTENSIONS,
+        "Tus-Max-Size": str(runtime.settings.tus_max_size),
+        "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS),
+    }
     return Response(status_code=204, headers=headers)
 
 
@@ -212,7 +194,7 @@ async def describe_uploads(runtime: RuntimeDep, _tenant: TenantDep) -> Response:
     status_code=201,
     summary="Create a resumable upload (tus) for the path in the `filename` of Upload-Metadata",
 )
-@speaks_tus
+@quota_as_too_large
 async def create_upload(
     request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> Response:
@@ -233,7 +215,7 @@ async def create_upload(
         resumable.create_upload, runtime, tenant, principal, path, length, metadata or ""
     )
     location = f"{request.scope.get('root_path', '')}{API_PREFIX}/uploads/{upload.id.hex}"
-    headers = tus_headers(Location=location)
+    headers = {"Location": location}
     if upload.completed_at is None:
         headers["Upload-Expires"] = resumable.http_expiry(upload)
     return Response(status_code=201, headers=headers)
@@ -247,7 +229,7 @@ async def describe_upload(
 
 
 @router.head("/uploads/{upload_id}", summary="The offset and length of a resumable upload")
-@speaks_tus
+@quota_as_too_large
 async def upload_state(
     upload_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep,
     principal: PrincipalDep,
@@ -264,7 +246,7 @@ async def upload_state(
 
 
 @router.patch("/uploads/{upload_id}", summary="Append bytes to a resumable upload at its offset")
-@speaks_tus
+@quota_as_too_large
 async def append_to_upload(
     upload_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep,
     principal: PrincipalDep,
@@ -293,7 +275,7 @@ async def append_to_upload(
 
 
 @router.delete("/uploads/{upload_id}", summary="Terminate a resumable upload and free its space")
-@speaks_tus
+@quota_as_too_large
 async def terminate_upload(
     upload_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep,
     principal: PrincipalDep,
@@ -303,7 +285,7 @@ async def terminate_upload(
         resumable.terminate_upload, runtime, tenant, principal,
         parse_object_id(upload_id, "upload"),
     )
-    return Response(status_code=204, headers=tus_headers())
+    return Response(status_code=204)
 
 
 # Receiving a PATCH body ---------------------------------------------------------------
@@ -391,26 +373,41 @@ async def _next_piece(pieces: AsyncIterator[bytes], idle_timeout: float) -> byte
         ) from None
 
 
-# X-HTTP-Method-Override ----------------------------------------------------------------
+# Every request to the upload routes -----------------------------------------------------
 
 
-class MethodOverride:
-    """Take X-HTTP-Method-Override of a POST to an upload as the request's method.
+class TusProtocol:
+    """Apply two rules of the tus protocol to every request on the upload routes.
 
-    The tus protocol requires it, for clients that can send only GET and POST.
-    It applies to the upload routes only and runs after the tenant prefix is
-    stripped from the path.
+    Every response carries Tus-Resumable, also the ones that the
+    authentication or the router make. And X-HTTP-Method-Override of a POST
+    is the request's method, for clients that can send only GET and POST.
+    It runs after the tenant prefix is stripped from the path.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            override = _header(scope, b"x-http-method-override")
-            if override is not None and UPLOADS_PATH.fullmatch(scope["path"]):
-                scope = dict(scope, method=override.strip().upper())
-        await self.app(scope, receive, send)
+        if scope["type"] != "http" or not UPLOADS_PATH.fullmatch(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        override = _header(scope, b"x-http-method-override")
+        if scope["method"] == "POST" and override is not None:
+            scope = dict(scope, method=override.strip().upper())
+
+        async def send_with_version(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (name, value)
+                    for name, value in message.get("headers", [])
+                    if name.lower() != b"tus-resumable"
+                ]
+                headers.append((b"tus-resumable", TUS_VERSION.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_version)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
