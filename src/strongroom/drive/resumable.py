@@ -235,8 +235,14 @@ def begin_append(
 
     partial = upload_parts.lock(runtime, upload)
     try:
-        # Read again under the lock: the request that held it may have moved the offset.
+        # Read again under the lock: the request that held it may have moved the offset,
+        # or completed the upload, and then the lock made a new, empty chunks file.
         upload = _own_upload(runtime, tenant, principal, upload_id)
+        if upload.completed_at is not None:
+            partial.close()
+            runtime.blobs.delete(upload_parts.chunks_key(tenant.id, upload.id))
+            _check_offset(upload, offset)
+            return UploadAppend(runtime, tenant, principal, upload, None, b"", checksum)
         _check_offset(upload, offset)
         upload_parts.cut_to_offset(partial, upload)
         tail = upload_parts.read_tail(runtime, upload)
