@@ -222,14 +222,11 @@ async def create_upload(
 
 
 @router.options("/uploads/{upload_id}", summary="Describe the tus protocol support of the server")
-async def describe_upload(
-    upload_id: str, runtime: RuntimeDep, tenant: TenantDep
-) -> Response:
+async def describe_upload(upload_id: str, runtime: RuntimeDep, tenant: TenantDep) -> Response:
     return await describe_uploads(runtime, tenant)
 
 
 @router.head("/uploads/{upload_id}", summary="The offset and length of a resumable upload")
-@quota_as_too_large
 async def upload_state(
     upload_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep,
     principal: PrincipalDep,
@@ -275,7 +272,6 @@ async def append_to_upload(
 
 
 @router.delete("/uploads/{upload_id}", summary="Terminate a resumable upload and free its space")
-@quota_as_too_large
 async def terminate_upload(
     upload_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep,
     principal: PrincipalDep,
