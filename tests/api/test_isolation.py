@@ -277,7 +277,7 @@ def body_of(endpoint: Endpoint, estate: Estate) -> dict[str, Any]:
     """Return a request body that would do real harm if the request got through.
 
     Requests to the tus routes get the protocol's headers too, under "headers",
-    so that they reach the handler; `with_body` adds them to the request.
+    so that they reach the handler. `with_body` adds them to the request.
     """
     if endpoint.path.startswith("/api/v1/uploads/"):
         return tus_body_of(endpoint, estate)

@@ -90,7 +90,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(module.router)
 
     # Starlette runs the middleware added last first: the request context wraps the hot
-    # paths, and the tus layer sees paths without the tenant prefix.
+    # paths, and the tus layer gets paths without the tenant prefix.
     app.add_middleware(uploads.TusProtocol)
     app.add_middleware(HotPaths, routes=routes_of(folders.router, [folders.list_folder]))
     app.add_middleware(RequestContextMiddleware, runtime=runtime)
