@@ -17,6 +17,7 @@ import itertools
 import os
 import socket
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -589,14 +590,23 @@ def test_tuspy_uploads_in_chunks(
     assert download(client, alice, "inbox/source.bin") == data
 
 
+@pytest.fixture
+def urls(tmp_path: Path) -> Iterator[FileStorage]:
+    """tuspy's store of upload URLs by file fingerprint, which a client keeps between runs."""
+    storage = FileStorage(str(tmp_path / "urls.json"))
+    try:
+        yield storage
+    finally:
+        storage.close()
+
+
 @ON_SHARED_LEVELS
 def test_tuspy_resumes_stopped_upload(
-    client: httpx.Client, live_server: LiveServer, cast: Cast, tmp_path: Path
+    client: httpx.Client, live_server: LiveServer, cast: Cast, urls: FileStorage
 ) -> None:
     alice = cast.acme_member
     data = body_of(4 * TEST_CHUNK_SIZE + 99, seed=2)
     stop = 2 * TEST_CHUNK_SIZE + 1234
-    urls = FileStorage(str(tmp_path / "urls.json"))
     options = {"chunk_size": stop // 3, "metadata": {"filename": "big.bin"}}
     first = tuspy(live_server, alice).uploader(
         file_stream=Source(data), store_url=True, url_storage=urls, **options
@@ -612,7 +622,6 @@ def test_tuspy_resumes_stopped_upload(
     assert second.url == first.url
     assert resumed_at == stop
     assert download(client, alice, "big.bin") == data
-    urls.close()
 
 
 def send_cut_patch(
