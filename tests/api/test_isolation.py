@@ -10,6 +10,7 @@ against a floor, so that the test fails if routes disappear or stop being found.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import itertools
 import re
@@ -40,12 +41,12 @@ PROBLEM_TYPE = "application/problem+json"
 PROBLEM_KEYS = {"type", "title", "status", "detail", "request_id"}
 FORMS = ("path", "host")
 
-# Floors for the attack counts, equal to today's counts: 19 authenticated routes,
-# 4 of them with an id parameter, and 16 object ids per tenant. Lower them only
+# Floors for the attack counts, equal to today's counts: 23 authenticated routes,
+# 7 of them with an id parameter, and 17 object ids per tenant. Lower them only
 # when a route is removed on purpose.
-MIN_AUTHENTICATED_ROUTES = 19
-MIN_EVERY_ROUTE_ATTEMPTS = 174
-MIN_ID_ROUTE_ATTEMPTS = 128
+MIN_AUTHENTICATED_ROUTES = 23
+MIN_EVERY_ROUTE_ATTEMPTS = 286
+MIN_ID_ROUTE_ATTEMPTS = 224
 
 
 # Routes --------------------------------------------------------------------------------
@@ -125,6 +126,7 @@ class Estate:
     spare_token_id: str = ""
     user_ids: list[str] = field(default_factory=list)
     version_ids: list[str] = field(default_factory=list)
+    upload_ids: list[str] = field(default_factory=list)
 
     @property
     def slug(self) -> str:
@@ -134,7 +136,7 @@ class Estate:
     def object_ids(self) -> list[str]:
         """Every object id of the tenant, the spare token first, so that revoking stops there."""
         ids = [self.spare_token_id, *self.trash_ids, *self.node_ids, *self.token_ids]
-        ids += [*self.user_ids, *self.version_ids]
+        ids += [*self.user_ids, *self.version_ids, *self.upload_ids]
         return list(dict.fromkeys(ids))
 
     def secrets_in(self, text: str) -> list[str]:
@@ -187,7 +189,20 @@ def build_estate(client: httpx.Client, admin: Member, member: Member) -> Estate:
     for owner, path in ((member, "docs/plan.txt"), (admin, "docs/budget.bin")):
         listing = call(client, owner, "GET", f"versions/{path}")
         estate.version_ids += [version["id"] for version in listing["items"]]
+    estate.upload_ids.append(start_upload(client, member, f"inbox/{slug}.bin"))
     return estate
+
+
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def start_upload(client: httpx.Client, member: Member, path: str) -> str:
+    """Create an unfinished resumable upload of the member; return its id."""
+    metadata = "filename " + base64.b64encode(path.encode()).decode()
+    headers = {**member.headers, **TUS, "Upload-Length": "100", "Upload-Metadata": metadata}
+    response = client.post(member.url("uploads/"), headers=headers)
+    assert response.status_code == 201, response.text
+    return response.headers["location"].rsplit("/", 1)[-1]
 
 
 @pytest.fixture
@@ -209,7 +224,18 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
         for token in call(client, someone, "GET", "tokens")["items"]:
             token.pop("last_used")  # every request of the snapshot itself moves it
             tokens[token["id"]] = token
-    return {"drives": drives, "tokens": tokens, "usage": call(client, estate.admin, "GET", "usage")}
+    uploads = {}
+    for upload_id in estate.upload_ids:
+        reply = client.head(
+            estate.member.url(f"uploads/{upload_id}"), headers={**estate.member.headers, **TUS}
+        )
+        uploads[upload_id] = (reply.status_code, reply.headers.get("upload-offset"))
+    return {
+        "drives": drives,
+        "tokens": tokens,
+        "uploads": uploads,
+        "usage": call(client, estate.admin, "GET", "usage"),
+    }
 
 
 def drive_snapshot(client: httpx.Client, owner: Member) -> dict[str, Any]:
@@ -252,7 +278,13 @@ def fillings(endpoint: Endpoint, paths_of: Estate, ids_of: Estate) -> list[dict[
 
 
 def body_of(endpoint: Endpoint, estate: Estate) -> dict[str, Any]:
-    """Return a request body that would do real harm if the request got through."""
+    """Return a request body that would do real harm if the request got through.
+
+    Requests to the tus routes get the protocol's headers too, under "headers",
+    so that they reach the handler. `with_body` adds them to the request.
+    """
+    if endpoint.path.startswith("/api/v1/uploads/"):
+        return tus_body_of(endpoint, estate)
     if endpoint.body_model is MoveRequest:
         return {"json": {"from": estate.file_path, "to": "taken/plan.txt", "overwrite": True}}
     if endpoint.body_model is TokenCreate:
@@ -262,6 +294,22 @@ def body_of(endpoint: Endpoint, estate: Estate) -> dict[str, Any]:
     if endpoint.method in ("PUT", "POST"):
         return {"content": b"written by an intruder"}
     return {}
+
+
+def tus_body_of(endpoint: Endpoint, estate: Estate) -> dict[str, Any]:
+    if endpoint.method == "POST":
+        metadata = "filename " + base64.b64encode(estate.file_path.encode()).decode()
+        return {"headers": {**TUS, "Upload-Length": "22", "Upload-Metadata": metadata}}
+    if endpoint.method == "PATCH":
+        protocol = {**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}
+        return {"content": b"written by an intruder", "headers": protocol}
+    return {"headers": TUS}
+
+
+def with_body(headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    """Return the keyword arguments of a request with these headers and this body."""
+    arguments = {name: value for name, value in body.items() if name != "headers"}
+    return {**arguments, "headers": {**headers, **body.get("headers", {})}}
 
 
 def send(
@@ -277,9 +325,9 @@ def send(
     """Send the request to tenant `slug`, named in the path (`/t/slug`) or in the Host header."""
     path = fill(endpoint.path, values)
     if form == "path":
-        return client.request(endpoint.method, f"/t/{slug}{path}", headers=headers, **body)
+        return client.request(endpoint.method, f"/t/{slug}{path}", **with_body(headers, body))
     host = {"Host": f"{slug}.{BASE_DOMAIN}"}
-    return client.request(endpoint.method, path, headers={**headers, **host}, **body)
+    return client.request(endpoint.method, path, **with_body({**headers, **host}, body))
 
 
 def comparable(response: httpx.Response) -> tuple:
@@ -422,7 +470,7 @@ def test_host_path_conflict_is_400_problem(
             for member in (acme.admin, globex.admin):
                 headers = {**member.headers, "Host": f"acme.{BASE_DOMAIN}"}
                 url = f"/t/globex{fill(endpoint.path, values)}"
-                response = client.request(endpoint.method, url, headers=headers, **body)
+                response = client.request(endpoint.method, url, **with_body(headers, body))
 
                 where = f"{endpoint} {values} with a token of {member.tenant.slug}"
                 assert response.status_code == 400, where
@@ -495,7 +543,7 @@ def test_route_without_tenant_is_404_problem(
         body = body_of(endpoint, acme)
         values = fillings(endpoint, acme, acme)[0]
         path = fill(endpoint.path, values)
-        response = client.request(endpoint.method, path, headers=acme.admin.headers, **body)
+        response = client.request(endpoint.method, path, **with_body(acme.admin.headers, body))
 
         assert response.status_code == 404, str(endpoint)
         assert response.headers["content-type"] == PROBLEM_TYPE, str(endpoint)

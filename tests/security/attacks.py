@@ -12,6 +12,7 @@ counts them, and after each round compares the victim with its snapshot.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterator
@@ -29,6 +30,9 @@ from tests.security.routes import (
     NEW_TOKEN,
     PARAMETER_KINDS,
     SETTINGS,
+    TUS,
+    TUS_APPEND,
+    TUS_CREATION,
     UPLOAD,
     Route,
 )
@@ -65,6 +69,8 @@ class Probe:
     guarded: bool = False  # a success would mean the victim served the intruder
     expect: frozenset[int] | None = None
     extra_headers: tuple[tuple[str, str], ...] = ()
+    # Headers the route's protocol needs to reach its handler, such as tus's.
+    protocol_headers: tuple[tuple[str, str], ...] = ()
 
     def __str__(self) -> str:
         host = f" Host: {self.host}" if self.host is not None else ""
@@ -78,8 +84,18 @@ class Probe:
             unquote(self.target),
             self.host or "",
             *(v for _, v in self.extra_headers),
+            *(v for _, v in self.protocol_headers),
+            *map(decoded_metadata, self.protocol_headers),
         ]
         return "\n".join([*parts, self.body.decode("latin-1")])
+
+
+def decoded_metadata(header: tuple[str, str]) -> str:
+    """Return the path a tus Upload-Metadata header names in base64, for the record of what was sent."""
+    name, value = header
+    if name != "Upload-Metadata":
+        return ""
+    return base64.b64decode(value.partition(" ")[2]).decode()
 
 
 def fill(route: Route, values: dict[str, str]) -> str:
@@ -93,22 +109,38 @@ def fill(route: Route, values: dict[str, str]) -> str:
     return TEMPLATE_PARAMETER.sub(value, route.path)
 
 
-def body_for(
-    route: Route, source: str, destination: str, overwrite: bool
-) -> tuple[bytes, str | None]:
-    """Return a body that would do harm if it got through, with its content type."""
+def body_for(route: Route, source: str, destination: str, overwrite: bool) -> dict[str, Any]:
+    """Return a body that would do harm if it got through, with its content type and the
+    headers its protocol needs."""
+    tus = (("Tus-Resumable", "1.0.0"),)
     if route.body == UPLOAD:
-        return INTRUDER_BODY, "application/octet-stream"
+        return {"body": INTRUDER_BODY, "content_type": "application/octet-stream"}
     if route.body == MOVE:
         move = {"from": source, "to": destination, "overwrite": overwrite}
-        return json.dumps(move).encode(), "application/json"
+        return {"body": json.dumps(move).encode(), "content_type": "application/json"}
     if route.body == NEW_TOKEN:
-        return json.dumps({"name": "intruder"}).encode(), "application/json"
+        return {"body": json.dumps({"name": "intruder"}).encode(), "content_type": "application/json"}
     if route.body == SETTINGS:
-        return json.dumps({"display_name": "intruder"}).encode(), "application/merge-patch+json"
+        return {
+            "body": json.dumps({"display_name": "intruder"}).encode(),
+            "content_type": "application/merge-patch+json",
+        }
     if route.body == MODULES:
-        return json.dumps({"versioning": False}).encode(), "application/json"
-    return b"", None
+        return {"body": json.dumps({"versioning": False}).encode(), "content_type": "application/json"}
+    if route.body == TUS_CREATION:
+        # A value may be empty, and then has no space before it (the root's path is "").
+        metadata = " ".join(["filename", base64.b64encode(source.encode()).decode()]).strip()
+        creation = (("Upload-Length", str(len(INTRUDER_BODY))), ("Upload-Metadata", metadata))
+        return {"protocol_headers": tus + creation}
+    if route.body == TUS_APPEND:
+        return {
+            "body": INTRUDER_BODY,
+            "content_type": "application/offset+octet-stream",
+            "protocol_headers": (*tus, ("Upload-Offset", "0")),
+        }
+    if route.body == TUS:
+        return {"protocol_headers": tus}
+    return {}
 
 
 @dataclass
@@ -159,21 +191,24 @@ class Oracle:
 
 
 def numbers_in(reply: Reply) -> set[int]:
-    """Return the numbers in a reply: in JSON, or in the length headers of file content.
+    """Return the numbers in a reply: in JSON, in the length headers of file content, and in
+    the offset and length headers of resumable uploads.
 
     The length of other bodies (metrics, for one) grows with the session and is no size of a file.
     """
     content_type = reply.headers.get("content-type", "")
+    uploads = [reply.headers.get("upload-offset", ""), reply.headers.get("upload-length", "")]
+    found = {int(n) for n in NUMBER_PATTERN.findall(" ".join(uploads))}
     if content_type == "application/octet-stream":
         lengths = [reply.headers.get("content-length", ""), reply.headers.get("content-range", "")]
-        return {int(n) for n in NUMBER_PATTERN.findall(" ".join(lengths))}
+        return found | {int(n) for n in NUMBER_PATTERN.findall(" ".join(lengths))}
     if "json" not in content_type:
-        return set()
+        return found
     try:
         document = json.loads(reply.body)
     except ValueError:
-        return set()
-    return set(_json_numbers(document))
+        return found
+    return found | set(_json_numbers(document))
 
 
 def _json_numbers(value: Any) -> Iterator[int]:
@@ -237,7 +272,7 @@ class Attacker:
             raise Leak(f"the victim's {', '.join(changed)} changed during these requests:\n{sent}")
 
     def _deliver(self, probe: Probe) -> Reply:
-        headers = list(probe.extra_headers)
+        headers = [*probe.extra_headers, *probe.protocol_headers]
         if probe.token is not None:
             headers.append(("Authorization", f"Bearer {probe.token}"))
         if probe.content_type is not None:

@@ -20,7 +20,7 @@ from strongroom.interfaces.api.app import create_app
 from strongroom.runtime import Runtime
 from tests.conftest import Cast, LiveServer
 from tests.security.attacks import Attacker
-from tests.security.database import store_file
+from tests.security.database import start_upload, store_file
 from tests.security.estate import Estate, build_estate
 from tests.security.routes import Route, app_routes, unknown_routes
 from tests.security.tally import TALLY, Tally
@@ -103,11 +103,14 @@ def attacker_for(
 
 @pytest.fixture
 def stocked(runtime: Runtime, cast: Cast) -> Cast:
-    """The cast with a file in each tenant, so that every tenant table has rows of both."""
-    for tenant in (cast.acme, cast.globex):
+    """The cast with a file and an unfinished upload in each tenant, so that every tenant
+    table has rows of both."""
+    for member in (cast.acme_member, cast.globex_member):
+        tenant = member.tenant
         store_file(
             runtime, tenant, f"docs/{tenant.slug}.txt", f"the plans of {tenant.slug}".encode()
         )
+        start_upload(runtime, tenant, member.user_id)
     return cast
 
 

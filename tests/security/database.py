@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from strongroom.drive import transfers
+from strongroom.drive import resumable, transfers
 from strongroom.drive.files import Preconditions
 from strongroom.drive.paths import split_path
+from strongroom.identity.tokens import Principal
 from strongroom.runtime import Runtime
 from strongroom.storage.db import CatalogBase, TenantBase
 from strongroom.tenancy.context import TenantInfo
@@ -36,6 +37,12 @@ def store_file(runtime: Runtime, tenant: TenantInfo, path: str, data: bytes) -> 
     upload = transfers.begin_upload(runtime, tenant, owner, names, Preconditions(), len(data))
     upload.feed(data)
     transfers.commit_upload(runtime, tenant, owner, names, upload, owner, Preconditions())
+
+
+def start_upload(runtime: Runtime, tenant: TenantInfo, user_id: uuid.UUID) -> None:
+    """Create an unfinished resumable upload, so that the uploads table has a row of the tenant."""
+    principal = Principal(user_id=user_id, role="member", token_id=None)
+    resumable.create_upload(runtime, tenant, principal, f"inbox/{tenant.slug}.bin", 11, "")
 
 
 def tenant_tables(connection: Connection) -> list[str]:

@@ -10,6 +10,7 @@ can only be a victim's size or usage total.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from dataclasses import dataclass, field
@@ -29,6 +30,10 @@ VERSION_SIZES = {
     "old": 1009,
     "inner": 1011,
 }
+# The length of the victim's unfinished resumable upload, and the bytes it has received.
+UPLOAD_LENGTH = 3001
+UPLOAD_RECEIVED = 1013
+TUS = {"Tus-Resumable": "1.0.0"}
 
 
 @dataclass
@@ -45,6 +50,7 @@ class Estate:
     token_ids: list[str] = field(default_factory=list)
     trash_ids: list[str] = field(default_factory=list)
     user_ids: list[str] = field(default_factory=list)
+    upload_ids: list[str] = field(default_factory=list)
     # Never handed out: ids, text and numbers only this tenant's own users can see.
     hidden_ids: list[str] = field(default_factory=list)
     hidden_text: list[str] = field(default_factory=list)
@@ -72,11 +78,19 @@ class Estate:
             "token": self.token_ids,
             "trash": self.trash_ids,
             "user": self.user_ids,
+            "upload": self.upload_ids,
         }[kind]
 
     @property
     def all_ids(self) -> list[str]:
-        return [*self.node_ids, *self.version_ids, *self.token_ids, *self.trash_ids, *self.user_ids]
+        return [
+            *self.node_ids,
+            *self.version_ids,
+            *self.token_ids,
+            *self.trash_ids,
+            *self.user_ids,
+            *self.upload_ids,
+        ]
 
 
 def call(client: httpx.Client, member: Member, method: str, path: str, **kwargs: Any) -> Any:
@@ -148,9 +162,36 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
         me = call(client, someone, "GET", "me")
         estate.user_ids.append(me["id"])
     estate.hidden_text += estate.tokens
+    start_upload(client, estate, f"inbox-{s}/upload-{s}.bin", shift)
     estate.emails = [admin.email, member.email]
     estate.sizes.add(call(client, admin, "GET", "usage")["used_bytes"])
     return estate
+
+
+def start_upload(client: httpx.Client, estate: Estate, path: str, shift: int) -> None:
+    """Create the member's unfinished resumable upload and send part of it."""
+    member = estate.member
+    metadata = "filename " + base64.b64encode(path.encode()).decode()
+    length, received = UPLOAD_LENGTH + shift, UPLOAD_RECEIVED + shift
+    headers = {**member.headers, **TUS, "Upload-Length": str(length), "Upload-Metadata": metadata}
+    created = client.post(member.url("uploads/"), headers=headers)
+    assert created.status_code == 201, created.text
+    url = created.headers["location"]
+    body, marker = content(estate.slug, "upload", received)
+    appended = client.patch(
+        url,
+        content=body,
+        headers={
+            **member.headers,
+            **TUS,
+            "Upload-Offset": "0",
+            "Content-Type": "application/offset+octet-stream",
+        },
+    )
+    assert appended.status_code == 204, appended.text
+    estate.upload_ids.append(url.rsplit("/", 1)[-1])
+    estate.hidden_text += [marker, metadata, path.rsplit("/", 1)[-1]]
+    estate.sizes.update({length, received})
 
 
 def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
@@ -162,7 +203,18 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
         for token in call(client, someone, "GET", "tokens")["items"]:
             token.pop("last_used")  # the snapshot's own requests move it
             tokens[token["id"]] = token
-    return {"drives": drives, "tokens": tokens, "usage": call(client, estate.admin, "GET", "usage")}
+    uploads = {}
+    for upload_id in estate.upload_ids:
+        reply = client.head(
+            estate.member.url(f"uploads/{upload_id}"), headers={**estate.member.headers, **TUS}
+        )
+        uploads[upload_id] = (reply.status_code, reply.headers.get("upload-offset"))
+    return {
+        "drives": drives,
+        "tokens": tokens,
+        "uploads": uploads,
+        "usage": call(client, estate.admin, "GET", "usage"),
+    }
 
 
 def drive_snapshot(client: httpx.Client, owner: Member, live_files: list[str]) -> dict[str, Any]:

@@ -25,9 +25,18 @@ MOVE = "move"
 NEW_TOKEN = "new token"
 SETTINGS = "settings"
 MODULES = "modules"
+TUS_CREATION = "tus creation"
+TUS_APPEND = "tus append"
+TUS = "tus"  # no body, but the protocol's version header
 
 # How each path parameter is filled: with a path, or with an id of one kind.
-PARAMETER_KINDS = {"path": "path", "node_id": "node", "item_id": "trash", "token_id": "token"}
+PARAMETER_KINDS = {
+    "path": "path",
+    "node_id": "node",
+    "item_id": "trash",
+    "token_id": "token",
+    "upload_id": "upload",
+}
 
 KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/healthz"): None,
@@ -59,6 +68,12 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/modules"): None,
     ("PATCH", "/api/v1/modules"): MODULES,
     ("GET", "/api/v1/limits"): None,
+    ("OPTIONS", "/api/v1/uploads/"): None,
+    ("POST", "/api/v1/uploads/"): TUS_CREATION,
+    ("OPTIONS", "/api/v1/uploads/{upload_id}"): None,
+    ("HEAD", "/api/v1/uploads/{upload_id}"): TUS,
+    ("PATCH", "/api/v1/uploads/{upload_id}"): TUS_APPEND,
+    ("DELETE", "/api/v1/uploads/{upload_id}"): TUS,
 }
 
 

@@ -110,8 +110,7 @@ def references(dealer: Dealer, route: Route, estate: Estate) -> dict[str, str]:
 def body(dealer: Dealer, data: st.DataObject, route: Route, estate: Estate) -> dict[str, Any]:
     paths = [*estate.paths, "taken/elsewhere.txt"]
     source, destination = dealer.deal("from", paths), dealer.deal("to", paths)
-    content, content_type = body_for(route, source, destination, data.draw(st.booleans()))
-    return {"body": content, "content_type": content_type}
+    return body_for(route, source, destination, data.draw(st.booleans()))
 
 
 def host_spellings(slug: str) -> list[str]:
@@ -228,7 +227,7 @@ def test_guessed_ids_miss_in_own_tenant(
     by_id = [route for route in routes if route.id_params and route.guarded]
     assert by_id
 
-    # Four routes take ids, so each round tries every route three times.
+    # Each round tries every route that takes an id three times.
     for route in dealer.shuffled(by_id * 3):
         guesses = {name: guessed_id(dealer, data, victim, intruder) for name in route.params}
         attacker.send(

@@ -17,6 +17,7 @@ from strongroom.storage.blobs import (
     BlobMissing,
     BlobWriter,
     LocalBlobStore,
+    PartialBlobBusy,
 )
 
 TENANT = uuid.UUID("11111111-1111-4111-8111-111111111111")
@@ -444,3 +445,81 @@ def test_tenant_scoped_key_is_valid_blob_key(store: LocalBlobStore) -> None:
         content = reader.read_at(0, len(CONTENT))
 
     assert content == CONTENT
+
+
+# Partial blobs -----------------------------------------------------------------------------
+
+PARTIAL_KEY = tenant_scoped_key(TENANT, "uploads", "first.chunks")
+
+
+def test_partial_blob_appends_and_reads(store: LocalBlobStore) -> None:
+    with store.open_partial(PARTIAL_KEY) as partial:
+        partial.append(b"abc")
+        partial.append(memoryview(b"defg"))
+
+        assert partial.size == 7
+        assert partial.read_at(2, 3) == b"cde"
+
+
+def test_partial_blob_keeps_bytes_across_opens(store: LocalBlobStore) -> None:
+    with store.open_partial(PARTIAL_KEY) as partial:
+        partial.append(CONTENT)
+        partial.sync()
+
+    with store.open_partial(PARTIAL_KEY) as reopened:
+        assert reopened.size == len(CONTENT)
+
+
+def test_partial_blob_second_writer_is_busy(store: LocalBlobStore) -> None:
+    with store.open_partial(PARTIAL_KEY), pytest.raises(PartialBlobBusy):
+        store.open_partial(PARTIAL_KEY)
+
+
+def test_partial_blob_lock_ends_with_close(store: LocalBlobStore) -> None:
+    store.open_partial(PARTIAL_KEY).close()
+
+    with store.open_partial(PARTIAL_KEY) as partial:
+        assert partial.size == 0
+
+
+def test_partial_blob_truncate_cuts_off_end(store: LocalBlobStore) -> None:
+    with store.open_partial(PARTIAL_KEY) as partial:
+        partial.append(CONTENT)
+        partial.truncate(10)
+        partial.append(b"!")
+
+        assert partial.read_at(0, 100) == CONTENT[:10] + b"!"
+
+
+def test_partial_blob_publish_moves_bytes_to_blob(store: LocalBlobStore) -> None:
+    with store.open_partial(PARTIAL_KEY) as partial:
+        partial.append(CONTENT)
+
+        size = partial.publish(KEY)
+
+    assert size == len(CONTENT)
+    with store.reader(KEY) as reader:
+        assert reader.read_at(0, size) == CONTENT
+    assert not store.exists(PARTIAL_KEY)
+
+
+def test_partial_blob_unpublish_moves_bytes_back(store: LocalBlobStore) -> None:
+    with store.open_partial(PARTIAL_KEY) as partial:
+        partial.append(CONTENT)
+        partial.publish(KEY)
+
+        partial.unpublish(KEY)
+        partial.truncate(5)
+
+    assert not store.exists(KEY)
+    with store.reader(PARTIAL_KEY) as reader:
+        assert reader.read_at(0, 100) == CONTENT[:5]
+
+
+def test_partial_blob_deleted_like_a_blob(store: LocalBlobStore) -> None:
+    with store.open_partial(PARTIAL_KEY) as partial:
+        partial.append(CONTENT)
+
+    store.delete(PARTIAL_KEY)
+
+    assert not store.exists(PARTIAL_KEY)

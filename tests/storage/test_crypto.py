@@ -26,6 +26,8 @@ from strongroom.storage.crypto import (
     encrypted_size,
     generate_key,
     iter_chunks,
+    open_tail,
+    seal_tail,
     tenant_key_context,
     unwrap_key,
     wrap_key,
@@ -414,3 +416,55 @@ def test_decryptor_rejects_any_flipped_bit(data: st.DataObject) -> None:
 
     with pytest.raises(DecryptionFailed):
         decrypt_blob(tampered, len(plaintext))
+
+
+# Unfinished chunks of resumable uploads -----------------------------------------------------
+
+
+def test_tail_round_trip() -> None:
+    sealed = seal_tail(KEY, TENANT, BLOB, 4100, b"the end so far")
+
+    assert open_tail(KEY, TENANT, BLOB, 4100, sealed) == b"the end so far"
+
+
+def test_tail_of_another_offset_fails() -> None:
+    sealed = seal_tail(KEY, TENANT, BLOB, 4100, b"the end so far")
+
+    with pytest.raises(DecryptionFailed):
+        open_tail(KEY, TENANT, BLOB, 4101, sealed)
+
+
+def test_tail_of_another_blob_fails() -> None:
+    sealed = seal_tail(KEY, TENANT, BLOB, 4100, b"the end so far")
+
+    with pytest.raises(DecryptionFailed):
+        open_tail(KEY, TENANT, uuid.uuid4(), 4100, sealed)
+
+
+def test_tail_never_decrypts_as_chunk() -> None:
+    plaintext = b"t" * 100
+    sealed = seal_tail(KEY, TENANT, BLOB, 4096 + 100, plaintext)
+    decryptor = ChunkDecryptor(KEY, TENANT, BLOB, CHUNK_SIZE, CHUNK_SIZE + 100)
+
+    with pytest.raises(DecryptionFailed):
+        decryptor.decrypt(1, sealed)
+
+
+def test_encryptor_starts_at_given_index() -> None:
+    data = bytes(range(256)) * (2 * CHUNK_SIZE // 256) + b"end"
+    first = ChunkEncryptor(KEY, TENANT, BLOB, CHUNK_SIZE)
+    later = ChunkEncryptor(KEY, TENANT, BLOB, CHUNK_SIZE, first_index=1)
+    stored = bytes(first.encrypt(data[:CHUNK_SIZE], last=False))
+    stored += bytes(later.encrypt(data[CHUNK_SIZE : 2 * CHUNK_SIZE], last=False))
+    stored += bytes(later.encrypt(data[2 * CHUNK_SIZE :], last=True))
+    decryptor = ChunkDecryptor(KEY, TENANT, BLOB, CHUNK_SIZE, len(data))
+
+    plaintext = b"".join(
+        decryptor.decrypt(
+            index,
+            stored[chunk_offset(index, CHUNK_SIZE) - HEADER_BYTES :][: decryptor.stored_length(index)],
+        )
+        for index in range(3)
+    )
+
+    assert plaintext == data

@@ -48,6 +48,7 @@ from strongroom.tenancy.context import (
 )
 from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING, TenantStores
 from tests.conftest import Cast, drive_owner
+from tests.security.database import start_upload
 
 ONLY_POSTGRES = pytest.mark.parametrize("level", ["postgres-shared"], indirect=True)
 
@@ -64,7 +65,8 @@ def store_file(runtime: Runtime, tenant: TenantInfo, path: str, data: bytes) -> 
 
 @pytest.fixture
 def filled(runtime: Runtime, cast: Cast) -> Cast:
-    """The cast, with a file in each tenant so that every tenant table has rows of both.
+    """The cast, with a file and an unfinished upload in each tenant so that every tenant
+    table has rows of both.
 
     Each tenant gets one file in one folder, so that renaming all of a tenant's
     nodes to one name breaks no unique index.
@@ -73,6 +75,8 @@ def filled(runtime: Runtime, cast: Cast) -> Cast:
     store_file(runtime, cast.globex, "docs/globex.txt", b"globex's plans")
     for member in (cast.acme_admin, cast.globex_admin):
         sign_in_to_web(runtime, member.tenant, member.user_id)
+    start_upload(runtime, cast.acme, cast.acme_member.user_id)
+    start_upload(runtime, cast.globex, cast.globex_member.user_id)
     return cast
 
 

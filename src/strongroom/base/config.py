@@ -72,6 +72,17 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds an upload may send nothing before it is discarded with 408.",
     )
+    tus_max_size: int = Field(
+        default=1024**4,
+        ge=0,
+        description="Largest resumable (tus) upload in bytes, announced as Tus-Max-Size.",
+    )
+    tus_expiry_seconds: float = Field(
+        default=24 * 3600,
+        gt=0,
+        description="Seconds an unfinished resumable upload is kept after its last request; "
+        "then it expires and its stored part is deleted.",
+    )
     open_tenant_databases: int = Field(
         default=50,
         ge=1,

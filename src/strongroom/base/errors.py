@@ -102,6 +102,12 @@ class AlreadyExists(Conflict):
     title = "Already exists"
 
 
+class Gone(StrongroomError):
+    code = "gone"
+    status = 410
+    title = "Gone"
+
+
 class PreconditionFailed(StrongroomError):
     code = "precondition-failed"
     status = 412
@@ -130,6 +136,10 @@ class RateLimited(StrongroomError):
     def __init__(self, detail: str, retry_after: int, **extra: Any) -> None:
         super().__init__(detail, retry_after=retry_after, **extra)
         self.headers["Retry-After"] = str(retry_after)
+class UnsupportedMediaType(StrongroomError):
+    code = "unsupported-media-type"
+    status = 415
+    title = "Unsupported media type"
 
 
 class QuotaExceeded(StrongroomError):
@@ -146,6 +156,14 @@ class RangeNotSatisfiable(StrongroomError):
     def __init__(self, detail: str, size: int) -> None:
         super().__init__(detail, size=size)
         self.headers["Content-Range"] = f"bytes */{size}"
+
+
+class ChecksumMismatch(StrongroomError):
+    """A request body does not match the checksum sent with it (status 460 of the tus protocol)."""
+
+    code = "checksum-mismatch"
+    status = 460
+    title = "Checksum mismatch"
 
 
 class ServiceUnavailable(StrongroomError):

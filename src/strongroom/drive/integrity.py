@@ -4,11 +4,13 @@ Orphan blobs are blobs that no row refers to, left by a crash between
 publishing a blob and committing its version, or between deleting rows and
 deleting the blob. Then come rows whose blob is missing, damaged blobs (a
 stored size that differs from the row's, or with `verify` a blob that fails
-to decrypt), and abandoned uploads. A usage counter that differs from the
-recount is reported too, and so are folder loops. With `repair`, orphans and
-abandoned uploads are removed, rows without sound content are deleted (a
-file falls back to its newest version that still has content, or is
-removed), damaged blobs are deleted, and the usage counter is recounted.
+to decrypt), abandoned uploads, and resumable uploads that have expired.
+Stored parts of resumable uploads that no upload row names count as orphans
+too. A usage counter that differs from the recount is reported, and so are
+folder loops. With `repair`, orphans, abandoned and expired uploads are
+removed, rows without sound content are deleted (a file falls back to its
+newest version that still has content, or is removed), damaged blobs are
+deleted, and the usage counter is recounted.
 Folder loops are only reported: which link to cut is a person's decision.
 """
 
@@ -22,12 +24,14 @@ from sqlalchemy import delete, select
 
 from strongroom.base.errors import IntegrityError
 from strongroom.base.logging import get_logger
+from strongroom.drive import resumable, upload_parts
 from strongroom.drive.content import blob_key, read_range
 from strongroom.drive.files import count_usage
-from strongroom.drive.models import BlobRow, NodeRow, VersionRow
+from strongroom.drive.models import BlobRow, NodeRow, UploadRow, VersionRow
 from strongroom.runtime import Runtime
 from strongroom.storage.db import TenantSession
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.models import utcnow
 from strongroom.tenancy.usage import get_usage, set_usage
 
 log = get_logger(__name__)
@@ -47,6 +51,7 @@ class TenantReport:
     orphan_blobs: list[str] = field(default_factory=list)
     missing_blobs: list[uuid.UUID] = field(default_factory=list)
     damaged_blobs: list[uuid.UUID] = field(default_factory=list)
+    expired_uploads: list[uuid.UUID] = field(default_factory=list)
     folder_loops: list[list[uuid.UUID]] = field(default_factory=list)
     usage_recorded: int = 0
     usage_counted: int = 0
@@ -62,6 +67,7 @@ class TenantReport:
             self.orphan_blobs
             or self.missing_blobs
             or self.damaged_blobs
+            or self.expired_uploads
             or self.folder_loops
             or self.usage_mismatch
         )
@@ -133,6 +139,9 @@ def check_tenant(
         parents = {
             row.id: row.parent_id for row in session.execute(select(NodeRow.id, NodeRow.parent_id))
         }
+        report.expired_uploads = sorted(
+            session.scalars(select(UploadRow.id).where(UploadRow.expires_at <= utcnow()))
+        )
     report.folder_loops = find_folder_loops(parents)
 
     # Every stored blob is listed, young ones too: a blob with a row was published
@@ -145,6 +154,7 @@ def check_tenant(
             sizes[blob_id] = blob.size
         elif blob.modified <= cutoff:
             report.orphan_blobs.append(blob.key)
+    report.orphan_blobs += _orphan_upload_parts(runtime, tenant, cutoff)
     report.orphan_blobs.sort()
     report.missing_blobs = sorted(
         blob_id
@@ -163,6 +173,20 @@ def check_tenant(
     if repair and not report.clean:
         _repair(runtime, tenant, report)
     return report
+
+
+def _orphan_upload_parts(runtime: Runtime, tenant: TenantInfo, cutoff: float) -> list[str]:
+    """Return the stored parts of resumable uploads that no upload row names.
+
+    A request that stopped between writing a new tail and recording its
+    offset leaves one behind, and so does a deletion that failed.
+    """
+    named = resumable.list_live_upload_keys(runtime, tenant)
+    return [
+        part.key
+        for part in runtime.blobs.iter_blobs(upload_parts.uploads_prefix(tenant.id))
+        if part.key not in named and part.modified <= cutoff
+    ]
 
 
 def find_folder_loops(parents: dict[uuid.UUID, uuid.UUID | None]) -> list[list[uuid.UUID]]:
@@ -235,6 +259,7 @@ def _repair(runtime: Runtime, tenant: TenantInfo, report: TenantReport) -> None:
         for blob_id in [*report.missing_blobs, *report.damaged_blobs]:
             _drop_versions_of_blob(session, blob_id)
         set_usage(session, tenant.id, count_usage(session))
+    resumable.sweep_expired_uploads(runtime, tenant)
     # Files go only after their rows have committed: a crash in between leaves
     # orphans, which the next check removes, never rows without a blob.
     for key in report.orphan_blobs:
@@ -248,6 +273,7 @@ def _repair(runtime: Runtime, tenant: TenantInfo, report: TenantReport) -> None:
         orphans_removed=len(report.orphan_blobs),
         rows_without_content=len(report.missing_blobs),
         damaged_blobs_removed=len(report.damaged_blobs),
+        expired_uploads_removed=len(report.expired_uploads),
     )
 
 

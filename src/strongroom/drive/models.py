@@ -1,4 +1,4 @@
-"""Tenant tables of the drive: the folder trees, file versions and blobs."""
+"""Tenant tables of the drive: the folder trees, file versions, blobs and resumable uploads."""
 
 from __future__ import annotations
 
@@ -114,3 +114,32 @@ class VersionRow(TenantScoped, TenantBase):
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[uuid.UUID | None] = mapped_column()
+
+
+class UploadRow(TenantScoped, TenantBase):
+    """A resumable (tus) upload of one user, from creation until it expires or is terminated.
+
+    The content arrives encrypted for the blob `blob_id`, whose key is wrapped
+    here as in `BlobRow`. `upload_offset` counts the plaintext bytes stored so far.
+    A completed upload keeps its row, with `upload_offset == upload_length`, so that a
+    client asking for its offset learns that it is done. Its content is then
+    the file version made from it.
+    """
+
+    __tablename__ = "uploads"
+    __table_args__ = (Index("ix_uploads_expires_at", "tenant_id", "expires_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column()
+    path: Mapped[str] = mapped_column(String(4096))
+    upload_length: Mapped[int] = mapped_column(BigInteger)
+    upload_offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The Upload-Metadata header as the client sent it, which HEAD must return unchanged.
+    upload_metadata: Mapped[str] = mapped_column(String(4096), default="")
+    blob_id: Mapped[uuid.UUID] = mapped_column()
+    chunk_size: Mapped[int] = mapped_column(Integer)
+    key_version: Mapped[int] = mapped_column(Integer)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -42,6 +42,35 @@ log = get_logger(__name__)
 COMMIT_ATTEMPTS = 3
 
 
+def check_upload(
+    runtime: Runtime,
+    tenant: TenantInfo,
+    owner_id: uuid.UUID,
+    names: Names,
+    preconditions: Preconditions,
+    declared_size: int | None,
+) -> int:
+    """Raise unless a file of `declared_size` bytes may be written at the path; return the bytes used.
+
+    The name is checked against the blocked file types, and the size, when
+    known, against the maximum file size and the quota as it is now, which
+    is an early check: the version's transaction reserves the bytes.
+    """
+    check_file_allowed(tenant, names[-1])
+    max_size = tenant.max_file_size
+    if declared_size is not None and max_size is not None and declared_size > max_size:
+        raise file_too_large(tenant, declared_size, declared=True)
+    with runtime.stores.session(tenant) as session:
+        existing = files.get_node(session, owner_id, names)
+        path = join_path(names)
+        if existing is not None and existing.kind != FILE:
+            raise Conflict(f"{path!r} is a folder; choose another name for the file")
+        files.check_preconditions(existing, preconditions, path)
+        if declared_size is not None:
+            check_room(session, tenant, declared_size)
+        return get_usage(session)
+
+
 def begin_upload(
     runtime: Runtime,
     tenant: TenantInfo,
@@ -56,20 +85,8 @@ def begin_upload(
     maximum file size and the quota before any byte is stored. Without it, the
     upload is cut off as soon as it passes either.
     """
-    check_file_allowed(tenant, names[-1])
+    used = check_upload(runtime, tenant, owner_id, names, preconditions, declared_size)
     max_size = tenant.max_file_size
-    if declared_size is not None and max_size is not None and declared_size > max_size:
-        raise file_too_large(tenant, declared_size, declared=True)
-    with runtime.stores.session(tenant) as session:
-        existing = files.get_node(session, owner_id, names)
-        path = join_path(names)
-        if existing is not None and existing.kind != FILE:
-            raise Conflict(f"{path!r} is a folder; choose another name for the file")
-        files.check_preconditions(existing, preconditions, path)
-        if declared_size is not None:
-            check_room(session, tenant, declared_size)
-        used = get_usage(session)
-
     room = None if tenant.quota_bytes is None else max(tenant.quota_bytes - used, 0)
     size_limit = min((limit for limit in (room, max_size) if limit is not None), default=None)
 
@@ -129,14 +146,12 @@ def commit_upload(
         upload.abort()
         raise
     try:
-        node, version, pruned = _record_version(
+        return record_version(
             runtime, tenant, owner_id, names, blob, sha256, user_id, preconditions
         )
     except BaseException:
         runtime.blobs.delete(blob_key(tenant.id, blob.id))
         raise
-    _delete_blobs(runtime, tenant, list(pruned.blob_ids))
-    return node, version
 
 
 def versions_to_keep(tenant: TenantInfo) -> int | None:
@@ -144,6 +159,29 @@ def versions_to_keep(tenant: TenantInfo) -> int | None:
     if VERSIONING not in tenant.modules:
         return 1
     return tenant.settings.versions_kept or None
+
+
+def record_version(
+    runtime: Runtime,
+    tenant: TenantInfo,
+    owner_id: uuid.UUID,
+    names: Names,
+    blob: BlobRow,
+    sha256: str,
+    user_id: uuid.UUID | None,
+    preconditions: Preconditions,
+) -> tuple[NodeRow, VersionRow]:
+    """Record a published blob as the newest version of the file at the path of the user's drive.
+
+    Reserves the blob's bytes in the quota in the same transaction, and
+    deletes the blobs of versions pruned beyond what the tenant keeps after
+    commit. The caller deletes the new blob when this raises.
+    """
+    node, version, pruned = _record_version(
+        runtime, tenant, owner_id, names, blob, sha256, user_id, preconditions
+    )
+    _delete_blobs(runtime, tenant, list(pruned.blob_ids))
+    return node, version
 
 
 def _record_version(

@@ -5,17 +5,23 @@ with no notion of tenants or encryption. Writes go to a temporary upload
 first and appear under their key only when `commit` has synced and renamed
 them, so a process killed mid-write leaves at most a stale upload, never a
 partial blob under a real key.
+
+A partial blob is the exception: a blob that grows over several requests,
+such as a resumable upload. It lives under a key of its own, one writer at a
+time locks it, and `publish` moves the finished bytes to the blob's real key.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 UPLOADS_FOLDER = ".uploads"
 
@@ -42,6 +48,53 @@ class BlobWriter(ABC):
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
         # Leaving the block without commit discards the upload; abort is a no-op after commit.
         self.abort()
+
+
+class PartialBlobBusy(Exception):
+    """Another writer has locked the partial blob."""
+
+
+class PartialBlob(ABC):
+    """A blob that grows over several requests, written by one holder of its lock at a time.
+
+    Bytes appended are durable only after `sync`. The lock lasts until
+    `close`, and ends with the process that held it.
+    """
+
+    size: int
+
+    @abstractmethod
+    def append(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    @abstractmethod
+    def read_at(self, offset: int, length: int) -> bytes: ...
+
+    @abstractmethod
+    def truncate(self, size: int) -> None: ...
+
+    @abstractmethod
+    def sync(self) -> None: ...
+
+    @abstractmethod
+    def publish(self, key: str) -> int:
+        """Make the bytes durable and move them to the blob `key`, visible there; return their size.
+
+        Until `close`, `unpublish` moves them back, for a caller whose next
+        step failed and who carries on from the same bytes.
+        """
+
+    @abstractmethod
+    def unpublish(self, key: str) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the lock; safe to call twice."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        self.close()
 
 
 class BlobReader(ABC):
@@ -111,6 +164,14 @@ class BlobStore(ABC):
     def check_writable(self) -> None:
         """Raise OSError when the store cannot take new blobs."""
 
+    @abstractmethod
+    def open_partial(self, key: str) -> PartialBlob:
+        """Open the partial blob `key`, empty if it is new, and lock it.
+
+        Raises PartialBlobBusy when another writer has locked it. `delete(key)`
+        removes a partial blob like any other.
+        """
+
 
 class LocalBlobWriter(BlobWriter):
     def __init__(self, temporary: Path, final: Path) -> None:
@@ -145,6 +206,61 @@ class LocalBlobWriter(BlobWriter):
         self._done = True
         self._file.close()
         self._temporary.unlink(missing_ok=True)
+
+
+class LocalPartialBlob(PartialBlob):
+    """A partial blob as one file, locked with flock(2).
+
+    The kernel drops the lock when the descriptor closes, also when the
+    process dies, so a crashed writer never leaves the blob locked.
+    """
+
+    def __init__(self, path: Path, path_of_key: Callable[[str], Path]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._path_of_key = path_of_key
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            self._fd = -1
+            raise PartialBlobBusy(str(path)) from None
+        self.size = os.fstat(self._fd).st_size
+
+    def append(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self._fd, view, self.size)
+            view = view[written:]
+            self.size += written
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        return os.pread(self._fd, length, offset)
+
+    def truncate(self, size: int) -> None:
+        os.ftruncate(self._fd, size)
+        self.size = size
+
+    def sync(self) -> None:
+        os.fsync(self._fd)
+
+    def publish(self, key: str) -> int:
+        final = self._path_of_key(key)
+        self.sync()
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._path, final)
+        _fsync_directory(final.parent)
+        return self.size
+
+    def unpublish(self, key: str) -> None:
+        os.replace(self._path_of_key(key), self._path)
+        _fsync_directory(self._path.parent)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 class LocalBlobReader(BlobReader):
@@ -230,6 +346,9 @@ class LocalBlobStore(BlobStore):
         probe = self.root / UPLOADS_FOLDER / f"probe-{uuid.uuid4().hex}.part"
         probe.write_bytes(b"")
         probe.unlink()
+
+    def open_partial(self, key: str) -> PartialBlob:
+        return LocalPartialBlob(self._path(key), self._path)
 
 
 def _fsync_directory(path: Path) -> None:

@@ -38,6 +38,8 @@ HEADER = struct.Struct(">4sI")  # magic, chunk size
 HEADER_BYTES = HEADER.size
 _AAD_PREFIX = b"strongroom/blob-chunk/v1"
 _AAD = struct.Struct(f">{len(_AAD_PREFIX)}s16s16sIQ?")
+_TAIL_AAD_PREFIX = b"strongroom/upload-tail/v1"
+_TAIL_AAD = struct.Struct(f">{len(_TAIL_AAD_PREFIX)}s16s16sQ")
 
 
 class DecryptionFailed(Exception):
@@ -123,17 +125,23 @@ class ChunkEncryptor:
 
     The caller feeds full chunks with `encrypt(data, last=False)` and ends with
     exactly one `encrypt(data, last=True)`. The returned memoryview is valid
-    until the next call.
+    until the next call. A blob written over several requests starts each
+    request's encryptor at the index of its first new chunk.
     """
 
     def __init__(
-        self, key: bytes, tenant_id: uuid.UUID, blob_id: uuid.UUID, chunk_size: int
+        self,
+        key: bytes,
+        tenant_id: uuid.UUID,
+        blob_id: uuid.UUID,
+        chunk_size: int,
+        first_index: int = 0,
     ) -> None:
         self._aead = AESGCM(key)
         self._tenant_id = tenant_id
         self._blob_id = blob_id
         self._chunk_size = chunk_size
-        self._index = 0
+        self._index = first_index
         self._finished = False
         self._buffer = bytearray(chunk_size + CHUNK_OVERHEAD)
 
@@ -215,3 +223,36 @@ def iter_chunks(data: bytes, chunk_size: int) -> Iterator[tuple[bytes, bool]]:
     count = chunk_count(len(data), chunk_size)
     for index in range(count):
         yield data[index * chunk_size : (index + 1) * chunk_size], index == count - 1
+
+
+# Unfinished chunks of resumable uploads ----------------------------------------------
+
+
+def tail_aad(tenant_id: uuid.UUID, blob_id: uuid.UUID, end_offset: int) -> bytes:
+    return _TAIL_AAD.pack(_TAIL_AAD_PREFIX, tenant_id.bytes, blob_id.bytes, end_offset)
+
+
+def seal_tail(
+    key: bytes, tenant_id: uuid.UUID, blob_id: uuid.UUID, end_offset: int, plaintext: bytes
+) -> bytes:
+    """Encrypt the unfinished chunk that ends a partial blob at plaintext offset `end_offset`.
+
+    The associated data differs from every blob chunk's, so a tail can never
+    be read as a chunk of the finished blob, and it names the offset, so a
+    tail left by an earlier request does not decrypt in place of the current one.
+    """
+    nonce = os.urandom(NONCE_BYTES)
+    aad = tail_aad(tenant_id, blob_id, end_offset)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def open_tail(
+    key: bytes, tenant_id: uuid.UUID, blob_id: uuid.UUID, end_offset: int, sealed: bytes
+) -> bytes:
+    nonce, ciphertext = sealed[:NONCE_BYTES], sealed[NONCE_BYTES:]
+    try:
+        return AESGCM(key).decrypt(nonce, ciphertext, tail_aad(tenant_id, blob_id, end_offset))
+    except InvalidTag:
+        raise DecryptionFailed(
+            f"the unfinished chunk ending at offset {end_offset} failed authentication"
+        ) from None

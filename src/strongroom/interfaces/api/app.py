@@ -13,7 +13,7 @@ from sqlalchemy import text
 from strongroom import __version__
 from strongroom.base import metrics
 from strongroom.base.errors import SchemaOutOfDate
-from strongroom.interfaces.api import account, administration, files, folders, trash
+from strongroom.interfaces.api import account, administration, files, folders, trash, uploads
 from strongroom.interfaces.api.dependencies import API_PREFIX
 from strongroom.interfaces.api.hotpaths import HotPaths, routes_of
 from strongroom.interfaces.api.middleware import RequestContextMiddleware
@@ -97,11 +97,13 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_problem_handlers(app)
 
     app.include_router(platform)
-    for module in (files, folders, trash, account, administration):
+    for module in (files, folders, trash, account, administration, uploads):
         app.include_router(module.router)
     include_web(app, runtime)
 
-    # Starlette runs the middleware added last first: the request context wraps the hot paths.
+    # Starlette runs the middleware added last first: the request context wraps the hot
+    # paths, and the tus layer gets paths without the tenant prefix.
+    app.add_middleware(uploads.TusProtocol)
     app.add_middleware(HotPaths, routes=routes_of(folders.router, [folders.list_folder]))
     app.add_middleware(RequestContextMiddleware, runtime=runtime)
     return app

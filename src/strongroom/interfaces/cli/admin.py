@@ -84,7 +84,10 @@ def migrate(
 def check(
     repair: Annotated[
         bool,
-        typer.Option("--repair", help="Remove orphans, damaged blobs and rows without content."),
+        typer.Option(
+            "--repair",
+            help="Remove orphans, damaged blobs, rows without content and expired uploads.",
+        ),
     ] = False,
     grace: Annotated[
         float,
@@ -112,6 +115,8 @@ def check(
         for blob_id in tenant.damaged_blobs:
             action = "rows and blob removed" if repair else "rows refer to it"
             out.print(f"{tenant.slug}: blob {blob_id} is damaged ({action})")
+        for upload_id in tenant.expired_uploads:
+            out.print(f"{tenant.slug}: resumable upload {upload_id} has expired ({verb})")
         for loop in tenant.folder_loops:
             chain = " -> ".join(str(node_id) for node_id in [*loop, loop[0]])
             out.print(f"{tenant.slug}: folder loop {chain} (needs manual repair)")
