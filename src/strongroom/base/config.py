@@ -98,6 +98,13 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a replica trusts its cached copy of a tenant's catalog row.",
     )
+    basic_auth_failures_per_minute: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="Failed WebDAV logins (HTTP Basic) that one client address may make in a "
+        "tenant per minute; further attempts get 429 until the minute has passed.",
+    )
     token_cache_seconds: float = Field(
         default=2.0,
         ge=0,

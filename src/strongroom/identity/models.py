@@ -1,4 +1,4 @@
-"""Tenant tables of identity: users and API tokens."""
+"""Tenant tables of identity: users, API tokens and app passwords."""
 
 from __future__ import annotations
 
@@ -43,5 +43,23 @@ class TokenRow(TenantScoped, TenantBase):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AppPasswordRow(TenantScoped, TenantBase):
+    """A password for WebDAV clients, made by the server; only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "app_passwords"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "password_hash"),
+        ForeignKeyConstraint(["tenant_id", "user_id"], ["users.tenant_id", "users.id"]),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column()
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

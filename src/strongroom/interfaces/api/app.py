@@ -15,6 +15,7 @@ from strongroom.interfaces.api.dependencies import API_PREFIX
 from strongroom.interfaces.api.hotpaths import HotPaths, routes_of
 from strongroom.interfaces.api.middleware import RequestContextMiddleware
 from strongroom.interfaces.api.problems import install_problem_handlers, problem_response
+from strongroom.interfaces.webdav.app import DavMount, build_dav_app
 from strongroom.runtime import Runtime
 from strongroom.tenancy import migrations
 
@@ -89,7 +90,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     for module in (files, folders, trash, account):
         app.include_router(module.router)
 
-    # Starlette runs the middleware added last first: the request context wraps the hot paths.
+    # Starlette runs the middleware added last first: the request context wraps the hot
+    # paths, which wrap WebDAV.
+    app.add_middleware(DavMount, dav=build_dav_app(runtime))
     app.add_middleware(HotPaths, routes=routes_of(folders.router, [folders.list_folder]))
     app.add_middleware(RequestContextMiddleware, runtime=runtime)
     return app

@@ -1,0 +1,83 @@
+"""The WebDAV application: WsgiDAV over the drive, run in a2wsgi's threads, mounted at `{base}/dav/`.
+
+WsgiDAV's own middleware is cut down to its error printer and request
+resolver. Authentication is ours (`authentication.py`), and the directory
+browser is left out, because its pages link their assets under one fixed
+mount path, which cannot serve both URL forms of a tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from a2wsgi import WSGIMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+from wsgidav.error_printer import ErrorPrinter
+from wsgidav.request_resolver import RequestResolver
+from wsgidav.wsgidav_app import WsgiDAVApp
+
+from strongroom.interfaces.webdav.authentication import BasicAuthentication
+from strongroom.interfaces.webdav.errors import StartResponse
+from strongroom.interfaces.webdav.locks import TenantLockStorage
+from strongroom.interfaces.webdav.provider import DriveProvider, request_mount_path
+from strongroom.runtime import Runtime
+
+DAV_PREFIX = "/dav"
+# Threads that run WebDAV requests at once; each holds at most one database session.
+DAV_WORKERS = 16
+
+
+class MetricsRoute(NamedTuple):
+    """The route name that the request middleware reports in metrics and access logs."""
+
+    path: str
+
+
+DAV_ROUTE = MetricsRoute(f"{DAV_PREFIX}/{{path}}")
+
+
+def build_dav_app(runtime: Runtime) -> ASGIApp:
+    config = {
+        "provider_mapping": {"/": DriveProvider()},
+        "lock_storage": TenantLockStorage(),
+        "property_manager": None,
+        "middleware_stack": [ErrorPrinter, RequestResolver],
+        "block_size": runtime.settings.chunk_size,
+        "suppress_version_info": True,
+        "verbose": 1,
+        # Leave Python's logging configuration to Strongroom.
+        "logging": {"enable": False},
+    }
+    dav = WsgiDAVApp(config)
+
+    def with_mount_path(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        # a2wsgi runs each request in a copy of its context, so the value stays with it.
+        request_mount_path.set(environ["SCRIPT_NAME"])
+        return dav(environ, start_response)
+
+    return WSGIMiddleware(BasicAuthentication(with_mount_path, runtime), workers=DAV_WORKERS)
+
+
+class DavMount:
+    """ASGI middleware that sends `/dav` and everything below it to the WebDAV application.
+
+    It runs after the request middleware has resolved the tenant and moved a
+    `/t/{slug}` prefix into `root_path`, so both URL forms arrive as `/dav/...`.
+    """
+
+    def __init__(self, app: ASGIApp, dav: ASGIApp) -> None:
+        self.app = app
+        self.dav = dav
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path == DAV_PREFIX or path.startswith(DAV_PREFIX + "/")):
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = DAV_ROUTE
+        below = path[len(DAV_PREFIX) :] or "/"
+        dav_scope = dict(scope, path=below, root_path=scope.get("root_path", "") + DAV_PREFIX)
+        # a2wsgi builds PATH_INFO from `path`; a stale raw path would only mislead.
+        dav_scope.pop("raw_path", None)
+        await self.dav(dav_scope, receive, send)
