@@ -160,3 +160,28 @@ class TokenCreate(BaseModel):
 
 class TokenCreated(TokenOut):
     token: str = Field(description="the secret, shown only in this response")
+
+
+class AppPasswordOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    created: dt.datetime
+    last_used: dt.datetime | None = Field(description="to the minute; null if never used")
+    revoked: dt.datetime | None
+
+
+class AppPasswordListing(BaseModel):
+    items: list[AppPasswordOut]
+
+
+class AppPasswordCreate(BaseModel):
+    name: str = Field(
+        default="", max_length=200, description="a label to recognise it by, such as the device"
+    )
+
+
+class AppPasswordCreated(AppPasswordOut):
+    password: str = Field(
+        description="the secret for WebDAV clients, with your e-mail address as user name; "
+        "shown only in this response"
+    )

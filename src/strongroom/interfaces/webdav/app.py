@@ -43,6 +43,8 @@ def build_dav_app(runtime: Runtime) -> ASGIApp:
         "lock_storage": TenantLockStorage(),
         "property_manager": None,
         "middleware_stack": [ErrorPrinter, RequestResolver],
+        # WsgiDAV's authenticator is not in the stack: BasicAuthentication runs before it.
+        "http_authenticator": {"accept_basic": False, "accept_digest": False},
         "block_size": runtime.settings.chunk_size,
         "suppress_version_info": True,
         "verbose": 1,
