@@ -43,6 +43,7 @@ class Estate:
     node_ids: list[str] = field(default_factory=list)
     version_ids: list[str] = field(default_factory=list)
     token_ids: list[str] = field(default_factory=list)
+    app_password_ids: list[str] = field(default_factory=list)
     trash_ids: list[str] = field(default_factory=list)
     user_ids: list[str] = field(default_factory=list)
     # Never handed out: ids, text and numbers only this tenant's own users can see.
@@ -70,13 +71,21 @@ class Estate:
             "node": self.node_ids,
             "version": self.version_ids,
             "token": self.token_ids,
+            "app password": self.app_password_ids,
             "trash": self.trash_ids,
             "user": self.user_ids,
         }[kind]
 
     @property
     def all_ids(self) -> list[str]:
-        return [*self.node_ids, *self.version_ids, *self.token_ids, *self.trash_ids, *self.user_ids]
+        return [
+            *self.node_ids,
+            *self.version_ids,
+            *self.token_ids,
+            *self.app_password_ids,
+            *self.trash_ids,
+            *self.user_ids,
+        ]
 
 
 def call(client: httpx.Client, member: Member, method: str, path: str, **kwargs: Any) -> Any:
@@ -93,7 +102,8 @@ def content(slug: str, label: str, size: int) -> tuple[bytes, str]:
 
 
 def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool) -> Estate:
-    """Fill a tenant through its API: files with versions, a hidden folder, trash and a token."""
+    """Fill a tenant through its API: files with versions, a hidden folder, trash, a token and
+    an app password."""
     estate = Estate(admin=admin, member=member, suffix=secrets.token_hex(4))
     slug, s = admin.tenant.slug, estate.suffix
     shift = 0 if odd else -1
@@ -119,6 +129,7 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
     trashed_file = call(client, member, "DELETE", f"files/{old}")
     trashed_folder = call(client, member, "DELETE", f"folders/{gone}")
     spare = call(client, member, "POST", "tokens", json={"name": f"spare-{s}"})
+    device = call(client, member, "POST", "me/app-passwords", json={"name": f"device-{s}"})
 
     folders = {
         path: call(client, admin, "GET", f"folders/{path}")["id"] for path in ("", docs, vault)
@@ -140,7 +151,9 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
         *(v["id"] for v in ledger_versions),
     ]
     estate.hidden_ids.append(str(admin.tenant.id))
-    estate.hidden_text += [vault, f"ledger-{s}.txt", f"spare-{s}"]
+    estate.hidden_text += [vault, f"ledger-{s}.txt", f"spare-{s}", f"device-{s}"]
+    estate.hidden_text.append(device["password"])
+    estate.app_password_ids = [device["id"]]
 
     estate.tokens = [admin.token, member.token, spare["token"]]
     for someone in (admin, member):
@@ -175,8 +188,13 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
         for token in call(client, someone, "GET", "tokens")["items"]:
             token.pop("last_used")  # the snapshot's own requests move it
             tokens[token["id"]] = token
+    app_passwords = {}
+    for someone in (estate.admin, estate.member):
+        for item in call(client, someone, "GET", "me/app-passwords")["items"]:
+            app_passwords[item["id"]] = item
     return {
         "tree": tree,
+        "app_passwords": app_passwords,
         "contents": contents,
         "versions": versions,
         "trash": call(client, admin, "GET", "trash")["items"],

@@ -24,7 +24,13 @@ MOVE = "move"
 NEW_TOKEN = "new token"
 
 # How each path parameter is filled: with a path, or with an id of one kind.
-PARAMETER_KINDS = {"path": "path", "node_id": "node", "item_id": "trash", "token_id": "token"}
+PARAMETER_KINDS = {
+    "path": "path",
+    "node_id": "node",
+    "item_id": "trash",
+    "token_id": "token",
+    "app_password_id": "app password",
+}
 
 KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/healthz"): None,
@@ -51,6 +57,10 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/tokens"): None,
     ("POST", "/api/v1/tokens"): NEW_TOKEN,
     ("DELETE", "/api/v1/tokens/{token_id}"): None,
+    ("GET", "/api/v1/me/app-passwords"): None,
+    # The body of a new token, {"name": ...}, is also the body of a new app password.
+    ("POST", "/api/v1/me/app-passwords"): NEW_TOKEN,
+    ("DELETE", "/api/v1/me/app-passwords/{app_password_id}"): None,
 }
 
 
