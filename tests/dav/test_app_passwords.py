@@ -66,7 +66,7 @@ def test_app_password_revoke_malformed_id(client: httpx.Client, cast: Cast) -> N
 def test_app_password_of_other_tenant(
     client: httpx.Client, runtime: Runtime, cast: Cast, live_server: LiveServer
 ) -> None:
-    # admin@acme.test is a user in both tenants, so only the tenant tells the passwords apart.
+    # admin@acme.test is a user in both tenants, so only the tenant separates the two passwords.
     globex_admin = add_app_password(runtime, cast.globex_admin, live_server)
     acme_root = f"/t/{cast.acme.slug}/dav/"
 

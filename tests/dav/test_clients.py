@@ -180,7 +180,8 @@ def test_cadaver_session(tmp_path: Path, acme_dav: DavUser) -> None:
     assert "failed" not in output, output
     listings = output.split("Listing collection")
     assert "report.txt" in listings[1]
-    assert "final.txt" in listings[2] and "report.txt" not in listings[2]
+    assert "final.txt" in listings[2]
+    assert "report.txt" not in listings[2]
     assert (tmp_path / "fetched.txt").read_bytes() == b"sent by cadaver\n"
 
 

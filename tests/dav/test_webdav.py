@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import socket
 from xml.etree import ElementTree
 
 import httpx
@@ -127,6 +129,24 @@ def test_quota_enforced_without_length(
 
     assert response.status_code == 507
     assert client.get(user.url("stream.bin"), auth=user.auth).status_code == 404
+
+
+def test_cut_off_upload_not_stored(
+    client: httpx.Client, acme_dav: DavUser, live_server: LiveServer
+) -> None:
+    credentials = base64.b64encode(f"{acme_dav.email}:{acme_dav.password}".encode()).decode()
+    head = (
+        f"PUT /t/{acme_dav.tenant.slug}/dav/cut.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Basic {credentials}\r\nContent-Length: {4 * TEST_CHUNK_SIZE}\r\n\r\n"
+    )
+
+    with socket.create_connection(("127.0.0.1", live_server.port)) as connection:
+        connection.sendall(head.encode() + b"x" * TEST_CHUNK_SIZE)
+    live_server.wait_until_idle()
+
+    assert client.get(acme_dav.url("cut.bin"), auth=acme_dav.auth).status_code == 404
+    member = acme_dav.member
+    assert client.get(member.url("usage"), headers=member.headers).json()["used_bytes"] == 0
 
 
 def test_invalid_name_rejected(client: httpx.Client, acme_dav: DavUser) -> None:

@@ -108,7 +108,11 @@ def authenticate_app_password(session: TenantSession, email: str, secret: str) -
 
 
 def touch_app_password(session: TenantSession, app_password_id: uuid.UUID) -> None:
-    """Record that an app password was used; called at most once a minute per password."""
+    """Record that an app password was used, in a write transaction of its own.
+
+    The caller calls it only when `authenticate_app_password` found the last
+    record older than LAST_USED_RESOLUTION.
+    """
     session.execute(
         update(AppPasswordRow)
         .where(AppPasswordRow.id == app_password_id)

@@ -20,7 +20,7 @@ from strongroom.base.scoping import tenant_scoped_key
 
 
 class FailureLimiter:
-    """Counts failures of one kind of login and says when a client must wait.
+    """A counter of failed logins of one kind, which returns how long a client must wait.
 
     NOTE: the counters live in this process. Behind a load balancer each
     replica counts on its own, so a client gets up to `per_minute` failures

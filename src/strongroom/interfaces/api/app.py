@@ -92,7 +92,9 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     # Starlette runs the middleware added last first: the request context wraps the hot
     # paths, which wrap WebDAV.
-    app.add_middleware(DavMount, dav=build_dav_app(runtime))
+    app.add_middleware(
+        DavMount, dav=build_dav_app(runtime), idle_timeout=runtime.settings.upload_idle_timeout
+    )
     app.add_middleware(HotPaths, routes=routes_of(folders.router, [folders.list_folder]))
     app.add_middleware(RequestContextMiddleware, runtime=runtime)
     return app

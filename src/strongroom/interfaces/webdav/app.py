@@ -8,11 +8,13 @@ mount path, which cannot serve both URL forms of a tenant.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from a2wsgi import WSGIMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_REQUEST_TIMEOUT, DAVError
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
@@ -21,10 +23,14 @@ from strongroom.interfaces.webdav.authentication import BasicAuthentication
 from strongroom.interfaces.webdav.errors import StartResponse
 from strongroom.interfaces.webdav.locks import TenantLockStorage
 from strongroom.interfaces.webdav.provider import DriveProvider, request_mount_path
+from strongroom.base.logging import get_logger
 from strongroom.runtime import Runtime
 
+log = get_logger(__name__)
+
 DAV_PREFIX = "/dav"
-# Threads that run WebDAV requests at once; each holds at most one database session.
+# The maximum number of WebDAV requests served at once. Each thread uses at most one
+# database session at a time.
 DAV_WORKERS = 16
 
 
@@ -68,9 +74,10 @@ class DavMount:
     `/t/{slug}` prefix into `root_path`, so both URL forms arrive as `/dav/...`.
     """
 
-    def __init__(self, app: ASGIApp, dav: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, dav: ASGIApp, idle_timeout: float) -> None:
         self.app = app
         self.dav = dav
+        self.idle_timeout = idle_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -82,4 +89,30 @@ class DavMount:
         dav_scope = dict(scope, path=below, root_path=scope.get("root_path", "") + DAV_PREFIX)
         # a2wsgi builds PATH_INFO from `path`; a stale raw path would only mislead.
         dav_scope.pop("raw_path", None)
-        await self.dav(dav_scope, receive, send)
+        await self.dav(dav_scope, self._guarded(receive), send)
+
+    def _guarded(self, receive: Receive) -> Receive:
+        """Wrap `receive` so that a silent or vanished client fails the request body.
+
+        a2wsgi would wait forever for a silent client, holding a worker thread,
+        and would hand WsgiDAV a disconnect as the end of the body, which would
+        store a truncated file. The DAVError raised here reaches WsgiDAV through
+        the body's read, so the upload is aborted and nothing is stored.
+        """
+
+        async def receive_body() -> Message:
+            try:
+                message = await asyncio.wait_for(receive(), self.idle_timeout)
+            except TimeoutError:
+                log.info("webdav_upload_idle_timeout", seconds=self.idle_timeout)
+                raise DAVError(
+                    HTTP_REQUEST_TIMEOUT,
+                    f"no part of the request body arrived for {self.idle_timeout:g} seconds, "
+                    "so it was discarded; send the body without pauses",
+                ) from None
+            if message["type"] == "http.disconnect":
+                log.info("webdav_upload_cut_off")
+                raise DAVError(HTTP_BAD_REQUEST, "the client disconnected before the body ended")
+            return message
+
+        return receive_body

@@ -3,9 +3,9 @@
 It runs as a WSGI layer in front of WsgiDAV, in a2wsgi's worker thread, after
 the request middleware has resolved the tenant. Every failure gets the same
 401, whatever went wrong, and each failure counts towards the client's limit
-of failed logins in that tenant. A request without credentials gets the 401
-that asks for them and is not counted, because clients send one before they
-send credentials.
+of failed logins in that tenant. A request without credentials also gets a
+401 with the Basic challenge, but it is not counted, because clients send such
+a request before they send credentials.
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ from strongroom.tenancy.rate_limits import FailureLimiter
 
 log = get_logger(__name__)
 
-# RFC 7617: the charset parameter tells clients to encode the e-mail and password as UTF-8.
+# RFC 7617: with the charset parameter, clients encode the e-mail and password as UTF-8.
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="Strongroom WebDAV", charset="UTF-8"'}
 ENVIRON_KEY = "strongroom.dav"
 
 
 @dataclass(frozen=True)
 class DavRequest:
-    """What the WebDAV provider needs of the request: the tenant and the user it acts as."""
+    """The request context of the WebDAV provider: the runtime, the tenant and the user."""
 
     runtime: Runtime
     tenant: TenantInfo

@@ -15,7 +15,7 @@ import mimetypes
 import uuid
 from typing import Any
 
-from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
+from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 from wsgidav.xml_tools import etree, string_to_xml
 
@@ -34,7 +34,7 @@ log = get_logger(__name__)
 
 # The URL path of the WebDAV root in this request: /t/{slug}/dav, or /dav on a tenant's host.
 # WsgiDAV reads one mount path per provider, for the hrefs it writes and the Destination
-# headers it parses, so the provider answers with the request's own.
+# headers it parses, so the provider returns the mount path of the current request.
 request_mount_path: contextvars.ContextVar[str] = contextvars.ContextVar(
     "request_mount_path", default=""
 )
@@ -77,13 +77,18 @@ def _timestamp(moment: dt.datetime) -> float:
     return aware.timestamp()
 
 
+def _declared_length(environ: dict[str, Any]) -> int | None:
+    length = environ.get("CONTENT_LENGTH")
+    return int(length) if length and length.isdigit() else None
+
+
 def _names_of(dest_path: str) -> Names:
     with dav_errors():
         return split_path(dest_path)
 
 
 class _Resource:
-    """What files and folders share: live dates, dead properties, delete and move.
+    """The behaviour that files and folders share: live dates, dead properties, delete and move.
 
     `node` is None only for a file that a PUT is about to create.
     """
@@ -272,31 +277,42 @@ class FileResource(_Resource, DAVNonCollection):
         return DecryptedReader(runtime.blobs, download)
 
     def begin_write(self, *, content_type: str | None = None) -> EncryptingWriter:
-        length = self.environ.get("CONTENT_LENGTH")
-        declared = int(length) if length and length.isdigit() else None
-        runtime, tenant = self.request.runtime, self.request.tenant
-        with dav_errors():
-            upload = transfers.begin_upload(runtime, tenant, self.names, Preconditions(), declared)
-        self._writer = EncryptingWriter(upload)
+        self._writer = self._open_upload(_declared_length(self.environ))
         return self._writer
 
     def end_write(self, *, with_errors: bool) -> None:
         if self._writer is None:
             return
-        upload, self._writer = self._writer.upload, None
+        writer, self._writer = self._writer, None
         if with_errors:
-            upload.abort()
+            writer.upload.abort()
             return
+        self._commit(writer, _declared_length(self.environ))
+
+    def store_empty(self) -> None:
+        """Store the file with no content; the body of the request is the LOCK's, not the file's."""
+        self._commit(self._open_upload(0), 0)
+
+    def _open_upload(self, declared: int | None) -> EncryptingWriter:
+        runtime, tenant = self.request.runtime, self.request.tenant
+        with dav_errors():
+            upload = transfers.begin_upload(runtime, tenant, self.names, Preconditions(), declared)
+        return EncryptingWriter(upload)
+
+    def _commit(self, writer: EncryptingWriter, declared: int | None) -> None:
+        upload = writer.upload
+        if declared is not None and upload.size != declared:
+            upload.abort()
+            raise DAVError(
+                HTTP_BAD_REQUEST,
+                f"the body has {upload.size} bytes, but Content-Length declared {declared}",
+            )
         runtime, tenant = self.request.runtime, self.request.tenant
         with dav_errors():
             self.node, version = transfers.commit_upload(
                 runtime, tenant, self.names, upload, self.user_id, Preconditions()
             )
         log.info("webdav_file_stored", node_id=str(self.node.id), version=version.number)
-
-    def store_empty(self) -> None:
-        self.begin_write()
-        self.end_write(with_errors=False)
 
     def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
         destination = _names_of(dest_path)
