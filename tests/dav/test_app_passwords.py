@@ -63,6 +63,7 @@ def test_app_password_revoke_malformed_id(client: httpx.Client, cast: Cast) -> N
     assert "not-an-id" in response.json()["detail"]
 
 
+@pytest.mark.every_level
 def test_app_password_of_other_tenant(
     client: httpx.Client, runtime: Runtime, cast: Cast, live_server: LiveServer
 ) -> None:

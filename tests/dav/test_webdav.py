@@ -182,6 +182,7 @@ def test_move_by_host_form(client: httpx.Client, acme_dav: DavUser) -> None:
     assert client.get(acme_dav.url("b.txt"), auth=acme_dav.auth).content == b"a"
 
 
+@pytest.mark.every_level
 def test_files_stay_in_tenant(client: httpx.Client, acme_dav: DavUser, globex_dav: DavUser) -> None:
     client.put(acme_dav.url("secret.txt"), content=b"acme only", auth=acme_dav.auth)
 
@@ -190,6 +191,7 @@ def test_files_stay_in_tenant(client: httpx.Client, acme_dav: DavUser, globex_da
     assert hrefs(listing) == ["/t/globex/dav/"]
 
 
+@pytest.mark.every_level
 def test_move_to_other_tenant_refused(
     client: httpx.Client, acme_dav: DavUser, globex_dav: DavUser
 ) -> None:
@@ -205,6 +207,7 @@ def test_move_to_other_tenant_refused(
     assert client.get(globex_dav.url("a.txt"), auth=globex_dav.auth).status_code == 404
 
 
+@pytest.mark.every_level
 def test_locks_stay_in_tenant(client: httpx.Client, acme_dav: DavUser, globex_dav: DavUser) -> None:
     client.put(acme_dav.url("shared-name.txt"), content=b"a", auth=acme_dav.auth)
     client.put(globex_dav.url("shared-name.txt"), content=b"g", auth=globex_dav.auth)

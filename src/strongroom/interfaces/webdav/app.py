@@ -9,6 +9,7 @@ mount path, which cannot serve both URL forms of a tenant.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -43,7 +44,28 @@ class MetricsRoute(NamedTuple):
 DAV_ROUTE = MetricsRoute(f"{DAV_PREFIX}/{{path}}")
 
 
+class ClientErrorFilter(logging.Filter):
+    """A filter that drops WsgiDAV's tracebacks of DAVErrors other than 500, such as a full quota.
+
+    They are expected outcomes, not faults, and their messages name file paths, which
+    Strongroom keeps out of its logs. WsgiDAV's own info lines name paths too,
+    so its logger passes warnings and errors only.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, DAVError) and error.value != 500)
+
+
+def quiet_wsgidav_logs() -> None:
+    logger = logging.getLogger("wsgidav")
+    logger.setLevel(logging.WARNING)
+    if not any(isinstance(existing, ClientErrorFilter) for existing in logger.filters):
+        logger.addFilter(ClientErrorFilter())
+
+
 def build_dav_app(runtime: Runtime) -> ASGIApp:
+    quiet_wsgidav_logs()
     config = {
         "provider_mapping": {"/": DriveProvider()},
         "lock_storage": TenantLockStorage(),
