@@ -14,7 +14,6 @@ import sysconfig
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.conftest import TEST_CHUNK_SIZE, Level
 from tests.dav.conftest import DavUser, client_program
@@ -151,18 +150,15 @@ def test_cadaver_session(tmp_path: Path, acme_dav: DavUser) -> None:
     netrc.write_text(f"machine 127.0.0.1\nlogin {acme_dav.email}\npassword {acme_dav.password}\n")
     netrc.chmod(0o600)
     (tmp_path / "local.txt").write_bytes(b"sent by cadaver\n")
-    script = "\n".join(
-        [
-            "mkcol docs",
-            "put local.txt docs/report.txt",
-            "ls docs",
-            "get docs/report.txt fetched.txt",
-            "move docs/report.txt docs/final.txt",
-            "ls docs",
-            "quit",
-            "",
-        ]
-    )
+    script = """\
+mkcol docs
+put local.txt docs/report.txt
+ls docs
+get docs/report.txt fetched.txt
+move docs/report.txt docs/final.txt
+ls docs
+quit
+"""
 
     completed = subprocess.run(
         [cadaver, acme_dav.url()],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -34,7 +34,7 @@ def create(
 @reports_errors
 def list_all(
     slug: str,
-    email: Annotated[Optional[str], typer.Argument(help="Only this user's app passwords.")] = None,
+    email: Annotated[str | None, typer.Argument(help="Only this user's app passwords.")] = None,
 ) -> None:
     """List a tenant's app passwords (never their secrets)."""
     runtime = open_runtime()

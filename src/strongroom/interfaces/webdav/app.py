@@ -20,11 +20,11 @@ from wsgidav.error_printer import ErrorPrinter
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
+from strongroom.base.logging import get_logger
 from strongroom.interfaces.webdav.authentication import BasicAuthentication
 from strongroom.interfaces.webdav.errors import StartResponse
 from strongroom.interfaces.webdav.locks import TenantLockStorage
 from strongroom.interfaces.webdav.provider import DriveProvider, request_mount_path
-from strongroom.base.logging import get_logger
 from strongroom.runtime import Runtime
 
 log = get_logger(__name__)

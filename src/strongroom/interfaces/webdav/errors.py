@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import http
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable
+from typing import Any
 
 from wsgidav.dav_error import DAVError
 

@@ -21,7 +21,7 @@ from wsgidav.xml_tools import etree, string_to_xml
 
 from strongroom.base.errors import InvalidPath
 from strongroom.base.logging import get_logger
-from strongroom.drive import files, properties, trash, transfers
+from strongroom.drive import files, properties, transfers, trash
 from strongroom.drive.copies import copy_file
 from strongroom.drive.files import Names, Preconditions
 from strongroom.drive.models import FILE, FOLDER, NodeRow
