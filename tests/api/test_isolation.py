@@ -122,6 +122,7 @@ class Estate:
     node_ids: list[str] = field(default_factory=list)
     trash_ids: list[str] = field(default_factory=list)
     token_ids: list[str] = field(default_factory=list)
+    app_password_ids: list[str] = field(default_factory=list)
     spare_token_id: str = ""
     user_ids: list[str] = field(default_factory=list)
     version_ids: list[str] = field(default_factory=list)
@@ -134,7 +135,7 @@ class Estate:
     def object_ids(self) -> list[str]:
         """Every object id of the tenant, the spare token first, so that revoking stops there."""
         ids = [self.spare_token_id, *self.trash_ids, *self.node_ids, *self.token_ids]
-        ids += [*self.user_ids, *self.version_ids]
+        ids += [*self.app_password_ids, *self.user_ids, *self.version_ids]
         return list(dict.fromkeys(ids))
 
     def secrets_in(self, text: str) -> list[str]:
@@ -173,6 +174,7 @@ def build_estate(client: httpx.Client, admin: Member, member: Member) -> Estate:
     inner = call(client, member, "PUT", "files/gone/inner.txt", content=f"inner {slug}".encode())
     trashed_folder = call(client, member, "DELETE", "folders/gone")
     spare = call(client, member, "POST", "tokens", json={"name": "spare"})
+    device = call(client, member, "POST", "me/app-passwords", json={"name": "device"})
     root = call(client, member, "GET", "folders/")
     docs = call(client, member, "GET", "folders/docs")
 
@@ -180,6 +182,7 @@ def build_estate(client: httpx.Client, admin: Member, member: Member) -> Estate:
     estate.node_ids += [trashed_file["id"], trashed_folder["id"], inner["id"]]
     estate.trash_ids = [trashed_file["id"], trashed_folder["id"]]
     estate.spare_token_id = spare["id"]
+    estate.app_password_ids = [device["id"]]
     for someone in (admin, member):
         estate.token_ids += [t["id"] for t in call(client, someone, "GET", "tokens")["items"]]
         estate.user_ids.append(call(client, someone, "GET", "me")["id"])

@@ -45,7 +45,7 @@ from strongroom.tenancy.context import (
     start_thread_with_context,
 )
 from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING, TenantStores
-from tests.conftest import Cast
+from tests.conftest import Cast, add_webdav_rows
 
 ONLY_POSTGRES = pytest.mark.parametrize("level", ["postgres-shared"], indirect=True)
 
@@ -68,6 +68,8 @@ def filled(runtime: Runtime, cast: Cast) -> Cast:
     """
     store_file(runtime, cast.acme, "docs/acme.txt", b"acme's plans")
     store_file(runtime, cast.globex, "docs/globex.txt", b"globex's plans")
+    add_webdav_rows(runtime, cast.acme_member, "docs/acme.txt")
+    add_webdav_rows(runtime, cast.globex_member, "docs/globex.txt")
     return cast
 
 
