@@ -43,8 +43,12 @@ from starlette.types import ASGIApp
 from strongroom.base.config import Settings, load_settings, normalise_database_url
 from strongroom.base.logging import configure_logging
 from strongroom.identity import passwords
+from strongroom.drive.files import access_node
+from strongroom.drive.paths import split_path
+from strongroom.drive.properties import set_property
+from strongroom.identity.app_passwords import create_app_password
 from strongroom.identity.tokens import create_token
-from strongroom.identity.users import create_user, get_user_by_email
+from strongroom.identity.users import access_user_by_email, create_user, get_user_by_email
 from strongroom.interfaces.api.app import create_app
 from strongroom.runtime import Runtime, build_runtime
 from strongroom.drive import models as drive_models  # noqa: F401 - registers tenant tables
@@ -259,6 +263,20 @@ def drive_owner(runtime: Runtime, tenant: TenantInfo) -> uuid.UUID:
         if user is None:
             user = create_user(session, DRIVE_OWNER_EMAIL, PASSWORD)
         return user.id
+
+
+def add_webdav_rows(runtime: Runtime, member: Member, path: str) -> None:
+    """Give the member an app password, and the node at `path` of the tests' drive a dead property.
+
+    Fixtures that need rows in every tenant table call it, since no file upload
+    writes these two tables.
+    """
+    owner = drive_owner(runtime, member.tenant)
+    with runtime.stores.session(member.tenant, write=True) as session:
+        user = access_user_by_email(session, member.email)
+        create_app_password(session, user, "device")
+        node = access_node(session, owner, split_path(path))
+        set_property(session, node.id, "{urn:test}label", f"<label>{member.tenant.slug}</label>")
 
 
 @pytest.fixture

@@ -123,6 +123,7 @@ class Estate:
     node_ids: list[str] = field(default_factory=list)
     trash_ids: list[str] = field(default_factory=list)
     token_ids: list[str] = field(default_factory=list)
+    app_password_ids: list[str] = field(default_factory=list)
     spare_token_id: str = ""
     user_ids: list[str] = field(default_factory=list)
     version_ids: list[str] = field(default_factory=list)
@@ -136,7 +137,7 @@ class Estate:
     def object_ids(self) -> list[str]:
         """Every object id of the tenant, the spare token first, so that revoking stops there."""
         ids = [self.spare_token_id, *self.trash_ids, *self.node_ids, *self.token_ids]
-        ids += [*self.user_ids, *self.version_ids, *self.upload_ids]
+        ids += [*self.app_password_ids, *self.user_ids, *self.version_ids, *self.upload_ids]
         return list(dict.fromkeys(ids))
 
     def secrets_in(self, text: str) -> list[str]:
@@ -175,6 +176,7 @@ def build_estate(client: httpx.Client, admin: Member, member: Member) -> Estate:
     inner = call(client, member, "PUT", "files/gone/inner.txt", content=f"inner {slug}".encode())
     trashed_folder = call(client, member, "DELETE", "folders/gone")
     spare = call(client, member, "POST", "tokens", json={"name": "spare"})
+    device = call(client, member, "POST", "me/app-passwords", json={"name": "device"})
     root = call(client, member, "GET", "folders/")
     docs = call(client, member, "GET", "folders/docs")
 
@@ -182,6 +184,7 @@ def build_estate(client: httpx.Client, admin: Member, member: Member) -> Estate:
     estate.node_ids += [trashed_file["id"], trashed_folder["id"], inner["id"]]
     estate.trash_ids = [trashed_file["id"], trashed_folder["id"]]
     estate.spare_token_id = spare["id"]
+    estate.app_password_ids = [device["id"]]
     for someone in (admin, member):
         estate.token_ids += [t["id"] for t in call(client, someone, "GET", "tokens")["items"]]
         estate.user_ids.append(call(client, someone, "GET", "me")["id"])
@@ -224,6 +227,10 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
         for token in call(client, someone, "GET", "tokens")["items"]:
             token.pop("last_used")  # every request of the snapshot itself moves it
             tokens[token["id"]] = token
+    app_passwords = {}
+    for someone in (estate.admin, estate.member):
+        for item in call(client, someone, "GET", "me/app-passwords")["items"]:
+            app_passwords[item["id"]] = item
     uploads = {}
     for upload_id in estate.upload_ids:
         reply = client.head(
@@ -234,6 +241,7 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
         "drives": drives,
         "tokens": tokens,
         "uploads": uploads,
+        "app_passwords": app_passwords,
         "usage": call(client, estate.admin, "GET", "usage"),
     }
 

@@ -48,6 +48,7 @@ class Estate:
     node_ids: list[str] = field(default_factory=list)
     version_ids: list[str] = field(default_factory=list)
     token_ids: list[str] = field(default_factory=list)
+    app_password_ids: list[str] = field(default_factory=list)
     trash_ids: list[str] = field(default_factory=list)
     user_ids: list[str] = field(default_factory=list)
     upload_ids: list[str] = field(default_factory=list)
@@ -76,6 +77,7 @@ class Estate:
             "node": self.node_ids,
             "version": self.version_ids,
             "token": self.token_ids,
+            "app password": self.app_password_ids,
             "trash": self.trash_ids,
             "user": self.user_ids,
             "upload": self.upload_ids,
@@ -87,6 +89,7 @@ class Estate:
             *self.node_ids,
             *self.version_ids,
             *self.token_ids,
+            *self.app_password_ids,
             *self.trash_ids,
             *self.user_ids,
             *self.upload_ids,
@@ -107,7 +110,8 @@ def content(slug: str, label: str, size: int) -> tuple[bytes, str]:
 
 
 def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool) -> Estate:
-    """Fill a tenant through its API: files with versions, a hidden folder, trash and a token."""
+    """Fill a tenant through its API: files with versions, a hidden folder, trash, a token and
+    an app password."""
     estate = Estate(admin=admin, member=member, suffix=secrets.token_hex(4))
     slug, s = admin.tenant.slug, estate.suffix
     shift = 0 if odd else -1
@@ -133,6 +137,7 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
     trashed_file = call(client, member, "DELETE", f"files/{old}")
     trashed_folder = call(client, member, "DELETE", f"folders/{gone}")
     spare = call(client, member, "POST", "tokens", json={"name": f"spare-{s}"})
+    device = call(client, member, "POST", "me/app-passwords", json={"name": f"device-{s}"})
 
     folders = {
         path: call(client, admin, "GET", f"folders/{path}")["id"] for path in ("", docs, vault)
@@ -153,7 +158,9 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
         *(v["id"] for v in ledger_versions),
     ]
     estate.hidden_ids.append(str(admin.tenant.id))
-    estate.hidden_text += [vault, f"ledger-{s}.txt", f"spare-{s}"]
+    estate.hidden_text += [vault, f"ledger-{s}.txt", f"spare-{s}", f"device-{s}"]
+    estate.hidden_text.append(device["password"])
+    estate.app_password_ids = [device["id"]]
 
     estate.tokens = [admin.token, member.token, spare["token"]]
     for someone in (admin, member):
@@ -203,6 +210,10 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
         for token in call(client, someone, "GET", "tokens")["items"]:
             token.pop("last_used")  # the snapshot's own requests move it
             tokens[token["id"]] = token
+    app_passwords = {}
+    for someone in (estate.admin, estate.member):
+        for item in call(client, someone, "GET", "me/app-passwords")["items"]:
+            app_passwords[item["id"]] = item
     uploads = {}
     for upload_id in estate.upload_ids:
         reply = client.head(
@@ -213,6 +224,7 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
         "drives": drives,
         "tokens": tokens,
         "uploads": uploads,
+        "app_passwords": app_passwords,
         "usage": call(client, estate.admin, "GET", "usage"),
     }
 

@@ -36,6 +36,7 @@ PARAMETER_KINDS = {
     "item_id": "trash",
     "token_id": "token",
     "upload_id": "upload",
+    "app_password_id": "app password",
 }
 
 KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
@@ -74,6 +75,10 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("HEAD", "/api/v1/uploads/{upload_id}"): TUS,
     ("PATCH", "/api/v1/uploads/{upload_id}"): TUS_APPEND,
     ("DELETE", "/api/v1/uploads/{upload_id}"): TUS,
+    ("GET", "/api/v1/me/app-passwords"): None,
+    # The body of a new token, {"name": ...}, is also the body of a new app password.
+    ("POST", "/api/v1/me/app-passwords"): NEW_TOKEN,
+    ("DELETE", "/api/v1/me/app-passwords/{app_password_id}"): None,
 }
 
 

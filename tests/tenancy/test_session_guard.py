@@ -47,7 +47,7 @@ from strongroom.tenancy.context import (
     start_thread_with_context,
 )
 from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING, TenantStores
-from tests.conftest import Cast, drive_owner
+from tests.conftest import Cast, add_webdav_rows, drive_owner
 from tests.security.database import start_upload
 
 ONLY_POSTGRES = pytest.mark.parametrize("level", ["postgres-shared"], indirect=True)
@@ -77,6 +77,8 @@ def filled(runtime: Runtime, cast: Cast) -> Cast:
         sign_in_to_web(runtime, member.tenant, member.user_id)
     start_upload(runtime, cast.acme, cast.acme_member.user_id)
     start_upload(runtime, cast.globex, cast.globex_member.user_id)
+    add_webdav_rows(runtime, cast.acme_member, "docs/acme.txt")
+    add_webdav_rows(runtime, cast.globex_member, "docs/globex.txt")
     return cast
 
 

@@ -116,6 +116,13 @@ class Settings(BaseSettings):
         description="redis://[:PASSWORD@]HOST:PORT/DB or rediss://...; rate-limit counters and "
         "transfer slots live there, shared by every replica. Default: in this process.",
     )
+    basic_auth_failures_per_minute: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="Failed WebDAV logins (HTTP Basic) that one client address may make in a "
+        "tenant per minute; further attempts get 429 until the minute has passed.",
+    )
     token_cache_seconds: float = Field(
         default=2.0,
         ge=0,

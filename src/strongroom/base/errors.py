@@ -187,3 +187,13 @@ class IntegrityError(StrongroomError):
 
 class MissingTenantContext(RuntimeError):
     """Tenant data was queried with no tenant bound: a programming error, never a user error."""
+
+
+class TooManyRequests(StrongroomError):
+    code = "too-many-requests"
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.headers["Retry-After"] = str(retry_after)

@@ -1,4 +1,4 @@
-"""Tenant tables of the drive: the folder trees, file versions, blobs and resumable uploads."""
+"""Tenant tables of the drive: folder trees, versions, blobs, resumable uploads, dead properties."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -143,3 +144,22 @@ class UploadRow(TenantScoped, TenantBase):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DeadPropertyRow(TenantScoped, TenantBase):
+    """A WebDAV dead property of a file or folder: a name in Clark notation and its XML value.
+
+    Keyed by the node, so the property follows the node through moves and the
+    trash. The database deletes the properties with the node when it is purged.
+    """
+
+    __tablename__ = "dav_properties"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "node_id"], ["nodes.tenant_id", "nodes.id"], ondelete="CASCADE"
+        ),
+    )
+
+    node_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -1,4 +1,4 @@
-"""Tenant tables of identity: users, API tokens, web sessions and second factors."""
+"""Tenant tables of identity: users, API tokens, app passwords, web sessions and second factors."""
 
 from __future__ import annotations
 
@@ -129,3 +129,21 @@ class LoginRecordRow(TenantScoped, TenantBase):
     last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     failures_since_login: Mapped[int] = mapped_column(Integer, default=0)
     last_failure_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AppPasswordRow(TenantScoped, TenantBase):
+    """A password for WebDAV clients, made by the server; only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "app_passwords"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "password_hash"),
+        ForeignKeyConstraint(["tenant_id", "user_id"], ["users.tenant_id", "users.id"]),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column()
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

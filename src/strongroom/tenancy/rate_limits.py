@@ -1,8 +1,11 @@
-"""Rate limits per tenant, counted with the `limits` library.
+"""Rate limits on logins per tenant, counted with the `limits` library.
 
-Every counter key is built by `tenant_scoped_key`, so two tenants never share
-a counter. The counters live in this process's memory: each replica of a
-scaled-out deployment counts on its own, so the limits hold per replica.
+`RateLimit` holds back web logins per tenant, address and account.
+`FailureLimiter` counts only failed WebDAV logins per tenant and address, so
+an attacker cannot lock a user out by failing on purpose from another
+address. Every counter key is built by `tenant_scoped_key`, so two tenants
+never share a counter. The counters live in this process's memory: each
+replica of a scaled-out deployment counts on its own.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import math
 import time
 import uuid
 
-from limits import RateLimitItem, parse_many
+from limits import RateLimitItem, RateLimitItemPerMinute, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
@@ -56,3 +59,31 @@ class RateLimit:
     def _seconds_until_reset(self, item: RateLimitItem, key: str) -> int:
         stats = self._limiter.get_window_stats(item, key)
         return max(1, math.ceil(stats.reset_time - time.time()))
+
+class FailureLimiter:
+    """A counter of failed logins of one kind, which returns how long a client must wait.
+
+    NOTE: the counters live in this process. Behind a load balancer each
+    replica counts on its own, so a client gets up to `per_minute` failures
+    per replica. The `limits` package offers Redis storage for a shared count.
+    """
+
+    def __init__(self, kind: str, per_minute: int) -> None:
+        self.kind = kind
+        self._item = RateLimitItemPerMinute(per_minute)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def retry_after(self, tenant_id: uuid.UUID, client: str) -> int | None:
+        """Return the seconds the client must wait before it may try again, or None if it may now."""
+        key = self._key(tenant_id, client)
+        if self._limiter.test(self._item, key):
+            return None
+        reset_at = self._limiter.get_window_stats(self._item, key).reset_time
+        return max(1, math.ceil(reset_at - time.time()))
+
+    def record_failure(self, tenant_id: uuid.UUID, client: str) -> None:
+        self._limiter.hit(self._item, self._key(tenant_id, client))
+
+    def _key(self, tenant_id: uuid.UUID, client: str) -> str:
+        # The address goes in as one key part, so it must not contain the separator.
+        return tenant_scoped_key(tenant_id, "login-failures", self.kind, client.replace("/", "_"))

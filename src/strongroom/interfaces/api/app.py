@@ -13,12 +13,21 @@ from sqlalchemy import text
 from strongroom import __version__
 from strongroom.base import metrics
 from strongroom.base.errors import SchemaOutOfDate
-from strongroom.interfaces.api import account, administration, files, folders, trash, uploads
+from strongroom.interfaces.api import (
+    account,
+    administration,
+    app_passwords,
+    files,
+    folders,
+    trash,
+    uploads,
+)
 from strongroom.interfaces.api.dependencies import API_PREFIX
 from strongroom.interfaces.api.hotpaths import HotPaths, routes_of
 from strongroom.interfaces.api.middleware import RequestContextMiddleware
 from strongroom.interfaces.api.problems import install_problem_handlers, problem_response
 from strongroom.interfaces.web.app import include_web
+from strongroom.interfaces.webdav.app import DavMount, build_dav_app
 from strongroom.runtime import Runtime
 from strongroom.tenancy import migrations
 
@@ -97,13 +106,16 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_problem_handlers(app)
 
     app.include_router(platform)
-    for module in (files, folders, trash, account, administration, uploads):
+    for module in (files, folders, trash, account, administration, uploads, app_passwords):
         app.include_router(module.router)
     include_web(app, runtime)
 
     # Starlette runs the middleware added last first: the request context wraps the hot
-    # paths, and the tus layer gets paths without the tenant prefix.
+    # paths, the tus layer gets paths without the tenant prefix, and WebDAV is wrapped too.
     app.add_middleware(uploads.TusProtocol)
+    app.add_middleware(
+        DavMount, dav=build_dav_app(runtime), idle_timeout=runtime.settings.upload_idle_timeout
+    )
     app.add_middleware(HotPaths, routes=routes_of(folders.router, [folders.list_folder]))
     app.add_middleware(RequestContextMiddleware, runtime=runtime)
     return app

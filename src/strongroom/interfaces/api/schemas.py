@@ -183,3 +183,26 @@ class LimitsOut(BaseModel):
     user_requests_per_minute: int | None = Field(description="for each user")
     bandwidth_bytes_per_second: int | None = Field(description="uploads and downloads together")
     concurrent_transfers: int | None = Field(description="uploads and downloads running at once")
+class AppPasswordOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    created: dt.datetime
+    last_used: dt.datetime | None = Field(description="to the minute; null if never used")
+    revoked: dt.datetime | None
+
+
+class AppPasswordListing(BaseModel):
+    items: list[AppPasswordOut]
+
+
+class AppPasswordCreate(BaseModel):
+    name: str = Field(
+        default="", max_length=200, description="a label to recognise it by, such as the device"
+    )
+
+
+class AppPasswordCreated(AppPasswordOut):
+    password: str = Field(
+        description="the secret for WebDAV clients, with your e-mail address as user name; "
+        "shown only in this response"
+    )

@@ -1,4 +1,4 @@
-"""The `strongroom` command: serve, migrate, and manage tenants, users and tokens.
+"""The `strongroom` command: serve, migrate, and manage tenants, users, tokens and app passwords.
 
 Commands are thin: they parse arguments, call the functions the API calls,
 print the result, and on failure print one line saying what went wrong and
@@ -30,6 +30,10 @@ app = typer.Typer(
 tenant_app = typer.Typer(help="Create, inspect, suspend and re-key tenants.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage the users of a tenant.", no_args_is_help=True)
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+app_password_app = typer.Typer(
+    help="Create, list and revoke the app passwords that WebDAV clients log in with.",
+    no_args_is_help=True,
+)
 server_app = typer.Typer(
     help="Register the PostgreSQL servers that tenants can be placed on.", no_args_is_help=True
 )
@@ -42,6 +46,7 @@ app.add_typer(plan_app, name="plan")
 app.add_typer(server_app, name="server")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(app_password_app, name="app-password")
 
 # Markup is off because names, e-mail addresses and paths may contain [brackets].
 out = Console(highlight=False, soft_wrap=True, markup=False)
@@ -74,7 +79,15 @@ def open_runtime(migrate: bool | None = None) -> Runtime:
 
 
 # Importing the command modules registers their commands on the apps above.
-from strongroom.interfaces.cli import admin, plans, server, servers, tenants, users  # noqa: E402, F401
+from strongroom.interfaces.cli import (  # noqa: E402, F401
+    admin,
+    app_passwords,
+    plans,
+    server,
+    servers,
+    tenants,
+    users,
+)
 
 
 def run() -> None:

@@ -1,0 +1,1 @@
+"""WebDAV at `{base}/dav/`: WsgiDAV serving the drive, authenticated by app passwords."""
