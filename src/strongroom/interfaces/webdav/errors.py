@@ -7,10 +7,14 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from wsgidav.dav_error import DAVError
+from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
+from wsgidav.dav_error import HTTP_CONFLICT, DAVError
 
 from strongroom.base.errors import StrongroomError
+from strongroom.base.logging import get_logger
 from strongroom.interfaces.api.problems import error_response
+
+log = get_logger(__name__)
 
 StartResponse = Callable[..., Any]
 
@@ -27,6 +31,13 @@ def dav_errors() -> Iterator[None]:
         yield
     except StrongroomError as error:
         raise DAVError(error.status, context_info=error.detail) from error
+    except DatabaseIntegrityError as error:
+        # Clients such as rclone send requests in parallel, and two of them may create the
+        # same name at once. The loser learns of it at commit, on PostgreSQL.
+        log.info("webdav_write_conflict", error=str(error.orig))
+        raise DAVError(
+            HTTP_CONFLICT, context_info="another request changed this path at the same time; retry"
+        ) from error
 
 
 def problem(

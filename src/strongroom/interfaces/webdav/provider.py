@@ -15,7 +15,14 @@ import mimetypes
 import uuid
 from typing import Any
 
-from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
+from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
+from wsgidav.dav_error import (
+    HTTP_BAD_REQUEST,
+    HTTP_FORBIDDEN,
+    HTTP_METHOD_NOT_ALLOWED,
+    HTTP_NOT_FOUND,
+    DAVError,
+)
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 from wsgidav.xml_tools import etree, string_to_xml
 
@@ -238,8 +245,13 @@ class FolderResource(_Resource, DAVCollection):
     def create_collection(self, name: str) -> None:
         with dav_errors():
             names = (*self.names, check_name(name))
-            with self._session(write=True) as session:
-                files.make_folder(session, self.user_id, names, self.user_id)
+            try:
+                with self._session(write=True) as session:
+                    files.make_folder(session, self.user_id, names, self.user_id)
+            except DatabaseIntegrityError as error:
+                # A parallel MKCOL of the same folder won. RFC 4918 answers MKCOL on an
+                # existing collection with 405, which clients read as "already there".
+                raise DAVError(HTTP_METHOD_NOT_ALLOWED, context_info="the folder exists") from error
 
     def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
         """Copy the folder alone: WsgiDAV copies its members one by one after it."""
