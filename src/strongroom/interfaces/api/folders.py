@@ -103,8 +103,10 @@ def move(
     source = split_path(request.source)
     destination = split_path(request.destination)
     with runtime.stores.session(tenant, write=True) as session:
-        # A rename must not give a file an ending that uploads may not have.
-        if destination and drive_files.access_node(session, principal.user_id, source).kind == FILE:
+        # A rename must not give a file an ending that uploads may not have. The root
+        # is left to move_node, which explains why it cannot move.
+        owner_id = principal.user_id
+        if source and destination and drive_files.access_node(session, owner_id, source).kind == FILE:
             transfers.check_file_allowed(tenant, destination[-1])
         node = drive_files.move_node(
             session, principal.user_id, source, destination, request.overwrite, principal.user_id
