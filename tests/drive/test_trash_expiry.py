@@ -14,24 +14,27 @@ from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.events import OPERATOR
 from strongroom.tenancy.models import utcnow
 from strongroom.tenancy.usage import get_usage
-from tests.conftest import Cast
+from tests.conftest import Cast, drive_owner
 
 
 def store(runtime: Runtime, tenant: TenantInfo, path: str, body: bytes) -> None:
     names = split_path(path)
-    upload = transfers.begin_upload(runtime, tenant, names, Preconditions(), len(body))
+    owner = drive_owner(runtime, tenant)
+    upload = transfers.begin_upload(runtime, tenant, owner, names, Preconditions(), len(body))
     upload.feed(body)
-    transfers.commit_upload(runtime, tenant, names, upload, None, Preconditions())
+    transfers.commit_upload(runtime, tenant, owner, names, upload, owner, Preconditions())
 
 
 def trash_file(runtime: Runtime, tenant: TenantInfo, path: str) -> None:
+    owner = drive_owner(runtime, tenant)
     with runtime.stores.session(tenant, write=True) as session:
-        trash.trash_node(session, split_path(path), None, "file")
+        trash.trash_node(session, owner, split_path(path), owner, "file")
 
 
 def trashed_names(runtime: Runtime, tenant: TenantInfo) -> list[str]:
+    owner = drive_owner(runtime, tenant)
     with runtime.stores.session(tenant) as session:
-        return sorted(node.name for node in trash.list_trash(session))
+        return sorted(node.name for node in trash.list_trash(session, owner))
 
 
 def test_expiry_purges_after_retention(runtime: Runtime, cast: Cast) -> None:
@@ -40,8 +43,10 @@ def test_expiry_purges_after_retention(runtime: Runtime, cast: Cast) -> None:
     store(runtime, tenant, "kept.txt", b"kept")
     trash_file(runtime, tenant, "old.txt")
     trash_file(runtime, tenant, "kept.txt")
+    owner = drive_owner(runtime, tenant)
+    old_id = _trashed_id(runtime, tenant, "old.txt")
     with runtime.stores.session(tenant, write=True) as session:
-        node = files.access_node_by_id(session, _trashed_id(runtime, tenant, "old.txt"))
+        node = files.access_node_by_id(session, owner, old_id)
         node.deleted_at = utcnow() - dt.timedelta(days=8)
 
     purged = transfers.expire_trash(runtime, tenant)
@@ -89,5 +94,6 @@ def test_expiry_leaves_other_tenant(runtime: Runtime, cast: Cast) -> None:
 
 
 def _trashed_id(runtime: Runtime, tenant: TenantInfo, name: str) -> uuid.UUID:
+    owner = drive_owner(runtime, tenant)
     with runtime.stores.session(tenant) as session:
-        return next(node.id for node in trash.list_trash(session) if node.name == name)
+        return next(node.id for node in trash.list_trash(session, owner) if node.name == name)
