@@ -22,6 +22,7 @@ levels by parametrising `level` itself (indirect=True).
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 import socket
 import threading
@@ -42,21 +43,21 @@ from starlette.types import ASGIApp
 
 from strongroom.base.config import Settings, load_settings, normalise_database_url
 from strongroom.base.logging import configure_logging
-from strongroom.identity import passwords
+from strongroom.drive import models as drive_models  # noqa: F401 - registers tenant tables
 from strongroom.drive.files import access_node
 from strongroom.drive.paths import split_path
 from strongroom.drive.properties import set_property
+from strongroom.identity import logins, passwords, second_factors, web_sessions
+from strongroom.identity import models as identity_models  # noqa: F401
 from strongroom.identity.app_passwords import create_app_password
 from strongroom.identity.tokens import create_token
 from strongroom.identity.users import access_user_by_email, create_user, get_user_by_email
 from strongroom.interfaces.api.app import create_app
 from strongroom.runtime import Runtime, build_runtime
-from strongroom.drive import models as drive_models  # noqa: F401 - registers tenant tables
-from strongroom.identity import models as identity_models  # noqa: F401
 from strongroom.storage.db import CatalogBase, TenantBase, make_engine
+from strongroom.tenancy import migrations
 from strongroom.tenancy import models as catalog_models  # noqa: F401
 from strongroom.tenancy import usage as usage_models  # noqa: F401
-from strongroom.tenancy import migrations
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.lifecycle import provision_tenant
 from tests.services.postgres import PostgresServer
@@ -381,3 +382,12 @@ def strongroom_process(tmp_path: Path) -> Iterator[StrongroomProcess]:
         yield server
     finally:
         server.stop()
+
+
+def sign_in_to_web(runtime: Runtime, tenant: TenantInfo, user_id: uuid.UUID) -> None:
+    """Give the web UI's tables a row of the user: a session, a failed login and a second factor."""
+    with runtime.stores.session(tenant, write=True) as session:
+        web_sessions.open_session(session, user_id, dt.timedelta(hours=1))
+        logins.record_failure(session, user_id)
+        second_factors.begin_enrolment(session, runtime.keyring, user_id)
+        second_factors.replace_recovery_codes(session, user_id)

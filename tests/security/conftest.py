@@ -18,7 +18,7 @@ from sqlalchemy.pool import NullPool
 
 from strongroom.interfaces.api.app import create_app
 from strongroom.runtime import Runtime
-from tests.conftest import Cast, LiveServer, add_webdav_rows
+from tests.conftest import Cast, LiveServer, add_webdav_rows, sign_in_to_web
 from tests.security.attacks import Attacker
 from tests.security.database import start_upload, store_file
 from tests.security.estate import Estate, build_estate
@@ -103,8 +103,8 @@ def attacker_for(
 
 @pytest.fixture
 def stocked(runtime: Runtime, cast: Cast) -> Cast:
-    """The cast with a file, an unfinished upload and WebDAV rows in each tenant, so that every
-    tenant table has rows of both."""
+    """The cast with a file, an unfinished upload, WebDAV and web UI rows in each tenant, so
+    that every tenant table has rows of both."""
     for member in (cast.acme_member, cast.globex_member):
         tenant = member.tenant
         store_file(
@@ -112,6 +112,7 @@ def stocked(runtime: Runtime, cast: Cast) -> Cast:
         )
         start_upload(runtime, tenant, member.user_id)
         add_webdav_rows(runtime, member, f"docs/{tenant.slug}.txt")
+        sign_in_to_web(runtime, tenant, member.user_id)
     return cast
 
 

@@ -7,7 +7,6 @@ so those tests select the PostgreSQL backend by parametrising `level`.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import uuid
 from collections.abc import Iterator
@@ -35,7 +34,6 @@ from strongroom.drive import transfers
 from strongroom.drive.files import Preconditions
 from strongroom.drive.models import FOLDER, NodeRow, VersionRow
 from strongroom.drive.paths import split_path
-from strongroom.identity import logins, second_factors, web_sessions
 from strongroom.identity.models import TokenRow, UserRow
 from strongroom.identity.users import list_users
 from strongroom.runtime import Runtime
@@ -47,7 +45,7 @@ from strongroom.tenancy.context import (
     start_thread_with_context,
 )
 from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING, TenantStores
-from tests.conftest import Cast, add_webdav_rows, drive_owner
+from tests.conftest import Cast, add_webdav_rows, drive_owner, sign_in_to_web
 from tests.security.database import start_upload
 
 ONLY_POSTGRES = pytest.mark.parametrize("level", ["postgres-shared"], indirect=True)
@@ -81,14 +79,6 @@ def filled(runtime: Runtime, cast: Cast) -> Cast:
     add_webdav_rows(runtime, cast.globex_member, "docs/globex.txt")
     return cast
 
-
-def sign_in_to_web(runtime: Runtime, tenant: TenantInfo, user_id: uuid.UUID) -> None:
-    """Give the web UI's tables a row of the user: a session, a failed login and a second factor."""
-    with runtime.stores.session(tenant, write=True) as session:
-        web_sessions.open_session(session, user_id, dt.timedelta(hours=1))
-        logins.record_failure(session, user_id)
-        second_factors.begin_enrolment(session, runtime.keyring, user_id)
-        second_factors.replace_recovery_codes(session, user_id)
 
 
 def rows_of(runtime: Runtime, tenant: TenantInfo, model: type) -> list:
