@@ -249,8 +249,8 @@ class FolderResource(_Resource, DAVCollection):
                 with self._session(write=True) as session:
                     files.make_folder(session, self.user_id, names, self.user_id)
             except DatabaseIntegrityError as error:
-                # A parallel MKCOL of the same folder won. RFC 4918 answers MKCOL on an
-                # existing collection with 405, which clients read as "already there".
+                # A parallel MKCOL of the same folder won. RFC 4918 gives 405 for MKCOL on an
+                # existing collection, and clients read it as "the folder exists".
                 raise DAVError(HTTP_METHOD_NOT_ALLOWED, context_info="the folder exists") from error
 
     def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
