@@ -20,7 +20,7 @@ from strongroom.interfaces.api.app import create_app
 from strongroom.runtime import Runtime
 from tests.conftest import Cast, LiveServer
 from tests.security.attacks import Attacker
-from tests.security.database import store_file
+from tests.security.database import share_with_group, store_file
 from tests.security.estate import Estate, build_estate
 from tests.security.routes import Route, app_routes, unknown_routes
 from tests.security.tally import TALLY, Tally
@@ -103,11 +103,13 @@ def attacker_for(
 
 @pytest.fixture
 def stocked(runtime: Runtime, cast: Cast) -> Cast:
-    """The cast with a file in each tenant, so that every tenant table has rows of both."""
-    for tenant in (cast.acme, cast.globex):
+    """The cast with a file, a group and a share in each tenant, so that every tenant table
+    has rows of both."""
+    for tenant, admin in ((cast.acme, cast.acme_admin), (cast.globex, cast.globex_admin)):
         store_file(
             runtime, tenant, f"docs/{tenant.slug}.txt", f"the plans of {tenant.slug}".encode()
         )
+        share_with_group(runtime, tenant, admin.user_id)
     return cast
 
 

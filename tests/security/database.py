@@ -14,9 +14,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from strongroom.drive import transfers
+from strongroom.drive import shares, transfers
 from strongroom.drive.files import Preconditions
+from strongroom.drive.models import READ
 from strongroom.drive.paths import split_path
+from strongroom.identity import groups
 from strongroom.runtime import Runtime
 from strongroom.storage.db import CatalogBase, TenantBase
 from strongroom.tenancy.context import TenantInfo
@@ -36,6 +38,16 @@ def store_file(runtime: Runtime, tenant: TenantInfo, path: str, data: bytes) -> 
     upload = transfers.begin_upload(runtime, tenant, owner, names, Preconditions(), len(data))
     upload.feed(data)
     transfers.commit_upload(runtime, tenant, owner, names, upload, owner, Preconditions())
+
+
+def share_with_group(runtime: Runtime, tenant: TenantInfo, member: uuid.UUID) -> None:
+    """Share the tests' owner's "docs" folder with a new group that has `member` in it."""
+    owner = drive_owner(runtime, tenant)
+    with runtime.stores.session(tenant, write=True) as session:
+        group = groups.create_group(session, f"team of {tenant.slug}", owner)
+        groups.add_member(session, group.id, member)
+        recipient = shares.Recipient(group_id=group.id)
+        shares.create_share(session, owner, split_path("docs"), recipient, READ)
 
 
 def tenant_tables(connection: Connection) -> list[str]:

@@ -45,6 +45,8 @@ class Estate:
     token_ids: list[str] = field(default_factory=list)
     trash_ids: list[str] = field(default_factory=list)
     user_ids: list[str] = field(default_factory=list)
+    share_ids: list[str] = field(default_factory=list)
+    group_ids: list[str] = field(default_factory=list)
     # Never handed out: ids, text and numbers only this tenant's own users can see.
     hidden_ids: list[str] = field(default_factory=list)
     hidden_text: list[str] = field(default_factory=list)
@@ -72,11 +74,27 @@ class Estate:
             "token": self.token_ids,
             "trash": self.trash_ids,
             "user": self.user_ids,
+            "share": self.share_ids,
+            "group": self.group_ids,
         }[kind]
 
     @property
     def all_ids(self) -> list[str]:
-        return [*self.node_ids, *self.version_ids, *self.token_ids, *self.trash_ids, *self.user_ids]
+        return [
+            *self.node_ids,
+            *self.version_ids,
+            *self.token_ids,
+            *self.trash_ids,
+            *self.user_ids,
+            *self.share_ids,
+            *self.group_ids,
+        ]
+
+    @property
+    def recipients(self) -> list[dict[str, str]]:
+        """The users and groups a share could name, as the body of a new share names them."""
+        users = [{"user_id": user_id} for user_id in self.user_ids]
+        return users + [{"group_id": group_id} for group_id in self.group_ids]
 
 
 def call(client: httpx.Client, member: Member, method: str, path: str, **kwargs: Any) -> Any:
@@ -150,19 +168,54 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
     estate.hidden_text += estate.tokens
     estate.emails = [admin.email, member.email]
     estate.sizes.add(call(client, admin, "GET", "usage")["used_bytes"])
+    share_with_group(client, estate, docs, archive)
+    # The budget as the group reaches it: its path inside the shared folder.
+    estate.paths.append(f"budget-{s}.bin")
     return estate
+
+
+def share_with_group(client: httpx.Client, estate: Estate, docs: str, archive: str) -> None:
+    """Make a group of both users, share the admin's docs with it to write, and the member's
+    archive with the admin to read."""
+    admin, member = estate.admin, estate.member
+    team = f"team-{estate.suffix}"
+    group = call(client, admin, "POST", "groups", json={"name": team})
+    call(client, admin, "PUT", f"groups/{group['id']}/members/{member.user_id}")
+    to_group = {"path": docs, "group_id": group["id"], "permission": "write"}
+    to_admin = {"path": archive, "user_id": str(admin.user_id), "permission": "read"}
+    estate.share_ids = [
+        call(client, admin, "POST", "shares", json=to_group)["id"],
+        call(client, member, "POST", "shares", json=to_admin)["id"],
+    ]
+    estate.group_ids = [group["id"]]
+    estate.hidden_text.append(team)
 
 
 def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
     """Read, through the tenant's own tokens, everything an attack could change."""
     drives = {}
     tokens = {}
+    shares = {}
     for someone in (estate.admin, estate.member):
         drives[someone.email] = drive_snapshot(client, someone, estate.live_files)
         for token in call(client, someone, "GET", "tokens")["items"]:
             token.pop("last_used")  # the snapshot's own requests move it
             tokens[token["id"]] = token
-    return {"drives": drives, "tokens": tokens, "usage": call(client, estate.admin, "GET", "usage")}
+        shares[someone.email] = {
+            "own": call(client, someone, "GET", "shares")["items"],
+            "received": call(client, someone, "GET", "shared-with-me")["items"],
+        }
+    groups = [
+        call(client, estate.admin, "GET", f"groups/{group['id']}")
+        for group in call(client, estate.admin, "GET", "groups")["items"]
+    ]
+    return {
+        "drives": drives,
+        "tokens": tokens,
+        "shares": shares,
+        "groups": groups,
+        "usage": call(client, estate.admin, "GET", "usage"),
+    }
 
 
 def drive_snapshot(client: httpx.Client, owner: Member, live_files: list[str]) -> dict[str, Any]:

@@ -16,15 +16,26 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from strongroom.interfaces.api.dependencies import require_principal, require_tenant
+from strongroom.interfaces.api.dependencies import require_admin, require_principal, require_tenant
 
 # Bodies the suite can send.
 UPLOAD = "upload"
 MOVE = "move"
 NEW_TOKEN = "new token"
+GROUP_NAME = "group name"
+NEW_SHARE = "new share"
+PERMISSION = "permission"
 
 # How each path parameter is filled: with a path, or with an id of one kind.
-PARAMETER_KINDS = {"path": "path", "node_id": "node", "item_id": "trash", "token_id": "token"}
+PARAMETER_KINDS = {
+    "path": "path",
+    "node_id": "node",
+    "item_id": "trash",
+    "token_id": "token",
+    "share_id": "share",
+    "group_id": "group",
+    "user_id": "user",
+}
 
 KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/healthz"): None,
@@ -51,6 +62,27 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/tokens"): None,
     ("POST", "/api/v1/tokens"): NEW_TOKEN,
     ("DELETE", "/api/v1/tokens/{token_id}"): None,
+    ("POST", "/api/v1/shares"): NEW_SHARE,
+    ("GET", "/api/v1/shares"): None,
+    ("GET", "/api/v1/shares/{share_id}"): None,
+    ("PATCH", "/api/v1/shares/{share_id}"): PERMISSION,
+    ("DELETE", "/api/v1/shares/{share_id}"): None,
+    ("GET", "/api/v1/shared-with-me"): None,
+    ("GET", "/api/v1/shares/{share_id}/files/{path:path}"): None,
+    ("HEAD", "/api/v1/shares/{share_id}/files/{path:path}"): None,
+    ("PUT", "/api/v1/shares/{share_id}/files/{path:path}"): UPLOAD,
+    ("DELETE", "/api/v1/shares/{share_id}/files/{path:path}"): None,
+    ("GET", "/api/v1/shares/{share_id}/folders/{path:path}"): None,
+    ("POST", "/api/v1/shares/{share_id}/folders/{path:path}"): None,
+    ("DELETE", "/api/v1/shares/{share_id}/folders/{path:path}"): None,
+    ("GET", "/api/v1/users"): None,
+    ("GET", "/api/v1/groups"): None,
+    ("POST", "/api/v1/groups"): GROUP_NAME,
+    ("GET", "/api/v1/groups/{group_id}"): None,
+    ("PATCH", "/api/v1/groups/{group_id}"): GROUP_NAME,
+    ("DELETE", "/api/v1/groups/{group_id}"): None,
+    ("PUT", "/api/v1/groups/{group_id}/members/{user_id}"): None,
+    ("DELETE", "/api/v1/groups/{group_id}/members/{user_id}"): None,
 }
 
 
@@ -63,6 +95,7 @@ class Route:
     params: tuple[str, ...]
     tenant: bool  # depends on the request's tenant
     authenticated: bool  # needs a bearer token of that tenant
+    admin: bool = False  # needs the admin role in that tenant
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -101,6 +134,7 @@ def app_routes(app: FastAPI) -> list[Route]:
                     params=tuple(context.param_convertors),
                     tenant=require_tenant in calls,
                     authenticated=require_principal in calls,
+                    admin=require_admin in calls,
                 )
             )
     return routes

@@ -46,6 +46,7 @@ from strongroom.tenancy.context import (
 )
 from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING, TenantStores
 from tests.conftest import Cast, drive_owner
+from tests.security.database import share_with_group
 
 ONLY_POSTGRES = pytest.mark.parametrize("level", ["postgres-shared"], indirect=True)
 
@@ -62,13 +63,16 @@ def store_file(runtime: Runtime, tenant: TenantInfo, path: str, data: bytes) -> 
 
 @pytest.fixture
 def filled(runtime: Runtime, cast: Cast) -> Cast:
-    """The cast, with a file in each tenant so that every tenant table has rows of both.
+    """The cast, with a file, a group and a share in each tenant, so that every tenant table
+    has rows of both.
 
     Each tenant gets one file in one folder, so that renaming all of a tenant's
     nodes to one name breaks no unique index.
     """
     store_file(runtime, cast.acme, "docs/acme.txt", b"acme's plans")
     store_file(runtime, cast.globex, "docs/globex.txt", b"globex's plans")
+    share_with_group(runtime, cast.acme, cast.acme_admin.user_id)
+    share_with_group(runtime, cast.globex, cast.globex_admin.user_id)
     return cast
 
 

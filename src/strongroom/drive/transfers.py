@@ -46,16 +46,18 @@ def begin_upload(
     names: Names,
     preconditions: Preconditions,
     declared_size: int | None,
+    base_id: uuid.UUID | None = None,
 ) -> BlobUpload:
     """Check that a file may be written at the path of the user's drive, then open its blob.
 
     `declared_size` (the request's Content-Length) is checked against the
     quota before any byte is stored. Without it, the upload is cut off as
-    soon as it passes the room left.
+    soon as it passes the room left. `base_id` is the shared node that the
+    path starts from, as in `strongroom.drive.files`.
     """
     with runtime.stores.session(tenant) as session:
-        existing = files.get_node(session, owner_id, names)
-        path = join_path(names)
+        existing = files.get_node(session, owner_id, names, base_id)
+        path = join_path(names) or "the shared item"
         if existing is not None and existing.kind != FILE:
             raise Conflict(f"{path!r} is a folder; choose another name for the file")
         files.check_preconditions(existing, preconditions, path)
@@ -82,6 +84,7 @@ def commit_upload(
     upload: BlobUpload,
     user_id: uuid.UUID | None,
     preconditions: Preconditions,
+    base_id: uuid.UUID | None = None,
 ) -> tuple[NodeRow, VersionRow]:
     """Publish the blob and make it the file's newest version; on any failure, delete the blob."""
     try:
@@ -91,7 +94,7 @@ def commit_upload(
         raise
     try:
         return _record_version(
-            runtime, tenant, owner_id, names, blob, sha256, user_id, preconditions
+            runtime, tenant, owner_id, names, blob, sha256, user_id, preconditions, base_id
         )
     except BaseException:
         runtime.blobs.delete(blob_key(tenant.id, blob.id))
@@ -107,6 +110,7 @@ def _record_version(
     sha256: str,
     user_id: uuid.UUID | None,
     preconditions: Preconditions,
+    base_id: uuid.UUID | None,
 ) -> tuple[NodeRow, VersionRow]:
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         try:
@@ -114,7 +118,7 @@ def _record_version(
                 reserve_bytes(session, tenant, blob.size)
                 row = _copy_blob_row(blob)
                 return files.add_version(
-                    session, owner_id, names, row, sha256, user_id, preconditions
+                    session, owner_id, names, row, sha256, user_id, preconditions, base_id
                 )
         except (DatabaseIntegrityError, OperationalError) as exc:
             # Two uploads created the same new file, or PostgreSQL aborted one of two
@@ -155,10 +159,14 @@ class Download:
 
 
 def open_download(
-    runtime: Runtime, tenant: TenantInfo, owner_id: uuid.UUID, names: Names
+    runtime: Runtime,
+    tenant: TenantInfo,
+    owner_id: uuid.UUID,
+    names: Names,
+    base_id: uuid.UUID | None = None,
 ) -> Download:
     with runtime.stores.session(tenant) as session:
-        node = files.access_node(session, owner_id, names, FILE)
+        node = files.access_node(session, owner_id, names, FILE, base_id)
         version, blob = files.current_content(session, node)
     tenant_key = runtime.keyring.version(tenant.id, blob.key_version)
     return Download(node, version, blob, tenant_key, join_path(names))

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from strongroom import __version__
 from strongroom.base import metrics
 from strongroom.base.errors import SchemaOutOfDate
-from strongroom.interfaces.api import account, files, folders, trash
+from strongroom.interfaces.api import account, directory, files, folders, shares, trash
 from strongroom.interfaces.api.dependencies import API_PREFIX
 from strongroom.interfaces.api.hotpaths import HotPaths, routes_of
 from strongroom.interfaces.api.middleware import RequestContextMiddleware
@@ -86,7 +86,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_problem_handlers(app)
 
     app.include_router(platform)
-    for module in (files, folders, trash, account):
+    for module in (files, folders, trash, account, shares, directory):
         app.include_router(module.router)
 
     # Starlette runs the middleware added last first: the request context wraps the hot paths.

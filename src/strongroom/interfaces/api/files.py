@@ -37,7 +37,7 @@ log = get_logger(__name__)
 router = APIRouter(prefix=API_PREFIX, tags=["files"])
 
 
-def _preconditions(request: Request) -> Preconditions:
+def request_preconditions(request: Request) -> Preconditions:
     return Preconditions(
         if_match=parse_etag_list(request.headers.get("if-match"), strong=True),
         if_none_match=parse_etag_list(request.headers.get("if-none-match")),
@@ -65,12 +65,28 @@ async def put_file(
     names = split_path(path)
     if not names:
         raise InvalidInput("a file needs a path; PUT /api/v1/files/NAME")
-    preconditions = _preconditions(request)
+    return await receive_file(request, runtime, tenant, names, principal.user_id, principal.user_id)
+
+
+async def receive_file(
+    request: Request,
+    runtime: Runtime,
+    tenant: TenantInfo,
+    names: tuple[str, ...],
+    owner_id: uuid.UUID,
+    user_id: uuid.UUID,
+    base_id: uuid.UUID | None = None,
+) -> Response:
+    """Store the request body as the newest version of the file at the path of the owner's drive.
+
+    `user_id` is who writes, and `base_id` the shared node that the path
+    starts from, as in `strongroom.drive.files`.
+    """
+    preconditions = request_preconditions(request)
     declared = _content_length(request)
 
-    owner_id = principal.user_id
     upload = await anyio.to_thread.run_sync(
-        transfers.begin_upload, runtime, tenant, owner_id, names, preconditions, declared
+        transfers.begin_upload, runtime, tenant, owner_id, names, preconditions, declared, base_id
     )
     try:
         await _receive_body(
@@ -86,8 +102,9 @@ async def put_file(
         owner_id,
         names,
         upload,
-        principal.user_id,
+        user_id,
         preconditions,
+        base_id,
     )
     metrics.bytes_uploaded.inc(version.size)
     log.info("file_stored", node_id=str(node.id), version=version.number, size=version.size)
@@ -144,27 +161,30 @@ async def _next_piece(pieces: AsyncIterator[bytes], idle_timeout: float) -> byte
 async def get_file(
     path: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> Response:
-    return await _download(path, request, runtime, tenant, principal.user_id, send_body=True)
+    names = split_path(path)
+    return await send_file(request, runtime, tenant, names, principal.user_id, send_body=True)
 
 
 @router.head("/files/{path:path}", summary="The headers of a download, without the content")
 async def head_file(
     path: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> Response:
-    return await _download(path, request, runtime, tenant, principal.user_id, send_body=False)
+    names = split_path(path)
+    return await send_file(request, runtime, tenant, names, principal.user_id, send_body=False)
 
 
-async def _download(
-    path: str,
+async def send_file(
     request: Request,
     runtime: Runtime,
     tenant: TenantInfo,
+    names: tuple[str, ...],
     owner_id: uuid.UUID,
     send_body: bool,
+    base_id: uuid.UUID | None = None,
 ) -> Response:
-    names = split_path(path)
+    """Send the file at the path of the owner's drive, or its headers only, honouring Range."""
     download = await anyio.to_thread.run_sync(
-        transfers.open_download, runtime, tenant, owner_id, names
+        transfers.open_download, runtime, tenant, owner_id, names, base_id
     )
     size = download.blob.size
     headers = {
@@ -243,7 +263,7 @@ def delete_file(
     path: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> NodeOut:
     names = split_path(path)
-    preconditions = _preconditions(request)
+    preconditions = request_preconditions(request)
     with runtime.stores.session(tenant, write=True) as session:
         node = drive_trash.trash_node(
             session, principal.user_id, names, principal.user_id, FILE, preconditions
