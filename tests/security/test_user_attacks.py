@@ -10,6 +10,9 @@ victim's drives, shares and groups must be as they were.
 
 The tenant's directory (users, groups) and its usage are left out: every
 member may read them by design, and Mallory's own uploads change the usage.
+Users are kept apart by the owner of each drive and share, inside one store,
+the same way on every isolation level, so these rounds run on the shared
+level of each backend only.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from strongroom.runtime import Runtime
-from tests.conftest import Cast, LiveServer, Member, add_member
+from tests.conftest import SHARED_LEVELS, Cast, LiveServer, Member, add_member
 from tests.security.attacks import Attacker, Probe, body_for, fill
 from tests.security.conftest import ROUND_SETTINGS
 from tests.security.dealing import Dealer
@@ -28,6 +31,8 @@ from tests.security.estate import Estate
 from tests.security.routes import Route
 from tests.security.tally import Tally
 from tests.security.test_api_attacks import references
+
+pytestmark = pytest.mark.parametrize("level", SHARED_LEVELS, indirect=True)
 
 FAMILY = "another user's drive and shares"
 NOT_FOUND = frozenset({404})
