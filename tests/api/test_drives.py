@@ -96,8 +96,8 @@ def test_drive_delete_reaches_own_file_only(client: httpx.Client, cast: Cast) ->
     response = client.delete(bob.url("files/plan.txt"), headers=bob.headers)
 
     assert response.status_code == 404
-    kept = client.get(alice.url("files/plan.txt"), headers=alice.headers)
-    assert kept.content == b"alice's plan"
+    alice_read = client.get(alice.url("files/plan.txt"), headers=alice.headers)
+    assert alice_read.content == b"alice's plan"
 
 
 def test_drive_move_reaches_own_file_only(client: httpx.Client, cast: Cast) -> None:

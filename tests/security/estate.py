@@ -148,8 +148,9 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
     estate.node_ids += [trashed_file["id"], trashed_folder["id"], stored["inner"]["id"]]
     estate.trash_ids = [trashed_file["id"], trashed_folder["id"]]
     # Each file is in the drive of the user who uploaded it.
-    for who, path in ((member, plan), (admin, budget)):
-        estate.version_ids += [v["id"] for v in call(client, who, "GET", f"versions/{path}")["items"]]
+    for owner, path in ((member, plan), (admin, budget)):
+        versions = call(client, owner, "GET", f"versions/{path}")["items"]
+        estate.version_ids += [version["id"] for version in versions]
     ledger_versions = call(client, admin, "GET", f"versions/{ledger}")["items"]
     estate.hidden_ids = [
         folders[vault],
@@ -226,11 +227,11 @@ def drive_snapshot(client: httpx.Client, owner: Member, live_files: list[str]) -
         path = folders.pop()
         tree[path] = call(client, owner, "GET", f"folders/{path}")["items"]
         folders += [item["path"] for item in tree[path] if item["type"] == "folder"]
-    held = {item["path"] for items in tree.values() for item in items}
+    in_drive = {item["path"] for items in tree.values() for item in items}
 
     contents = {}
     versions = {}
-    for path in [path for path in live_files if path in held]:
+    for path in [path for path in live_files if path in in_drive]:
         contents[path] = client.get(owner.url(f"files/{path}"), headers=owner.headers).content
         versions[path] = call(client, owner, "GET", f"versions/{path}")["items"]
     trash = call(client, owner, "GET", "trash")["items"]
