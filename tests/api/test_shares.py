@@ -4,6 +4,9 @@ Acme's member, Alice, shares from her drive; acme's admin, Bob, receives. A
 third acme user, Carol, receives nothing. Paths through a share start at
 the shared item, and every share route looks the share up again, so revoking,
 leaving the group and trashing the item stop access with the next request.
+Tests that involve another tenant, and the main paths, run on every isolation
+level; the other rules inside one tenant run on the shared level of each
+backend only.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ def test_share_folder_read(client: httpx.Client, cast: Cast) -> None:
     assert content.content == b"the plan"
 
 
+@ON_SHARED_LEVELS
 def test_share_read_only_rejects_writes(client: httpx.Client, cast: Cast) -> None:
     alice, bob = cast.acme_member, cast.acme_admin
     put_file(client, alice, "docs/plan.txt", b"the plan")
@@ -121,6 +125,7 @@ def test_share_write_changes_owners_drive(client: httpx.Client, cast: Cast) -> N
     assert client.get(bob.url("files/sub/new.txt"), headers=bob.headers).status_code == 404
 
 
+@ON_SHARED_LEVELS
 def test_share_write_delete_goes_to_owners_trash(client: httpx.Client, cast: Cast) -> None:
     alice, bob = cast.acme_member, cast.acme_admin
     created = put_file(client, alice, "docs/plan.txt", b"the plan")
@@ -147,6 +152,7 @@ def test_share_item_itself_cannot_be_deleted(client: httpx.Client, cast: Cast) -
     assert client.get(alice.url("folders/docs"), headers=alice.headers).status_code == 200
 
 
+@ON_SHARED_LEVELS
 def test_share_file_read_and_write(client: httpx.Client, cast: Cast) -> None:
     alice, bob = cast.acme_member, cast.acme_admin
     put_file(client, alice, "plan.txt", b"0123456789")
@@ -183,6 +189,7 @@ def test_share_paths_stay_inside_item(client: httpx.Client, cast: Cast) -> None:
 # Who reaches a share ----------------------------------------------------------------------
 
 
+@ON_SHARED_LEVELS
 def test_share_non_recipient_is_404(client: httpx.Client, cast: Cast, carol: Member) -> None:
     alice, bob = cast.acme_member, cast.acme_admin
     put_file(client, alice, "docs/plan.txt", b"the plan")
@@ -211,6 +218,7 @@ def test_share_revoke_stops_access(client: httpx.Client, cast: Cast) -> None:
     assert client.get(alice.url("shares"), headers=alice.headers).json()["items"] == []
 
 
+@ON_SHARED_LEVELS
 def test_share_trash_stops_access_until_restored(client: httpx.Client, cast: Cast) -> None:
     alice, bob = cast.acme_member, cast.acme_admin
     put_file(client, alice, "top/docs/plan.txt", b"the plan")
@@ -260,6 +268,7 @@ def test_share_purge_removes_share(client: httpx.Client, cast: Cast) -> None:
     assert client.get(via(bob, share_id, "folders/"), headers=bob.headers).status_code == 404
 
 
+@ON_SHARED_LEVELS
 def test_share_permission_update(client: httpx.Client, cast: Cast) -> None:
     alice, bob = cast.acme_member, cast.acme_admin
     put_file(client, alice, "docs/plan.txt", b"the plan")
@@ -301,6 +310,7 @@ def test_share_with_group(client: httpx.Client, cast: Cast, carol: Member) -> No
     assert shared_with(client, alice) == []  # her own share, through her own group
 
 
+@ON_SHARED_LEVELS
 def test_share_leaving_group_stops_access(client: httpx.Client, cast: Cast, carol: Member) -> None:
     alice, bob = cast.acme_member, cast.acme_admin
     group = client.post(bob.url("groups"), json={"name": "Finance"}, headers=bob.headers).json()
