@@ -5,7 +5,7 @@ third acme user, Carol, receives nothing. Paths through a share start at
 the shared item, and every share route looks the share up again, so revoking,
 leaving the group and trashing the item stop access with the next request.
 Tests that involve another tenant, and the main paths, run on every isolation
-level; the other rules inside one tenant run on the shared level of each
+level. The other rules inside one tenant run on the shared level of each
 backend only.
 """
 

@@ -50,7 +50,7 @@ def reaches_drives(route: Route) -> bool:
     return (route.method, route.path) not in OWN_SHARING
 
 
-def test_user_attack_routes_cover_shares(routes: list[Route]) -> None:
+def test_attacked_routes_cover_shares(routes: list[Route]) -> None:
     attacked = {route.path for route in routes if reaches_drives(route)}
 
     assert "/api/v1/shares/{share_id}/files/{path:path}" in attacked

@@ -2,8 +2,8 @@
 
 A trashed node keeps its parent and name and gets `deleted_at`; everything
 below it stays as it is and is hidden with it. An item goes to the trash of
-the drive it belongs to, whoever deleted it, and only that drive's owner
-lists, restores and purges it. Like `strongroom.drive.files`, every function
+the drive it belongs to, also when a user it was shared with deletes it.
+Only that drive's owner lists, restores and purges it. Like `strongroom.drive.files`, every function
 takes a session bound to the tenant and the drive's owner, and leaves the
 commit to the caller.
 """
