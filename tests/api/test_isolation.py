@@ -30,8 +30,15 @@ from strongroom.identity.models import TokenRow
 from strongroom.identity.tokens import create_token
 from strongroom.identity.users import get_user
 from strongroom.interfaces.api.app import create_app
-from strongroom.interfaces.api.dependencies import require_principal, require_tenant
-from strongroom.interfaces.api.schemas import MoveRequest, TokenCreate
+from strongroom.interfaces.api.dependencies import require_admin, require_principal, require_tenant
+from strongroom.interfaces.api.schemas import (
+    GroupCreate,
+    GroupRename,
+    MoveRequest,
+    ShareCreate,
+    ShareUpdate,
+    TokenCreate,
+)
 from strongroom.runtime import Runtime
 from strongroom.tenancy.models import utcnow
 from tests.conftest import TEST_CHUNK_SIZE, Cast, Member
@@ -41,12 +48,22 @@ PROBLEM_TYPE = "application/problem+json"
 PROBLEM_KEYS = {"type", "title", "status", "detail", "request_id"}
 FORMS = ("path", "host")
 
-# Floors for the attack counts, equal to today's counts: 23 authenticated routes,
-# 7 of them with an id parameter, and 17 object ids per tenant. Lower them only
-# when a route is removed on purpose.
-MIN_AUTHENTICATED_ROUTES = 23
-MIN_EVERY_ROUTE_ATTEMPTS = 286
-MIN_ID_ROUTE_ATTEMPTS = 224
+# Floors for the attack counts, equal to today's counts: 52 authenticated routes, and
+# the fewest attempts of the tests that use each floor. Lower them only when a route
+# is removed on purpose.
+MIN_AUTHENTICATED_ROUTES = 52
+MIN_EVERY_ROUTE_ATTEMPTS = 1176
+MIN_ID_ROUTE_ATTEMPTS = 736
+
+# Routes whose paths start at a shared item, filled with paths inside the estate's share.
+SHARE_CONTENT = "/api/v1/shares/{share_id}/"
+# Deleting these ends what the routes before them need, so tests that succeed on purpose
+# call them last, in this order.
+DESTRUCTIVE_LAST = (
+    "/api/v1/shares/{share_id}",
+    "/api/v1/groups/{group_id}/members/{user_id}",
+    "/api/v1/groups/{group_id}",
+)
 
 
 # Routes --------------------------------------------------------------------------------
@@ -62,6 +79,7 @@ class Endpoint:
     id_params: tuple[str, ...]
     body_model: type | None
     authenticated: bool
+    admin: bool  # needs the admin role in the tenant
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -96,6 +114,7 @@ def tenant_endpoints(runtime: Runtime) -> list[Endpoint]:
                     id_params=id_params,
                     body_model=body,
                     authenticated=require_principal in calls,
+                    admin=require_admin in calls,
                 )
             )
     return endpoints
@@ -104,7 +123,7 @@ def tenant_endpoints(runtime: Runtime) -> list[Endpoint]:
 @pytest.fixture
 def endpoints(runtime: Runtime) -> list[Endpoint]:
     found = [endpoint for endpoint in tenant_endpoints(runtime) if endpoint.authenticated]
-    assert len(found) >= MIN_AUTHENTICATED_ROUTES
+    assert len(found) >= MIN_AUTHENTICATED_ROUTES, len(found)
     return found
 
 
@@ -128,6 +147,12 @@ class Estate:
     user_ids: list[str] = field(default_factory=list)
     version_ids: list[str] = field(default_factory=list)
     upload_ids: list[str] = field(default_factory=list)
+    # The admin's folder "team", shared with the group of both users to write: a file and a
+    # folder in it, and the member's "archive", shared with the admin to read.
+    shared_file: str = "plan.txt"
+    shared_folder: str = "sub"
+    share_ids: list[str] = field(default_factory=list)
+    group_ids: list[str] = field(default_factory=list)
 
     @property
     def slug(self) -> str:
@@ -138,12 +163,13 @@ class Estate:
         """Every object id of the tenant, the spare token first, so that revoking stops there."""
         ids = [self.spare_token_id, *self.trash_ids, *self.node_ids, *self.token_ids]
         ids += [*self.app_password_ids, *self.user_ids, *self.version_ids, *self.upload_ids]
+        ids += [*self.share_ids, *self.group_ids]
         return list(dict.fromkeys(ids))
 
     def secrets_in(self, text: str) -> list[str]:
         """Return the names, ids and contents of this tenant that occur in `text`."""
         markers = [*self.object_ids, *self.files, *(body.decode() for body in self.files.values())]
-        markers += ["plan.txt", "budget.bin", "archive", "inner.txt"]
+        markers += ["plan.txt", "budget.bin", "archive", "inner.txt", "team"]
         return [marker for marker in markers if marker and marker in text]
 
 
@@ -193,6 +219,7 @@ def build_estate(client: httpx.Client, admin: Member, member: Member) -> Estate:
         listing = call(client, owner, "GET", f"versions/{path}")
         estate.version_ids += [version["id"] for version in listing["items"]]
     estate.upload_ids.append(start_upload(client, member, f"inbox/{slug}.bin"))
+    share_with_group(client, estate)
     return estate
 
 
@@ -206,6 +233,23 @@ def start_upload(client: httpx.Client, member: Member, path: str) -> str:
     response = client.post(member.url("uploads/"), headers=headers)
     assert response.status_code == 201, response.text
     return response.headers["location"].rsplit("/", 1)[-1]
+
+
+def share_with_group(client: httpx.Client, estate: Estate) -> None:
+    admin, member, slug = estate.admin, estate.member, estate.slug
+    group = call(client, admin, "POST", "groups", json={"name": f"team of {slug}"})
+    call(client, admin, "PUT", f"groups/{group['id']}/members/{member.user_id}")
+    team_file = f"team/{estate.shared_file}"
+    estate.files[team_file] = f"the team plan of {slug}".encode()
+    call(client, admin, "PUT", f"files/{team_file}", content=estate.files[team_file])
+    call(client, admin, "POST", f"folders/team/{estate.shared_folder}")
+    to_team = {"path": "team", "group_id": group["id"], "permission": "write"}
+    to_admin = {"path": "archive", "user_id": str(admin.user_id), "permission": "read"}
+    estate.share_ids = [
+        call(client, admin, "POST", "shares", json=to_team)["id"],
+        call(client, member, "POST", "shares", json=to_admin)["id"],
+    ]
+    estate.group_ids = [group["id"]]
 
 
 @pytest.fixture
@@ -222,6 +266,7 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
     """Read everything the tenant's users can see in their drives, contents included, to compare later."""
     drives = {}
     tokens = {}
+    shares = {}
     for someone in (estate.admin, estate.member):
         drives[someone.email] = drive_snapshot(client, someone)
         for token in call(client, someone, "GET", "tokens")["items"]:
@@ -237,11 +282,22 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
             estate.member.url(f"uploads/{upload_id}"), headers={**estate.member.headers, **TUS}
         )
         uploads[upload_id] = (reply.status_code, reply.headers.get("upload-offset"))
+    for someone in (estate.admin, estate.member):
+        shares[someone.email] = {
+            "own": call(client, someone, "GET", "shares")["items"],
+            "received": call(client, someone, "GET", "shared-with-me")["items"],
+        }
+    groups = [
+        call(client, estate.admin, "GET", f"groups/{group['id']}")
+        for group in call(client, estate.admin, "GET", "groups")["items"]
+    ]
     return {
         "drives": drives,
         "tokens": tokens,
         "uploads": uploads,
         "app_passwords": app_passwords,
+        "shares": shares,
+        "groups": groups,
         "usage": call(client, estate.admin, "GET", "usage"),
     }
 
@@ -277,12 +333,22 @@ def fillings(endpoint: Endpoint, paths_of: Estate, ids_of: Estate) -> list[dict[
     """Return every way to fill the route's parameters: real paths of one tenant, ids of another."""
     choices: dict[str, list[str]] = {}
     for name in endpoint.path_params:
-        choices[name] = [paths_of.file_path, paths_of.folder_path]
+        choices[name] = path_choices(endpoint, paths_of)
     for name in endpoint.id_params:
-        choices[name] = ids_of.object_ids
+        # A second id is a user's, so that two ids make a few fillings, not hundreds.
+        choices[name] = ids_of.user_ids if name == "user_id" else ids_of.object_ids
     names = list(choices)
     combinations = itertools.product(*choices.values())
     return [dict(zip(names, values, strict=True)) for values in combinations]
+
+
+def path_choices(endpoint: Endpoint, estate: Estate) -> list[str]:
+    """Return real paths of the estate for the route: in its drives, or inside its share."""
+    if not endpoint.path.startswith(SHARE_CONTENT):
+        return [estate.file_path, estate.folder_path]
+    if "/files/" in endpoint.path:
+        return [estate.shared_file]
+    return [estate.shared_folder, f"{estate.shared_folder}/new"]
 
 
 def body_of(endpoint: Endpoint, estate: Estate) -> dict[str, Any]:
@@ -295,8 +361,13 @@ def body_of(endpoint: Endpoint, estate: Estate) -> dict[str, Any]:
         return tus_body_of(endpoint, estate)
     if endpoint.body_model is MoveRequest:
         return {"json": {"from": estate.file_path, "to": "taken/plan.txt", "overwrite": True}}
-    if endpoint.body_model is TokenCreate:
+    if endpoint.body_model in (TokenCreate, GroupCreate, GroupRename):
         return {"json": {"name": "intruder"}}
+    if endpoint.body_model is ShareCreate:
+        recipient = estate.user_ids[0]
+        return {"json": {"path": estate.file_path, "user_id": recipient, "permission": "write"}}
+    if endpoint.body_model is ShareUpdate:
+        return {"json": {"permission": "write"}}
     if endpoint.body_model is not None:
         return {"json": {}}
     if endpoint.method in ("PUT", "POST"):
@@ -391,7 +462,7 @@ def test_foreign_token_fails_like_unknown(
                 assert comparable(foreign) == comparable(unknown), where
                 attempts += 1
 
-    assert attempts >= MIN_EVERY_ROUTE_ATTEMPTS
+    assert attempts >= MIN_EVERY_ROUTE_ATTEMPTS, attempts
     assert snapshot(client, acme) == before
 
 
@@ -401,11 +472,11 @@ def test_foreign_token_fails_like_unknown(
 def test_foreign_ids_are_not_found(
     client: httpx.Client, endpoints: list[Endpoint], acme: Estate, globex: Estate
 ) -> None:
-    intruder = globex.member
     before = snapshot(client, acme)
     attempts = 0
 
     for endpoint in [e for e in endpoints if e.id_params]:
+        intruder = globex.admin if endpoint.admin else globex.member
         body = body_of(endpoint, globex)
         for values in fillings(endpoint, globex, acme):
             for form in FORMS:
@@ -416,7 +487,7 @@ def test_foreign_ids_are_not_found(
                 assert response.headers["content-type"] == PROBLEM_TYPE
                 attempts += 1
 
-    assert attempts >= MIN_ID_ROUTE_ATTEMPTS
+    assert attempts >= MIN_ID_ROUTE_ATTEMPTS, attempts
     assert snapshot(client, acme) == before
 
 
@@ -425,22 +496,35 @@ def test_own_ids_reach_own_objects(
 ) -> None:
     # The counterpart of the test above: the same routes with the tenant's own ids do
     # work, so the 404s there come from the tenant check and not from a broken route.
-    owner = globex.member
-    own_token_id = call(client, owner, "GET", "tokens")["items"][0]["id"]
+    # Each filling is tried by the member, then by the admin, who owns other objects.
+    users = (globex.member, globex.admin)
+    own_token_ids = {call(client, user, "GET", "tokens")["items"][0]["id"] for user in users}
 
-    for endpoint in [e for e in endpoints if e.id_params]:
+    for endpoint in sorted([e for e in endpoints if e.id_params], key=destructive_last):
         body = body_of(endpoint, globex)
         statuses = []
         for values in fillings(endpoint, globex, globex):
-            if own_token_id in values.values():
-                continue  # revoking the token in use would end the test's access
+            if own_token_ids & set(values.values()):
+                continue  # revoking a token in use would end the test's access
             options = {"slug": "globex", "form": "path", "body": body}
-            response = send(client, endpoint, values, headers=owner.headers, **options)
-            statuses.append(response.status_code)
+            for user in users:
+                response = send(client, endpoint, values, headers=user.headers, **options)
+                statuses.append(response.status_code)
+                if response.is_success:
+                    break
             if response.is_success:
                 break
 
         assert any(200 <= status < 300 for status in statuses), f"{endpoint}: {statuses}"
+
+
+def destructive_last(endpoint: Endpoint) -> tuple[bool, int]:
+    """Sort deletions after every other route, and those of DESTRUCTIVE_LAST last of all."""
+    if endpoint.method != "DELETE":
+        return False, 0
+    if endpoint.path in DESTRUCTIVE_LAST:
+        return True, 1 + DESTRUCTIVE_LAST.index(endpoint.path)
+    return True, 0
 
 
 def test_guessed_ids_are_not_found(
@@ -455,12 +539,13 @@ def test_guessed_ids_are_not_found(
                 values = dict.fromkeys(endpoint.id_params, guess)
                 values.update(dict.fromkeys(endpoint.path_params, estate.file_path))
                 options = {"slug": estate.slug, "form": "path", "body": body}
-                response = send(client, endpoint, values, headers=estate.member.headers, **options)
+                user = estate.admin if endpoint.admin else estate.member
+                response = send(client, endpoint, values, headers=user.headers, **options)
 
                 assert response.status_code == 404, f"{endpoint} {values}"
                 attempts += 1
 
-    assert attempts >= MIN_ID_ROUTE_ATTEMPTS
+    assert attempts >= MIN_ID_ROUTE_ATTEMPTS, attempts
 
 
 # Host and path naming two tenants ------------------------------------------------------
@@ -489,7 +574,7 @@ def test_host_path_conflict_is_400_problem(
                 assert globex.secrets_in(response.text) == [], where
                 attempts += 1
 
-    assert attempts >= MIN_EVERY_ROUTE_ATTEMPTS
+    assert attempts >= MIN_EVERY_ROUTE_ATTEMPTS, attempts
     assert snapshot(client, globex) == before
 
 
@@ -557,7 +642,7 @@ def test_route_without_tenant_is_404_problem(
         assert response.headers["content-type"] == PROBLEM_TYPE, str(endpoint)
         attempts += 1
 
-    assert attempts >= MIN_AUTHENTICATED_ROUTES
+    assert attempts >= MIN_AUTHENTICATED_ROUTES, attempts
     assert snapshot(client, acme) == before
 
 
@@ -589,7 +674,7 @@ def test_suspended_tenant_gets_403_everywhere(
             assert response.json()["type"].endswith("tenant-suspended"), where
         attempts += 1
 
-    assert attempts >= MIN_EVERY_ROUTE_ATTEMPTS
+    assert attempts >= MIN_EVERY_ROUTE_ATTEMPTS, attempts
 
 
 def test_suspension_spares_other_tenant(
@@ -657,7 +742,7 @@ def assert_fails_like_unknown(
         assert presented.status_code == 401, str(endpoint)
         assert comparable(presented) == comparable(unknown), str(endpoint)
         attempts += 1
-    assert attempts >= MIN_AUTHENTICATED_ROUTES
+    assert attempts >= MIN_AUTHENTICATED_ROUTES, attempts
 
 
 def test_revoked_token_fails_like_unknown(

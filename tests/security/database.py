@@ -14,9 +14,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from strongroom.drive import resumable, transfers
+from strongroom.drive import resumable, shares, transfers
 from strongroom.drive.files import Preconditions
+from strongroom.drive.models import READ
 from strongroom.drive.paths import split_path
+from strongroom.identity import groups
 from strongroom.identity.tokens import Principal
 from strongroom.runtime import Runtime
 from strongroom.storage.db import CatalogBase, TenantBase
@@ -43,6 +45,16 @@ def start_upload(runtime: Runtime, tenant: TenantInfo, user_id: uuid.UUID) -> No
     """Create an unfinished resumable upload, so that the uploads table has a row of the tenant."""
     principal = Principal(user_id=user_id, role="member", token_id=None)
     resumable.create_upload(runtime, tenant, principal, f"inbox/{tenant.slug}.bin", 11, "")
+
+
+def share_with_group(runtime: Runtime, tenant: TenantInfo, member: uuid.UUID) -> None:
+    """Share the tests' owner's "docs" folder with a new group that has `member` in it."""
+    owner = drive_owner(runtime, tenant)
+    with runtime.stores.session(tenant, write=True) as session:
+        group = groups.create_group(session, f"team of {tenant.slug}", owner)
+        groups.add_member(session, group.id, member)
+        recipient = shares.Recipient(group_id=group.id)
+        shares.create_share(session, owner, split_path("docs"), recipient, READ)
 
 
 def tenant_tables(connection: Connection) -> list[str]:

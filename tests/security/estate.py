@@ -52,6 +52,8 @@ class Estate:
     trash_ids: list[str] = field(default_factory=list)
     user_ids: list[str] = field(default_factory=list)
     upload_ids: list[str] = field(default_factory=list)
+    share_ids: list[str] = field(default_factory=list)
+    group_ids: list[str] = field(default_factory=list)
     # Never handed out: ids, text and numbers only this tenant's own users can see.
     hidden_ids: list[str] = field(default_factory=list)
     hidden_text: list[str] = field(default_factory=list)
@@ -81,6 +83,8 @@ class Estate:
             "trash": self.trash_ids,
             "user": self.user_ids,
             "upload": self.upload_ids,
+            "share": self.share_ids,
+            "group": self.group_ids,
         }[kind]
 
     @property
@@ -93,7 +97,15 @@ class Estate:
             *self.trash_ids,
             *self.user_ids,
             *self.upload_ids,
+            *self.share_ids,
+            *self.group_ids,
         ]
+
+    @property
+    def recipients(self) -> list[dict[str, str]]:
+        """The users and groups a share could name, as the body of a new share names them."""
+        users = [{"user_id": user_id} for user_id in self.user_ids]
+        return users + [{"group_id": group_id} for group_id in self.group_ids]
 
 
 def call(client: httpx.Client, member: Member, method: str, path: str, **kwargs: Any) -> Any:
@@ -149,8 +161,9 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
     estate.node_ids += [trashed_file["id"], trashed_folder["id"], stored["inner"]["id"]]
     estate.trash_ids = [trashed_file["id"], trashed_folder["id"]]
     # Each file is in the drive of the user who uploaded it.
-    for who, path in ((member, plan), (admin, budget)):
-        estate.version_ids += [v["id"] for v in call(client, who, "GET", f"versions/{path}")["items"]]
+    for owner, path in ((member, plan), (admin, budget)):
+        versions = call(client, owner, "GET", f"versions/{path}")["items"]
+        estate.version_ids += [version["id"] for version in versions]
     ledger_versions = call(client, admin, "GET", f"versions/{ledger}")["items"]
     estate.hidden_ids = [
         folders[vault],
@@ -172,6 +185,9 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
     start_upload(client, estate, f"inbox-{s}/upload-{s}.bin", shift)
     estate.emails = [admin.email, member.email]
     estate.sizes.add(call(client, admin, "GET", "usage")["used_bytes"])
+    share_with_group(client, estate, docs, archive)
+    # The budget as the group reaches it: its path inside the shared folder.
+    estate.paths.append(f"budget-{s}.bin")
     return estate
 
 
@@ -201,10 +217,28 @@ def start_upload(client: httpx.Client, estate: Estate, path: str, shift: int) ->
     estate.sizes.update({length, received})
 
 
+def share_with_group(client: httpx.Client, estate: Estate, docs: str, archive: str) -> None:
+    """Make a group of both users, share the admin's docs with it to write, and the member's
+    archive with the admin to read."""
+    admin, member = estate.admin, estate.member
+    team = f"team-{estate.suffix}"
+    group = call(client, admin, "POST", "groups", json={"name": team})
+    call(client, admin, "PUT", f"groups/{group['id']}/members/{member.user_id}")
+    to_group = {"path": docs, "group_id": group["id"], "permission": "write"}
+    to_admin = {"path": archive, "user_id": str(admin.user_id), "permission": "read"}
+    estate.share_ids = [
+        call(client, admin, "POST", "shares", json=to_group)["id"],
+        call(client, member, "POST", "shares", json=to_admin)["id"],
+    ]
+    estate.group_ids = [group["id"]]
+    estate.hidden_text.append(team)
+
+
 def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
     """Read, through the tenant's own tokens, everything an attack could change."""
     drives = {}
     tokens = {}
+    shares = {}
     for someone in (estate.admin, estate.member):
         drives[someone.email] = drive_snapshot(client, someone, estate.live_files)
         for token in call(client, someone, "GET", "tokens")["items"]:
@@ -220,11 +254,22 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
             estate.member.url(f"uploads/{upload_id}"), headers={**estate.member.headers, **TUS}
         )
         uploads[upload_id] = (reply.status_code, reply.headers.get("upload-offset"))
+    for someone in (estate.admin, estate.member):
+        shares[someone.email] = {
+            "own": call(client, someone, "GET", "shares")["items"],
+            "received": call(client, someone, "GET", "shared-with-me")["items"],
+        }
+    groups = [
+        call(client, estate.admin, "GET", f"groups/{group['id']}")
+        for group in call(client, estate.admin, "GET", "groups")["items"]
+    ]
     return {
         "drives": drives,
         "tokens": tokens,
         "uploads": uploads,
         "app_passwords": app_passwords,
+        "shares": shares,
+        "groups": groups,
         "usage": call(client, estate.admin, "GET", "usage"),
     }
 
@@ -237,11 +282,11 @@ def drive_snapshot(client: httpx.Client, owner: Member, live_files: list[str]) -
         path = folders.pop()
         tree[path] = call(client, owner, "GET", f"folders/{path}")["items"]
         folders += [item["path"] for item in tree[path] if item["type"] == "folder"]
-    held = {item["path"] for items in tree.values() for item in items}
+    in_drive = {item["path"] for items in tree.values() for item in items}
 
     contents = {}
     versions = {}
-    for path in [path for path in live_files if path in held]:
+    for path in [path for path in live_files if path in in_drive]:
         contents[path] = client.get(owner.url(f"files/{path}"), headers=owner.headers).content
         versions[path] = call(client, owner, "GET", f"versions/{path}")["items"]
     trash = call(client, owner, "GET", "trash")["items"]

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from strongroom.interfaces.api.dependencies import require_principal, require_tenant
+from strongroom.interfaces.api.dependencies import require_admin, require_principal, require_tenant
 from strongroom.interfaces.web.routing import WebRoute
 
 # Bodies the suite can send.
@@ -28,6 +28,9 @@ MODULES = "modules"
 TUS_CREATION = "tus creation"
 TUS_APPEND = "tus append"
 TUS = "tus"  # no body, but the protocol's version header
+GROUP_NAME = "group name"
+NEW_SHARE = "new share"
+PERMISSION = "permission"
 
 # How each path parameter is filled: with a path, or with an id of one kind.
 PARAMETER_KINDS = {
@@ -37,6 +40,9 @@ PARAMETER_KINDS = {
     "token_id": "token",
     "upload_id": "upload",
     "app_password_id": "app password",
+    "share_id": "share",
+    "group_id": "group",
+    "user_id": "user",
 }
 
 KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
@@ -79,6 +85,27 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     # The body of a new token, {"name": ...}, is also the body of a new app password.
     ("POST", "/api/v1/me/app-passwords"): NEW_TOKEN,
     ("DELETE", "/api/v1/me/app-passwords/{app_password_id}"): None,
+    ("POST", "/api/v1/shares"): NEW_SHARE,
+    ("GET", "/api/v1/shares"): None,
+    ("GET", "/api/v1/shares/{share_id}"): None,
+    ("PATCH", "/api/v1/shares/{share_id}"): PERMISSION,
+    ("DELETE", "/api/v1/shares/{share_id}"): None,
+    ("GET", "/api/v1/shared-with-me"): None,
+    ("GET", "/api/v1/shares/{share_id}/files/{path:path}"): None,
+    ("HEAD", "/api/v1/shares/{share_id}/files/{path:path}"): None,
+    ("PUT", "/api/v1/shares/{share_id}/files/{path:path}"): UPLOAD,
+    ("DELETE", "/api/v1/shares/{share_id}/files/{path:path}"): None,
+    ("GET", "/api/v1/shares/{share_id}/folders/{path:path}"): None,
+    ("POST", "/api/v1/shares/{share_id}/folders/{path:path}"): None,
+    ("DELETE", "/api/v1/shares/{share_id}/folders/{path:path}"): None,
+    ("GET", "/api/v1/users"): None,
+    ("GET", "/api/v1/groups"): None,
+    ("POST", "/api/v1/groups"): GROUP_NAME,
+    ("GET", "/api/v1/groups/{group_id}"): None,
+    ("PATCH", "/api/v1/groups/{group_id}"): GROUP_NAME,
+    ("DELETE", "/api/v1/groups/{group_id}"): None,
+    ("PUT", "/api/v1/groups/{group_id}/members/{user_id}"): None,
+    ("DELETE", "/api/v1/groups/{group_id}/members/{user_id}"): None,
 }
 
 
@@ -91,6 +118,7 @@ class Route:
     params: tuple[str, ...]
     tenant: bool  # depends on the request's tenant
     authenticated: bool  # needs a bearer token of that tenant
+    admin: bool = False  # needs the admin role in that tenant
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -135,6 +163,7 @@ def app_routes(app: FastAPI) -> list[Route]:
                     params=tuple(context.param_convertors),
                     tenant=require_tenant in calls,
                     authenticated=require_principal in calls,
+                    admin=require_admin in calls,
                 )
             )
     return routes

@@ -40,6 +40,18 @@ def fill(client: httpx.Client, member: Member) -> None:
     assert client.delete(member.url("files/old.txt"), headers=member.headers).status_code == 200
 
 
+def share_docs(client: httpx.Client, cast: Cast) -> str:
+    """Share Alice's docs with a group of acme's admin; return the share's id."""
+    admin, alice = cast.acme_admin, cast.acme_member
+    group = client.post(admin.url("groups"), json={"name": "team"}, headers=admin.headers).json()
+    client.put(admin.url(f"groups/{group['id']}/members/{admin.user_id}"), headers=admin.headers)
+    created = client.post(
+        alice.url("shares"), json={"path": "docs", "group_id": group["id"]}, headers=alice.headers
+    )
+    assert created.status_code == 201, created.text
+    return created.json()["id"]
+
+
 def tree(client: httpx.Client, member: Member, folder: str = "") -> dict[str, bytes]:
     """Every live file of the tenant with its content, read through the API."""
     found: dict[str, bytes] = {}
@@ -90,8 +102,9 @@ def store_exists(runtime: Runtime, isolation: str, placement: str, tenant_id: ob
 def test_move_to_every_level_and_back(
     runtime: Runtime, client: httpx.Client, cast: Cast, level: Level
 ) -> None:
-    alice = cast.acme_member
+    alice, admin = cast.acme_member, cast.acme_admin
     fill(client, alice)
+    share_id = share_docs(client, cast)
     start = runtime.catalog.get_tenant("acme")
 
     for destination in [*other_levels(level), level.isolation]:
@@ -104,7 +117,13 @@ def test_move_to_every_level_and_back(
         assert report.source.isolation == before.isolation
         assert tree(client, alice) == expected_tree(), destination
         assert not store_exists(runtime, before.isolation, before.placement, start.id), before
-        assert {check.table for check in report.tables} >= {"nodes", "versions", "blobs", "users"}
+        copied = {check.table: check.rows for check in report.tables}
+        for table in ("nodes", "versions", "blobs", "users", "groups", "group_members", "shares"):
+            assert copied.get(table, 0) > 0, (destination, table)
+        through_share = client.get(
+            admin.url(f"shares/{share_id}/files/plan.txt"), headers=admin.headers
+        )
+        assert through_share.content == b"the plan, final", destination
     assert put(client, alice, "after.txt", b"written after the moves").status_code == 201
 
 

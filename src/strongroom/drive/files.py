@@ -5,7 +5,9 @@ Each user has a drive: a folder tree whose nodes carry the user's id as
 `TenantSession`, already bound to the tenant, and the drive's owner
 explicitly, and changes nothing outside the session's transaction; the caller
 commits. `user_id` is the user who acts, recorded as creator or deleter.
-Paths arrive as tuples of names checked by `strongroom.drive.paths`.
+Paths arrive as tuples of names checked by `strongroom.drive.paths`. They
+start at the drive's root, or with `base_id` at a node of the drive that was
+shared: then the empty path is that node, and no path leads above it.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ from strongroom.base.errors import (
     IntegrityError,
     InvalidInput,
     NotFound,
+    PreconditionFailed,
 )
-from strongroom.base.errors import PreconditionFailed
 from strongroom.drive.models import FILE, FOLDER, BlobRow, NodeRow, VersionRow
 from strongroom.drive.paths import MAX_DEPTH, join_path
 from strongroom.storage.db import TenantSession
-from strongroom.tenancy.usage import lock_tenant
 from strongroom.tenancy.models import utcnow
+from strongroom.tenancy.usage import lock_tenant
 
 Names = tuple[str, ...]
 
@@ -97,9 +99,20 @@ def get_child(session: TenantSession, parent_id: uuid.UUID, name: str) -> NodeRo
     ).first()
 
 
-def get_node(session: TenantSession, owner_id: uuid.UUID, names: Names) -> NodeRow | None:
+def get_base(session: TenantSession, owner_id: uuid.UUID, base_id: uuid.UUID) -> NodeRow | None:
+    """Return the live node of the user's drive that paths start from, or None."""
+    return session.scalars(
+        select(NodeRow).where(
+            NodeRow.id == base_id, NodeRow.owner_id == owner_id, NodeRow.deleted_at.is_(None)
+        )
+    ).first()
+
+
+def get_node(
+    session: TenantSession, owner_id: uuid.UUID, names: Names, base_id: uuid.UUID | None = None
+) -> NodeRow | None:
     """Return the live node at the path of the user's drive, or None."""
-    node = get_root(session, owner_id)
+    node = get_root(session, owner_id) if base_id is None else get_base(session, owner_id, base_id)
     if node is None:
         return None
     for name in names:
@@ -113,10 +126,14 @@ def get_node(session: TenantSession, owner_id: uuid.UUID, names: Names) -> NodeR
 
 
 def access_node(
-    session: TenantSession, owner_id: uuid.UUID, names: Names, kind: str | None = None
+    session: TenantSession,
+    owner_id: uuid.UUID,
+    names: Names,
+    kind: str | None = None,
+    base_id: uuid.UUID | None = None,
 ) -> NodeRow:
     """Return the live node at the path, or raise NotFound; with `kind`, raise if it is the other kind."""
-    node = get_node(session, owner_id, names)
+    node = get_node(session, owner_id, names, base_id)
     path = join_path(names) or "/"
     if node is None:
         raise NotFound(f"nothing exists at {path!r}")
@@ -233,13 +250,16 @@ def ensure_folders(
     names: Names,
     user_id: uuid.UUID | None,
     target: Names | None = None,
+    base_id: uuid.UUID | None = None,
 ) -> NodeRow:
     """Return the folder at the path of the user's drive, creating every missing folder on the way.
 
     `target` is the full path being written below the folder, for the message
     when a file is in the way.
     """
-    node = ensure_root(session, owner_id)
+    node = ensure_root(session, owner_id) if base_id is None else _access_base(session, owner_id, base_id)
+    if node.kind != FOLDER:
+        raise Conflict(f"the shared item is a file, so it cannot contain {join_path(target or names)!r}")
     for depth, name in enumerate(names, start=1):
         child = get_child(session, node.id, name)
         if child is None:
@@ -253,15 +273,28 @@ def ensure_folders(
     return node
 
 
+def _access_base(session: TenantSession, owner_id: uuid.UUID, base_id: uuid.UUID) -> NodeRow:
+    base = get_base(session, owner_id, base_id)
+    if base is None:
+        raise NotFound("the shared item is no longer there; its owner moved it to the trash")
+    return base
+
+
 def make_folder(
-    session: TenantSession, owner_id: uuid.UUID, names: Names, user_id: uuid.UUID | None
+    session: TenantSession,
+    owner_id: uuid.UUID,
+    names: Names,
+    user_id: uuid.UUID | None,
+    base_id: uuid.UUID | None = None,
 ) -> NodeRow:
+    if not names and base_id is not None:
+        raise AlreadyExists("the shared folder exists already")
     if not names:
         raise AlreadyExists("the root folder always exists")
-    existing = get_node(session, owner_id, names)
+    existing = get_node(session, owner_id, names, base_id)
     if existing is not None:
         raise AlreadyExists(f"{join_path(names)!r} already exists as a {existing.kind}")
-    parent = ensure_folders(session, owner_id, names[:-1], user_id, target=names)
+    parent = ensure_folders(session, owner_id, names[:-1], user_id, names, base_id)
     return _add_node(session, parent, names[-1], FOLDER, user_id)
 
 
@@ -313,17 +346,25 @@ def add_version(
     sha256: str,
     user_id: uuid.UUID | None,
     preconditions: Preconditions,
+    base_id: uuid.UUID | None = None,
 ) -> tuple[NodeRow, VersionRow]:
-    """Make a stored blob the newest version of the file at the path, creating the file if needed."""
-    if not names:
+    """Make a stored blob the newest version of the file at the path, creating the file if needed.
+
+    With `base_id` and the empty path, the file is the shared node itself.
+    """
+    path = join_path(names) or "the shared item"
+    if names:
+        parent = ensure_folders(session, owner_id, names[:-1], user_id, names, base_id)
+        node = _lock_child(session, parent.id, names[-1])
+    elif base_id is not None:
+        parent, node = None, _access_base(session, owner_id, base_id)
+    else:
         raise InvalidInput("a file needs a name; the empty path is the root folder")
-    path = join_path(names)
-    parent = ensure_folders(session, owner_id, names[:-1], user_id, target=names)
-    node = _lock_child(session, parent.id, names[-1])
     if node is not None and node.kind != FILE:
         raise Conflict(f"{path!r} is a folder; choose another name for the file")
     check_preconditions(node, preconditions, path)
     if node is None:
+        assert parent is not None, "a new file has a parent folder"
         node = _add_node(session, parent, names[-1], FILE, user_id)
 
     session.add(blob)

@@ -74,22 +74,31 @@ class Listing:
 
 
 def list_folder(
-    connection: Connection, tenant_id: uuid.UUID, owner_id: uuid.UUID, names: Names
+    connection: Connection,
+    tenant_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    names: Names,
+    base_id: uuid.UUID | None = None,
 ) -> Listing:
     """Return the live children of the folder at `names` of the user's drive, folders first, then by name.
 
-    Raises NotFound when nothing live is at the path, DriveNotCreated for the
-    root of a drive never used, and Conflict when a file is at the path.
+    With `base_id`, `names` starts at that node of the drive instead of its
+    root, as in `strongroom.drive.files`. Raises NotFound when nothing live is
+    at the path, DriveNotCreated for the root of a drive never used, and
+    Conflict when a file is at the path.
     """
     if len(names) > MAX_JOINED_DEPTH:
-        folder_id, kind = _resolve_deep(connection, tenant_id, owner_id, names)
+        folder_id, kind = _resolve_deep(connection, tenant_id, owner_id, names, base_id)
         _check_folder(names, kind)
         rows = connection.execute(_children_statement(), {"tenant": tenant_id, "folder": folder_id})
         return _listing(names, folder_id, [(None, None, *row) for row in rows])
 
     parameters = _parameters(tenant_id, owner_id, names)
-    rows = connection.execute(_listing_statement(len(names)), parameters).all()
-    return _listing_of_rows(names, rows)
+    anchored = base_id is not None
+    if anchored:
+        parameters["base"] = base_id
+    rows = connection.execute(_listing_statement(len(names), anchored), parameters).all()
+    return _listing_of_rows(names, rows, anchored)
 
 
 def list_folder_sqlite(
@@ -107,7 +116,7 @@ def list_folder_sqlite(
     # SQLAlchemy stores a UUID in SQLite as its 32 hex digits.
     parameters = _parameters(tenant_id.hex, owner_id.hex, names)
     rows = connection.execute(sql, [parameters[name] for name in order]).fetchall()
-    return _listing_of_rows(names, rows)
+    return _listing_of_rows(names, rows, anchored=False)
 
 
 def _parameters(tenant: object, owner: object, names: Names) -> dict[str, object]:
@@ -117,7 +126,9 @@ def _parameters(tenant: object, owner: object, names: Names) -> dict[str, object
     return parameters
 
 
-def _listing_of_rows(names: Names, rows: Sequence[Sequence[Any]]) -> Listing:
+def _listing_of_rows(names: Names, rows: Sequence[Sequence[Any]], anchored: bool) -> Listing:
+    if not rows and not names and anchored:
+        raise NotFound("the shared item is no longer there; its owner moved it to the trash")
     if not rows and not names:
         raise DriveNotCreated("the drive has no root folder yet")
     if not rows:
@@ -185,9 +196,13 @@ def _raw(column: ColumnElement[Any]) -> ColumnElement[Any]:
     return type_coerce(column, String)
 
 
-@functools.lru_cache(maxsize=MAX_JOINED_DEPTH + 1)
-def _listing_statement(depth: int) -> Select:
-    """Build the statement for a path of `depth` names; each depth is built once."""
+@functools.lru_cache(maxsize=2 * (MAX_JOINED_DEPTH + 1))
+def _listing_statement(depth: int, anchored: bool = False) -> Select:
+    """Build the statement for a path of `depth` names; each depth is built once.
+
+    The path starts at the owner's root folder, or when `anchored` at the
+    owner's live node with the id `base`.
+    """
     root = folder = _nodes.alias("level_0")
     joined = root
     for level in range(1, depth + 1):
@@ -213,14 +228,14 @@ def _listing_statement(depth: int) -> Select:
             children.c.deleted_at.is_(None),
         ),
     ).outerjoin(version, _is_current_version(version, children))
+    if anchored:
+        start = and_(root.c.id == bindparam("base"), root.c.deleted_at.is_(None))
+    else:
+        start = root.c.parent_id.is_(None)
     return (
         select(_raw(folder.c.id), folder.c.kind, *_entry_columns(children, version))
         .select_from(joined)
-        .where(
-            _is_tenant_row(root),
-            root.c.owner_id == bindparam("owner"),
-            root.c.parent_id.is_(None),
-        )
+        .where(_is_tenant_row(root), root.c.owner_id == bindparam("owner"), start)
         .order_by(children.c.kind.desc(), children.c.name)
     )
 
@@ -268,14 +283,20 @@ def _children_statement() -> Select:
 
 
 def _resolve_deep(
-    connection: Connection, tenant_id: uuid.UUID, owner_id: uuid.UUID, names: Names
+    connection: Connection,
+    tenant_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    names: Names,
+    base_id: uuid.UUID | None,
 ) -> tuple[uuid.UUID, str]:
     """Walk a path deeper than one statement can join, one query per level."""
+    if base_id is None:
+        start = _nodes.c.parent_id.is_(None)
+    else:
+        start = and_(_nodes.c.id == base_id, _nodes.c.deleted_at.is_(None))
     root = connection.execute(
         select(_nodes.c.id, _nodes.c.kind).where(
-            _nodes.c.tenant_id == tenant_id,
-            _nodes.c.owner_id == owner_id,
-            _nodes.c.parent_id.is_(None),
+            _nodes.c.tenant_id == tenant_id, _nodes.c.owner_id == owner_id, start
         )
     ).first()
     if root is None:

@@ -1,4 +1,4 @@
-"""Tenant tables of the drive: folder trees, versions, blobs, resumable uploads, dead properties."""
+"""Tenant tables of the drive: folder trees, versions, blobs, shares, resumable uploads, dead properties."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import uuid
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     DateTime,
     ForeignKeyConstraint,
     Index,
@@ -19,12 +20,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from strongroom.identity.models import UserRow
+from strongroom.identity.models import GroupRow, UserRow
 from strongroom.storage.db import TenantBase, TenantScoped
 from strongroom.tenancy.models import utcnow
 
 FILE = "file"
 FOLDER = "folder"
+
+READ = "read"
+WRITE = "write"
+PERMISSIONS = (READ, WRITE)
 
 
 class NodeRow(TenantScoped, TenantBase):
@@ -163,3 +168,43 @@ class DeadPropertyRow(TenantScoped, TenantBase):
     node_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(1024), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class ShareRow(TenantScoped, TenantBase):
+    """A file or folder of one user's drive, shared with one user or one group to read or write.
+
+    `owner_id` is the owner of the drive the node is in, kept here so that a
+    user's shares are listed without a join. Deleting the node, the user it
+    is for or the group it is for deletes the share.
+    """
+
+    __tablename__ = "shares"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "node_id"], [NodeRow.tenant_id, NodeRow.id], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(["tenant_id", "owner_id"], [UserRow.tenant_id, UserRow.id]),
+        ForeignKeyConstraint(
+            ["tenant_id", "user_id"], [UserRow.tenant_id, UserRow.id], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "group_id"], [GroupRow.tenant_id, GroupRow.id], ondelete="CASCADE"
+        ),
+        UniqueConstraint("tenant_id", "node_id", "user_id"),
+        UniqueConstraint("tenant_id", "node_id", "group_id"),
+        CheckConstraint("(user_id IS NULL) <> (group_id IS NULL)", name="one_recipient"),
+        CheckConstraint("permission IN ('read', 'write')", name="permission"),
+        Index("ix_shares_owner", "tenant_id", "owner_id"),
+        Index("ix_shares_user", "tenant_id", "user_id"),
+        Index("ix_shares_group", "tenant_id", "group_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    node_id: Mapped[uuid.UUID] = mapped_column()
+    owner_id: Mapped[uuid.UUID] = mapped_column()
+    user_id: Mapped[uuid.UUID | None] = mapped_column()
+    group_id: Mapped[uuid.UUID | None] = mapped_column()
+    permission: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[uuid.UUID | None] = mapped_column()
+    modified_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -49,20 +49,24 @@ def check_upload(
     names: Names,
     preconditions: Preconditions,
     declared_size: int | None,
+    base_id: uuid.UUID | None = None,
 ) -> int:
     """Raise unless a file of `declared_size` bytes may be written at the path; return the bytes used.
 
     The name is checked against the blocked file types, and the size, when
     known, against the maximum file size and the quota as it is now, which
     is an early check: the version's transaction reserves the bytes.
+    `base_id` is the shared node that the path starts from, as in
+    `strongroom.drive.files`; a shared file is written with no names.
     """
-    check_file_allowed(tenant, names[-1])
+    if names:
+        check_file_allowed(tenant, names[-1])
     max_size = tenant.max_file_size
     if declared_size is not None and max_size is not None and declared_size > max_size:
         raise file_too_large(tenant, declared_size, declared=True)
     with runtime.stores.session(tenant) as session:
-        existing = files.get_node(session, owner_id, names)
-        path = join_path(names)
+        existing = files.get_node(session, owner_id, names, base_id)
+        path = join_path(names) or "the shared item"
         if existing is not None and existing.kind != FILE:
             raise Conflict(f"{path!r} is a folder; choose another name for the file")
         files.check_preconditions(existing, preconditions, path)
@@ -78,6 +82,7 @@ def begin_upload(
     names: Names,
     preconditions: Preconditions,
     declared_size: int | None,
+    base_id: uuid.UUID | None = None,
 ) -> BlobUpload:
     """Check that a file may be written at the path of the user's drive, then open its blob.
 
@@ -85,7 +90,7 @@ def begin_upload(
     maximum file size and the quota before any byte is stored. Without it, the
     upload is cut off as soon as it passes either.
     """
-    used = check_upload(runtime, tenant, owner_id, names, preconditions, declared_size)
+    used = check_upload(runtime, tenant, owner_id, names, preconditions, declared_size, base_id)
     max_size = tenant.max_file_size
     room = None if tenant.quota_bytes is None else max(tenant.quota_bytes - used, 0)
     size_limit = min((limit for limit in (room, max_size) if limit is not None), default=None)
@@ -138,6 +143,7 @@ def commit_upload(
     upload: BlobUpload,
     user_id: uuid.UUID | None,
     preconditions: Preconditions,
+    base_id: uuid.UUID | None = None,
 ) -> tuple[NodeRow, VersionRow]:
     """Publish the blob and make it the file's newest version; on any failure, delete the blob."""
     try:
@@ -147,7 +153,7 @@ def commit_upload(
         raise
     try:
         return record_version(
-            runtime, tenant, owner_id, names, blob, sha256, user_id, preconditions
+            runtime, tenant, owner_id, names, blob, sha256, user_id, preconditions, base_id
         )
     except BaseException:
         runtime.blobs.delete(blob_key(tenant.id, blob.id))
@@ -170,6 +176,7 @@ def record_version(
     sha256: str,
     user_id: uuid.UUID | None,
     preconditions: Preconditions,
+    base_id: uuid.UUID | None = None,
 ) -> tuple[NodeRow, VersionRow]:
     """Record a published blob as the newest version of the file at the path of the user's drive.
 
@@ -178,7 +185,7 @@ def record_version(
     commit. The caller deletes the new blob when this raises.
     """
     node, version, pruned = _record_version(
-        runtime, tenant, owner_id, names, blob, sha256, user_id, preconditions
+        runtime, tenant, owner_id, names, blob, sha256, user_id, preconditions, base_id
     )
     _delete_blobs(runtime, tenant, list(pruned.blob_ids))
     return node, version
@@ -193,6 +200,7 @@ def _record_version(
     sha256: str,
     user_id: uuid.UUID | None,
     preconditions: Preconditions,
+    base_id: uuid.UUID | None,
 ) -> tuple[NodeRow, VersionRow, files.PrunedVersions]:
     """Record the new version and prune the old ones beyond what the tenant keeps.
 
@@ -206,7 +214,7 @@ def _record_version(
                 reserve_bytes(session, tenant, blob.size)
                 row = _copy_blob_row(blob)
                 node, version = files.add_version(
-                    session, owner_id, names, row, sha256, user_id, preconditions
+                    session, owner_id, names, row, sha256, user_id, preconditions, base_id
                 )
                 pruned = files.PrunedVersions()
                 if keep is not None:
@@ -252,10 +260,14 @@ class Download:
 
 
 def open_download(
-    runtime: Runtime, tenant: TenantInfo, owner_id: uuid.UUID, names: Names
+    runtime: Runtime,
+    tenant: TenantInfo,
+    owner_id: uuid.UUID,
+    names: Names,
+    base_id: uuid.UUID | None = None,
 ) -> Download:
     with runtime.stores.session(tenant) as session:
-        node = files.access_node(session, owner_id, names, FILE)
+        node = files.access_node(session, owner_id, names, FILE, base_id)
         version, blob = files.current_content(session, node)
     tenant_key = runtime.keyring.version(tenant.id, blob.key_version)
     return Download(node, version, blob, tenant_key, join_path(names))

@@ -2,8 +2,8 @@
 
 A trashed node keeps its parent and name and gets `deleted_at`; everything
 below it stays as it is and is hidden with it. An item goes to the trash of
-the drive it belongs to, whoever deleted it, and only that drive's owner
-lists, restores and purges it. Like `strongroom.drive.files`, every function
+the drive it belongs to, also when a user it was shared with deletes it.
+Only that drive's owner lists, restores and purges it. Like `strongroom.drive.files`, every function
 takes a session bound to the tenant and the drive's owner, and leaves the
 commit to the caller.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 
-from strongroom.base.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from strongroom.base.errors import AlreadyExists, Conflict, Forbidden, InvalidInput, NotFound
 from strongroom.drive.files import (
     Names,
     Preconditions,
@@ -39,10 +39,14 @@ def trash_node(
     user_id: uuid.UUID | None,
     kind: str,
     preconditions: Preconditions | None = None,
+    base_id: uuid.UUID | None = None,
 ) -> NodeRow:
+    """Move the file or folder at the path to the trash of the drive it belongs to."""
+    if not names and base_id is not None:
+        raise Forbidden("the shared item itself cannot be deleted through its share; ask its owner")
     if not names:
         raise InvalidInput("the root folder cannot be moved to the trash")
-    node = access_node(session, owner_id, names, kind)
+    node = access_node(session, owner_id, names, kind, base_id)
     if preconditions is not None:
         check_preconditions(node, preconditions, join_path(names))
     mark_trashed(node, user_id)

@@ -1,4 +1,4 @@
-"""Tenant tables of identity: users, API tokens, app passwords, web sessions and second factors."""
+"""Tenant tables of identity: users, groups, API tokens, app passwords, web sessions, second factors."""
 
 from __future__ import annotations
 
@@ -147,3 +147,34 @@ class AppPasswordRow(TenantScoped, TenantBase):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class GroupRow(TenantScoped, TenantBase):
+    """A named set of users of the tenant, which files and folders can be shared with."""
+
+    __tablename__ = "groups"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[uuid.UUID | None] = mapped_column()
+
+
+class GroupMemberRow(TenantScoped, TenantBase):
+    """A user's membership of a group; deleting the group or the user deletes it."""
+
+    __tablename__ = "group_members"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "group_id"], [GroupRow.tenant_id, GroupRow.id], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "user_id"], [UserRow.tenant_id, UserRow.id], ondelete="CASCADE"
+        ),
+        Index("ix_group_members_user", "tenant_id", "user_id"),
+    )
+
+    group_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -27,6 +27,8 @@ from strongroom.tenancy.usage import lock_tenant
 
 log = get_logger(__name__)
 
+ACTIVE = "active"
+
 # A pragmatic check, not RFC 5322: one @, no spaces, a dot in the domain.
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 USER_STATUSES = ("active", "disabled")
@@ -123,10 +125,6 @@ def get_user(session: TenantSession, user_id: uuid.UUID) -> UserRow | None:
     return session.scalars(select(UserRow).where(UserRow.id == user_id)).first()
 
 
-def list_users(session: TenantSession) -> list[UserRow]:
-    return list(session.scalars(select(UserRow).order_by(UserRow.email)))
-
-
 def access_user(session: TenantSession, user_id: uuid.UUID) -> UserRow:
     user = get_user(session, user_id)
     if user is None:
@@ -183,3 +181,18 @@ def set_user_status(
     session.flush()
     log.info("user_status_changed", user_id=str(user.id), old=old_status, new=status)
     return user
+
+
+def access_active_user(session: TenantSession, user_id: uuid.UUID) -> UserRow:
+    """Return an active user of the tenant; a user who is not active is as unknown as a missing one."""
+    user = get_user(session, user_id)
+    if user is None or user.status != ACTIVE:
+        raise NotFound(f"no active user has the id {user_id} in this tenant")
+    return user
+
+
+def list_users(session: TenantSession, active_only: bool = False) -> list[UserRow]:
+    query = select(UserRow).order_by(UserRow.email)
+    if active_only:
+        query = query.where(UserRow.status == ACTIVE)
+    return list(session.scalars(query))

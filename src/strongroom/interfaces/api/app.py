@@ -17,8 +17,10 @@ from strongroom.interfaces.api import (
     account,
     administration,
     app_passwords,
+    directory,
     files,
     folders,
+    shares,
     trash,
     uploads,
 )
@@ -106,7 +108,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_problem_handlers(app)
 
     app.include_router(platform)
-    for module in (files, folders, trash, account, administration, uploads, app_passwords):
+    for module in (
+        files, folders, trash, account, shares, directory, administration, uploads, app_passwords
+    ):
         app.include_router(module.router)
     include_web(app, runtime)
 

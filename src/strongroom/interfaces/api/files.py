@@ -45,7 +45,7 @@ log = get_logger(__name__)
 router = APIRouter(prefix=API_PREFIX, tags=["files"])
 
 
-def _preconditions(request: Request) -> Preconditions:
+def request_preconditions(request: Request) -> Preconditions:
     return Preconditions(
         if_match=parse_etag_list(request.headers.get("if-match"), strong=True),
         if_none_match=parse_etag_list(request.headers.get("if-none-match")),
@@ -73,13 +73,30 @@ async def put_file(
     names = split_path(path)
     if not names:
         raise InvalidInput("a file needs a path; PUT /api/v1/files/NAME")
-    preconditions = _preconditions(request)
+    return await receive_file(request, runtime, tenant, names, principal.user_id, principal.user_id)
+
+
+async def receive_file(
+    request: Request,
+    runtime: Runtime,
+    tenant: TenantInfo,
+    names: tuple[str, ...],
+    owner_id: uuid.UUID,
+    user_id: uuid.UUID,
+    base_id: uuid.UUID | None = None,
+) -> Response:
+    """Store the request body as the newest version of the file at the path of the owner's drive.
+
+    `user_id` is who writes, and `base_id` the shared node that the path
+    starts from, as in `strongroom.drive.files`.
+    """
+    preconditions = request_preconditions(request)
     declared = _content_length(request)
 
     slot = await runtime.fair_share.acquire_transfer(tenant)
     try:
         node, version = await upload_file(
-            request, runtime, tenant, principal.user_id, names, preconditions, declared, slot
+            request, runtime, tenant, owner_id, user_id, names, preconditions, declared, slot, base_id
         )
     finally:
         await slot.release()
@@ -100,15 +117,21 @@ async def upload_file(
     request: Request,
     runtime: Runtime,
     tenant: TenantInfo,
+    owner_id: uuid.UUID,
     user_id: uuid.UUID,
     names: tuple[str, ...],
     preconditions: Preconditions,
     declared: int | None,
     slot: TransferSlot,
+    base_id: uuid.UUID | None = None,
 ) -> tuple[NodeRow, VersionRow]:
-    """Store the request body as the file at the path of the user's drive, within a transfer slot."""
+    """Store the request body as the file at the path of the owner's drive, within a transfer slot.
+
+    `user_id` is who writes, and `base_id` the shared node that the path
+    starts from, as in `strongroom.drive.files`.
+    """
     upload = await anyio.to_thread.run_sync(
-        transfers.begin_upload, runtime, tenant, user_id, names, preconditions, declared
+        transfers.begin_upload, runtime, tenant, owner_id, names, preconditions, declared, base_id
     )
     try:
         await receive_body(request, runtime, tenant, upload, slot)
@@ -116,7 +139,15 @@ async def upload_file(
         await anyio.to_thread.run_sync(upload.abort)
         raise
     return await anyio.to_thread.run_sync(
-        transfers.commit_upload, runtime, tenant, user_id, names, upload, user_id, preconditions
+        transfers.commit_upload,
+        runtime,
+        tenant,
+        owner_id,
+        names,
+        upload,
+        user_id,
+        preconditions,
+        base_id,
     )
 
 
@@ -167,27 +198,30 @@ async def _next_piece(pieces: AsyncIterator[bytes], idle_timeout: float) -> byte
 async def get_file(
     path: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> Response:
-    return await _download(path, request, runtime, tenant, principal.user_id, send_body=True)
+    names = split_path(path)
+    return await send_file(request, runtime, tenant, names, principal.user_id, send_body=True)
 
 
 @router.head("/files/{path:path}", summary="The headers of a download, without the content")
 async def head_file(
     path: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> Response:
-    return await _download(path, request, runtime, tenant, principal.user_id, send_body=False)
+    names = split_path(path)
+    return await send_file(request, runtime, tenant, names, principal.user_id, send_body=False)
 
 
-async def _download(
-    path: str,
+async def send_file(
     request: Request,
     runtime: Runtime,
     tenant: TenantInfo,
+    names: tuple[str, ...],
     owner_id: uuid.UUID,
     send_body: bool,
+    base_id: uuid.UUID | None = None,
 ) -> Response:
-    names = split_path(path)
+    """Send the file at the path of the owner's drive, or its headers only, honouring Range."""
     download = await anyio.to_thread.run_sync(
-        transfers.open_download, runtime, tenant, owner_id, names
+        transfers.open_download, runtime, tenant, owner_id, names, base_id
     )
     size = download.blob.size
     headers = {
@@ -296,7 +330,7 @@ def delete_file(
     path: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> NodeOut:
     names = split_path(path)
-    preconditions = _preconditions(request)
+    preconditions = request_preconditions(request)
     with runtime.stores.session(tenant, write=True) as session:
         node = drive_trash.trash_node(
             session, principal.user_id, names, principal.user_id, FILE, preconditions

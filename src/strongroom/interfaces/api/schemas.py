@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Literal
 
 import orjson
-
 from pydantic import BaseModel, Field, StrictBool
 
 from strongroom.drive.files import etag_of
@@ -183,6 +183,8 @@ class LimitsOut(BaseModel):
     user_requests_per_minute: int | None = Field(description="for each user")
     bandwidth_bytes_per_second: int | None = Field(description="uploads and downloads together")
     concurrent_transfers: int | None = Field(description="uploads and downloads running at once")
+
+
 class AppPasswordOut(BaseModel):
     id: uuid.UUID
     name: str
@@ -206,3 +208,105 @@ class AppPasswordCreated(AppPasswordOut):
         description="the secret for WebDAV clients, with your e-mail address as user name; "
         "shown only in this response"
     )
+
+
+# Users, groups and shares -------------------------------------------------------------
+
+Permission = Literal["read", "write"]
+
+
+class UserBrief(BaseModel):
+    id: uuid.UUID
+    email: str
+    display_name: str
+
+
+class UserListing(BaseModel):
+    items: list[UserBrief]
+
+
+class GroupCreate(BaseModel):
+    name: str = Field(description="unique in the tenant; at most 200 characters")
+
+
+class GroupRename(BaseModel):
+    name: str = Field(description="the new name, unique in the tenant")
+
+
+class GroupSummary(BaseModel):
+    id: uuid.UUID
+    name: str
+    members: int = Field(description="the number of members")
+
+
+class GroupListing(BaseModel):
+    items: list[GroupSummary]
+
+
+class GroupOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    created: dt.datetime
+    members: list[UserBrief]
+
+
+class ShareCreate(BaseModel):
+    path: str = Field(description="the file or folder of your drive to share")
+    user_id: uuid.UUID | None = Field(
+        default=None, description="an active user of the tenant; give this or group_id"
+    )
+    group_id: uuid.UUID | None = Field(
+        default=None, description="a group of the tenant; give this or user_id"
+    )
+    permission: Permission = Field(
+        default="read", description="read, or write to change, add and delete files in it"
+    )
+
+
+class ShareUpdate(BaseModel):
+    permission: Permission
+
+
+class RecipientOut(BaseModel):
+    type: Literal["user", "group"]
+    id: uuid.UUID
+    name: str = Field(description="the user's e-mail address or the group's name")
+
+
+class ShareOut(BaseModel):
+    id: uuid.UUID
+    path: str = Field(description="where the shared item is in your drive now")
+    name: str
+    type: str = Field(description="file or folder")
+    permission: Permission
+    recipient: RecipientOut
+    trashed: bool = Field(
+        description="true while the item or a folder above it is in the trash, which stops access"
+    )
+    created: dt.datetime
+    modified: dt.datetime
+
+
+class ShareListing(BaseModel):
+    items: list[ShareOut]
+
+
+class GroupBrief(BaseModel):
+    id: uuid.UUID
+    name: str
+
+
+class SharedItemOut(BaseModel):
+    id: uuid.UUID = Field(description="the share's id, for /api/v1/shares/{id}/files and /folders")
+    name: str
+    type: str = Field(description="file or folder")
+    size: int | None = Field(description="bytes of the current version; null for folders")
+    modified: dt.datetime
+    permission: Permission
+    owner: UserBrief
+    group: GroupBrief | None = Field(description="the group it was shared with you through")
+    shared: dt.datetime
+
+
+class SharedWithMeListing(BaseModel):
+    items: list[SharedItemOut]

@@ -146,7 +146,15 @@ async def upload(
     slot = await runtime.fair_share.acquire_transfer(tenant)
     try:
         node, version = await upload_file(
-            request, runtime, tenant, user.identity.user_id, names, Preconditions(), size, slot
+            request,
+            runtime,
+            tenant,
+            user.identity.user_id,
+            user.identity.user_id,
+            names,
+            Preconditions(),
+            size,
+            slot,
         )
     finally:
         await slot.release()

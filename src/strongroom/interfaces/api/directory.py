@@ -1,0 +1,148 @@
+"""The tenant's directory: its active users and its groups, which members share with.
+
+Every member lists users and groups; tenant admins create, rename and delete
+groups and choose their members. An id of another tenant is not found,
+exactly like an id that does not exist.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+
+from strongroom.identity import groups
+from strongroom.identity.models import GroupRow, UserRow
+from strongroom.identity.users import list_users
+from strongroom.interfaces.api.dependencies import (
+    API_PREFIX,
+    AdminDep,
+    PrincipalDep,
+    RuntimeDep,
+    TenantDep,
+    parse_object_id,
+)
+from strongroom.interfaces.api.schemas import (
+    GroupCreate,
+    GroupListing,
+    GroupOut,
+    GroupRename,
+    GroupSummary,
+    UserBrief,
+    UserListing,
+    utc,
+)
+from strongroom.runtime import Runtime
+from strongroom.tenancy.context import TenantInfo
+
+router = APIRouter(prefix=API_PREFIX, tags=["directory"])
+
+
+def user_brief(user: UserRow) -> UserBrief:
+    return UserBrief(id=user.id, email=user.email, display_name=user.display_name)
+
+
+@router.get("/users", response_model=UserListing, summary="List the tenant's active users")
+def list_active_users(runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep) -> UserListing:
+    with runtime.stores.session(tenant) as session:
+        users = list_users(session, active_only=True)
+    return UserListing(items=[user_brief(user) for user in users])
+
+
+# Groups -------------------------------------------------------------------------------
+
+
+def _group_out(runtime: Runtime, tenant: TenantInfo, group_id: uuid.UUID) -> GroupOut:
+    with runtime.stores.session(tenant) as session:
+        group = groups.access_group(session, group_id)
+        members = groups.list_members(session, group.id)
+    return _out(group, members)
+
+
+def _out(group: GroupRow, members: list[UserRow]) -> GroupOut:
+    return GroupOut(
+        id=group.id,
+        name=group.name,
+        created=utc(group.created_at),
+        members=[user_brief(user) for user in members],
+    )
+
+
+@router.get("/groups", response_model=GroupListing, summary="List the tenant's groups")
+def list_groups(runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep) -> GroupListing:
+    with runtime.stores.session(tenant) as session:
+        found = groups.list_groups(session)
+    return GroupListing(
+        items=[GroupSummary(id=group.id, name=group.name, members=count) for group, count in found]
+    )
+
+
+@router.post(
+    "/groups", response_model=GroupOut, status_code=201, summary="Create a group; admins only"
+)
+def create_group(
+    request: GroupCreate, runtime: RuntimeDep, tenant: TenantDep, admin: AdminDep
+) -> GroupOut:
+    with runtime.stores.session(tenant, write=True) as session:
+        group = groups.create_group(session, request.name, admin.user_id)
+    return _out(group, [])
+
+
+@router.get("/groups/{group_id}", response_model=GroupOut, summary="A group and its members")
+def get_group(
+    group_id: str, runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep
+) -> GroupOut:
+    return _group_out(runtime, tenant, parse_object_id(group_id, "group"))
+
+
+@router.patch("/groups/{group_id}", response_model=GroupOut, summary="Rename a group; admins only")
+def rename_group(
+    group_id: str, request: GroupRename, runtime: RuntimeDep, tenant: TenantDep, _admin: AdminDep
+) -> GroupOut:
+    with runtime.stores.session(tenant, write=True) as session:
+        group = groups.rename_group(session, parse_object_id(group_id, "group"), request.name)
+        members = groups.list_members(session, group.id)
+    return _out(group, members)
+
+
+@router.delete(
+    "/groups/{group_id}",
+    response_model=GroupOut,
+    summary="Delete a group, its memberships and the shares made with it; admins only",
+)
+def delete_group(
+    group_id: str, runtime: RuntimeDep, tenant: TenantDep, _admin: AdminDep
+) -> GroupOut:
+    with runtime.stores.session(tenant, write=True) as session:
+        group = groups.access_group(session, parse_object_id(group_id, "group"))
+        members = groups.list_members(session, group.id)
+        groups.delete_group(session, group.id)
+    return _out(group, members)
+
+
+@router.put(
+    "/groups/{group_id}/members/{user_id}",
+    response_model=GroupOut,
+    summary="Add an active user to a group; admins only",
+)
+def add_member(
+    group_id: str, user_id: str, runtime: RuntimeDep, tenant: TenantDep, _admin: AdminDep
+) -> GroupOut:
+    group_uuid = parse_object_id(group_id, "group")
+    with runtime.stores.session(tenant, write=True) as session:
+        groups.add_member(session, group_uuid, parse_object_id(user_id, "active user"))
+    return _group_out(runtime, tenant, group_uuid)
+
+
+@router.delete(
+    "/groups/{group_id}/members/{user_id}",
+    response_model=GroupOut,
+    summary="Remove a member from a group; admins only",
+)
+def remove_member(
+    group_id: str, user_id: str, runtime: RuntimeDep, tenant: TenantDep, _admin: AdminDep
+) -> GroupOut:
+    group_uuid = parse_object_id(group_id, "group")
+    with runtime.stores.session(tenant, write=True) as session:
+        groups.remove_member(session, group_uuid, parse_object_id(user_id, "group member"))
+    return _group_out(runtime, tenant, group_uuid)
