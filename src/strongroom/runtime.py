@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from strongroom.base.config import Settings
 from strongroom.base.logging import get_logger
+from strongroom.base.mail import Mailer
 from strongroom.drive.files import create_root
 from strongroom.identity.tokens import TokenCache
 from strongroom.storage.blobs import BlobStore, open_blob_store
@@ -40,8 +41,10 @@ class Runtime:
     keyring: Keyring
     blobs: BlobStore
     tokens: TokenCache
+    mailer: Mailer
 
     def close(self) -> None:
+        self.mailer.wait()
         self.stores.close()
         self.engine.dispose()
 
@@ -81,6 +84,7 @@ def build_runtime(settings: Settings, migrate: bool | None = None) -> Runtime:
         keyring=keyring,
         blobs=open_blob_store(settings.resolved_blob_dir),
         tokens=TokenCache(settings.token_cache_seconds),
+        mailer=Mailer(settings),
     )
 
 
