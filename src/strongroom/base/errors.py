@@ -139,3 +139,32 @@ class IntegrityError(StrongroomError):
 
 class MissingTenantContext(RuntimeError):
     """Tenant data was queried with no tenant bound: a programming error, never a user error."""
+
+
+class Gone(StrongroomError):
+    """A link or upload request that existed and can no longer be used: expired, used up or revoked."""
+
+    code = "gone"
+    status = 410
+    title = "Gone"
+
+
+class TooManyRequests(StrongroomError):
+    code = "too-many-requests"
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int, **extra: object) -> None:
+        super().__init__(detail, retry_after=retry_after, **extra)
+        self.headers["Retry-After"] = str(retry_after)
+
+
+class PasswordRequired(NotAuthenticated):
+    """A link or upload request with a password, opened without it or with a wrong one."""
+
+    code = "password-required"
+    title = "Password required"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers["WWW-Authenticate"] = 'Basic realm="strongroom link", charset="UTF-8"'

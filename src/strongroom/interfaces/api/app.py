@@ -10,11 +10,13 @@ from sqlalchemy import text
 from strongroom import __version__
 from strongroom.base import metrics
 from strongroom.base.errors import SchemaOutOfDate
-from strongroom.interfaces.api import account, files, folders, trash
+from strongroom.interfaces.api import account, files, folders, links, trash
 from strongroom.interfaces.api.dependencies import API_PREFIX
 from strongroom.interfaces.api.hotpaths import HotPaths, routes_of
 from strongroom.interfaces.api.middleware import RequestContextMiddleware
 from strongroom.interfaces.api.problems import install_problem_handlers, problem_response
+from strongroom.interfaces.public import links as public_links
+from strongroom.interfaces.public import uploads as public_uploads
 from strongroom.runtime import Runtime
 from strongroom.tenancy import migrations
 
@@ -88,6 +90,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(platform)
     for module in (files, folders, trash, account):
         app.include_router(module.router)
+    # NOTE: tenant modules switch these off once they exist: the link routes (here and in
+    # public_links) take require_module("public_links"), the upload request routes
+    # require_module("upload_requests").
+    app.include_router(links.router)
+    app.include_router(public_links.router)
+    app.include_router(public_uploads.router)
 
     # Starlette runs the middleware added last first: the request context wraps the hot paths.
     app.add_middleware(HotPaths, routes=routes_of(folders.router, [folders.list_folder]))

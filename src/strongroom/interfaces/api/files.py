@@ -71,7 +71,7 @@ async def put_file(
         transfers.begin_upload, runtime, tenant, names, preconditions, declared
     )
     try:
-        await _receive_body(
+        await receive_body(
             request, upload, runtime.settings.chunk_size, runtime.settings.upload_idle_timeout
         )
     except BaseException:
@@ -93,7 +93,7 @@ async def put_file(
     )
 
 
-async def _receive_body(
+async def receive_body(
     request: Request, upload: BlobUpload, chunk_size: int, idle_timeout: float
 ) -> None:
     pending: list[bytes] = []
@@ -187,12 +187,12 @@ async def _download(
     # gets a problem response. Damage further in can only cut the body short.
     first = await anyio.to_thread.run_sync(next, pieces, b"")
     return StreamingResponse(
-        _stream(first, pieces), status_code=status, headers=headers,
+        stream_pieces(first, pieces), status_code=status, headers=headers,
         media_type="application/octet-stream",
     )
 
 
-async def _stream(first: bytes, rest: Iterator[bytes]) -> AsyncIterator[bytes]:
+async def stream_pieces(first: bytes, rest: Iterator[bytes]) -> AsyncIterator[bytes]:
     """Send decrypted chunks, decrypting the next one in a worker thread while this one is sent.
 
     The overlap keeps both the event loop and a worker busy. If the client goes
