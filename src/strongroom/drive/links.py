@@ -42,6 +42,11 @@ log = get_logger(__name__)
 
 # Download counts are kept in millionths, so that a range of a file counts its share.
 UNIT = 1_000_000
+# How far past its limit a link goes for a resumed download (a range that does not start
+# at byte 0). The bytes a server hands to a connection that then breaks were charged, but
+# the client may not have them, so it asks for them again. In all, a link serves at most
+# this share of one download more than its limit.
+RESUME_TOLERANCE = UNIT // 20
 MAX_DOWNLOADS = 1_000_000
 # Far enough for any sharing; a tenant setting may lower it.
 MAX_LIFETIME = dt.timedelta(days=3650)
@@ -180,14 +185,20 @@ def owner_is_active(session: TenantSession, owner_id: uuid.UUID) -> bool:
     return status == "active"
 
 
-def state_of(link: LinkRow, now: dt.datetime | None = None) -> str:
-    """Return whether the link can be used: active, or revoked, expired or exhausted."""
+def state_of(link: LinkRow, now: dt.datetime | None = None, resuming: bool = False) -> str:
+    """Return whether the link can be used: active, or revoked, expired or exhausted.
+
+    With `resuming`, for a range that does not start at byte 0, a link whose
+    downloads are used up is still active within RESUME_TOLERANCE.
+    """
     if link.revoked_at is not None:
         return REVOKED
     if link.expires_at is not None and aware(link.expires_at) <= (now or utcnow()):
         return EXPIRED
-    if link.max_downloads is not None and link.download_units >= link.max_downloads * UNIT:
-        return EXHAUSTED
+    if link.max_downloads is not None:
+        limit = link.max_downloads * UNIT + (RESUME_TOLERANCE if resuming else 0)
+        if link.download_units >= limit:
+            return EXHAUSTED
     return ACTIVE
 
 
@@ -260,12 +271,16 @@ def share_of(length: int, size: int) -> int:
     return min(UNIT, -(-length * UNIT // size))
 
 
-def charge_download(session: TenantSession, link_id: uuid.UUID, units: int) -> bool:
+def charge_download(
+    session: TenantSession, link_id: uuid.UUID, units: int, resuming: bool = False
+) -> bool:
     """Add `units` to the link's count if it stays within the limit; return whether it did.
 
     One conditional UPDATE: of two requests that both want the last download,
-    the database lets exactly one through.
+    the database lets exactly one through. A resumed download (`resuming`)
+    may pass the limit by RESUME_TOLERANCE.
     """
+    tolerance = RESUME_TOLERANCE if resuming else 0
     statement = (
         update(LinkRow)
         .where(
@@ -273,7 +288,10 @@ def charge_download(session: TenantSession, link_id: uuid.UUID, units: int) -> b
             LinkRow.revoked_at.is_(None),
             (LinkRow.max_downloads.is_(None))
             # As BIGINT: a limit of a million downloads is 10^12 units, past PostgreSQL's INTEGER.
-            | (LinkRow.download_units + units <= cast(LinkRow.max_downloads, BigInteger) * UNIT),
+            | (
+                LinkRow.download_units + units
+                <= cast(LinkRow.max_downloads, BigInteger) * UNIT + tolerance
+            ),
         )
         .values(download_units=LinkRow.download_units + units)
     )

@@ -4,11 +4,14 @@ A response that sends content charges the link its share of the file before
 the first byte goes out (see `strongroom.drive.links`). When the client goes
 away early, the share of the bytes it did not receive is given back, so a
 download cut off halfway and resumed with a Range request counts one in all.
-HEAD and 304 responses send no content and count nothing.
+HEAD and 304 responses send no content and count nothing. A resumed download
+(a range that does not start at byte 0) may pass the limit by a twentieth of
+a download, because the bytes a broken connection lost were charged too.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -52,6 +55,13 @@ def open_content(runtime: Runtime, tenant: TenantInfo, node: NodeRow) -> Content
     with runtime.stores.session(tenant) as session:
         version, blob = files.current_content(session, node)
     return Content(version, blob, runtime.keyring.version(tenant.id, blob.key_version))
+
+
+def is_resuming(request: Request) -> bool:
+    """Return True for a Range request whose first byte is not byte 0: a download resumed."""
+    header = (request.headers.get("range") or "").replace(" ", "")
+    match = re.match(r"bytes=(\d{1,19})-", header)
+    return match is not None and int(match.group(1)) > 0
 
 
 def attachment(name: str) -> str:
@@ -101,7 +111,7 @@ async def send_file(
         )
 
     units = links.share_of(length, size)
-    await charge(runtime, tenant, link_id, units)
+    await charge(runtime, tenant, link_id, units, resuming=start > 0)
     pieces = read_range(runtime.blobs, content.blob, content.tenant_key, start, end)
     try:
         first = await anyio.to_thread.run_sync(next, pieces, b"")
@@ -124,15 +134,19 @@ async def send_file(
     )
 
 
-async def charge(runtime: Runtime, tenant: TenantInfo, link_id: uuid.UUID, units: int) -> None:
+async def charge(
+    runtime: Runtime, tenant: TenantInfo, link_id: uuid.UUID, units: int, resuming: bool = False
+) -> None:
     """Charge the link `units`, or raise Gone when its downloads are used up or it was revoked."""
-    if not await anyio.to_thread.run_sync(_charge, runtime, tenant, link_id, units):
+    if not await anyio.to_thread.run_sync(_charge, runtime, tenant, link_id, units, resuming):
         raise Gone(EXHAUSTED_MESSAGE)
 
 
-def _charge(runtime: Runtime, tenant: TenantInfo, link_id: uuid.UUID, units: int) -> bool:
+def _charge(
+    runtime: Runtime, tenant: TenantInfo, link_id: uuid.UUID, units: int, resuming: bool
+) -> bool:
     with runtime.stores.session(tenant, write=True) as session:
-        return links.charge_download(session, link_id, units)
+        return links.charge_download(session, link_id, units, resuming)
 
 
 async def refund(runtime: Runtime, tenant: TenantInfo, link_id: uuid.UUID, units: int) -> None:

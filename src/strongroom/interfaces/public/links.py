@@ -34,7 +34,7 @@ from strongroom.drive.paths import join_path, split_path
 from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep
 from strongroom.interfaces.api.files import stream_pieces
 from strongroom.interfaces.public import grants
-from strongroom.interfaces.public.content import attachment, charge, send_file
+from strongroom.interfaces.public.content import attachment, charge, is_resuming, send_file
 from strongroom.interfaces.public.forms import read_small_form
 from strongroom.interfaces.public.pages import (
     PublicRoute,
@@ -71,13 +71,17 @@ class Opened:
     zone: zoneinfo.ZoneInfo
 
 
-def open_link(runtime: Runtime, tenant: TenantInfo, token: str) -> Opened:
-    """Return the link of this token in the tenant, or raise NotFound or Gone."""
+def open_link(runtime: Runtime, tenant: TenantInfo, token: str, resuming: bool = False) -> Opened:
+    """Return the link of this token in the tenant, or raise NotFound or Gone.
+
+    `resuming` is for a range that does not start at byte 0, which a used up
+    link still serves within its tolerance (see `drive.links`).
+    """
     with runtime.stores.session(tenant) as session:
         link = links.find_link(session, token)
         if link is None:
             raise NotFound("no link exists at this address; check that the whole address was copied")
-        state = links.state_of(link)
+        state = links.state_of(link, resuming=resuming)
         if state == links.ACTIVE and not links.owner_is_active(session, link.owner_id):
             state = links.REVOKED
         if state != links.ACTIVE:
@@ -92,7 +96,9 @@ async def open_unlocked(
     request: Request, runtime: Runtime, tenant: TenantInfo, token: str
 ) -> Opened | Response:
     """Open the link and check its password; return the password form where a browser needs one."""
-    opened = await anyio.to_thread.run_sync(open_link, runtime, tenant, token)
+    opened = await anyio.to_thread.run_sync(
+        open_link, runtime, tenant, token, is_resuming(request)
+    )
     form = await check_password(
         request, runtime, tenant, opened.link.id, opened.link.password_hash, AREA, token
     )
