@@ -17,6 +17,7 @@ import pytest
 from . import MissingService
 from .pgbouncer import PgBouncer, start_pgbouncer
 from .postgres import PostgresServer, start_postgres
+from .smtp import Mailbox, SmtpServer
 
 REQUIRE_SERVICES_VARIABLE = "STRONGROOM_REQUIRE_SERVICES"
 
@@ -75,3 +76,21 @@ def pgbouncer(postgres_server: PostgresServer) -> Iterator[PgBouncer]:
         yield bouncer
     finally:
         bouncer.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpServer]:
+    """An SMTP server (aiosmtpd, from the test extra) on 127.0.0.1 that keeps what it receives."""
+    server = SmtpServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server: SmtpServer) -> Mailbox:
+    """The messages the SMTP server received during this test."""
+    smtp_server.mailbox.clear()
+    return smtp_server.mailbox
