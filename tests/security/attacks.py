@@ -23,13 +23,31 @@ import httpx
 
 from tests.security.estate import Estate, snapshot
 from tests.security.raw_http import Reply, send_raw
-from tests.security.routes import MOVE, NEW_TOKEN, PARAMETER_KINDS, UPLOAD, Route
+from tests.security.routes import (
+    FILES_FORM,
+    MOVE,
+    NEW_LINK,
+    NEW_TOKEN,
+    NEW_UPLOAD_REQUEST,
+    PARAMETER_KINDS,
+    PASSWORD_FORM,
+    UPLOAD,
+    Route,
+)
 from tests.security.tally import Tally
 
 BASE_DOMAIN = "strongroom.test"
 
 # Even in length, like every size of the intruder's own files (see estate.py).
 INTRUDER_BODY = b"written by an intruder"
+FILES_FORM_BOUNDARY = "intruder-boundary"
+FILES_FORM_BODY = (
+    f"--{FILES_FORM_BOUNDARY}\r\n"
+    'Content-Disposition: form-data; name="csrf"\r\n\r\nforged\r\n'
+    f"--{FILES_FORM_BOUNDARY}\r\n"
+    'Content-Disposition: form-data; name="files"; filename="dropped.txt"\r\n'
+    "Content-Type: text/plain\r\n\r\n"
+).encode() + INTRUDER_BODY + f"\r\n--{FILES_FORM_BOUNDARY}--\r\n".encode()
 
 UUID_PATTERN = re.compile(
     r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.IGNORECASE
@@ -96,6 +114,12 @@ def body_for(
         return json.dumps(move).encode(), "application/json"
     if route.body == NEW_TOKEN:
         return json.dumps({"name": "intruder"}).encode(), "application/json"
+    if route.body in (NEW_LINK, NEW_UPLOAD_REQUEST):
+        return json.dumps({"path": source}).encode(), "application/json"
+    if route.body == PASSWORD_FORM:
+        return b"password=a+guessed+password&csrf=forged", "application/x-www-form-urlencoded"
+    if route.body == FILES_FORM:
+        return FILES_FORM_BODY, f"multipart/form-data; boundary={FILES_FORM_BOUNDARY}"
     return b"", None
 
 

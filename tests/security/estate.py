@@ -45,6 +45,11 @@ class Estate:
     token_ids: list[str] = field(default_factory=list)
     trash_ids: list[str] = field(default_factory=list)
     user_ids: list[str] = field(default_factory=list)
+    link_ids: list[str] = field(default_factory=list)
+    request_ids: list[str] = field(default_factory=list)
+    # The tokens of its public links and upload requests: the victim's are never handed to
+    # the intruder, except to show that they fail under the intruder's base URL.
+    public_tokens: list[str] = field(default_factory=list)
     # Never handed out: ids, text and numbers only this tenant's own users can see.
     hidden_ids: list[str] = field(default_factory=list)
     hidden_text: list[str] = field(default_factory=list)
@@ -61,6 +66,11 @@ class Estate:
         return self.admin.tenant.slug
 
     @property
+    def file_names(self) -> list[str]:
+        """The last names of the handed-out paths, for routes that take one file name."""
+        return sorted({path.rsplit("/", 1)[-1] for path in self.paths if path})
+
+    @property
     def names(self) -> list[str]:
         """Every file and folder name in the handed-out paths."""
         return sorted({name for path in self.paths for name in path.split("/") if name})
@@ -72,11 +82,21 @@ class Estate:
             "token": self.token_ids,
             "trash": self.trash_ids,
             "user": self.user_ids,
+            "link": self.link_ids,
+            "upload request": self.request_ids,
         }[kind]
 
     @property
     def all_ids(self) -> list[str]:
-        return [*self.node_ids, *self.version_ids, *self.token_ids, *self.trash_ids, *self.user_ids]
+        return [
+            *self.node_ids,
+            *self.version_ids,
+            *self.token_ids,
+            *self.trash_ids,
+            *self.user_ids,
+            *self.link_ids,
+            *self.request_ids,
+        ]
 
 
 def call(client: httpx.Client, member: Member, method: str, path: str, **kwargs: Any) -> Any:
@@ -149,9 +169,26 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
         me = call(client, someone, "GET", "me")
         estate.user_ids.append(me["id"])
     estate.hidden_text += estate.tokens
+    add_public_links(client, estate, budget, docs, vault)
     estate.emails = [admin.email, member.email]
     estate.sizes.add(call(client, admin, "GET", "usage")["used_bytes"])
     return estate
+
+
+def add_public_links(
+    client: httpx.Client, estate: Estate, file_path: str, folder_path: str, drop_folder: str
+) -> None:
+    """Share a file and a folder by link, and open an upload request into the hidden folder."""
+    admin = estate.admin
+    made = [
+        call(client, admin, "POST", "links", json={"path": file_path}),
+        call(client, admin, "POST", "links", json={"path": folder_path}),
+    ]
+    request = call(client, admin, "POST", "upload-requests", json={"path": drop_folder})
+    estate.link_ids = [link["id"] for link in made]
+    estate.request_ids = [request["id"]]
+    estate.public_tokens = [item["url"].rsplit("/", 1)[-1] for item in [*made, request]]
+    estate.hidden_text += estate.public_tokens
 
 
 def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
@@ -182,4 +219,6 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
         "trash": call(client, admin, "GET", "trash")["items"],
         "tokens": tokens,
         "usage": call(client, admin, "GET", "usage"),
+        "links": call(client, admin, "GET", "links")["items"],
+        "upload requests": call(client, admin, "GET", "upload-requests")["items"],
     }

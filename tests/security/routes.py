@@ -22,9 +22,24 @@ from strongroom.interfaces.api.dependencies import require_principal, require_te
 UPLOAD = "upload"
 MOVE = "move"
 NEW_TOKEN = "new token"
+NEW_LINK = "new link"
+NEW_UPLOAD_REQUEST = "new upload request"
+PASSWORD_FORM = "password form"
+FILES_FORM = "files form"
 
-# How each path parameter is filled: with a path, or with an id of one kind.
-PARAMETER_KINDS = {"path": "path", "node_id": "node", "item_id": "trash", "token_id": "token"}
+# How each path parameter is filled: with a path, a file name, an id of one kind, or the
+# secret token of a public link or upload request.
+PUBLIC_TOKEN = "public token"
+PARAMETER_KINDS = {
+    "path": "path",
+    "name": "name",
+    "node_id": "node",
+    "item_id": "trash",
+    "token_id": "token",
+    "link_id": "link",
+    "request_id": "upload request",
+    "token": PUBLIC_TOKEN,
+}
 
 KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/healthz"): None,
@@ -51,6 +66,22 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/tokens"): None,
     ("POST", "/api/v1/tokens"): NEW_TOKEN,
     ("DELETE", "/api/v1/tokens/{token_id}"): None,
+    ("POST", "/api/v1/links"): NEW_LINK,
+    ("GET", "/api/v1/links"): None,
+    ("DELETE", "/api/v1/links/{link_id}"): None,
+    ("POST", "/api/v1/upload-requests"): NEW_UPLOAD_REQUEST,
+    ("GET", "/api/v1/upload-requests"): None,
+    ("DELETE", "/api/v1/upload-requests/{request_id}"): None,
+    ("GET", "/s/{token}"): None,
+    ("GET", "/s/{token}/download"): None,
+    ("HEAD", "/s/{token}/download"): None,
+    ("GET", "/s/{token}/folders/{path:path}"): None,
+    ("GET", "/s/{token}/files/{path:path}"): None,
+    ("POST", "/s/{token}/unlock"): PASSWORD_FORM,
+    ("GET", "/r/{token}"): None,
+    ("POST", "/r/{token}"): FILES_FORM,
+    ("PUT", "/r/{token}/files/{name}"): UPLOAD,
+    ("POST", "/r/{token}/unlock"): PASSWORD_FORM,
 }
 
 
@@ -73,7 +104,17 @@ class Route:
 
     @property
     def id_params(self) -> tuple[str, ...]:
-        return tuple(name for name in self.params if PARAMETER_KINDS.get(name) != "path")
+        """Return the parameters that name an object by its id (not paths, names or tokens)."""
+        return tuple(
+            name
+            for name in self.params
+            if PARAMETER_KINDS.get(name) not in ("path", "name", PUBLIC_TOKEN)
+        )
+
+    @property
+    def public(self) -> bool:
+        """Return True for a route of a link or upload request, which its token alone opens."""
+        return PUBLIC_TOKEN in (PARAMETER_KINDS.get(name) for name in self.params)
 
     @property
     def guarded(self) -> bool:
