@@ -10,6 +10,7 @@ import socket
 import threading
 import uuid
 import zipfile
+import zoneinfo
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ import pytest
 from sqlalchemy import update
 
 from strongroom.drive.models import LinkRow
+from strongroom.tenancy.models import TenantRow
 from strongroom.runtime import Runtime
 from tests.conftest import SHARED_LEVELS, TEST_CHUNK_SIZE, Cast, LiveServer, Member
 
@@ -147,6 +149,24 @@ def test_link_expiry_without_offset_is_tenant_time(client: httpx.Client, cast: C
     assert link["time_zone"] == "UTC"
     assert link["expires_at"] == f"{day}T12:00:00Z"
     assert link["expires_at_local"] == f"{day}T12:00:00+00:00"
+
+
+@SHARED_ONLY
+def test_link_times_in_tenant_time_zone(runtime: Runtime, client: httpx.Client, cast: Cast) -> None:
+    with runtime.catalog.session(write=True) as session:
+        session.get(TenantRow, cast.acme.id).settings = {"time_zone": "Europe/Paris"}
+    put(client, cast.acme_member, "a.txt", b"hello")
+    paris = zoneinfo.ZoneInfo("Europe/Paris")
+    local = in_days(200).replace(hour=12, minute=0, second=0, tzinfo=None)
+    expected = local.replace(tzinfo=paris)
+
+    link = make_link(client, cast.acme_member, "a.txt", expires_at=local.isoformat())
+    page = client.get(link["url"], headers=HTML)
+
+    assert link["time_zone"] == "Europe/Paris"
+    assert link["expires_at"] == expected.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    assert link["expires_at_local"] == expected.isoformat()
+    assert f"{local:%Y-%m-%d} 12:00 (Europe/Paris)" in page.text
 
 
 @SHARED_ONLY
