@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import update
 
 from strongroom.drive.models import LinkRow
-from strongroom.tenancy.models import TenantRow
 from strongroom.runtime import Runtime
+from strongroom.tenancy.models import TenantRow
 from tests.conftest import SHARED_LEVELS, TEST_CHUNK_SIZE, Cast, LiveServer, Member
 
 # The other levels add nothing to these tests but time: the tenant-facing ones run on all.

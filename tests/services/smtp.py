@@ -28,7 +28,7 @@ class Mailbox:
     messages: list[ReceivedMail] = field(default_factory=list)
     _arrived: threading.Condition = field(default_factory=threading.Condition)
 
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._arrived:
             self.messages.append(

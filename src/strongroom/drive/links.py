@@ -1,6 +1,6 @@
-"""Public links: a secret URL that lets anyone who holds it download a file or a folder.
+"""Public links: a secret URL that lets anyone who has it download a file or a folder.
 
-A link's token is 32 random bytes in base64url; only its SHA-256 is stored,
+A link's token is 32 random bytes in base64url. Only its SHA-256 is stored,
 as for API tokens, and it is looked up within the tenant of the request, so a
 token presented under another tenant's base URL finds nothing there and fails
 exactly like a made-up one. A link may carry a password (argon2id), an expiry
@@ -30,7 +30,7 @@ from strongroom.base.errors import InvalidInput, NotFound
 from strongroom.base.logging import get_logger
 from strongroom.drive import files
 from strongroom.drive.files import Names
-from strongroom.drive.models import FILE, FOLDER, LinkRow, NodeRow
+from strongroom.drive.models import FOLDER, LinkRow, NodeRow
 from strongroom.drive.paths import MAX_DEPTH, join_path
 from strongroom.identity.models import UserRow
 from strongroom.identity.passwords import hash_password, verify_password
@@ -44,15 +44,15 @@ log = get_logger(__name__)
 UNIT = 1_000_000
 # How far past its limit a link goes for a resumed download (a range that does not start
 # at byte 0). The bytes a server hands to a connection that then breaks were charged, but
-# the client may not have them, so it asks for them again. In all, a link serves at most
+# the client may not have them, so it requests them again. In all, a link serves at most
 # this share of one download more than its limit.
 RESUME_TOLERANCE = UNIT // 20
 MAX_DOWNLOADS = 1_000_000
-# Far enough for any sharing; a tenant setting may lower it.
+# Far enough for any sharing. A tenant setting may lower it.
 MAX_LIFETIME = dt.timedelta(days=3650)
 TOKEN_BYTES = 32
 PREFIX_LENGTH = 6
-# base64url of TOKEN_BYTES is 43 characters; anything much longer is not a token.
+# base64url of TOKEN_BYTES is 43 characters, so anything much longer is not a token.
 MAX_TOKEN_LENGTH = 100
 
 ACTIVE = "active"
@@ -68,7 +68,7 @@ def new_token() -> tuple[str, str]:
 
 
 def aware(moment: dt.datetime) -> dt.datetime:
-    """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
+    """Return the moment with its UTC zone: SQLite returns naive datetimes, which are UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
@@ -318,6 +318,3 @@ def path_of_target(session: TenantSession, link: LinkRow) -> str | None:
     node = get_target(session, link)
     return None if node is None else files.path_of(session, node)
 
-
-def is_file_link(link: LinkRow) -> bool:
-    return link.kind == FILE

@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 
-from strongroom.base.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PreconditionFailed
+from strongroom.base.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+)
 from strongroom.base.logging import get_logger
 from strongroom.drive import files
 from strongroom.drive.content import BlobUpload, blob_key

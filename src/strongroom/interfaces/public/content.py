@@ -78,7 +78,7 @@ async def send_file(
     node: NodeRow,
     send_body: bool,
 ) -> Response:
-    """Answer a download of one file of a link, charging the link for the bytes it sends."""
+    """Send one file of a link, or its headers, charging the link for the bytes it sends."""
     content = await anyio.to_thread.run_sync(open_content, runtime, tenant, node)
     size = content.blob.size
     headers = {

@@ -41,7 +41,7 @@ async def read_small_form(request: Request) -> dict[str, str]:
 
 
 class FileSink(Protocol):
-    """Where the bytes of one file part go."""
+    """The destination of the bytes of one file part."""
 
     def feed(self, data: bytes) -> None: ...
 

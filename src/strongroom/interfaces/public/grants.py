@@ -2,8 +2,8 @@
 
 A script sends the password with HTTP Basic and any user name, the empty
 one included (`curl -u :PASSWORD URL`), on every request. A browser enters
-it once in a form; the answer is an unlock cookie for that link's path only,
-valid for `UNLOCK_LIFETIME`. The cookie holds its expiry and an HMAC over
+it once in a form, and a right password sets an unlock cookie for that
+link's path only, valid for `UNLOCK_LIFETIME`. The cookie holds its expiry and an HMAC over
 the tenant, the link and the link's password hash, keyed by the tenant's
 current key, so it cannot be forged, does not open another link, and stops
 working when the password changes or the tenant's key is rotated.
@@ -45,8 +45,8 @@ CSRF_BYTES = 32
 # and 64 MiB with the defaults), so the limit also bounds the work a guesser causes.
 WRONG_PASSWORDS_PER_MINUTE = 10
 
-# NOTE: in-process counters, so each replica of a scaled-out deployment counts on its own;
-# the shared rate-limit storage can replace MemoryStorage once the project has one.
+# NOTE: the counters are in this process, so each replica of a deployment counts on its
+# own. A shared rate-limit storage can replace MemoryStorage once the project has one.
 _limiter = MovingWindowRateLimiter(MemoryStorage())
 _wrong_password_limit = RateLimitItemPerMinute(WRONG_PASSWORDS_PER_MINUTE)
 

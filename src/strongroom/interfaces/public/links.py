@@ -196,7 +196,7 @@ async def _download(
 
 
 async def _send_zip(runtime: Runtime, tenant: TenantInfo, opened: Opened, send_body: bool) -> Response:
-    """Answer with the linked folder as a zip archive; each archive counts one whole download."""
+    """Send the linked folder as a zip archive, which counts one whole download."""
     headers = {"Content-Disposition": attachment(f"{opened.node.name}.zip")}
     if not send_body:
         return secure(Response(headers=headers, media_type="application/zip"), content=True)

@@ -1,8 +1,8 @@
 """The password step of a protected link or upload request, for scripts and for browsers.
 
 A script sends the password with HTTP Basic on each request and gets 401
-with a Basic challenge without it. A browser gets a form instead, and the
-form's answer sets an unlock cookie (see `grants`).
+with a Basic challenge without it. A browser gets a form instead, and a
+right password in it sets an unlock cookie (see `grants`).
 """
 
 from __future__ import annotations

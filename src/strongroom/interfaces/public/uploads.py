@@ -28,15 +28,22 @@ from strongroom.base.errors import Gone, InvalidInput, NotFound
 from strongroom.base.logging import get_logger
 from strongroom.drive import upload_requests
 from strongroom.drive.content import BlobUpload
+from strongroom.drive.links import owner_is_active
 from strongroom.drive.models import UploadRequestRow
 from strongroom.drive.paths import check_name
 from strongroom.drive.upload_requests import Received
-from strongroom.drive.links import owner_is_active
 from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep
 from strongroom.interfaces.api.files import receive_body
 from strongroom.interfaces.public import grants
 from strongroom.interfaces.public.forms import MultipartReader, read_small_form
-from strongroom.interfaces.public.pages import PublicRoute, human_size, local_time, render, secure, wants
+from strongroom.interfaces.public.pages import (
+    PublicRoute,
+    human_size,
+    local_time,
+    render,
+    secure,
+    wants,
+)
 from strongroom.interfaces.public.passwords import check_password, unlock
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
@@ -141,7 +148,7 @@ async def receive_form(
             upload_requests.notify_owner, runtime, tenant, opened.row.id, incoming.received
         )
     if not incoming.received:
-        raise InvalidInput("the form holds no file; choose one or more files and send it again")
+        raise InvalidInput("the form contains no file; choose one or more files and send it again")
     return _received_response(request, token, incoming.received)
 
 
@@ -210,8 +217,8 @@ class _Incoming:
 
     def open(self, _field: str, filename: str) -> _IncomingFile | None:
         if not self.csrf_checked:
-            # Also the answer to a form whose field came after the files: the files would
-            # already be stored by the time the field arrived.
+            # A CSRF field after the files is rejected too, because the files would be
+            # stored before it arrived.
             grants.check_csrf(self.request, None)
         if not filename:
             return None  # a file input left empty
