@@ -34,7 +34,13 @@ from strongroom.drive.paths import join_path, split_path
 from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep
 from strongroom.interfaces.api.files import stream_pieces
 from strongroom.interfaces.public import grants
-from strongroom.interfaces.public.content import attachment, charge, is_resuming, send_file
+from strongroom.interfaces.public.content import (
+    attachment,
+    charge,
+    is_resuming,
+    refund,
+    send_file,
+)
 from strongroom.interfaces.public.forms import read_small_form
 from strongroom.interfaces.public.pages import (
     PublicRoute,
@@ -203,7 +209,12 @@ async def _send_zip(runtime: Runtime, tenant: TenantInfo, opened: Opened, send_b
     entries = await anyio.to_thread.run_sync(_archive_entries, runtime, tenant, opened)
     await charge(runtime, tenant, opened.link.id, links.UNIT)
     pieces = archives.stream_zip(entries)
-    first = await anyio.to_thread.run_sync(next, pieces, b"")
+    try:
+        first = await anyio.to_thread.run_sync(next, pieces, b"")
+    except BaseException:
+        pieces.close()
+        await refund(runtime, tenant, opened.link.id, links.UNIT)
+        raise
     log.info("link_zip_download", link_id=str(opened.link.id), entries=len(entries))
     return secure(
         StreamingResponse(stream_pieces(first, pieces), headers=headers, media_type="application/zip"),
