@@ -30,6 +30,7 @@ from strongroom.identity.tokens import create_token
 from strongroom.identity.users import get_user
 from strongroom.interfaces.api.app import create_app
 from strongroom.interfaces.api.dependencies import require_principal, require_tenant
+from strongroom.interfaces.api.links import LinkCreate, UploadRequestCreate
 from strongroom.interfaces.api.schemas import MoveRequest, TokenCreate
 from strongroom.runtime import Runtime
 from strongroom.tenancy.models import utcnow
@@ -125,6 +126,8 @@ class Estate:
     spare_token_id: str = ""
     user_ids: list[str] = field(default_factory=list)
     version_ids: list[str] = field(default_factory=list)
+    link_ids: list[str] = field(default_factory=list)
+    upload_request_ids: list[str] = field(default_factory=list)
 
     @property
     def slug(self) -> str:
@@ -134,7 +137,7 @@ class Estate:
     def object_ids(self) -> list[str]:
         """Every object id of the tenant, the spare token first, so that revoking stops there."""
         ids = [self.spare_token_id, *self.trash_ids, *self.node_ids, *self.token_ids]
-        ids += [*self.user_ids, *self.version_ids]
+        ids += [*self.user_ids, *self.version_ids, *self.link_ids, *self.upload_request_ids]
         return list(dict.fromkeys(ids))
 
     def secrets_in(self, text: str) -> list[str]:
@@ -186,6 +189,10 @@ def build_estate(client: httpx.Client, admin: Member, member: Member) -> Estate:
     for path in estate.files:
         listing = call(client, admin, "GET", f"versions/{path}")
         estate.version_ids += [version["id"] for version in listing["items"]]
+    link = call(client, member, "POST", "links", json={"path": "docs/plan.txt"})
+    drop = call(client, member, "POST", "upload-requests", json={"path": "docs"})
+    estate.link_ids = [link["id"]]
+    estate.upload_request_ids = [drop["id"]]
     return estate
 
 
@@ -230,6 +237,8 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
         "trash": call(client, admin, "GET", "trash")["items"],
         "tokens": tokens,
         "usage": call(client, admin, "GET", "usage"),
+        "links": call(client, estate.member, "GET", "links")["items"],
+        "upload requests": call(client, estate.member, "GET", "upload-requests")["items"],
     }
 
 
@@ -258,6 +267,8 @@ def body_of(endpoint: Endpoint, estate: Estate) -> dict[str, Any]:
         return {"json": {"from": estate.file_path, "to": "taken/plan.txt", "overwrite": True}}
     if endpoint.body_model is TokenCreate:
         return {"json": {"name": "intruder"}}
+    if endpoint.body_model in (LinkCreate, UploadRequestCreate):
+        return {"json": {"path": estate.folder_path}}
     if endpoint.body_model is not None:
         return {"json": {}}
     if endpoint.method in ("PUT", "POST"):
