@@ -3,8 +3,9 @@
 Each property below is one family of attack, and each hypothesis example is
 a round. A round sends one request to every route the application serves, in
 a random order, with drawn ids, paths, spellings and tokens. It then reads
-the victim's files, versions, trash, tokens and usage through the victim's
-own tokens and compares them with the snapshot taken before the test.
+the victim's files, versions, trash, tokens, usage, links and upload
+requests through the victim's own tokens and compares them with the snapshot
+taken before the test.
 attacks.py defines what counts as a leak.
 """
 
