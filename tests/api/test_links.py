@@ -121,6 +121,7 @@ def test_link_on_host_form_of_base_url(client: httpx.Client, cast: Cast) -> None
     assert client.get(path, headers=host).content == b"hello"
 
 
+@SHARED_ONLY
 def test_link_after_expiry_gets_410(runtime: Runtime, client: httpx.Client, cast: Cast) -> None:
     put(client, cast.acme_member, "a.txt", b"hello")
     link = make_link(client, cast.acme_member, "a.txt", expires_at=in_days(30).isoformat())
@@ -253,6 +254,7 @@ def read_then_hang_up(port: int, url: str, want: int) -> bytes:
     return body
 
 
+@SHARED_ONLY
 def test_link_with_password_for_scripts(client: httpx.Client, cast: Cast) -> None:
     put(client, cast.acme_member, "a.txt", b"secret plans")
     link = make_link(client, cast.acme_member, "a.txt", password="correct horse battery")
@@ -456,6 +458,7 @@ def build_folder(client: httpx.Client, member: Member) -> dict[str, bytes]:
     return contents
 
 
+@SHARED_ONLY
 def test_folder_link_zip_contents(client: httpx.Client, cast: Cast) -> None:
     contents = build_folder(client, cast.acme_member)
     link = make_link(client, cast.acme_member, "report")

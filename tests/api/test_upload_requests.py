@@ -100,18 +100,6 @@ def test_upload_request_never_overwrites(client: httpx.Client, cast: Cast) -> No
     assert "(3)" not in second.text
 
 
-def test_upload_request_folder_name_in_the_way(client: httpx.Client, cast: Cast) -> None:
-    owner = cast.acme_member
-    client.post(owner.url("folders/inbox/data.csv"), headers=owner.headers)
-    drop = make_request(client, owner, "inbox")
-
-    response = send(client, drop, "data.csv", b"a,b")
-
-    assert response.status_code == 201
-    assert listing(client, owner, "inbox")["data.csv"]["type"] == "folder"
-    assert content_of(client, owner, "inbox/data (2).csv") == b"a,b"
-
-
 def test_upload_request_cannot_list_or_read(client: httpx.Client, cast: Cast) -> None:
     owner = cast.acme_member
     put(client, owner, "private-inbox/secret-plan.txt", b"top secret contents")
@@ -138,6 +126,7 @@ def test_upload_request_cannot_list_or_read(client: httpx.Client, cast: Cast) ->
     assert "escaped.txt" not in listing(client, owner, "")
 
 
+@SHARED_ONLY
 def test_upload_request_file_size_limit(client: httpx.Client, cast: Cast) -> None:
     owner = cast.acme_member
     client.post(owner.url("folders/inbox"), headers=owner.headers)
@@ -168,6 +157,7 @@ def test_upload_request_size_limit_without_length(client: httpx.Client, cast: Ca
     assert listing(client, owner, "inbox") == {}
 
 
+@SHARED_ONLY
 def test_upload_request_total_size_limit(client: httpx.Client, cast: Cast) -> None:
     owner = cast.acme_member
     client.post(owner.url("folders/inbox"), headers=owner.headers)
@@ -220,6 +210,7 @@ def test_upload_request_without_notify_sends_no_mail(
     assert [mail.message["Subject"] for mail in mailbox.messages] == ["New files: loud"]
 
 
+@SHARED_ONLY
 def test_upload_request_form_upload(client: httpx.Client, cast: Cast) -> None:
     owner = cast.acme_member
     client.post(owner.url("folders/inbox"), headers=owner.headers)
@@ -259,6 +250,7 @@ def test_upload_request_form_without_csrf(client: httpx.Client, cast: Cast) -> N
     assert listing(client, owner, "inbox") == {}
 
 
+@SHARED_ONLY
 def test_upload_request_with_password(client: httpx.Client, cast: Cast) -> None:
     owner = cast.acme_member
     client.post(owner.url("folders/inbox"), headers=owner.headers)
@@ -316,6 +308,7 @@ def test_upload_request_foreign_token_like_unknown(
     assert listing(client, owner, "inbox") == {}
 
 
+@SHARED_ONLY
 def test_upload_request_needs_a_folder(client: httpx.Client, cast: Cast) -> None:
     owner = cast.acme_member
     put(client, owner, "a.txt", b"a")

@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 import string
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.security.attacks import BASE_DOMAIN, Attacker, Probe, fill
-from tests.security.conftest import ROUND_SETTINGS
+from tests.security.conftest import HEALTH_CHECKS
 from tests.security.dealing import Dealer
 from tests.security.estate import Estate
 from tests.security.raw_http import Reply
@@ -24,6 +24,9 @@ from tests.security.routes import Route
 from tests.security.test_api_attacks import body, names_one_object, references
 
 NOT_FOUND = frozenset({404})
+# Fewer rounds than the other families: a round here is two requests per public route,
+# and the suite's time on five levels is tight.
+LINK_ROUND_SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=HEALTH_CHECKS)
 TOKEN_ALPHABET = string.ascii_letters + string.digits + "-_"
 ACCEPTS = ["text/html", "application/json", "*/*", "application/problem+json"]
 REQUEST_ID = re.compile(rb'"request_id":"[0-9a-f]+"')
@@ -54,7 +57,7 @@ def comparable(reply: Reply, token: str) -> tuple[int, bytes, str]:
     return reply.status, text, reply.headers.get("content-type", "")
 
 
-@ROUND_SETTINGS
+@LINK_ROUND_SETTINGS
 @given(data=st.data())
 def test_foreign_public_tokens_fail_like_unknown(
     data: st.DataObject, routes: list[Route], victim: Estate, intruder: Estate, attacker_for
@@ -114,7 +117,7 @@ def guesses_near(data: st.DataObject, dealer: Dealer, victim: Estate) -> str:
     )
 
 
-@ROUND_SETTINGS
+@LINK_ROUND_SETTINGS
 @given(data=st.data())
 def test_guessed_public_tokens_miss(
     data: st.DataObject, routes: list[Route], victim: Estate, intruder: Estate, attacker_for
