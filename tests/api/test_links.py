@@ -135,7 +135,7 @@ def test_link_after_expiry_gets_410(runtime: Runtime, client: httpx.Client, cast
     assert "This link has expired" in page.text
     assert problem.status_code == 410
     assert problem.headers["content-type"] == "application/problem+json"
-    assert problem.json()["detail"] == "this link has expired"
+    assert problem.json()["detail"].startswith("this link has expired; ask")
     assert plain.status_code == 410
     assert b"hello" not in plain.content
 

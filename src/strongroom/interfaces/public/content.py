@@ -37,7 +37,9 @@ from strongroom.tenancy.keys import TenantKey
 
 log = get_logger(__name__)
 
-EXHAUSTED_MESSAGE = "this link has reached its download limit, so it no longer serves files"
+EXHAUSTED_MESSAGE = (
+    "this link has reached its download limit; ask the person who shared it for a new one"
+)
 
 
 @dataclass(frozen=True)

@@ -61,11 +61,11 @@ router = APIRouter(route_class=PublicRoute, include_in_schema=False, tags=["publ
 
 AREA = "s"
 GONE_MESSAGES = {
-    links.EXPIRED: "this link has expired",
-    links.EXHAUSTED: "this link has reached its download limit",
-    links.REVOKED: "this link was turned off by the person who shared it",
+    links.EXPIRED: "this link has expired; ask the person who shared it for a new one",
+    links.EXHAUSTED: "this link has reached its download limit; ask the person who shared it "
+    "for a new one",
+    links.REVOKED: "this link was turned off by the person who shared it; ask them for a new one",
 }
-ADVICE = "Ask the person who sent it to you for a new link."
 
 
 @dataclass(frozen=True)

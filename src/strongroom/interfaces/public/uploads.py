@@ -55,9 +55,12 @@ router = APIRouter(route_class=PublicRoute, include_in_schema=False, tags=["uplo
 
 AREA = "r"
 GONE_MESSAGES = {
-    upload_requests.EXPIRED: "this upload request has expired",
-    upload_requests.FULL: "this upload request has received all the bytes it accepts",
-    upload_requests.REVOKED: "this upload request was turned off by the person who made it",
+    upload_requests.EXPIRED: "this upload request has expired; ask the person who sent it "
+    "for a new one",
+    upload_requests.FULL: "this upload request has received all the bytes it accepts; ask the "
+    "person who sent it for a new one",
+    upload_requests.REVOKED: "this upload request was turned off by the person who made it; "
+    "ask them for a new one",
 }
 
 
