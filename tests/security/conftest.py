@@ -20,7 +20,7 @@ from strongroom.interfaces.api.app import create_app
 from strongroom.runtime import Runtime
 from tests.conftest import Cast, LiveServer
 from tests.security.attacks import Attacker
-from tests.security.database import store_file
+from tests.security.database import share_by_link, store_file
 from tests.security.estate import Estate, build_estate
 from tests.security.routes import Route, app_routes, unknown_routes
 from tests.security.tally import TALLY, Tally
@@ -103,11 +103,11 @@ def attacker_for(
 
 @pytest.fixture
 def stocked(runtime: Runtime, cast: Cast) -> Cast:
-    """The cast with a file in each tenant, so that every tenant table has rows of both."""
-    for tenant in (cast.acme, cast.globex):
-        store_file(
-            runtime, tenant, f"docs/{tenant.slug}.txt", f"the plans of {tenant.slug}".encode()
-        )
+    """The cast with a shared file in each tenant, so that every tenant table has rows of both."""
+    for admin in (cast.acme_admin, cast.globex_admin):
+        slug = admin.tenant.slug
+        store_file(runtime, admin.tenant, f"docs/{slug}.txt", f"the plans of {slug}".encode())
+        share_by_link(runtime, admin.tenant, admin.user_id, f"docs/{slug}.txt")
     return cast
 
 

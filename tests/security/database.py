@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from strongroom.drive import transfers
+from strongroom.drive import links, transfers, upload_requests
 from strongroom.drive.files import Preconditions
 from strongroom.drive.paths import split_path
 from strongroom.runtime import Runtime
@@ -34,6 +34,14 @@ def store_file(runtime: Runtime, tenant: TenantInfo, path: str, data: bytes) -> 
     upload = transfers.begin_upload(runtime, tenant, names, Preconditions(), len(data))
     upload.feed(data)
     transfers.commit_upload(runtime, tenant, names, upload, None, Preconditions())
+
+
+def share_by_link(runtime: Runtime, tenant: TenantInfo, owner_id: uuid.UUID, path: str) -> None:
+    """Make a public link to the file at `path` and an upload request into its folder."""
+    names = split_path(path)
+    with runtime.stores.session(tenant, write=True) as session:
+        links.create_link(session, owner_id, names, None, None, None)
+        upload_requests.create_upload_request(session, owner_id, names[:-1])
 
 
 def tenant_tables(connection: Connection) -> list[str]:

@@ -46,6 +46,7 @@ from strongroom.tenancy.context import (
 )
 from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING, TenantStores
 from tests.conftest import Cast
+from tests.security.database import share_by_link
 
 ONLY_POSTGRES = pytest.mark.parametrize("level", ["postgres-shared"], indirect=True)
 
@@ -61,13 +62,15 @@ def store_file(runtime: Runtime, tenant: TenantInfo, path: str, data: bytes) -> 
 
 @pytest.fixture
 def filled(runtime: Runtime, cast: Cast) -> Cast:
-    """The cast, with a file in each tenant so that every tenant table has rows of both.
+    """The cast, with a shared file in each tenant so that every tenant table has rows of both.
 
     Each tenant gets one file in one folder, so that renaming all of a tenant's
     nodes to one name breaks no unique index.
     """
     store_file(runtime, cast.acme, "docs/acme.txt", b"acme's plans")
     store_file(runtime, cast.globex, "docs/globex.txt", b"globex's plans")
+    share_by_link(runtime, cast.acme, cast.acme_admin.user_id, "docs/acme.txt")
+    share_by_link(runtime, cast.globex, cast.globex_admin.user_id, "docs/globex.txt")
     return cast
 
 
