@@ -15,15 +15,16 @@ from sqlalchemy import Engine
 
 from strongroom.base.config import Settings
 from strongroom.base.logging import get_logger
+from strongroom.base.mail import Mailer
 from strongroom.identity.tokens import TokenCache
 from strongroom.storage.blobs import BlobStore, open_blob_store
 from strongroom.storage.db import make_engine
 from strongroom.tenancy import migrations
 from strongroom.tenancy.catalog import Catalog
+from strongroom.tenancy.fair_share import FairShare
 from strongroom.tenancy.isolation import TenantStores
 from strongroom.tenancy.keys import Keyring, load_master_key
 from strongroom.tenancy.lifecycle import start_usage
-from strongroom.tenancy.fair_share import FairShare
 from strongroom.tenancy.servers import get_server
 from strongroom.tenancy.store_state import open_store
 from strongroom.tenancy.upgrades import upgrade_tenant_stores
@@ -41,8 +42,10 @@ class Runtime:
     blobs: BlobStore
     tokens: TokenCache
     fair_share: FairShare
+    mailer: Mailer
 
     def close(self) -> None:
+        self.mailer.wait()
         self.stores.close()
         self.engine.dispose()
 
@@ -83,6 +86,7 @@ def build_runtime(settings: Settings, migrate: bool | None = None) -> Runtime:
         blobs=open_blob_store(settings.resolved_blob_dir),
         tokens=TokenCache(settings.token_cache_seconds),
         fair_share=FairShare(settings.redis_url),
+        mailer=Mailer(settings),
     )
 
 

@@ -31,6 +31,7 @@ from strongroom.identity.tokens import create_token
 from strongroom.identity.users import get_user
 from strongroom.interfaces.api.app import create_app
 from strongroom.interfaces.api.dependencies import require_admin, require_principal, require_tenant
+from strongroom.interfaces.api.links import LinkCreate, UploadRequestCreate
 from strongroom.interfaces.api.schemas import (
     GroupCreate,
     GroupRename,
@@ -153,6 +154,8 @@ class Estate:
     shared_folder: str = "sub"
     share_ids: list[str] = field(default_factory=list)
     group_ids: list[str] = field(default_factory=list)
+    link_ids: list[str] = field(default_factory=list)
+    upload_request_ids: list[str] = field(default_factory=list)
 
     @property
     def slug(self) -> str:
@@ -163,7 +166,7 @@ class Estate:
         """Every object id of the tenant, the spare token first, so that revoking stops there."""
         ids = [self.spare_token_id, *self.trash_ids, *self.node_ids, *self.token_ids]
         ids += [*self.app_password_ids, *self.user_ids, *self.version_ids, *self.upload_ids]
-        ids += [*self.share_ids, *self.group_ids]
+        ids += [*self.share_ids, *self.group_ids, *self.link_ids, *self.upload_request_ids]
         return list(dict.fromkeys(ids))
 
     def secrets_in(self, text: str) -> list[str]:
@@ -220,6 +223,10 @@ def build_estate(client: httpx.Client, admin: Member, member: Member) -> Estate:
         estate.version_ids += [version["id"] for version in listing["items"]]
     estate.upload_ids.append(start_upload(client, member, f"inbox/{slug}.bin"))
     share_with_group(client, estate)
+    link = call(client, member, "POST", "links", json={"path": "docs/plan.txt"})
+    drop = call(client, member, "POST", "upload-requests", json={"path": "docs"})
+    estate.link_ids = [link["id"]]
+    estate.upload_request_ids = [drop["id"]]
     return estate
 
 
@@ -299,6 +306,8 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
         "shares": shares,
         "groups": groups,
         "usage": call(client, estate.admin, "GET", "usage"),
+        "links": call(client, estate.member, "GET", "links")["items"],
+        "upload requests": call(client, estate.member, "GET", "upload-requests")["items"],
     }
 
 
@@ -368,6 +377,8 @@ def body_of(endpoint: Endpoint, estate: Estate) -> dict[str, Any]:
         return {"json": {"path": estate.file_path, "user_id": recipient, "permission": "write"}}
     if endpoint.body_model is ShareUpdate:
         return {"json": {"permission": "write"}}
+    if endpoint.body_model in (LinkCreate, UploadRequestCreate):
+        return {"json": {"path": estate.folder_path}}
     if endpoint.body_model is not None:
         return {"json": {}}
     if endpoint.method in ("PUT", "POST"):

@@ -25,12 +25,16 @@ import httpx
 from tests.security.estate import Estate, snapshot
 from tests.security.raw_http import Reply, send_raw
 from tests.security.routes import (
+    FILES_FORM,
     GROUP_NAME,
     MODULES,
     MOVE,
+    NEW_LINK,
     NEW_SHARE,
     NEW_TOKEN,
+    NEW_UPLOAD_REQUEST,
     PARAMETER_KINDS,
+    PASSWORD_FORM,
     PERMISSION,
     SETTINGS,
     TUS,
@@ -45,6 +49,14 @@ BASE_DOMAIN = "strongroom.test"
 
 # Even in length, like every size of the intruder's own files (see estate.py).
 INTRUDER_BODY = b"written by an intruder"
+FILES_FORM_BOUNDARY = "intruder-boundary"
+FILES_FORM_BODY = (
+    f"--{FILES_FORM_BOUNDARY}\r\n"
+    'Content-Disposition: form-data; name="csrf"\r\n\r\nforged\r\n'
+    f"--{FILES_FORM_BOUNDARY}\r\n"
+    'Content-Disposition: form-data; name="files"; filename="dropped.txt"\r\n'
+    "Content-Type: text/plain\r\n\r\n"
+).encode() + INTRUDER_BODY + f"\r\n--{FILES_FORM_BOUNDARY}--\r\n".encode()
 
 UUID_PATTERN = re.compile(
     r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.IGNORECASE
@@ -133,8 +145,20 @@ def body_for(
         document = {"path": source, "permission": "write", **recipient}
     elif route.body == PERMISSION:
         document = {"permission": "write"}
+    elif route.body in (NEW_LINK, NEW_UPLOAD_REQUEST):
+        document = {"path": source}
     if document is not None:
         return {"body": json.dumps(document).encode(), "content_type": "application/json"}
+    if route.body == PASSWORD_FORM:
+        return {
+            "body": b"password=a+guessed+password&csrf=forged",
+            "content_type": "application/x-www-form-urlencoded",
+        }
+    if route.body == FILES_FORM:
+        return {
+            "body": FILES_FORM_BODY,
+            "content_type": f"multipart/form-data; boundary={FILES_FORM_BOUNDARY}",
+        }
     if route.body == SETTINGS:
         return {
             "body": json.dumps({"display_name": "intruder"}).encode(),

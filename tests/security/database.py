@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from strongroom.drive import resumable, shares, transfers
+from strongroom.drive import links, resumable, shares, transfers, upload_requests
 from strongroom.drive.files import Preconditions
 from strongroom.drive.models import READ
 from strongroom.drive.paths import split_path
@@ -55,6 +55,15 @@ def share_with_group(runtime: Runtime, tenant: TenantInfo, member: uuid.UUID) ->
         groups.add_member(session, group.id, member)
         recipient = shares.Recipient(group_id=group.id)
         shares.create_share(session, owner, split_path("docs"), recipient, READ)
+
+
+def share_by_link(runtime: Runtime, tenant: TenantInfo, path: str) -> None:
+    """Make a public link to the tests' owner's file at `path`, and an upload request into its folder."""
+    names = split_path(path)
+    owner = drive_owner(runtime, tenant)
+    with runtime.stores.session(tenant, write=True) as session:
+        links.create_link(session, owner, names, None, None, None)
+        upload_requests.create_upload_request(session, owner, names[:-1])
 
 
 def tenant_tables(connection: Connection) -> list[str]:

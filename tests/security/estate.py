@@ -54,6 +54,11 @@ class Estate:
     upload_ids: list[str] = field(default_factory=list)
     share_ids: list[str] = field(default_factory=list)
     group_ids: list[str] = field(default_factory=list)
+    link_ids: list[str] = field(default_factory=list)
+    request_ids: list[str] = field(default_factory=list)
+    # The tokens of its public links and upload requests: the victim's are never handed to
+    # the intruder, except to show that they fail under the intruder's base URL.
+    public_tokens: list[str] = field(default_factory=list)
     # Never handed out: ids, text and numbers only this tenant's own users can see.
     hidden_ids: list[str] = field(default_factory=list)
     hidden_text: list[str] = field(default_factory=list)
@@ -68,6 +73,11 @@ class Estate:
     @property
     def slug(self) -> str:
         return self.admin.tenant.slug
+
+    @property
+    def file_names(self) -> list[str]:
+        """The last names of the handed-out paths, for routes that take one file name."""
+        return sorted({path.rsplit("/", 1)[-1] for path in self.paths if path})
 
     @property
     def names(self) -> list[str]:
@@ -85,6 +95,8 @@ class Estate:
             "upload": self.upload_ids,
             "share": self.share_ids,
             "group": self.group_ids,
+            "link": self.link_ids,
+            "upload request": self.request_ids,
         }[kind]
 
     @property
@@ -99,6 +111,8 @@ class Estate:
             *self.upload_ids,
             *self.share_ids,
             *self.group_ids,
+            *self.link_ids,
+            *self.request_ids,
         ]
 
     @property
@@ -183,6 +197,7 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
         estate.user_ids.append(me["id"])
     estate.hidden_text += estate.tokens
     start_upload(client, estate, f"inbox-{s}/upload-{s}.bin", shift)
+    add_public_links(client, estate, budget, docs, vault)
     estate.emails = [admin.email, member.email]
     estate.sizes.add(call(client, admin, "GET", "usage")["used_bytes"])
     share_with_group(client, estate, docs, archive)
@@ -234,6 +249,22 @@ def share_with_group(client: httpx.Client, estate: Estate, docs: str, archive: s
     estate.hidden_text.append(team)
 
 
+def add_public_links(
+    client: httpx.Client, estate: Estate, file_path: str, folder_path: str, drop_folder: str
+) -> None:
+    """Share a file and a folder by link, and open an upload request into the hidden folder."""
+    admin = estate.admin
+    made = [
+        call(client, admin, "POST", "links", json={"path": file_path}),
+        call(client, admin, "POST", "links", json={"path": folder_path}),
+    ]
+    request = call(client, admin, "POST", "upload-requests", json={"path": drop_folder})
+    estate.link_ids = [link["id"] for link in made]
+    estate.request_ids = [request["id"]]
+    estate.public_tokens = [item["url"].rsplit("/", 1)[-1] for item in [*made, request]]
+    estate.hidden_text += estate.public_tokens
+
+
 def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
     """Read, through the tenant's own tokens, everything an attack could change."""
     drives = {}
@@ -271,6 +302,8 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
         "shares": shares,
         "groups": groups,
         "usage": call(client, estate.admin, "GET", "usage"),
+        "links": call(client, estate.admin, "GET", "links")["items"],
+        "upload requests": call(client, estate.admin, "GET", "upload-requests")["items"],
     }
 
 

@@ -31,10 +31,17 @@ TUS = "tus"  # no body, but the protocol's version header
 GROUP_NAME = "group name"
 NEW_SHARE = "new share"
 PERMISSION = "permission"
+NEW_LINK = "new link"
+NEW_UPLOAD_REQUEST = "new upload request"
+PASSWORD_FORM = "password form"
+FILES_FORM = "files form"
 
-# How each path parameter is filled: with a path, or with an id of one kind.
+# How each path parameter is filled: with a path, a file name, an id of one kind, or the
+# secret token of a public link or upload request.
+PUBLIC_TOKEN = "public token"
 PARAMETER_KINDS = {
     "path": "path",
+    "name": "name",
     "node_id": "node",
     "item_id": "trash",
     "token_id": "token",
@@ -43,6 +50,9 @@ PARAMETER_KINDS = {
     "share_id": "share",
     "group_id": "group",
     "user_id": "user",
+    "link_id": "link",
+    "request_id": "upload request",
+    "token": PUBLIC_TOKEN,
 }
 
 KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
@@ -106,6 +116,22 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("DELETE", "/api/v1/groups/{group_id}"): None,
     ("PUT", "/api/v1/groups/{group_id}/members/{user_id}"): None,
     ("DELETE", "/api/v1/groups/{group_id}/members/{user_id}"): None,
+    ("POST", "/api/v1/links"): NEW_LINK,
+    ("GET", "/api/v1/links"): None,
+    ("DELETE", "/api/v1/links/{link_id}"): None,
+    ("POST", "/api/v1/upload-requests"): NEW_UPLOAD_REQUEST,
+    ("GET", "/api/v1/upload-requests"): None,
+    ("DELETE", "/api/v1/upload-requests/{request_id}"): None,
+    ("GET", "/s/{token}"): None,
+    ("GET", "/s/{token}/download"): None,
+    ("HEAD", "/s/{token}/download"): None,
+    ("GET", "/s/{token}/folders/{path:path}"): None,
+    ("GET", "/s/{token}/files/{path:path}"): None,
+    ("POST", "/s/{token}/unlock"): PASSWORD_FORM,
+    ("GET", "/r/{token}"): None,
+    ("POST", "/r/{token}"): FILES_FORM,
+    ("PUT", "/r/{token}/files/{name}"): UPLOAD,
+    ("POST", "/r/{token}/unlock"): PASSWORD_FORM,
 }
 
 
@@ -129,7 +155,17 @@ class Route:
 
     @property
     def id_params(self) -> tuple[str, ...]:
-        return tuple(name for name in self.params if PARAMETER_KINDS.get(name) != "path")
+        """Return the parameters that name an object by its id (not paths, names or tokens)."""
+        return tuple(
+            name
+            for name in self.params
+            if PARAMETER_KINDS.get(name) not in ("path", "name", PUBLIC_TOKEN)
+        )
+
+    @property
+    def public(self) -> bool:
+        """Return True for a route of a link or upload request, which its token alone opens."""
+        return PUBLIC_TOKEN in (PARAMETER_KINDS.get(name) for name in self.params)
 
     @property
     def guarded(self) -> bool:

@@ -3,8 +3,9 @@
 Each property below is one family of attack, and each hypothesis example is
 a round. A round sends one request to every route the application serves, in
 a random order, with drawn ids, paths, spellings and tokens. It then reads
-the victim's files, versions, trash, tokens and usage through the victim's
-own tokens and compares them with the snapshot taken before the test.
+the victim's files, versions, trash, tokens, usage, links and upload
+requests through the victim's own tokens and compares them with the snapshot
+taken before the test.
 attacks.py defines what counts as a leak.
 """
 
@@ -22,7 +23,14 @@ from tests.security.attacks import BASE_DOMAIN, Attacker, Probe, body_for, fill
 from tests.security.conftest import ROUND_SETTINGS
 from tests.security.dealing import Dealer
 from tests.security.estate import Estate
-from tests.security.routes import PARAMETER_KINDS, Route, app_routes, stale_routes, unknown_routes
+from tests.security.routes import (
+    PARAMETER_KINDS,
+    PUBLIC_TOKEN,
+    Route,
+    app_routes,
+    stale_routes,
+    unknown_routes,
+)
 
 NOT_FOUND = frozenset({404})
 # A member's token on an admin route is refused before any id is looked up.
@@ -97,16 +105,31 @@ GUESS_KINDS = [
 
 
 def reference(dealer: Dealer, estate: Estate, name: str) -> str:
-    """Return a real path or id of the estate for the parameter `name`, the id in any spelling."""
+    """Return a real path, name, token or id of the estate for the parameter `name`, an id in any spelling."""
     kind = PARAMETER_KINDS[name]
     if kind == "path":
         return dealer.deal("paths", estate.paths)
+    if kind == "name":
+        return dealer.deal("names", estate.file_names)
+    if kind == PUBLIC_TOKEN:
+        return dealer.deal("public tokens", estate.public_tokens)
     real = dealer.deal(f"{kind} ids", [*estate.ids_of(kind), *estate.all_ids])
     return dealer.deal("spellings", SPELLINGS)(uuid.UUID(real))
 
 
-def references(dealer: Dealer, route: Route, estate: Estate) -> dict[str, str]:
-    return {name: reference(dealer, estate, name) for name in route.params}
+def references(
+    dealer: Dealer, route: Route, estate: Estate, tokens_of: Estate | None = None
+) -> dict[str, str]:
+    """Return values of the estate for the route's parameters; public tokens from `tokens_of`.
+
+    A victim's public token opens the victim's link under the victim's base URL, as it
+    should, so attacks on that URL take the intruder's own public tokens instead.
+    """
+    owner = {PUBLIC_TOKEN: tokens_of or estate}
+    return {
+        name: reference(dealer, owner.get(PARAMETER_KINDS[name], estate), name)
+        for name in route.params
+    }
 
 
 def body(dealer: Dealer, data: st.DataObject, route: Route, estate: Estate) -> dict[str, Any]:
@@ -173,15 +196,20 @@ def test_foreign_tokens_get_401_everywhere(
 
     for route in dealer.shuffled(routes):
         form, host = dealer.deal("forms", forms)
-        target = fill(route, references(dealer, route, victim))
+        target = fill(route, references(dealer, route, victim, tokens_of=intruder))
+        expect = None
+        if route.guarded:
+            expect = frozenset({401})
+        elif route.public:
+            expect = NOT_FOUND  # the intruder's own public token, under the victim's URL
         attacker.send(
             Probe(
                 route,
                 f"/t/{victim.slug}{target}" if form == "path" else target,
                 host=host,
                 token=dealer.deal("tokens", intruder.tokens),
-                guarded=route.guarded,
-                expect=frozenset({401}) if route.guarded else None,
+                guarded=route.guarded or route.public,
+                expect=expect,
                 **body(dealer, data, route, victim),
             )
         )
@@ -204,7 +232,8 @@ def test_victim_references_miss_in_own_tenant(
     for route in dealer.shuffled(routes):
         form, host = dealer.deal("forms", forms)
         target = fill(route, references(dealer, route, victim))
-        by_id = bool(route.id_params) and route.guarded
+        # The victim's public tokens too: under the intruder's URL they must find nothing.
+        by_id = (bool(route.id_params) and route.guarded) or route.public
         expect = NOT_FOUND_OR_ADMINS_ONLY if route.admin else NOT_FOUND
         attacker.send(
             Probe(
@@ -372,7 +401,7 @@ def test_path_and_host_tricks_never_reach_victim(
     every_trick = tricks(victim.slug, intruder.slug)
 
     for route in dealer.shuffled(routes):
-        target = fill(route, references(dealer, route, victim))
+        target = fill(route, references(dealer, route, victim, tokens_of=intruder))
         trick = dealer.deal("tricks", every_trick)
         request = apply_trick(trick, target)
         # A request that also names the intruder may reach the intruder's own tenant, where
@@ -383,7 +412,7 @@ def test_path_and_host_tricks_never_reach_victim(
                 route,
                 raw=True,
                 token=dealer.deal("tokens", intruder.tokens),
-                guarded=route.guarded and not names_intruder,
+                guarded=(route.guarded or route.public) and not names_intruder,
                 **request,
                 **body(dealer, data, route, victim),
             )

@@ -18,6 +18,7 @@ from . import MissingService
 from .pgbouncer import PgBouncer, start_pgbouncer
 from .postgres import PostgresServer, start_postgres
 from .redis import RedisServer, start_redis
+from .smtp import Mailbox, SmtpServer
 
 REQUIRE_SERVICES_VARIABLE = "STRONGROOM_REQUIRE_SERVICES"
 
@@ -93,3 +94,21 @@ def redis_url(redis_server: RedisServer) -> str:
     """URL of the session's Redis, emptied for this test."""
     redis_server.flush()
     return redis_server.url()
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpServer]:
+    """An SMTP server (aiosmtpd, from the test extra) on 127.0.0.1 that keeps what it receives."""
+    server = SmtpServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server: SmtpServer) -> Mailbox:
+    """The messages the SMTP server received during this test."""
+    smtp_server.mailbox.clear()
+    return smtp_server.mailbox

@@ -170,6 +170,23 @@ class Settings(BaseSettings):
             ) from None
         return value
 
+    smtp_host: str | None = Field(
+        default=None,
+        description="SMTP server for notification e-mail; unset, mail is logged and not sent.",
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="Port of the SMTP server.")
+    smtp_user: str | None = Field(default=None, description="User name to log in to the SMTP server.")
+    smtp_password: str | None = Field(
+        default=None, repr=False, description="Password to log in to the SMTP server."
+    )
+    smtp_from: str = Field(
+        default="strongroom@localhost", description="Sender address of notification e-mail."
+    )
+    smtp_starttls: bool = Field(
+        default=True,
+        description="Upgrade the SMTP connection with STARTTLS before logging in or sending.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def check_database_url(cls, value: str | None) -> str | None:

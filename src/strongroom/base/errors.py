@@ -103,6 +103,8 @@ class AlreadyExists(Conflict):
 
 
 class Gone(StrongroomError):
+    """Something that existed can no longer be used: an expired upload, link or upload request."""
+
     code = "gone"
     status = 410
     title = "Gone"
@@ -194,6 +196,17 @@ class TooManyRequests(StrongroomError):
     status = 429
     title = "Too many requests"
 
-    def __init__(self, detail: str, retry_after: int) -> None:
-        super().__init__(detail, retry_after=retry_after)
+    def __init__(self, detail: str, retry_after: int, **extra: object) -> None:
+        super().__init__(detail, retry_after=retry_after, **extra)
         self.headers["Retry-After"] = str(retry_after)
+
+
+class PasswordRequired(NotAuthenticated):
+    """A link or upload request with a password, opened without it or with a wrong one."""
+
+    code = "password-required"
+    title = "Password required"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers["WWW-Authenticate"] = 'Basic realm="strongroom link", charset="UTF-8"'

@@ -1,4 +1,4 @@
-"""Tenant tables of the drive: folder trees, versions, blobs, shares, resumable uploads, dead properties."""
+"""Tenant tables of the drive: folders, files, blobs, shares, links, upload requests, tus uploads."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import uuid
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKeyConstraint,
@@ -208,3 +209,59 @@ class ShareRow(TenantScoped, TenantBase):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[uuid.UUID | None] = mapped_column()
     modified_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LinkRow(TenantScoped, TenantBase):
+    """A public link to a file or folder. Only the SHA-256 of its token is stored.
+
+    `node_id` has no foreign key, so that purging the file from the trash does
+    not need to touch its links: a link whose node is gone finds nothing.
+    `download_units` counts downloads in millionths (see `drive.links`).
+    """
+
+    __tablename__ = "links"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "token_hash"),
+        ForeignKeyConstraint(["tenant_id", "owner_id"], [UserRow.tenant_id, UserRow.id]),
+        Index("ix_links_owner", "tenant_id", "owner_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16))
+    owner_id: Mapped[uuid.UUID] = mapped_column()
+    node_id: Mapped[uuid.UUID] = mapped_column()
+    kind: Mapped[str] = mapped_column(String(10))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    max_downloads: Mapped[int | None] = mapped_column(Integer)
+    download_units: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UploadRequestRow(TenantScoped, TenantBase):
+    """A link through which outsiders put files into one folder. Only its token's SHA-256 is stored."""
+
+    __tablename__ = "upload_requests"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "token_hash"),
+        ForeignKeyConstraint(["tenant_id", "owner_id"], [UserRow.tenant_id, UserRow.id]),
+        Index("ix_upload_requests_owner", "tenant_id", "owner_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16))
+    owner_id: Mapped[uuid.UUID] = mapped_column()
+    folder_id: Mapped[uuid.UUID] = mapped_column()
+    title: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    max_file_size: Mapped[int | None] = mapped_column(BigInteger)
+    max_total_size: Mapped[int | None] = mapped_column(BigInteger)
+    bytes_received: Mapped[int] = mapped_column(BigInteger, default=0)
+    files_received: Mapped[int] = mapped_column(Integer, default=0)
+    notify: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

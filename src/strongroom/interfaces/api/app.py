@@ -20,6 +20,7 @@ from strongroom.interfaces.api import (
     directory,
     files,
     folders,
+    links,
     shares,
     trash,
     uploads,
@@ -28,6 +29,8 @@ from strongroom.interfaces.api.dependencies import API_PREFIX
 from strongroom.interfaces.api.hotpaths import HotPaths, routes_of
 from strongroom.interfaces.api.middleware import RequestContextMiddleware
 from strongroom.interfaces.api.problems import install_problem_handlers, problem_response
+from strongroom.interfaces.public import links as public_links
+from strongroom.interfaces.public import uploads as public_uploads
 from strongroom.interfaces.web.app import include_web
 from strongroom.interfaces.webdav.app import DavMount, build_dav_app
 from strongroom.runtime import Runtime
@@ -113,6 +116,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     ):
         app.include_router(module.router)
     include_web(app, runtime)
+    app.include_router(links.link_router)
+    app.include_router(links.request_router)
+    app.include_router(public_links.router)
+    app.include_router(public_uploads.router)
 
     # Starlette runs the middleware added last first: the request context wraps the hot
     # paths, the tus layer gets paths without the tenant prefix, and WebDAV is wrapped too.

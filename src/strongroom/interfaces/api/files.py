@@ -151,6 +151,17 @@ async def upload_file(
     )
 
 
+async def receive_in_slot(
+    request: Request, runtime: Runtime, tenant: TenantInfo, upload: BlobUpload
+) -> None:
+    """Feed the request body into the upload within a transfer slot of the tenant."""
+    slot = await runtime.fair_share.acquire_transfer(tenant)
+    try:
+        await receive_body(request, runtime, tenant, upload, slot)
+    finally:
+        await slot.release()
+
+
 async def receive_body(
     request: Request, runtime: Runtime, tenant: TenantInfo, upload: BlobUpload, slot: TransferSlot
 ) -> None:
@@ -269,11 +280,28 @@ async def stream_content(
     The first chunk is decrypted before this returns, so that a damaged blob
     gets an error response. Damage further in can only cut the body short.
     """
-    slot = await runtime.fair_share.acquire_transfer(tenant)
+    pieces = read_range(runtime.blobs, download.blob, download.tenant_key, start, end)
+    return await open_stream(runtime, tenant, pieces)
+
+
+async def open_stream(
+    runtime: Runtime, tenant: TenantInfo, pieces: Iterator[bytes]
+) -> AsyncIterator[bytes]:
+    """Return `pieces` as a response body sent within a transfer slot and the tenant's bandwidth.
+
+    The slot is taken and the first piece made before this returns, so that a
+    busy tenant gets 429 and a damaged blob an error response. On failure the
+    generator is closed.
+    """
     try:
-        pieces = read_range(runtime.blobs, download.blob, download.tenant_key, start, end)
+        slot = await runtime.fair_share.acquire_transfer(tenant)
+    except BaseException:
+        _close(pieces)
+        raise
+    try:
         first = await anyio.to_thread.run_sync(next, pieces, b"")
     except BaseException:
+        _close(pieces)
         await slot.release()
         raise
     return _send(runtime, tenant, slot, first, pieces)
@@ -316,13 +344,20 @@ async def _stream(first: bytes, rest: Iterator[bytes]) -> AsyncIterator[bytes]:
         if upcoming is not None and not upcoming.done():
             upcoming.add_done_callback(lambda task: _close_after(task, rest))
         else:
-            rest.close()
+            _close(rest)
 
 
 def _close_after(task: asyncio.Task[bytes | None], pieces: Iterator[bytes]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.info("download_abandoned", error=str(task.exception()))
-    pieces.close()  # type: ignore[attr-defined]
+    _close(pieces)
+
+
+def _close(pieces: Iterator[bytes]) -> None:
+    """Close a generator of pieces, which releases the blob file it keeps open."""
+    close = getattr(pieces, "close", None)
+    if close is not None:
+        close()
 
 
 @router.delete("/files/{path:path}", response_model=NodeOut, summary="Move a file to the trash")

@@ -8,9 +8,8 @@ import anyio
 from fastapi import APIRouter, Response
 
 from strongroom.drive import files as drive_files
-from strongroom.drive import listing
+from strongroom.drive import listing, transfers
 from strongroom.drive import trash as drive_trash
-from strongroom.drive import transfers
 from strongroom.drive.models import FILE, FOLDER
 from strongroom.drive.paths import join_path, split_path
 from strongroom.interfaces.api.dependencies import (

@@ -19,8 +19,12 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from strongroom.base import metrics
-from strongroom.base.errors import StrongroomError, TenantNotFound, TenantSuspended
-from strongroom.base.errors import ServiceUnavailable
+from strongroom.base.errors import (
+    ServiceUnavailable,
+    StrongroomError,
+    TenantNotFound,
+    TenantSuspended,
+)
 from strongroom.base.logging import access_logger, get_logger
 from strongroom.interfaces.api.problems import error_response
 from strongroom.runtime import Runtime

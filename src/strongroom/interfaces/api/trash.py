@@ -6,8 +6,8 @@ import anyio
 from fastapi import APIRouter
 
 from strongroom.drive import files as drive_files
-from strongroom.drive import trash as drive_trash
 from strongroom.drive import transfers
+from strongroom.drive import trash as drive_trash
 from strongroom.interfaces.api.dependencies import (
     API_PREFIX,
     PrincipalDep,
