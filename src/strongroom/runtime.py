@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -22,8 +23,10 @@ from strongroom.storage.db import make_engine
 from strongroom.tenancy import migrations
 from strongroom.tenancy.catalog import Catalog
 from strongroom.tenancy.isolation import TenantStores
+from strongroom.tenancy.jobs import JobQueue, open_huey
 from strongroom.tenancy.keys import Keyring, load_master_key
 from strongroom.tenancy.lifecycle import start_usage
+from strongroom.tenancy.metering import Meter
 from strongroom.tenancy.store_state import open_store
 from strongroom.tenancy.servers import get_server
 from strongroom.tenancy.upgrades import upgrade_tenant_stores
@@ -40,8 +43,22 @@ class Runtime:
     keyring: Keyring
     blobs: BlobStore
     tokens: TokenCache
+    meter: Meter
+
+    @cached_property
+    def jobs(self) -> JobQueue:
+        """The job queue, opened on first use, with every job of every domain registered."""
+        # Imported here: the job modules import the domain modules, and some of those
+        # import this module.
+        from strongroom.drive import retention
+        from strongroom.tenancy import rollups
+
+        huey = open_huey(self.settings, self.keyring.master_key)
+        return JobQueue(huey, self, [*rollups.JOBS, *retention.JOBS])
 
     def close(self) -> None:
+        if "jobs" in self.__dict__:
+            self.jobs.close()
         self.stores.close()
         self.engine.dispose()
 
@@ -81,6 +98,7 @@ def build_runtime(settings: Settings, migrate: bool | None = None) -> Runtime:
         keyring=keyring,
         blobs=open_blob_store(settings.resolved_blob_dir),
         tokens=TokenCache(settings.token_cache_seconds),
+        meter=Meter(engine),
     )
 
 

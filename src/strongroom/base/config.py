@@ -106,6 +106,38 @@ class Settings(BaseSettings):
         "elsewhere takes effect here within this time. 0 checks every request.",
     )
 
+    redis_url: str | None = Field(
+        default=None,
+        repr=False,
+        description="redis://[:PASSWORD@]HOST:PORT/DB for the job queue; default a SQLite queue "
+        "file in the data directory, which only processes on this host can share.",
+    )
+    serve_worker: bool | None = Field(
+        default=None,
+        description="Run the job consumer in a thread of `strongroom serve`; default on with "
+        "the SQLite job queue and off with Redis, where `strongroom worker` runs the jobs.",
+    )
+    trash_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=36500,
+        description="Days an item stays in the trash before the expiry job deletes it for good.",
+    )
+    metering_flush_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Seconds between two writes of a server's request and transfer counts to "
+        "the catalog; a server that is killed loses at most this much metering.",
+    )
+    metrics_refresh_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Seconds between two recomputations of the per-plan and heaviest-tenant "
+        "gauges from the catalog.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def check_database_url(cls, value: str | None) -> str | None:
@@ -116,6 +148,18 @@ class Settings(BaseSettings):
         raise ValueError(
             f"{value!r} is not a supported database URL; "
             "use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB"
+        )
+
+    @field_validator("redis_url")
+    @classmethod
+    def check_redis_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if value.startswith(("redis://", "rediss://", "unix://")):
+            return value
+        raise ValueError(
+            "the value is not a Redis URL; use redis://HOST:PORT/DB, rediss:// for TLS, "
+            "or unix:///PATH/TO/SOCKET"
         )
 
     @field_validator("master_key")
@@ -160,6 +204,12 @@ class Settings(BaseSettings):
     @property
     def is_embedded(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def should_serve_worker(self) -> bool:
+        if self.serve_worker is not None:
+            return self.serve_worker
+        return self.redis_url is None
 
     @property
     def should_auto_migrate(self) -> bool:

@@ -157,9 +157,12 @@ def open_download(runtime: Runtime, tenant: TenantInfo, names: Names) -> Downloa
 
 
 def purge(
-    runtime: Runtime, tenant: TenantInfo, node_id: uuid.UUID, actor: Principal
+    runtime: Runtime, tenant: TenantInfo, node_id: uuid.UUID, actor: Principal | None
 ) -> trash.Purged:
-    """Delete a trashed item for good: rows first, then blobs, then the usage they held."""
+    """Delete a trashed item for good: rows first, then blobs, then the usage they held.
+
+    `actor` None is the trash expiry job, which may purge any item.
+    """
     with runtime.stores.session(tenant, write=True) as session:
         purged = trash.purge_node(session, node_id, actor)
         release_bytes(session, purged.bytes)

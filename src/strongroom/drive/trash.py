@@ -95,8 +95,14 @@ class Purged:
     blob_ids: list[uuid.UUID]
 
 
-def check_can_purge(node: NodeRow, actor: Principal) -> None:
-    """Members delete for good only what they put in the trash themselves; admins anything."""
+def check_can_purge(node: NodeRow, actor: Principal | None) -> None:
+    """Members delete for good only what they put in the trash themselves; admins anything.
+
+    No actor means the trash expiry job, which deletes whatever has been in the
+    trash longer than the retention period.
+    """
+    if actor is None:
+        return
     if not actor.is_admin and node.deleted_by != actor.user_id:
         raise Forbidden(
             f"{node.name!r} was put in the trash by another user; only a tenant admin can "
@@ -104,7 +110,7 @@ def check_can_purge(node: NodeRow, actor: Principal) -> None:
         )
 
 
-def purge_node(session: TenantSession, node_id: uuid.UUID, actor: Principal) -> Purged:
+def purge_node(session: TenantSession, node_id: uuid.UUID, actor: Principal | None) -> Purged:
     """Delete a trashed item, everything below it and their versions; return the blobs to remove.
 
     The caller deletes the returned blobs from the blob store after commit; a

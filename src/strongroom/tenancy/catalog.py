@@ -56,6 +56,7 @@ def tenant_info(row: TenantRow) -> TenantInfo:
         placement=row.placement,
         quota_bytes=row.quota_bytes,
         store_revision=row.store_revision,
+        plan=row.plan,
     )
 
 

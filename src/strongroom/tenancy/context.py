@@ -49,6 +49,8 @@ class TenantInfo:
     # The tenant revision of the tenant's own schema or database; None on the shared level,
     # whose store has one revision for all its tenants, in its own version table.
     store_revision: str | None = None
+    # The name of the tenant's plan, a label of the per-plan metrics.
+    plan: str = "default"
 
 
 current_tenant: contextvars.ContextVar[TenantInfo | None] = contextvars.ContextVar(

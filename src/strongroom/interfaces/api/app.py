@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import anyio
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -10,9 +13,10 @@ from sqlalchemy import text
 from strongroom import __version__
 from strongroom.base import metrics
 from strongroom.base.errors import SchemaOutOfDate
-from strongroom.interfaces.api import account, files, folders, trash
+from strongroom.interfaces.api import account, files, folders, operator, trash
 from strongroom.interfaces.api.dependencies import API_PREFIX
 from strongroom.interfaces.api.hotpaths import HotPaths, routes_of
+from strongroom.interfaces.api.housekeeping import Housekeeping
 from strongroom.interfaces.api.middleware import RequestContextMiddleware
 from strongroom.interfaces.api.problems import install_problem_handlers, problem_response
 from strongroom.runtime import Runtime
@@ -70,8 +74,21 @@ def prometheus_metrics() -> Response:
     return Response(body, media_type=content_type)
 
 
-def create_app(runtime: Runtime) -> FastAPI:
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Run the background duties while the server serves; a test server may leave them off."""
+    housekeeping = Housekeeping(app.state.runtime, run_jobs=app.state.run_jobs)
+    housekeeping.start()
+    try:
+        yield
+    finally:
+        await anyio.to_thread.run_sync(housekeeping.stop)
+
+
+def create_app(runtime: Runtime, run_jobs: bool = False) -> FastAPI:
+    """Build the application; with `run_jobs` it also runs the background jobs while it serves."""
     app = FastAPI(
+        lifespan=lifespan,
         title="Strongroom",
         version=__version__,
         description="Multi-tenant, encrypted file storage. Every path here is relative to a "
@@ -83,10 +100,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.state.run_jobs = run_jobs
     install_problem_handlers(app)
 
     app.include_router(platform)
-    for module in (files, folders, trash, account):
+    for module in (files, folders, trash, account, operator):
         app.include_router(module.router)
 
     # Starlette runs the middleware added last first: the request context wraps the hot paths.

@@ -8,14 +8,13 @@ encrypted and written in a worker thread.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import anyio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
-from strongroom.base import metrics
 from strongroom.base.errors import InvalidInput, PreconditionFailed, RequestTimeout
 from strongroom.base.logging import get_logger
 from strongroom.drive import files as drive_files
@@ -80,7 +79,7 @@ async def put_file(
     node, version = await anyio.to_thread.run_sync(
         transfers.commit_upload, runtime, tenant, names, upload, principal.user_id, preconditions
     )
-    metrics.bytes_uploaded.inc(version.size)
+    runtime.meter.record_upload(tenant, version.size)
     log.info("file_stored", node_id=str(node.id), version=version.number, size=version.size)
 
     body = NodeOut.of(node, join_path(names), version.sha256)
@@ -186,13 +185,18 @@ async def _download(
     # Decrypt the first chunk before the status line goes out, so that a damaged blob
     # gets a problem response. Damage further in can only cut the body short.
     first = await anyio.to_thread.run_sync(next, pieces, b"")
+    runtime.meter.record_download(tenant)
     return StreamingResponse(
-        _stream(first, pieces), status_code=status, headers=headers,
+        _stream(first, pieces, lambda size: runtime.meter.record_bytes_out(tenant, size)),
+        status_code=status,
+        headers=headers,
         media_type="application/octet-stream",
     )
 
 
-async def _stream(first: bytes, rest: Iterator[bytes]) -> AsyncIterator[bytes]:
+async def _stream(
+    first: bytes, rest: Iterator[bytes], count_sent: Callable[[int], None]
+) -> AsyncIterator[bytes]:
     """Send decrypted chunks, decrypting the next one in a worker thread while this one is sent.
 
     The overlap keeps both the event loop and a worker busy. If the client goes
@@ -206,7 +210,7 @@ async def _stream(first: bytes, rest: Iterator[bytes]) -> AsyncIterator[bytes]:
     try:
         while piece is not None:
             upcoming = asyncio.ensure_future(anyio.to_thread.run_sync(next, rest, None))
-            metrics.bytes_downloaded.inc(len(piece))
+            count_sent(len(piece))
             yield piece
             piece = await asyncio.shield(upcoming)
             upcoming = None

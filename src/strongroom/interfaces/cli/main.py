@@ -33,10 +33,16 @@ token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_h
 server_app = typer.Typer(
     help="Register the PostgreSQL servers that tenants can be placed on.", no_args_is_help=True
 )
+operator_app = typer.Typer(help="Manage what operators use: API tokens.", no_args_is_help=True)
+operator_token_app = typer.Typer(
+    help="Create, list and revoke operator API tokens.", no_args_is_help=True
+)
+operator_app.add_typer(operator_token_app, name="token")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(server_app, name="server")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(operator_app, name="operator")
 
 # Markup is off because names, e-mail addresses and paths may contain [brackets].
 out = Console(highlight=False, soft_wrap=True, markup=False)
@@ -69,7 +75,16 @@ def open_runtime(migrate: bool | None = None) -> Runtime:
 
 
 # Importing the command modules registers their commands on the apps above.
-from strongroom.interfaces.cli import admin, server, servers, tenants, users  # noqa: E402, F401
+from strongroom.interfaces.cli import (  # noqa: E402, F401
+    admin,
+    operators,
+    server,
+    servers,
+    tenants,
+    usage,
+    users,
+    worker,
+)
 
 
 def run() -> None:
