@@ -17,6 +17,7 @@ import pytest
 from . import MissingService
 from .pgbouncer import PgBouncer, start_pgbouncer
 from .postgres import PostgresServer, start_postgres
+from .redis import RedisServer, start_redis
 
 REQUIRE_SERVICES_VARIABLE = "STRONGROOM_REQUIRE_SERVICES"
 
@@ -75,3 +76,13 @@ def pgbouncer(postgres_server: PostgresServer) -> Iterator[PgBouncer]:
         yield bouncer
     finally:
         bouncer.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """Redis server shared by the whole test session, on 127.0.0.1 with a password."""
+    server = start_service(start_redis)
+    try:
+        yield server
+    finally:
+        server.stop()
