@@ -1,0 +1,91 @@
+"""Jobs run by real processes: `strongroom worker`, and `strongroom serve` on the embedded default."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from strongroom.base.config import load_settings
+from strongroom.runtime import Runtime, build_runtime
+from strongroom.tenancy.rollups import ROLL_UP
+from tests.metering.readings import hour_rows
+from tests.services.strongroom import STRONGROOM, StrongroomProcess
+
+HOUR = dt.datetime(2026, 11, 5, 10, tzinfo=dt.UTC)
+WAIT_SECONDS = 60
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def process(data_dir: Path) -> Iterator[StrongroomProcess]:
+    server = StrongroomProcess(data_dir)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def beside(process: StrongroomProcess, data_dir: Path) -> Iterator[Runtime]:
+    """A runtime in the test process on the same data directory, to enqueue and read back."""
+    created = process.cli("tenant", "create", "acme")
+    assert created.returncode == 0, created.stderr
+    runtime = build_runtime(load_settings(data_dir=data_dir))
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def wait_for_roll_up(runtime: Runtime, slug: str) -> bool:
+    """Return True once the tenant's HOUR has been rolled up, or False after WAIT_SECONDS."""
+    tenant = runtime.catalog.get_tenant(slug)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        row = hour_rows(runtime.engine, tenant.id).get(HOUR)
+        if row is not None and row.rolled_up_at is not None:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_worker_command_runs_enqueued_job(
+    process: StrongroomProcess, beside: Runtime, data_dir: Path
+) -> None:
+    tenant = beside.catalog.get_tenant("acme")
+    beside.jobs.enqueue(ROLL_UP, tenant.id, hours=[HOUR.isoformat()])
+    log_path = data_dir.parent / "worker.log"
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            [str(STRONGROOM), "worker", "--workers", "1", "--no-periodic"],
+            env=process.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        rolled_up = wait_for_roll_up(beside, "acme")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        status = worker.wait(timeout=30)
+
+    assert rolled_up, log_path.read_text()
+    assert status == 0, log_path.read_text()
+
+
+def test_serve_runs_jobs_in_embedded_default(process: StrongroomProcess, beside: Runtime) -> None:
+    tenant = beside.catalog.get_tenant("acme")
+    process.start()
+
+    beside.jobs.enqueue(ROLL_UP, tenant.id, hours=[HOUR.isoformat()])
+
+    assert wait_for_roll_up(beside, "acme"), process.log_path.read_text()
