@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,7 +16,10 @@ from huey.signals import SIGNAL_CANCELED, SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_
 from strongroom.base import metrics
 from strongroom.runtime import Runtime
 from strongroom.tenancy.jobs import JobQueue
+from strongroom.tenancy.metering import HOUR_SECONDS, Batch, write_batch
 from strongroom.tenancy.monitoring import replace_series
+from strongroom.tenancy.rollups import roll_up_hour
+from tests.conftest import Cast
 
 WAIT_SECONDS = 60
 
@@ -71,3 +76,37 @@ def no_heaviest_tenants() -> Iterator[None]:
     yield
     for gauge in (metrics.heaviest_storage, metrics.heaviest_requests, metrics.heaviest_transfer):
         replace_series(gauge, {})
+
+
+# A month of metered use -----------------------------------------------------------------
+
+NOVEMBER = dt.datetime(2026, 11, 5, 10, tzinfo=dt.UTC)
+DECEMBER = dt.datetime(2026, 12, 1, 0, tzinfo=dt.UTC)
+
+
+def epoch_hour(moment: dt.datetime) -> int:
+    return int(moment.timestamp()) // HOUR_SECONDS
+
+
+def meter_acme(
+    runtime: Runtime, cast: Cast, hour: dt.datetime, counts: list[int], users: list[uuid.UUID]
+) -> None:
+    """Write one batch of acme's counts and active users in `hour`."""
+    batch = Batch(
+        counts={(cast.acme.id, epoch_hour(hour)): counts},
+        users=[(cast.acme.id, epoch_hour(hour), user) for user in users],
+    )
+    write_batch(runtime.engine, batch)
+
+
+@pytest.fixture
+def metered(runtime: Runtime, cast: Cast) -> Cast:
+    """Acme's use in two hours of November and one of December; globex used nothing."""
+    alice, admin = cast.acme_member.user_id, cast.acme_admin.user_id
+    meter_acme(runtime, cast, NOVEMBER, [10, 1000, 2000], [alice])
+    meter_acme(runtime, cast, NOVEMBER + dt.timedelta(hours=1), [5, 0, 500], [alice, admin])
+    meter_acme(runtime, cast, DECEMBER, [7, 7, 7], [admin])
+    roll_up_hour(runtime.engine, cast.acme.id, NOVEMBER, 4000)
+    roll_up_hour(runtime.engine, cast.acme.id, NOVEMBER + dt.timedelta(hours=1), 6000)
+    roll_up_hour(runtime.engine, cast.acme.id, DECEMBER, 9000)
+    return cast

@@ -121,7 +121,7 @@ def test_message_without_tenant_is_refused(
 ) -> None:
     """A message that skipped `enqueue`, as another program could write it, does not run."""
     refused_before = refused_count("test.tenant")
-    forged = queue._tasks["test.tenant"].s()  # noqa: SLF001 - bypasses the check on purpose
+    forged = queue._tasks["test.tenant"].s()  # bypasses the check on purpose
     queue.huey.enqueue(forged)
 
     outcome = watcher.wait(forged.id)
@@ -135,8 +135,8 @@ def test_message_with_bad_signature_is_dropped(
     queue: JobQueue, watcher: JobWatcher, calls: Calls, cast: Cast
 ) -> None:
     """A message written as unsigned huey writes it, by whoever can reach the queue, is dropped."""
-    unsigned = queue._tasks["test.tenant"].s(tenant_id=str(cast.globex.id))  # noqa: SLF001
-    message = queue.huey._registry.create_message(unsigned)  # noqa: SLF001
+    unsigned = queue._tasks["test.tenant"].s(tenant_id=str(cast.globex.id))
+    message = queue.huey._registry.create_message(unsigned)
     queue.huey.storage.enqueue(pickle.dumps(message), 0)
     after = queue.enqueue("test.tenant", cast.acme.id)
 

@@ -9,7 +9,6 @@ from strongroom.runtime import Runtime
 from strongroom.tenancy.operators import create_operator_token, revoke_operator_token
 from strongroom.tenancy.usage_report import as_csv, as_document, monthly_usage
 from tests.conftest import Cast
-from tests.metering.test_usage_report import metered  # noqa: F401 - a fixture
 
 USAGE = "/api/v1/operator/usage"
 

@@ -8,39 +8,8 @@ import pytest
 
 from strongroom.base.errors import InvalidInput, TenantNotFound
 from strongroom.runtime import Runtime
-from strongroom.tenancy.metering import HOUR_SECONDS, Batch, write_batch
-from strongroom.tenancy.rollups import roll_up_hour
 from strongroom.tenancy.usage_report import as_csv, as_document, monthly_usage, parse_month
 from tests.conftest import Cast
-
-NOVEMBER = dt.datetime(2026, 11, 5, 10, tzinfo=dt.UTC)
-DECEMBER = dt.datetime(2026, 12, 1, 0, tzinfo=dt.UTC)
-
-
-def epoch_hour(moment: dt.datetime) -> int:
-    return int(moment.timestamp()) // HOUR_SECONDS
-
-
-def meter(runtime: Runtime, cast: Cast, hour: dt.datetime, counts: list[int], users: list) -> None:
-    """Write one batch of acme's counts and active users in `hour`."""
-    batch = Batch(
-        counts={(cast.acme.id, epoch_hour(hour)): counts},
-        users=[(cast.acme.id, epoch_hour(hour), user) for user in users],
-    )
-    write_batch(runtime.engine, batch)
-
-
-@pytest.fixture
-def metered(runtime: Runtime, cast: Cast) -> Cast:
-    """Acme's use in two hours of November and one of December; globex used nothing."""
-    alice, admin = cast.acme_member.user_id, cast.acme_admin.user_id
-    meter(runtime, cast, NOVEMBER, [10, 1000, 2000], [alice])
-    meter(runtime, cast, NOVEMBER + dt.timedelta(hours=1), [5, 0, 500], [alice, admin])
-    meter(runtime, cast, DECEMBER, [7, 7, 7], [admin])
-    roll_up_hour(runtime.engine, cast.acme.id, NOVEMBER, 4000)
-    roll_up_hour(runtime.engine, cast.acme.id, NOVEMBER + dt.timedelta(hours=1), 6000)
-    roll_up_hour(runtime.engine, cast.acme.id, DECEMBER, 9000)
-    return cast
 
 
 def test_monthly_usage_sums_the_month(runtime: Runtime, metered: Cast) -> None:
@@ -118,8 +87,10 @@ def test_usage_csv_has_header_and_line_each(runtime: Runtime, metered: Cast) -> 
     text = as_csv("2026-11", monthly_usage(runtime.catalog, "2026-11"))
 
     assert text.splitlines() == [
-        "month,slug,tenant_id,requests,bytes_in,bytes_out,storage_byte_hours,active_users,"
-        "storage_hours",
+        (
+            "month,slug,tenant_id,requests,bytes_in,bytes_out,storage_byte_hours,"
+            "active_users,storage_hours"
+        ),
         f"2026-11,acme,{metered.acme.id},15,1000,2500,10000,2,2",
         f"2026-11,globex,{metered.globex.id},0,0,0,0,0,0",
     ]

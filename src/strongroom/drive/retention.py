@@ -31,12 +31,12 @@ log = get_logger(__name__)
 def retention_days(runtime: Runtime, tenant: TenantInfo) -> int:
     """Return how many days the tenant's trash keeps an item."""
     # NOTE: tenants have no trash retention setting of their own yet, so every tenant gets
-    # STRONGROOM_TRASH_RETENTION_DAYS; a tenant setting, once it exists, belongs here.
+    # STRONGROOM_TRASH_RETENTION_DAYS. A tenant setting, once it exists, belongs here.
     return runtime.settings.trash_retention_days
 
 
 def expire_trash(runtime: Runtime, tenant: TenantInfo, now: dt.datetime | None = None) -> Purged:
-    """Purge the tenant's items trashed before the retention period began; return the total."""
+    """Purge the tenant's items trashed before the retention period began, and return the total."""
     now = now or dt.datetime.now(dt.UTC)
     cutoff = now - dt.timedelta(days=retention_days(runtime, tenant))
     with runtime.stores.session(tenant) as session:
@@ -62,7 +62,7 @@ def expire_trash(runtime: Runtime, tenant: TenantInfo, now: dt.datetime | None =
 
 
 def schedule_trash_expiry(runtime: Runtime) -> int:
-    """Enqueue trash expiry for every tenant with a store; return how many were enqueued."""
+    """Enqueue trash expiry for every tenant with a store, and return how many were enqueued."""
     tenants = [t for t in runtime.catalog.list_tenants() if t.status not in NO_STORE]
     for tenant in tenants:
         runtime.jobs.enqueue(EXPIRE_TRASH, tenant.id)

@@ -2,12 +2,12 @@
 
 A job is declared once as a `Job` and run by a `JobQueue`. A tenant job
 (`per_tenant=True`, the default) can be enqueued only with a tenant id, and
-the consumer runs it only when its message carries one: it then loads the
-tenant from the catalog and runs the job with the tenant bound to the context
-and the log fields, as a request would be. A message without a tenant is
-refused and never retried. A platform job works across tenants, typically to
-enqueue one tenant job per tenant, and may run on a schedule (a huey
-`crontab`).
+the consumer runs it only when its message carries one. The consumer then
+loads the tenant from the catalog and runs the job with the tenant bound to
+the context and the log fields, as a request would be. A message without a
+tenant is rejected and never retried. A platform job works across tenants,
+typically to enqueue one tenant job per tenant, and may run on a schedule (a
+huey `crontab`).
 
 The queue is a SQLite file in the data directory by default, which only
 processes on this host can share, or Redis when STRONGROOM_REDIS_URL is set.
@@ -77,7 +77,7 @@ class Job:
         if self.schedule is not None and self.per_tenant:
             raise ValueError(
                 f"job {self.name!r} has a schedule but runs per tenant; schedule a platform job "
-                "that enqueues it for each tenant"
+                "that enqueues it for each tenant instead"
             )
 
 
@@ -108,8 +108,8 @@ class SignedSerializer(Serializer):
 def open_huey(settings: Settings, master_key: bytes) -> Huey:
     """Open the job queue the settings name: Redis if configured, else the SQLite file."""
     serializer = SignedSerializer(derive_key(master_key, SIGNING_PURPOSE))
-    # Results are not stored: jobs report through logs and metrics, and stored results
-    # would pile up where nobody reads them.
+    # Results are not stored, because jobs report through logs and metrics and stored
+    # results would pile up unread.
     if settings.redis_url:
         return RedisHuey(QUEUE_NAME, url=settings.redis_url, serializer=serializer, results=False)
     path = settings.data_dir.resolve() / QUEUE_FILE
@@ -161,7 +161,7 @@ class JobQueue:
     def consumer(
         self, workers: int = 1, periodic: bool = True, in_thread: bool = False, **options: Any
     ) -> Consumer:
-        """Return a consumer of this queue; `in_thread` for one inside a server process."""
+        """Return a consumer of this queue, with `in_thread` for one inside a server process."""
         consumer_class = ThreadConsumer if in_thread else Consumer
         return consumer_class(self.huey, workers=workers, periodic=periodic, **options)
 
@@ -220,7 +220,7 @@ class JobQueue:
             job.run(self.runtime, tenant, **arguments)
 
     def _tenant_of(self, job: Job, given: object) -> TenantInfo | None:
-        """Return the job's tenant, None when it is gone, or refuse a message without one."""
+        """Return the job's tenant, or None when it is gone; reject a message without one."""
         try:
             tenant_id = uuid.UUID(str(given)) if given else None
         except ValueError:

@@ -7,11 +7,12 @@ what was counted since the last flush to the catalog's `usage_hours` and
 the server stops. The hourly roll-up (tenancy/rollups.py) adds storage and
 the count of active users to the same hourly rows.
 
-A flush writes exactly once. Its counts form a batch with an id, and the
+A flush adds each count once. Its counts form a batch with an id, and the
 transaction that adds them records the id in `meter_flushes`. A batch whose
 write failed is kept and written again, before newer counts, at the next
-flush; if the failed write had committed after all, its recorded id tells
-the retry to add nothing.
+flush. If the failed write had committed after all, its recorded id tells
+the retry to add nothing. A server that is killed loses what it counted
+since its last flush.
 
 Each `record_` call also moves the Prometheus counters of the tenant's plan
 and isolation level, so that a call site counts a request or a transfer once
@@ -42,7 +43,8 @@ from strongroom.tenancy.models import ActiveUserRow, MeterFlushRow, UsageHourRow
 log = get_logger(__name__)
 
 HOUR_SECONDS = 3600
-# SQLite accepts at most 32,766 parameters in one statement; 500 rows stay far below it.
+# SQLite accepts at most 32,766 parameters in one statement by default since version 3.32,
+# and 500 rows of at most 7 columns stay far below it.
 ROWS_PER_STATEMENT = 500
 
 REQUESTS, BYTES_IN, BYTES_OUT = range(3)
@@ -92,7 +94,8 @@ class Meter:
     def record_request(self, tenant: TenantInfo, status: int) -> None:
         """Count a request that reached the tenant, whatever its status."""
         self._add(tenant.id, REQUESTS, 1)
-        # `labels()` costs about three times the increment, so the counters are kept by key.
+        # `labels()` cost about 3 µs against 1 µs for the increment (timeit on the 2-core
+        # development machine), so the counters are kept by their label values.
         key = (tenant.plan, tenant.isolation, status // 100)
         counter = self._request_counters.get(key)
         if counter is None:
@@ -117,7 +120,7 @@ class Meter:
         metrics.bytes_uploaded.inc(size)
 
     def record_download(self, tenant: TenantInfo) -> None:
-        """Count a download whose body starts; its bytes are counted as they are sent."""
+        """Count a download whose body starts. Its bytes are counted as they are sent."""
         metrics.transfers.labels("download", tenant.plan, tenant.isolation).inc()
 
     def record_bytes_out(self, tenant: TenantInfo, size: int) -> None:
@@ -140,7 +143,7 @@ class Meter:
     # Flushing ---------------------------------------------------------------------------
 
     def flush(self) -> bool:
-        """Write every batch not yet written, oldest first; return False if one failed.
+        """Write every batch not yet written, oldest first, and return False if one failed.
 
         A failed batch stays for the next flush, with the batches after it.
         """

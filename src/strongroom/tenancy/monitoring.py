@@ -1,8 +1,8 @@
 """Prometheus gauges computed from the catalog, and the counter that rate limits increment.
 
-`refresh_gauges` recomputes, every STRONGROOM_METRICS_REFRESH_SECONDS in each
-server, the tenant counts and storage per plan and isolation level and the
-ten heaviest tenants by name. It reads only catalog rows (the tenants and the
+Each server calls `refresh_gauges` every STRONGROOM_METRICS_REFRESH_SECONDS.
+It recomputes the tenant counts and storage per plan and isolation level,
+and the ten heaviest tenants by name. It reads only catalog rows (the tenants and the
 hourly usage that metering and the roll-up wrote), never a tenant's store, so
 its cost does not grow with the number of tenant databases. Storage figures
 are therefore as fresh as the last hourly roll-up.
@@ -32,7 +32,7 @@ from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.metering import start_of_hour
 from strongroom.tenancy.models import UsageHourRow
 
-# Storage samples older than this are left out: their tenant's roll-up has stopped.
+# Storage samples older than this are left out, because their tenant's roll-up has stopped.
 STORAGE_SAMPLE_WINDOW = dt.timedelta(days=7)
 NEAR_QUOTA_RATIO = 0.9
 LIMIT_NAME = re.compile(r"[a-z][a-z_]{0,31}")

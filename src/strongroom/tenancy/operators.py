@@ -1,6 +1,6 @@
 """Operator API tokens: bearer secrets for `/api/v1/operator/...`, kept in the catalog.
 
-A token is `sro_` and 43 characters of random base64url (256 bits); only its
+A token is `sro_` and 43 characters of random base64url (256 bits). Only its
 SHA-256 is stored, as for tenant tokens. The prefix differs from tenant
 tokens' `sr_`, so neither kind is ever mistaken for the other. Operator
 tokens reach platform figures such as usage, never a tenant's contents.
@@ -24,7 +24,8 @@ from strongroom.tenancy.models import OperatorTokenRow, utcnow
 log = get_logger(__name__)
 
 TOKEN_PREFIX = "sro_"
-# Writing last_used_at on every request would make each one a write; a minute is precise enough.
+# Writing last_used_at on every request would make each one a write, and a minute is precise
+# enough.
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 
 
@@ -33,7 +34,7 @@ def hash_token(secret: str) -> str:
 
 
 def create_operator_token(engine: Engine, name: str) -> tuple[OperatorTokenRow, str]:
-    """Create a token; return its row and the secret, which is shown only once."""
+    """Create a token, and return its row and the secret, which is shown only once."""
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidInput(
@@ -71,7 +72,7 @@ def list_operator_tokens(engine: Engine) -> list[OperatorTokenRow]:
 
 
 def revoke_operator_token(engine: Engine, token_id: uuid.UUID) -> OperatorTokenRow:
-    """Revoke a token; it stops working at once, because operator tokens are not cached."""
+    """Revoke a token. It stops working at once, because operator tokens are not cached."""
     with Session(writer_bind(engine), expire_on_commit=False) as session, session.begin():
         row = session.get(OperatorTokenRow, token_id)
         if row is None:

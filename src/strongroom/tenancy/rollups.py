@@ -7,11 +7,11 @@ missed while no worker ran are caught up the next time, up to a week back.
 The enqueued jobs are in the persistent queue and the scheduled hours in the
 catalog, so a restart loses neither.
 
-A roll-up samples the tenant's stored bytes once and sets, for each of its
-hours, the sample (kept when the hour already has one, so the sample nearest
-the hour wins), that sample times one hour as the hour's byte-hours, and the
-count of distinct users seen in the hour. It sets figures rather than adding
-them, so running it twice counts nothing twice.
+A roll-up samples the tenant's stored bytes once. For each of its hours it
+sets the sample, unless the hour has one already so that the sample nearest
+the hour wins. It also sets that sample times one hour as the hour's
+byte-hours, and the count of distinct users seen in the hour. It sets
+figures rather than adding them, so running it twice counts nothing twice.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 HOUR = dt.timedelta(hours=1)
-# Servers flush every minute by default; an hour is rolled up this long after it closed.
+# Servers flush every minute by default, so an hour is rolled up this long after it closed.
 SETTLE = dt.timedelta(minutes=5)
 MAX_CATCH_UP_HOURS = 7 * 24
 # Flush ids only need to outlive the retries of their batch.
@@ -65,7 +65,7 @@ def pending_hours(engine: Engine, now: dt.datetime) -> list[dt.datetime]:
 
 
 def schedule_roll_ups(runtime: Runtime, now: dt.datetime | None = None) -> list[dt.datetime]:
-    """Enqueue the roll-up of every pending hour for every tenant; return the hours."""
+    """Enqueue the roll-up of every pending hour for every tenant, and return the hours."""
     now = now or dt.datetime.now(dt.UTC)
     hours = pending_hours(runtime.engine, now)
     if not hours:

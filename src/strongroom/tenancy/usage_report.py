@@ -1,13 +1,13 @@
 """A month's usage per tenant, for billing: the sums of the hourly rows.
 
 `strongroom usage` and the operator API `GET /api/v1/operator/usage` print the
-same document. In JSON it is one object whose keys are tenant slugs, each
-with the month's `requests`, `bytes_in`, `bytes_out` (plaintext bytes of file
-content), `storage_byte_hours` (stored bytes times hours, summed over the
-hours rolled up so far), `active_users` (distinct users who made an
-authenticated request in the month), `storage_hours` (how many hours have a
-storage sample) and `tenant_id`. In CSV it is one line per tenant under a
-header. Hours run in UTC, and the hour still open has requests and bytes but
+same document. In JSON it is one object whose keys are tenant slugs. Each
+slug has the month's `requests`, `bytes_in` and `bytes_out` (plaintext bytes
+of file content), and `storage_byte_hours`: stored bytes times hours, summed
+over the hours rolled up so far. It also has `active_users`, the distinct
+users who made an authenticated request in the month, `storage_hours`, the
+number of hours with a storage sample, and `tenant_id`. In CSV it is one
+line per tenant under a header. Hours run in UTC, and the hour still open has requests and bytes but
 no storage until it is rolled up.
 """
 

@@ -6,7 +6,7 @@ out of the OpenAPI document, which describes the API under a tenant's base URL.
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import anyio
 import structlog
@@ -50,7 +50,7 @@ def usage(
     runtime: RuntimeDep,
     _operator: OperatorDep,
     month: Annotated[str, Query(description="The month, YYYY-MM, in UTC.")],
-    tenant: Annotated[Optional[str], Query(description="Only this tenant's slug.")] = None,
+    tenant: Annotated[str | None, Query(description="Only this tenant's slug.")] = None,
     output: Annotated[str, Query(alias="format", description="json or csv.")] = "json",
 ) -> Response:
     """Return a month's usage per tenant slug, as `strongroom usage` prints it."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,7 +21,7 @@ class Format(str, Enum):
 @reports_errors
 def usage(
     month: Annotated[str, typer.Option(help="The month to report, YYYY-MM, in UTC.")],
-    tenant: Annotated[Optional[str], typer.Option(help="Only this tenant's slug.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's slug.")] = None,
     output: Annotated[
         Format, typer.Option("--format", help="json: one document by tenant slug; csv: a table.")
     ] = Format.json,
