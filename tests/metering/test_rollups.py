@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from strongroom.base.config import Settings
 from strongroom.runtime import Runtime, build_runtime
-from strongroom.tenancy.metering import Meter
+from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.metering import Meter, start_of_hour
 from strongroom.tenancy.models import UsageRollupRow
 from strongroom.tenancy.rollups import (
     MAX_CATCH_UP_HOURS,
@@ -116,55 +117,97 @@ def test_roll_up_samples_storage_of_store(runtime: Runtime, cast: Cast, isolatio
 
 
 # Scheduling -----------------------------------------------------------------------------
+# The schedule leaves out hours that ended before a tenant was created, so these tests
+# schedule hours after the test's tenants were made.
+
+LATER = start_of_hour(dt.datetime.now(dt.UTC)) + dt.timedelta(hours=2)
+
+
+def at(hours: int, minutes: int = 5) -> dt.datetime:
+    """Return a moment `hours` and `minutes` after the hour LATER."""
+    return LATER + dt.timedelta(hours=hours, minutes=minutes)
+
+
+def queued_hours(runtime: Runtime, tenant: TenantInfo) -> list[list[dt.datetime]]:
+    """Return the hours of each roll-up queued for the tenant."""
+    return [
+        [dt.datetime.fromisoformat(stamp) for stamp in task.kwargs["hours"]]
+        for task in runtime.jobs.huey.pending()
+        if task.kwargs["tenant_id"] == str(tenant.id)
+    ]
 
 
 def test_pending_hours_first_run_is_last_closed_hour(runtime: Runtime) -> None:
-    now = HOUR + dt.timedelta(hours=1, minutes=5)
-
-    assert pending_hours(runtime.engine, now) == [HOUR]
+    assert pending_hours(runtime.engine, at(1)) == [LATER]
 
 
 def test_pending_hours_wait_for_flushes(runtime: Runtime) -> None:
     """Just after the hour turns, servers may still hold counts of it."""
-    now = HOUR + dt.timedelta(hours=1, minutes=2)
-
-    assert pending_hours(runtime.engine, now) == [HOUR - dt.timedelta(hours=1)]
+    assert pending_hours(runtime.engine, at(1, minutes=2)) == [LATER - dt.timedelta(hours=1)]
 
 
 def test_schedule_roll_ups_once_per_hour(runtime: Runtime, cast: Cast) -> None:
-    now = HOUR + dt.timedelta(hours=1, minutes=5)
+    first = schedule_roll_ups(runtime, at(1))
+    again = schedule_roll_ups(runtime, at(1))
 
-    first = schedule_roll_ups(runtime, now)
-    again = schedule_roll_ups(runtime, now)
-
-    assert first == [HOUR]
+    assert first == [LATER]
     assert again == []
-    assert runtime.jobs.huey.pending_count() == 2  # acme and globex, once each
+    assert queued_hours(runtime, cast.acme) == [[LATER]]
+    assert queued_hours(runtime, cast.globex) == [[LATER]]
 
 
 def test_schedule_roll_ups_catches_up_missed_hours(runtime: Runtime, cast: Cast) -> None:
-    schedule_roll_ups(runtime, HOUR + dt.timedelta(hours=1, minutes=5))
+    schedule_roll_ups(runtime, at(1))
 
-    caught_up = schedule_roll_ups(runtime, HOUR + dt.timedelta(hours=4, minutes=5))
+    caught_up = schedule_roll_ups(runtime, at(4))
 
-    assert caught_up == [HOUR + dt.timedelta(hours=n) for n in (1, 2, 3)]
-    assert scheduled_hours(runtime) == [HOUR + dt.timedelta(hours=n) for n in range(4)]
+    assert caught_up == [at(n, minutes=0) for n in (1, 2, 3)]
+    assert scheduled_hours(runtime) == [at(n, minutes=0) for n in range(4)]
 
 
 def test_schedule_roll_ups_catch_up_is_bounded(runtime: Runtime, cast: Cast) -> None:
-    schedule_roll_ups(runtime, HOUR + dt.timedelta(hours=1, minutes=5))
+    schedule_roll_ups(runtime, at(1))
 
-    caught_up = schedule_roll_ups(runtime, HOUR + dt.timedelta(days=30))
+    caught_up = schedule_roll_ups(runtime, at(30 * 24))
 
     assert len(caught_up) == MAX_CATCH_UP_HOURS
 
 
+def test_schedule_skips_hours_before_tenant(runtime: Runtime, cast: Cast) -> None:
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
+
+    hours = schedule_roll_ups(runtime, before)
+
+    assert len(hours) == 1
+    assert runtime.jobs.huey.pending_count() == 0
+
+
+def test_schedule_enqueues_lost_roll_up_again(runtime: Runtime, cast: Cast) -> None:
+    schedule_roll_ups(runtime, at(1))
+    runtime.jobs.huey.flush()  # as a worker killed while running the jobs leaves it
+
+    schedule_roll_ups(runtime, at(3))
+
+    assert queued_hours(runtime, cast.acme) == [[LATER, at(1, 0), at(2, 0)]]
+
+
+def test_schedule_skips_finished_roll_up(runtime: Runtime, cast: Cast) -> None:
+    schedule_roll_ups(runtime, at(1))
+    runtime.jobs.huey.flush()
+    roll_up_tenant(runtime, cast.acme, [LATER.isoformat()])
+
+    schedule_roll_ups(runtime, at(3))
+
+    assert queued_hours(runtime, cast.acme) == [[at(1, 0), at(2, 0)]]
+    assert queued_hours(runtime, cast.globex) == [[LATER, at(1, 0), at(2, 0)]]
+
+
 def test_scheduled_roll_ups_survive_restart(settings: Settings, cast: Cast) -> None:
-    """Jobs enqueued by one process run in the next one, after the first has stopped."""
+    """Jobs enqueued by one runtime run in the next one, after the first has closed."""
     first = build_runtime(settings)
     try:
         store_bytes(first, cast)
-        schedule_roll_ups(first, HOUR + dt.timedelta(hours=1, minutes=5))
+        schedule_roll_ups(first, at(1))
         queued = first.jobs.huey.pending_count()
     finally:
         first.close()
@@ -173,7 +216,7 @@ def test_scheduled_roll_ups_survive_restart(settings: Settings, cast: Cast) -> N
     try:
         with run_consumer(restarted.jobs) as watcher:
             # The queue runs in order, so the earlier jobs are done when this one is.
-            last = restarted.jobs.enqueue(ROLL_UP, cast.globex.id, hours=[HOUR.isoformat()])
+            last = restarted.jobs.enqueue(ROLL_UP, cast.globex.id, hours=[LATER.isoformat()])
             watcher.wait(last)
         row = only_row(restarted.engine, cast.acme.id)
     finally:

@@ -5,7 +5,9 @@ its counts of it), the platform job `usage.schedule_roll_ups` enqueues one
 `usage.roll_up` job per tenant and records the hour in `usage_rollups`. Hours
 missed while no worker ran are caught up the next time, up to a week back.
 The enqueued jobs are in the persistent queue and the scheduled hours in the
-catalog, so a restart loses neither.
+catalog, so a restart loses neither. A job that was running when its worker
+was killed is lost from the queue, so hours of the last day that are still
+not rolled up two hours later are enqueued again.
 
 A roll-up samples the tenant's stored bytes once. For each of its hours it
 sets the sample, unless the hour has one already so that the sample nearest
@@ -29,7 +31,13 @@ from strongroom.storage.db import writer_bind
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.jobs import NO_STORE, Job
 from strongroom.tenancy.metering import conflict_insert, start_of_hour
-from strongroom.tenancy.models import ActiveUserRow, MeterFlushRow, UsageHourRow, UsageRollupRow
+from strongroom.tenancy.models import (
+    ActiveUserRow,
+    MeterFlushRow,
+    TenantRow,
+    UsageHourRow,
+    UsageRollupRow,
+)
 from strongroom.tenancy.usage import get_usage
 
 if TYPE_CHECKING:
@@ -45,6 +53,11 @@ SETTLE = dt.timedelta(minutes=5)
 MAX_CATCH_UP_HOURS = 7 * 24
 # Flush ids only need to outlive the retries of their batch.
 FLUSH_ID_RETENTION = dt.timedelta(days=30)
+# A roll-up job lost with its worker (killed while the job ran) leaves its hours without
+# `rolled_up_at`. Such hours of the last day are enqueued again once they are this old,
+# which leaves a queue that runs behind time to catch up before they count as lost.
+REPAIR_AFTER = dt.timedelta(hours=2)
+REPAIR_WINDOW = dt.timedelta(days=1)
 
 
 def pending_hours(engine: Engine, now: dt.datetime) -> list[dt.datetime]:
@@ -65,18 +78,64 @@ def pending_hours(engine: Engine, now: dt.datetime) -> list[dt.datetime]:
 
 
 def schedule_roll_ups(runtime: Runtime, now: dt.datetime | None = None) -> list[dt.datetime]:
-    """Enqueue the roll-up of every pending hour for every tenant, and return the hours."""
+    """Enqueue the roll-up of every pending hour for every tenant, and return those hours.
+
+    Each tenant's job also gets the hours whose roll-up was lost, and no hour
+    that ended before the tenant was created.
+    """
     now = now or dt.datetime.now(dt.UTC)
     hours = pending_hours(runtime.engine, now)
-    if not hours:
-        return []
-    tenants = [t for t in runtime.catalog.list_tenants() if t.status not in NO_STORE]
-    stamps = [hour.isoformat() for hour in hours]
-    for tenant in tenants:
-        runtime.jobs.enqueue(ROLL_UP, tenant.id, hours=stamps)
-    _record_scheduled(runtime.engine, hours, now)
-    log.info("usage_roll_ups_scheduled", first=stamps[0], hours=len(hours), tenants=len(tenants))
+    tenants = tenants_with_store(runtime.engine)
+    lost = unfinished_hours(runtime.engine, tenants, now)
+    enqueued = 0
+    for tenant_id, created_at in tenants.items():
+        due = {hour for hour in hours if hour + HOUR > created_at} | set(lost.get(tenant_id, []))
+        if due:
+            stamps = [hour.isoformat() for hour in sorted(due)]
+            runtime.jobs.enqueue(ROLL_UP, tenant_id, hours=stamps)
+            enqueued += 1
+    if hours:
+        _record_scheduled(runtime.engine, hours, now)
+    if enqueued:
+        log.info(
+            "usage_roll_ups_scheduled",
+            hours=len(hours),
+            lost_hours=sum(len(tenant_hours) for tenant_hours in lost.values()),
+            tenants=enqueued,
+        )
     return hours
+
+
+def tenants_with_store(engine: Engine) -> dict[uuid.UUID, dt.datetime]:
+    """Return when each tenant that has a store was created, by tenant id."""
+    query = select(TenantRow.id, TenantRow.created_at).where(TenantRow.status.not_in(NO_STORE))
+    with Session(engine) as session:
+        return {tenant_id: _utc(created_at) for tenant_id, created_at in session.execute(query)}
+
+
+def unfinished_hours(
+    engine: Engine, tenants: dict[uuid.UUID, dt.datetime], now: dt.datetime
+) -> dict[uuid.UUID, list[dt.datetime]]:
+    """Return, by tenant, the hours scheduled in the last day whose roll-up never finished."""
+    first = start_of_hour(now) - REPAIR_WINDOW
+    last = start_of_hour(now) - REPAIR_AFTER
+    with Session(engine) as session:
+        scheduled = session.scalars(
+            select(UsageRollupRow.hour).where(UsageRollupRow.hour.between(first, last))
+        )
+        hours = [_utc(hour) for hour in scheduled]
+        finished = session.execute(
+            select(UsageHourRow.tenant_id, UsageHourRow.hour).where(
+                UsageHourRow.hour.between(first, last), UsageHourRow.rolled_up_at.is_not(None)
+            )
+        )
+        done = {(tenant_id, _utc(hour)) for tenant_id, hour in finished}
+    lost = {}
+    for tenant_id, created_at in tenants.items():
+        missing = [h for h in hours if (tenant_id, h) not in done and h + HOUR > created_at]
+        if missing:
+            lost[tenant_id] = missing
+    return lost
 
 
 def roll_up_tenant(runtime: Runtime, tenant: TenantInfo, hours: list[str]) -> None:

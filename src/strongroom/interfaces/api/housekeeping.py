@@ -22,7 +22,8 @@ from strongroom.tenancy.monitoring import refresh_gauges
 
 log = get_logger(__name__)
 
-# How long a stopping server waits for a running job; a job cut off is retried by its schedule.
+# How long a stopping server waits for a running job. A job cut off is lost, and its schedule
+# does its work again: the roll-up within two hours, trash expiry the next day.
 JOB_SHUTDOWN_SECONDS = 30
 
 

@@ -24,7 +24,7 @@ router = APIRouter(prefix=f"{API_PREFIX}/operator", include_in_schema=False)
 
 
 async def require_operator(request: Request, runtime: RuntimeDep) -> OperatorTokenRow:
-    """Authenticate an operator token; under a tenant's URL the operator API does not exist."""
+    """Authenticate an operator token. Under a tenant's URL the operator API is not found."""
     if tenant_of_scope(request.scope) is not None:
         raise NotFound(
             "the operator API is served on the platform's own URL, not under a tenant's; "
