@@ -41,8 +41,8 @@ class Calls:
         self.tenants.append(current_tenant.get())
 
 
-def refused_count(job: str) -> float:
-    labels = {"job": job, "outcome": "refused"}
+def rejected_count(job: str) -> float:
+    labels = {"job": job, "outcome": "rejected"}
     return metrics.registry.get_sample_value("strongroom_jobs_total", labels) or 0.0
 
 
@@ -72,7 +72,7 @@ def watcher(queue: JobQueue) -> Iterator[JobWatcher]:
         yield running
 
 
-def test_enqueue_tenant_job_without_tenant_is_refused(runtime: Runtime) -> None:
+def test_enqueue_tenant_job_without_tenant_is_rejected(runtime: Runtime) -> None:
     with pytest.raises(MissingTenantContext) as raised:
         runtime.jobs.enqueue(EXPIRE_TRASH)
 
@@ -80,19 +80,19 @@ def test_enqueue_tenant_job_without_tenant_is_refused(runtime: Runtime) -> None:
     assert runtime.jobs.huey.pending_count() == 0
 
 
-def test_enqueue_tenant_job_with_slug_is_refused(runtime: Runtime, cast: Cast) -> None:
+def test_enqueue_tenant_job_with_slug_is_rejected(runtime: Runtime, cast: Cast) -> None:
     with pytest.raises(MissingTenantContext):
         runtime.jobs.enqueue(EXPIRE_TRASH, cast.acme.slug)  # type: ignore[arg-type]
 
     assert runtime.jobs.huey.pending_count() == 0
 
 
-def test_enqueue_platform_job_with_tenant_is_refused(runtime: Runtime, cast: Cast) -> None:
+def test_enqueue_platform_job_with_tenant_is_rejected(runtime: Runtime, cast: Cast) -> None:
     with pytest.raises(ValueError, match="takes no tenant id"):
         runtime.jobs.enqueue(SCHEDULE_ROLL_UPS, cast.acme.id)
 
 
-def test_enqueue_unknown_job_is_refused(runtime: Runtime) -> None:
+def test_enqueue_unknown_job_is_rejected(runtime: Runtime) -> None:
     with pytest.raises(ValueError, match="no job is named 'nothing'"):
         runtime.jobs.enqueue("nothing")
 
@@ -116,11 +116,11 @@ def test_tenant_job_id_names_its_tenant(queue: JobQueue, cast: Cast) -> None:
     assert task_id.startswith(f"tenants/{cast.acme.id}/jobs/test.tenant/")
 
 
-def test_message_without_tenant_is_refused(
+def test_message_without_tenant_is_rejected(
     queue: JobQueue, watcher: JobWatcher, calls: Calls
 ) -> None:
     """A message that skipped `enqueue`, as another program could write it, does not run."""
-    refused_before = refused_count("test.tenant")
+    rejected_before = rejected_count("test.tenant")
     forged = queue._tasks["test.tenant"].s()  # bypasses the check on purpose
     queue.huey.enqueue(forged)
 
@@ -128,13 +128,13 @@ def test_message_without_tenant_is_refused(
 
     assert outcome == SIGNAL_CANCELED
     assert calls.tenants == []
-    assert refused_count("test.tenant") == refused_before + 1
+    assert rejected_count("test.tenant") == rejected_before + 1
 
 
 def test_message_with_bad_signature_is_dropped(
     queue: JobQueue, watcher: JobWatcher, calls: Calls, cast: Cast
 ) -> None:
-    """A message written as unsigned huey writes it, by whoever can reach the queue, is dropped."""
+    """A message written as unsigned huey writes it, by a program that can reach the queue, is dropped."""
     unsigned = queue._tasks["test.tenant"].s(tenant_id=str(cast.globex.id))
     message = queue.huey._registry.create_message(unsigned)
     queue.huey.storage.enqueue(pickle.dumps(message), 0)

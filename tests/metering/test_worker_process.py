@@ -9,13 +9,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from strongroom.base.config import load_settings
 from strongroom.runtime import Runtime, build_runtime
 from strongroom.tenancy.rollups import ROLL_UP
 from tests.metering.readings import hour_rows
-from tests.services.strongroom import STRONGROOM, StrongroomProcess
+from tests.services.strongroom import STRONGROOM, StrongroomProcess, free_port
 
 HOUR = dt.datetime(2026, 11, 5, 10, tzinfo=dt.UTC)
 WAIT_SECONDS = 60
@@ -65,20 +66,24 @@ def test_worker_command_runs_enqueued_job(
     tenant = beside.catalog.get_tenant("acme")
     beside.jobs.enqueue(ROLL_UP, tenant.id, hours=[HOUR.isoformat()])
     log_path = data_dir.parent / "worker.log"
+    port = free_port()
+    command = [str(STRONGROOM), "worker", "--workers", "1", "--no-periodic"]
     with log_path.open("wb") as log:
         worker = subprocess.Popen(
-            [str(STRONGROOM), "worker", "--workers", "1", "--no-periodic"],
+            [*command, "--metrics-port", str(port)],
             env=process.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
     try:
         rolled_up = wait_for_roll_up(beside, "acme")
+        exposed = httpx.get(f"http://127.0.0.1:{port}/metrics").text
     finally:
         worker.send_signal(signal.SIGTERM)
         status = worker.wait(timeout=30)
 
     assert rolled_up, log_path.read_text()
+    assert 'strongroom_jobs_total{job="usage.roll_up",outcome="done"} 1.0' in exposed
     assert status == 0, log_path.read_text()
 
 

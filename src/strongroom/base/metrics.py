@@ -131,7 +131,7 @@ heaviest_transfer = Gauge(
 
 jobs = Counter(
     "strongroom_jobs",
-    "Background jobs run by this process, by job name and outcome (done, failed, refused).",
+    "Background jobs run by this process, by job name and outcome (done, failed, rejected).",
     ["job", "outcome"],
     registry=registry,
 )

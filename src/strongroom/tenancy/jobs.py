@@ -204,7 +204,7 @@ class JobQueue:
                 else:
                     job.run(self.runtime, **arguments)
             except CancelExecution:
-                metrics.jobs.labels(job.name, "refused").inc()
+                metrics.jobs.labels(job.name, "rejected").inc()
                 raise
             except Exception as exc:
                 metrics.jobs.labels(job.name, "failed").inc()
@@ -226,7 +226,7 @@ class JobQueue:
         except ValueError:
             tenant_id = None
         if tenant_id is None:
-            log.error("job_refused", reason="the message carries no valid tenant id", given=given)
+            log.error("job_rejected", reason="the message carries no valid tenant id", given=given)
             raise CancelExecution(retry=False) from MissingTenantContext(
                 f"job {job.name!r} runs for one tenant, and its message named none"
             )

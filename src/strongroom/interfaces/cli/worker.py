@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from prometheus_client import start_http_server
 
+from strongroom.base import metrics
 from strongroom.base.config import get_settings
 from strongroom.base.logging import configure_logging, get_logger
 from strongroom.interfaces.cli.main import app, reports_errors
@@ -25,6 +27,15 @@ def worker(
             "off on all workers but one when several share a Redis queue, or they repeat them."
         ),
     ] = True,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve the worker's Prometheus metrics, such as failed jobs, at "
+            "http://STRONGROOM_HOST:PORT/metrics.",
+            min=1,
+            max=65535,
+        ),
+    ] = None,
 ) -> None:
     """Run background jobs (usage roll-ups, trash expiry) until SIGTERM or Ctrl-C.
 
@@ -33,12 +44,15 @@ def worker(
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
     runtime = build_runtime(settings)
+    if metrics_port is not None:
+        start_http_server(metrics_port, addr=settings.host, registry=metrics.registry)
     consumer = runtime.jobs.consumer(workers=workers, periodic=periodic, graceful_signal="TERM")
     log.info(
         "worker_starting",
         queue="redis" if settings.redis_url else "sqlite",
         workers=workers,
         periodic=periodic,
+        metrics_port=metrics_port,
     )
     try:
         consumer.run()
