@@ -87,10 +87,23 @@ def test_worker_command_runs_enqueued_job(
     assert status == 0, log_path.read_text()
 
 
-def test_serve_runs_jobs_in_embedded_default(process: StrongroomProcess, beside: Runtime) -> None:
+def gauges_shown(process: StrongroomProcess) -> str:
+    """Return /metrics once it shows the tenant gauge, refreshed in the background at start."""
+    line = 'strongroom_tenants{isolation="shared",plan="default",status="active"} 1.0'
+    deadline = time.monotonic() + WAIT_SECONDS
+    exposed = httpx.get(f"{process.url}/metrics").text
+    while line not in exposed and time.monotonic() < deadline:
+        time.sleep(0.2)
+        exposed = httpx.get(f"{process.url}/metrics").text
+    return exposed
+
+
+def test_serve_runs_background_duties(process: StrongroomProcess, beside: Runtime) -> None:
+    """On the embedded default, one process serves, runs the jobs and refreshes the gauges."""
     tenant = beside.catalog.get_tenant("acme")
     process.start()
 
     beside.jobs.enqueue(ROLL_UP, tenant.id, hours=[HOUR.isoformat()])
 
     assert wait_for_roll_up(beside, "acme"), process.log_path.read_text()
+    assert 'status="active"} 1.0' in gauges_shown(process)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from huey.consumer import Consumer
 from sqlalchemy.exc import SQLAlchemyError
@@ -66,15 +67,19 @@ class Housekeeping:
         while not self._stopping.is_set():
             now = time.monotonic()
             if now >= next_refresh:
-                self._refresh()
+                self._run("gauge_refresh_failed", refresh_gauges, self.runtime.catalog)
                 next_refresh = now + self.refresh_seconds
             if now >= next_flush:
-                self.runtime.meter.flush()
+                self._run("metering_flush_failed", self.runtime.meter.flush)
                 next_flush = now + self.flush_seconds
             self._stopping.wait(max(min(next_flush, next_refresh) - time.monotonic(), 0))
 
-    def _refresh(self) -> None:
+    @staticmethod
+    def _run(failure: str, duty: Callable[..., object], *arguments: object) -> None:
+        """Run one duty, logging its failure, so that the thread lives on to the next one."""
         try:
-            refresh_gauges(self.runtime.catalog)
+            duty(*arguments)
         except SQLAlchemyError as exc:
-            log.warning("gauge_refresh_failed", error=str(exc).splitlines()[0])
+            log.warning(failure, error=str(exc).splitlines()[0])
+        except Exception:  # noqa: BLE001 - a bug must not stop metering for good
+            log.exception(failure)
