@@ -51,6 +51,8 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/tokens"): None,
     ("POST", "/api/v1/tokens"): NEW_TOKEN,
     ("DELETE", "/api/v1/tokens/{token_id}"): None,
+    # The operator API: a tenant's token, or a tenant's URL, never reaches it.
+    ("GET", "/api/v1/operator/usage"): None,
 }
 
 
