@@ -1,6 +1,6 @@
 """Start a throwaway Redis server from Debian's redis-server package for a test session.
 
-The server listens on 127.0.0.1 on a free port, asks for a password, keeps
+The server listens on 127.0.0.1 on a free port, requires a password, keeps
 nothing on disk (no snapshots, no append-only file) and runs in a temporary
 folder of its own, removed when it stops.
 """
@@ -89,11 +89,44 @@ def start_redis() -> RedisServer:
 
 
 def _start_once(binary: Path, base_dir: Path) -> RedisServer | None:
-    """Start Redis and wait until it answers; None when another process took its port first."""
+    """Start Redis and wait until it responds to PING.
+
+    Returns None when another process took its port first.
+    """
     port = _find_free_port()
     password = secrets.token_urlsafe(24)
-    config = base_dir / "redis.conf"
+    _write_config(base_dir, port, password)
+    process = subprocess.Popen(
+        _command_prefix(None, kill_with_parent=True) + [str(binary), str(base_dir / "redis.conf")],
+        cwd=base_dir,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = RedisServer(base_dir=base_dir, port=port, password=password, process=process)
+
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log = _log_tail(base_dir / "redis.log")
+            if "Address already in use" in log:
+                return None
+            raise RuntimeError(f"Redis exited during startup. Its log ends with:\n{log}")
+        try:
+            with redis.Redis.from_url(server.url(), socket_timeout=2) as client:
+                client.ping()
+            return server
+        except redis.ConnectionError:
+            time.sleep(0.05)
+
+    process.kill()
+    process.wait()
+    raise RuntimeError(f"Redis did not respond within {STARTUP_TIMEOUT_SECONDS:.0f} seconds")
+
+
+def _write_config(base_dir: Path, port: int, password: str) -> None:
     # The password goes in a file readable by its owner, not on the command line that ps shows.
+    config = base_dir / "redis.conf"
     config.write_text(
         "\n".join(
             [
@@ -109,27 +142,3 @@ def _start_once(binary: Path, base_dir: Path) -> RedisServer | None:
         )
     )
     config.chmod(0o600)
-    process = subprocess.Popen(
-        _command_prefix(None, kill_with_parent=True) + [str(binary), str(config)],
-        cwd=base_dir,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    server = RedisServer(base_dir=base_dir, port=port, password=password, process=process)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log = _log_tail(base_dir / "redis.log")
-            if "Address already in use" in log:
-                return None
-            raise RuntimeError(f"Redis exited during startup. Its log ends with:\n{log}")
-        try:
-            with redis.Redis.from_url(server.url(), socket_timeout=2) as client:
-                client.ping()
-            return server
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    process.kill()
-    process.wait()
-    raise RuntimeError(f"Redis did not answer within {STARTUP_TIMEOUT_SECONDS:.0f} seconds")

@@ -12,9 +12,9 @@ huey `crontab`).
 The queue is a SQLite file in the data directory by default, which only
 processes on this host can share, or Redis when STRONGROOM_REDIS_URL is set.
 Messages are pickled, as huey does, and signed with HMAC-SHA256 under a key
-derived from the master key: the consumer drops a message whose signature
-fails before unpickling it, so whoever can write to the queue's storage
-cannot make a worker run code.
+derived from the master key. The consumer drops a message whose signature
+fails before unpickling it, so a program that can write to the queue's
+storage cannot make a worker run code.
 """
 
 from __future__ import annotations
@@ -219,14 +219,18 @@ class JobQueue:
         with bound_tenant(tenant), structlog.contextvars.bound_contextvars(tenant=tenant.slug):
             job.run(self.runtime, tenant, **arguments)
 
-    def _tenant_of(self, job: Job, given: object) -> TenantInfo | None:
+    def _tenant_of(self, job: Job, message_tenant_id: object) -> TenantInfo | None:
         """Return the job's tenant, or None when it is gone; reject a message without one."""
         try:
-            tenant_id = uuid.UUID(str(given)) if given else None
+            tenant_id = uuid.UUID(str(message_tenant_id)) if message_tenant_id else None
         except ValueError:
             tenant_id = None
         if tenant_id is None:
-            log.error("job_rejected", reason="the message carries no valid tenant id", given=given)
+            log.error(
+                "job_rejected",
+                reason="the message carries no valid tenant id",
+                tenant_id=repr(message_tenant_id),
+            )
             raise CancelExecution(retry=False) from MissingTenantContext(
                 f"job {job.name!r} runs for one tenant, and its message named none"
             )

@@ -10,8 +10,8 @@ the count of active users to the same hourly rows.
 A flush adds each count once. Its counts form a batch with an id, and the
 transaction that adds them records the id in `meter_flushes`. A batch whose
 write failed is kept and written again, before newer counts, at the next
-flush. If the failed write had committed after all, its recorded id tells
-the retry to add nothing. A server that is killed loses what it counted
+flush. If the failed write had committed after all, its recorded id makes
+the retry add nothing. A server that is killed loses what it counted
 since its last flush.
 
 Each `record_` call also moves the Prometheus counters of the tenant's plan
