@@ -76,7 +76,7 @@ def test_cancelled_download_closes_after_worker() -> None:
 
     async def scenario() -> None:
         async def consume() -> None:
-            async for _piece in files_api._stream(b"first", pieces()):
+            async for _piece in files_api._stream(b"first", pieces(), lambda _size: None):
                 pass
 
         task = asyncio.create_task(consume())
