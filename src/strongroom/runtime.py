@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -23,8 +24,10 @@ from strongroom.tenancy import migrations
 from strongroom.tenancy.catalog import Catalog
 from strongroom.tenancy.fair_share import FairShare
 from strongroom.tenancy.isolation import TenantStores
+from strongroom.tenancy.jobs import JobQueue, open_huey
 from strongroom.tenancy.keys import Keyring, load_master_key
 from strongroom.tenancy.lifecycle import start_usage
+from strongroom.tenancy.metering import Meter
 from strongroom.tenancy.servers import get_server
 from strongroom.tenancy.store_state import open_store
 from strongroom.tenancy.upgrades import upgrade_tenant_stores
@@ -43,9 +46,23 @@ class Runtime:
     tokens: TokenCache
     fair_share: FairShare
     mailer: Mailer
+    meter: Meter
+
+    @cached_property
+    def jobs(self) -> JobQueue:
+        """The job queue, opened on first use, with every job of every domain registered."""
+        # Imported here: the job modules import the domain modules, and some of those
+        # import this module.
+        from strongroom.drive import retention
+        from strongroom.tenancy import rollups
+
+        huey = open_huey(self.settings, self.keyring.master_key)
+        return JobQueue(huey, self, [*rollups.JOBS, *retention.JOBS])
 
     def close(self) -> None:
         self.mailer.wait()
+        if "jobs" in self.__dict__:
+            self.jobs.close()
         self.stores.close()
         self.engine.dispose()
 
@@ -87,6 +104,7 @@ def build_runtime(settings: Settings, migrate: bool | None = None) -> Runtime:
         tokens=TokenCache(settings.token_cache_seconds),
         fair_share=FairShare(settings.redis_url),
         mailer=Mailer(settings),
+        meter=Meter(engine),
     )
 
 

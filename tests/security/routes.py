@@ -132,6 +132,8 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("POST", "/r/{token}"): FILES_FORM,
     ("PUT", "/r/{token}/files/{name}"): UPLOAD,
     ("POST", "/r/{token}/unlock"): PASSWORD_FORM,
+    # The operator API: a tenant's token, or a tenant's URL, never reaches it.
+    ("GET", "/api/v1/operator/usage"): None,
 }
 
 

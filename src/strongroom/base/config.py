@@ -113,8 +113,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         repr=False,
-        description="redis://[:PASSWORD@]HOST:PORT/DB or rediss://...; rate-limit counters and "
-        "transfer slots live there, shared by every replica. Default: in this process.",
+        description="redis://[:PASSWORD@]HOST:PORT/DB or rediss://...; rate-limit counters, "
+        "transfer slots and the job queue live there, shared by every replica. Default: the "
+        "counters in this process and the queue in a SQLite file of the data directory.",
     )
     basic_auth_failures_per_minute: int = Field(
         default=10,
@@ -186,6 +187,25 @@ class Settings(BaseSettings):
         default=True,
         description="Upgrade the SMTP connection with STARTTLS before logging in or sending.",
     )
+    serve_worker: bool | None = Field(
+        default=None,
+        description="Run the job consumer in a thread of `strongroom serve`; default on with "
+        "the SQLite job queue and off with Redis, where `strongroom worker` runs the jobs.",
+    )
+    metering_flush_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Seconds between two writes of a server's request and transfer counts to "
+        "the catalog; a server that is killed loses at most this much metering.",
+    )
+    metrics_refresh_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Seconds between two recomputations of the per-plan and heaviest-tenant "
+        "gauges from the catalog.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -254,6 +274,12 @@ class Settings(BaseSettings):
     @property
     def is_embedded(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def should_serve_worker(self) -> bool:
+        if self.serve_worker is not None:
+            return self.serve_worker
+        return self.redis_url is None
 
     @property
     def should_auto_migrate(self) -> bool:

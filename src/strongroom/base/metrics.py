@@ -1,16 +1,27 @@
 """Prometheus metrics of the process.
 
-Labels never carry a tenant: with thousands of tenants a label per tenant
-would multiply every series by thousands. Per-tenant figures belong to
-metering, which stores them as rows.
+Labels name a tenant only on the `strongroom_heaviest_tenant_*` gauges, which
+hold the ten heaviest tenants and nothing else: with thousands of tenants a
+label per tenant would multiply every series by thousands. Other per-tenant
+figures are labelled by plan and isolation level, a handful of values each,
+and the full per-tenant figures belong to metering, which stores them as rows.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 registry = CollectorRegistry(auto_describe=True)
+
+# How many tenants each `strongroom_heaviest_tenant_*` gauge names at most.
+HEAVIEST_TENANTS = 10
 
 http_requests = Counter(
     "strongroom_http_requests",
@@ -46,11 +57,102 @@ login_failures = Counter(
     registry=registry,
 )
 
+# Per plan and isolation level -----------------------------------------------------------
 
-rate_limited = Counter(
-    "strongroom_rate_limited_requests",
-    "Requests rejected with 429, by what was limited: tenant, user or transfers.",
-    ["scope"],
+tenant_requests = Counter(
+    "strongroom_tenant_requests",
+    "Requests that reached a tenant, by the tenant's plan and isolation level and by status "
+    "class (2xx to 5xx); the 5xx series are the server's errors.",
+    ["plan", "isolation", "status_class"],
+    registry=registry,
+)
+
+transfers = Counter(
+    "strongroom_transfers",
+    "File transfers: uploads when stored, downloads when their body starts.",
+    ["direction", "plan", "isolation"],
+    registry=registry,
+)
+
+transfer_bytes = Counter(
+    "strongroom_transfer_bytes",
+    "Plaintext bytes of file content uploaded or downloaded.",
+    ["direction", "plan", "isolation"],
+    registry=registry,
+)
+
+rate_limit_rejections = Counter(
+    "strongroom_rate_limit_rejections",
+    "Requests rejected with 429 by a rate or concurrency limit, by the limit that applied: "
+    "tenant, user or transfers.",
+    ["plan", "isolation", "limit"],
+    registry=registry,
+)
+
+tenants = Gauge(
+    "strongroom_tenants",
+    "Tenants in the catalog, by status.",
+    ["plan", "isolation", "status"],
+    registry=registry,
+)
+
+storage_used = Gauge(
+    "strongroom_storage_used_bytes",
+    "Plaintext bytes stored, at the last hourly roll-up of each tenant.",
+    ["plan", "isolation"],
+    registry=registry,
+)
+
+storage_quota = Gauge(
+    "strongroom_storage_quota_bytes",
+    "Sum of the storage quotas of tenants that have one.",
+    ["plan", "isolation"],
+    registry=registry,
+)
+
+tenants_near_quota = Gauge(
+    "strongroom_tenants_near_quota",
+    "Tenants that used 90 % or more of their storage quota at their last roll-up.",
+    ["plan", "isolation"],
+    registry=registry,
+)
+
+# The heaviest tenants, by name -----------------------------------------------------------
+
+heaviest_storage = Gauge(
+    "strongroom_heaviest_tenant_storage_bytes",
+    f"Bytes stored by the {HEAVIEST_TENANTS} tenants that store the most.",
+    ["tenant"],
+    registry=registry,
+)
+
+heaviest_requests = Gauge(
+    "strongroom_heaviest_tenant_requests",
+    f"Requests in the last full hour, for the {HEAVIEST_TENANTS} tenants that made the most.",
+    ["tenant"],
+    registry=registry,
+)
+
+heaviest_transfer = Gauge(
+    "strongroom_heaviest_tenant_transfer_bytes",
+    f"Bytes uploaded and downloaded in the last full hour, for the {HEAVIEST_TENANTS} tenants "
+    "that moved the most.",
+    ["tenant"],
+    registry=registry,
+)
+
+# Background jobs ----------------------------------------------------------------------------
+
+jobs = Counter(
+    "strongroom_jobs",
+    "Background jobs run by this process, by job name and outcome (done, failed, rejected).",
+    ["job", "outcome"],
+    registry=registry,
+)
+
+gauges_refreshed = Gauge(
+    "strongroom_gauges_refreshed_timestamp_seconds",
+    "When the per-plan and heaviest-tenant gauges were last recomputed, in Unix time.",
     registry=registry,
 )
 

@@ -291,6 +291,7 @@ def finish_receiving(
     except BaseException:
         runtime.blobs.delete(blob_key(tenant.id, blob.id))
         raise
+    runtime.meter.record_upload(tenant, blob.size)
     log.info("upload_request_received", upload_request_id=str(request_id), size=blob.size)
     return Received(sent_name=name, stored_name=stored, size=blob.size, sha256=sha256)
 

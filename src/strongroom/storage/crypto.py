@@ -26,7 +26,9 @@ import uuid
 from collections.abc import Iterator
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -77,6 +79,17 @@ def unwrap_key(wrapping_key: bytes, wrapped: bytes, context: bytes) -> bytes:
         return AESGCM(wrapping_key).decrypt(nonce, sealed, context)
     except InvalidTag:
         raise DecryptionFailed("wrapped key failed authentication") from None
+
+
+def derive_key(master_key: bytes, purpose: bytes) -> bytes:
+    """Derive a key for one purpose other than wrapping, with HKDF-SHA256 (RFC 5869).
+
+    Keys derived for different purposes are independent, so the master key
+    never serves two uses directly.
+    """
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=purpose).derive(
+        master_key
+    )
 
 
 # Chunk geometry -----------------------------------------------------------------------

@@ -17,8 +17,14 @@ from typing import Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, mapped_column
-from sqlalchemy.orm import with_loader_criteria
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    Session,
+    mapped_column,
+    with_loader_criteria,
+)
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.elements import TextClause
 
@@ -85,11 +91,11 @@ def _make_sqlite_engine(url: str, pool_size: int) -> Engine:
     database = make_url(url).database
 
     @event.listens_for(engine, "do_connect")
-    def create_private_file(_dialect: Any, _record: Any, _cargs: Any, _cparams: Any) -> None:
+    def create_database_file(_dialect: Any, _record: Any, _cargs: Any, _cparams: Any) -> None:
         # SQLite would create the file with the mode the umask allows, often readable by all.
         # An empty file is a valid new database, and SQLite gives -wal and -shm files its mode.
         if database and database != ":memory:" and not database.startswith("file:"):
-            _create_private_file(database)
+            create_private_file(database)
 
     @event.listens_for(engine, "connect")
     def configure_connection(dbapi_connection: Any, _record: Any) -> None:
@@ -116,7 +122,7 @@ def _make_sqlite_engine(url: str, pool_size: int) -> Engine:
     return engine
 
 
-def _create_private_file(path: str) -> None:
+def create_private_file(path: str) -> None:
     """Create an empty file readable by its owner alone, unless it exists."""
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

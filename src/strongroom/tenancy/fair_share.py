@@ -40,11 +40,11 @@ from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.errors import StorageError
 from redis.exceptions import RedisError
 
-from strongroom.base import metrics
 from strongroom.base.errors import RateLimited
 from strongroom.base.logging import get_logger
 from strongroom.base.scoping import tenant_scoped_key
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.monitoring import record_rate_limit_rejection
 
 log = get_logger(__name__)
 
@@ -176,7 +176,7 @@ class FairShare:
         key = tenant_scoped_key(tenant.id, "rate", "requests")
         if not await self._hit(per_minute(limit), key):
             retry_after = await self._retry_after(per_minute(limit), key)
-            metrics.rate_limited.labels("tenant").inc()
+            record_rate_limit_rejection(tenant, "tenant_rate")
             raise RateLimited(
                 f"tenant {tenant.slug!r} sent more than {limit} requests in a minute, the limit "
                 f"of its plan; retry after {retry_after} seconds",
@@ -194,7 +194,7 @@ class FairShare:
         key = tenant_scoped_key(tenant.id, "rate", "user", str(user_id))
         if not await self._hit(per_minute(limit), key):
             retry_after = await self._retry_after(per_minute(limit), key)
-            metrics.rate_limited.labels("user").inc()
+            record_rate_limit_rejection(tenant, "user_rate")
             raise RateLimited(
                 f"this user sent more than {limit} requests in a minute, the limit for each user "
                 f"of tenant {tenant.slug!r}; retry after {retry_after} seconds",
@@ -229,7 +229,7 @@ class FairShare:
         key = tenant_scoped_key(tenant.id, "transfers")
         token = uuid.uuid4().hex
         if not await self._take_slot(key, limit, token):
-            metrics.rate_limited.labels("transfers").inc()
+            record_rate_limit_rejection(tenant, "transfers")
             raise RateLimited(
                 f"tenant {tenant.slug!r} has {limit} uploads and downloads running, the limit of "
                 "its plan; retry when one has finished",

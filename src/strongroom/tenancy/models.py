@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from strongroom.storage.db import CatalogBase
@@ -93,3 +93,75 @@ class DatabaseServerRow(CatalogBase):
     name: Mapped[str] = mapped_column(String(63), primary_key=True)
     url: Mapped[str] = mapped_column(String(2000))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# Metering ------------------------------------------------------------------------------
+# Catalog rows, not tenant rows: they count a tenant's use for the operator's billing and
+# contain no content. They have no foreign key to `tenants`, so that a server can always
+# write the counts it holds, and because tenant rows are never deleted while billing needs them.
+
+
+class UsageHourRow(CatalogBase):
+    """A tenant's metered use in one UTC hour, the unit that monthly usage adds up.
+
+    Servers add `requests`, `bytes_in` and `bytes_out` as they flush their
+    counters. The roll-up job sets the other figures: the stored bytes it
+    sampled, that sample times one hour, and the distinct users seen.
+    """
+
+    __tablename__ = "usage_hours"
+    __table_args__ = (Index("ix_usage_hours_hour", "hour"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    # The start of the hour, in UTC.
+    hour: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)
+    storage_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    storage_byte_hours: Mapped[int] = mapped_column(BigInteger, default=0)
+    active_users: Mapped[int] = mapped_column(Integer, default=0)
+    rolled_up_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ActiveUserRow(CatalogBase):
+    """A user who made an authenticated request to the tenant in that UTC hour."""
+
+    __tablename__ = "usage_active_users"
+    __table_args__ = (Index("ix_usage_active_users_hour", "hour"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    hour: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+
+
+class MeterFlushRow(CatalogBase):
+    """A batch of counts that a server wrote, so that a retry of the same batch adds nothing."""
+
+    __tablename__ = "meter_flushes"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    flushed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class UsageRollupRow(CatalogBase):
+    """A closed hour whose roll-up was enqueued for every tenant."""
+
+    __tablename__ = "usage_rollups"
+
+    hour: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    scheduled_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OperatorTokenRow(CatalogBase):
+    """A bearer token of the operator API; only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "operator_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import APIRouter, FastAPI, Request
@@ -21,12 +21,14 @@ from strongroom.interfaces.api import (
     files,
     folders,
     links,
+    operator,
     shares,
     trash,
     uploads,
 )
 from strongroom.interfaces.api.dependencies import API_PREFIX
 from strongroom.interfaces.api.hotpaths import HotPaths, routes_of
+from strongroom.interfaces.api.housekeeping import Housekeeping
 from strongroom.interfaces.api.middleware import RequestContextMiddleware
 from strongroom.interfaces.api.problems import install_problem_handlers, problem_response
 from strongroom.interfaces.public import links as public_links
@@ -88,13 +90,22 @@ def prometheus_metrics() -> Response:
     return Response(body, media_type=content_type)
 
 
-def create_app(runtime: Runtime) -> FastAPI:
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Run the background duties while the server serves; a test server may leave them off."""
+    runtime: Runtime = app.state.runtime
+    housekeeping = Housekeeping(runtime, run_jobs=app.state.run_jobs)
+    housekeeping.start()
+    try:
         yield
+    finally:
+        await anyio.to_thread.run_sync(housekeeping.stop)
         # The Redis connections of the rate limits belong to the server's event loop.
         await runtime.fair_share.aclose()
 
+
+def create_app(runtime: Runtime, run_jobs: bool = False) -> FastAPI:
+    """Build the application; with `run_jobs` it also runs the background jobs while it serves."""
     app = FastAPI(
         lifespan=lifespan,
         title="Strongroom",
@@ -108,11 +119,21 @@ def create_app(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.state.run_jobs = run_jobs
     install_problem_handlers(app)
 
     app.include_router(platform)
     for module in (
-        files, folders, trash, account, shares, directory, administration, uploads, app_passwords
+        files,
+        folders,
+        trash,
+        account,
+        shares,
+        directory,
+        administration,
+        uploads,
+        app_passwords,
+        operator,
     ):
         app.include_router(module.router)
     include_web(app, runtime)

@@ -53,6 +53,7 @@ async def authenticate(request: Request, runtime: Runtime, tenant: TenantInfo) -
     if principal is None:
         principal = await anyio.to_thread.run_sync(_authenticate, runtime, tenant, secret)
         runtime.tokens.put(tenant.id, secret, principal)
+    runtime.meter.record_user(tenant, principal.user_id)
     structlog.contextvars.bind_contextvars(actor=f"{principal.user_id}@{tenant.slug}")
     await runtime.fair_share.check_user_request(tenant, principal.user_id)
     return principal

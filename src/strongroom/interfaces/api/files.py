@@ -16,7 +16,6 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
-from strongroom.base import metrics
 from strongroom.base.errors import InvalidInput, PreconditionFailed, RequestTimeout
 from strongroom.base.logging import get_logger
 from strongroom.drive import files as drive_files
@@ -100,7 +99,7 @@ async def receive_file(
         )
     finally:
         await slot.release()
-    metrics.bytes_uploaded.inc(version.size)
+    runtime.meter.record_upload(tenant, version.size)
     log.info("file_stored", node_id=str(node.id), version=version.number, size=version.size)
 
     body = NodeOut.of(node, join_path(names), version.sha256)
@@ -304,6 +303,7 @@ async def open_stream(
         _close(pieces)
         await slot.release()
         raise
+    runtime.meter.record_download(tenant)
     return _send(runtime, tenant, slot, first, pieces)
 
 
@@ -316,6 +316,7 @@ async def _send(
         async for piece in pieces:
             await runtime.fair_share.throttle(tenant, len(piece))
             await slot.keep()
+            runtime.meter.record_bytes_out(tenant, len(piece))
             yield piece
     finally:
         await pieces.aclose()
@@ -336,7 +337,6 @@ async def _stream(first: bytes, rest: Iterator[bytes]) -> AsyncIterator[bytes]:
     try:
         while piece is not None:
             upcoming = asyncio.ensure_future(anyio.to_thread.run_sync(next, rest, None))
-            metrics.bytes_downloaded.inc(len(piece))
             yield piece
             piece = await asyncio.shield(upcoming)
             upcoming = None

@@ -72,7 +72,7 @@ class RequestContextMiddleware:
             scope = await self._resolve_tenant(scope)
         except StrongroomError as error:
             await error_response(error)(scope, receive, send_with_context)
-            self._observe(scope, status_holder["status"], started)
+            self._observe(scope, status_holder["status"], started, None)
             return
 
         tenant: TenantInfo | None = scope["state"].get("tenant")
@@ -81,7 +81,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_context)
         finally:
             current_tenant.reset(token)
-            self._observe(scope, status_holder["status"], started)
+            self._observe(scope, status_holder["status"], started, tenant)
 
     async def _resolve_tenant(self, scope: Scope) -> Scope:
         host = _header(scope, b"host") or ""
@@ -105,10 +105,11 @@ class RequestContextMiddleware:
             scope["root_path"] = scope.get("root_path", "") + resolution.root_path
         return scope
 
-    @staticmethod
-    def _observe(scope: Scope, status: int, started: float) -> None:
+    def _observe(self, scope: Scope, status: int, started: float, tenant: TenantInfo | None) -> None:
         route = getattr(scope.get("route"), "path", None) or "unmatched"
         elapsed = time.perf_counter() - started
+        if tenant is not None:
+            self.runtime.meter.record_request(tenant, status)
         metrics.http_requests.labels(scope["method"], route, str(status)).inc()
         metrics.http_request_duration.labels(scope["method"], route).observe(elapsed)
         access_logger().info(

@@ -22,7 +22,6 @@ from fastapi import APIRouter, Request, Response
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from strongroom.base import metrics
 from strongroom.base.config import Settings
 from strongroom.base.errors import (
     InvalidInput,
@@ -265,7 +264,7 @@ async def append_to_upload(
         runtime, tenant, principal, parse_object_id(upload_id, "upload"), offset, checksum,
     )
     new_offset = await _receive(request, append, runtime.settings, declared)
-    metrics.bytes_uploaded.inc(new_offset - offset)
+    runtime.meter.record_upload(tenant, new_offset - offset)
     headers = state_headers(append.upload)
     del headers["Upload-Length"]
     return Response(status_code=204, headers=headers)

@@ -41,12 +41,18 @@ plan_app = typer.Typer(
     help="Create, change and delete plans: bundles of limits and modules for tenants.",
     no_args_is_help=True,
 )
+operator_app = typer.Typer(help="Manage what operators use: API tokens.", no_args_is_help=True)
+operator_token_app = typer.Typer(
+    help="Create, list and revoke operator API tokens.", no_args_is_help=True
+)
+operator_app.add_typer(operator_token_app, name="token")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(plan_app, name="plan")
 app.add_typer(server_app, name="server")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(app_password_app, name="app-password")
+app.add_typer(operator_app, name="operator")
 
 # Markup is off because names, e-mail addresses and paths may contain [brackets].
 out = Console(highlight=False, soft_wrap=True, markup=False)
@@ -82,11 +88,14 @@ def open_runtime(migrate: bool | None = None) -> Runtime:
 from strongroom.interfaces.cli import (  # noqa: E402, F401
     admin,
     app_passwords,
+    operators,
     plans,
     server,
     servers,
     tenants,
+    usage,
     users,
+    worker,
 )
 
 

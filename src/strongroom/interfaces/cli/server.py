@@ -30,6 +30,13 @@ def serve(
     demo: Annotated[
         bool, typer.Option(help="On a first start with no tenants, create the demo tenant.")
     ] = True,
+    worker: Annotated[
+        Optional[bool],
+        typer.Option(
+            help="Run the background jobs in this process too; default STRONGROOM_SERVE_WORKER, "
+            "which is on with the SQLite job queue and off with Redis."
+        ),
+    ] = None,
 ) -> None:
     """Serve the web API on STRONGROOM_HOST:STRONGROOM_PORT (default 127.0.0.1:8000)."""
     # Imported here because the web stack costs half a second to import and no other
@@ -59,14 +66,15 @@ def serve(
     if demo and settings.is_embedded and not runtime.catalog.list_tenants():
         _create_demo_tenant(runtime, *address)
 
+    run_jobs = settings.should_serve_worker if worker is None else worker
     config = uvicorn.Config(
-        create_app(runtime),
+        create_app(runtime, run_jobs=run_jobs),
         access_log=False,
         log_config=None,
         proxy_headers=False,
         server_header=False,
     )
-    log.info("server_starting", host=address[0], port=address[1])
+    log.info("server_starting", host=address[0], port=address[1], jobs=run_jobs)
     uvicorn.Server(config).run(sockets=[listener])
     runtime.close()
 

@@ -15,7 +15,6 @@ import anyio
 from fastapi import APIRouter, Form, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from strongroom.base import metrics
 from strongroom.base.errors import InvalidInput
 from strongroom.base.logging import get_logger
 from strongroom.drive import files as drive_files
@@ -158,7 +157,7 @@ async def upload(
         )
     finally:
         await slot.release()
-    metrics.bytes_uploaded.inc(version.size)
+    runtime.meter.record_upload(tenant, version.size)
     log.info("file_stored", node_id=str(node.id), version=version.number, size=version.size)
     body = {"path": join_path(names), "version": version.number, "size": version.size}
     return JSONResponse(body, status_code=201 if version.number == 1 else 200)

@@ -291,6 +291,10 @@ class FileResource(_Resource, DAVNonCollection):
         runtime, tenant = self.request.runtime, self.request.tenant
         with dav_errors():
             download = transfers.open_download(runtime, tenant, self.user_id, self.names)
+        # NOTE: metered as a whole download when it starts; WsgiDAV reads ranges and
+        # abandoned bodies through the same reader, so the bytes out can be overcounted.
+        runtime.meter.record_download(tenant)
+        runtime.meter.record_bytes_out(tenant, download.blob.size)
         return DecryptedReader(runtime.blobs, download)
 
     def begin_write(self, *, content_type: str | None = None) -> EncryptingWriter:
@@ -331,6 +335,7 @@ class FileResource(_Resource, DAVNonCollection):
             self.node, version = transfers.commit_upload(
                 runtime, tenant, self.user_id, self.names, upload, self.user_id, Preconditions()
             )
+        runtime.meter.record_upload(tenant, version.size)
         log.info("webdav_file_stored", node_id=str(self.node.id), version=version.number)
 
     def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
