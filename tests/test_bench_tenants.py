@@ -16,10 +16,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from bench import tenants
 from bench.harness import CheckFailed
+from bench.tenant_migrations import check_same_columns
 from bench.tenant_stores import LISTING_FILE_BYTES, LISTING_FILES, check_listing
 from tests.services import MissingService
 from tests.services.fixtures import require_service
@@ -171,6 +173,20 @@ def test_check_listing_rejects_missing_file() -> None:
 
     with pytest.raises(CheckFailed):
         check_listing(items, stored)
+
+
+def test_check_same_columns_rejects_missing_table(postgres_database: str) -> None:
+    # One schema per side, as in the benchmark's two databases, but both in one database here.
+    with psycopg.connect(postgres_database, autocommit=True) as connection:
+        for schema in ("tenant_one", "bench_one"):
+            connection.execute(f"CREATE SCHEMA {schema}")
+            connection.execute(f"CREATE TABLE {schema}.users (tenant_id uuid NOT NULL, id uuid)")
+        assert check_same_columns(postgres_database, postgres_database) == 2
+        connection.execute("CREATE TABLE tenant_one.links (tenant_id uuid NOT NULL)")
+
+    missing = r"only in Strongroom \[\('links', 'tenant_id', 'uuid', True\)\], only in Django \[\]"
+    with pytest.raises(CheckFailed, match=missing):
+        check_same_columns(postgres_database, postgres_database)
 
 
 def test_compare_rounds_latency_bound_is_upper() -> None:

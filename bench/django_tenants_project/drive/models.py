@@ -5,6 +5,10 @@ Every table has `tenant_id` leading its primary key, as in Strongroom. Django
 columns are plain UUID fields here, and the initial migration adds the
 composite foreign keys in SQL. Strongroom's row-level security policies have
 no counterpart: django-tenants relies on the search path alone.
+
+When a Strongroom tenant revision adds a table or column, add it here too and
+regenerate `migrations/0001_initial.py` with makemigrations, keeping the
+foreign keys at its end. The benchmark's column check fails until both match.
 """
 
 from django.db import models
@@ -55,6 +59,7 @@ class Node(models.Model):
     pk = models.CompositePrimaryKey("tenant_id", "id")
     tenant_id = models.UUIDField()
     id = models.UUIDField()
+    owner_id = models.UUIDField()
     parent_id = models.UUIDField(null=True)
     name = models.CharField(max_length=255)
     kind = models.CharField(max_length=10)
@@ -76,12 +81,14 @@ class Node(models.Model):
                 name="uq_nodes_live_name",
             ),
             models.UniqueConstraint(
-                fields=["tenant_id"], condition=Q(parent_id__isnull=True), name="uq_nodes_root"
+                fields=["tenant_id", "owner_id"],
+                condition=Q(parent_id__isnull=True),
+                name="uq_nodes_root",
             ),
         ]
         indexes = [
             models.Index(
-                fields=["tenant_id", "deleted_at"],
+                fields=["tenant_id", "owner_id", "deleted_at"],
                 condition=Q(deleted_at__isnull=False),
                 name="ix_nodes_trash",
             )
@@ -141,3 +148,249 @@ class StoreState(models.Model):
 
     class Meta:
         db_table = "store_state"
+
+
+class Upload(models.Model):
+    pk = models.CompositePrimaryKey("tenant_id", "id")
+    tenant_id = models.UUIDField()
+    id = models.UUIDField()
+    user_id = models.UUIDField()
+    path = models.CharField(max_length=4096)
+    upload_length = models.BigIntegerField()
+    upload_offset = models.BigIntegerField()
+    upload_metadata = models.CharField(max_length=4096)
+    blob_id = models.UUIDField()
+    chunk_size = models.IntegerField()
+    key_version = models.IntegerField()
+    wrapped_key = models.BinaryField()
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "uploads"
+        indexes = [
+            models.Index(fields=["tenant_id", "expires_at"], name="ix_uploads_expires_at")
+        ]
+
+
+class AppPassword(models.Model):
+    pk = models.CompositePrimaryKey("tenant_id", "id")
+    tenant_id = models.UUIDField()
+    id = models.UUIDField()
+    user_id = models.UUIDField()
+    name = models.CharField(max_length=200)
+    password_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True)
+    revoked_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "app_passwords"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant_id", "password_hash"],
+                name="uq_app_passwords_tenant_id_password_hash",
+            )
+        ]
+
+
+class DavProperty(models.Model):
+    pk = models.CompositePrimaryKey("tenant_id", "node_id", "name")
+    tenant_id = models.UUIDField()
+    node_id = models.UUIDField()
+    name = models.CharField(max_length=1024)
+    value = models.TextField()
+
+    class Meta:
+        db_table = "dav_properties"
+
+
+class WebSession(models.Model):
+    pk = models.CompositePrimaryKey("tenant_id", "id")
+    tenant_id = models.UUIDField()
+    id = models.UUIDField()
+    user_id = models.UUIDField()
+    token_hash = models.CharField(max_length=64)
+    awaiting_second_factor = models.BooleanField()
+    created_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "web_sessions"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant_id", "token_hash"], name="uq_web_sessions_tenant_id_token_hash"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant_id", "user_id"], name="ix_web_sessions_user")]
+
+
+class SecondFactor(models.Model):
+    pk = models.CompositePrimaryKey("tenant_id", "user_id")
+    tenant_id = models.UUIDField()
+    user_id = models.UUIDField()
+    wrapped_secret = models.BinaryField()
+    key_version = models.IntegerField()
+    confirmed_at = models.DateTimeField(null=True)
+    last_used_step = models.BigIntegerField(null=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "second_factors"
+
+
+class RecoveryCode(models.Model):
+    pk = models.CompositePrimaryKey("tenant_id", "id")
+    tenant_id = models.UUIDField()
+    id = models.UUIDField()
+    user_id = models.UUIDField()
+    code_hash = models.CharField(max_length=64)
+    used_at = models.DateTimeField(null=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "recovery_codes"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant_id", "user_id", "code_hash"],
+                name="uq_recovery_codes_tenant_id_user_id_code_hash",
+            )
+        ]
+
+
+class LoginRecord(models.Model):
+    pk = models.CompositePrimaryKey("tenant_id", "user_id")
+    tenant_id = models.UUIDField()
+    user_id = models.UUIDField()
+    last_login_at = models.DateTimeField(null=True)
+    failures_since_login = models.IntegerField()
+    last_failure_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "login_records"
+
+
+class Group(models.Model):
+    pk = models.CompositePrimaryKey("tenant_id", "id")
+    tenant_id = models.UUIDField()
+    id = models.UUIDField()
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField()
+    created_by = models.UUIDField(null=True)
+
+    class Meta:
+        db_table = "groups"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant_id", "name"], name="uq_groups_tenant_id_name")
+        ]
+
+
+class GroupMember(models.Model):
+    pk = models.CompositePrimaryKey("tenant_id", "group_id", "user_id")
+    tenant_id = models.UUIDField()
+    group_id = models.UUIDField()
+    user_id = models.UUIDField()
+    added_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "group_members"
+        indexes = [models.Index(fields=["tenant_id", "user_id"], name="ix_group_members_user")]
+
+
+class Share(models.Model):
+    pk = models.CompositePrimaryKey("tenant_id", "id")
+    tenant_id = models.UUIDField()
+    id = models.UUIDField()
+    node_id = models.UUIDField()
+    owner_id = models.UUIDField()
+    user_id = models.UUIDField(null=True)
+    group_id = models.UUIDField(null=True)
+    permission = models.CharField(max_length=10)
+    created_at = models.DateTimeField()
+    created_by = models.UUIDField(null=True)
+    modified_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "shares"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant_id", "node_id", "user_id"],
+                name="uq_shares_tenant_id_node_id_user_id",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant_id", "node_id", "group_id"],
+                name="uq_shares_tenant_id_node_id_group_id",
+            ),
+            models.CheckConstraint(
+                condition=Q(user_id__isnull=True, group_id__isnull=False)
+                | Q(user_id__isnull=False, group_id__isnull=True),
+                name="ck_shares_one_recipient",
+            ),
+            models.CheckConstraint(
+                condition=Q(permission__in=["read", "write"]), name="ck_shares_permission"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant_id", "owner_id"], name="ix_shares_owner"),
+            models.Index(fields=["tenant_id", "user_id"], name="ix_shares_user"),
+            models.Index(fields=["tenant_id", "group_id"], name="ix_shares_group"),
+        ]
+
+
+class Link(models.Model):
+    pk = models.CompositePrimaryKey("tenant_id", "id")
+    tenant_id = models.UUIDField()
+    id = models.UUIDField()
+    token_hash = models.CharField(max_length=64)
+    prefix = models.CharField(max_length=16)
+    owner_id = models.UUIDField()
+    node_id = models.UUIDField()
+    kind = models.CharField(max_length=10)
+    password_hash = models.CharField(max_length=200, null=True)
+    expires_at = models.DateTimeField(null=True)
+    max_downloads = models.IntegerField(null=True)
+    download_units = models.BigIntegerField()
+    created_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "links"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant_id", "token_hash"], name="uq_links_tenant_id_token_hash"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant_id", "owner_id"], name="ix_links_owner")]
+
+
+class UploadRequest(models.Model):
+    pk = models.CompositePrimaryKey("tenant_id", "id")
+    tenant_id = models.UUIDField()
+    id = models.UUIDField()
+    token_hash = models.CharField(max_length=64)
+    prefix = models.CharField(max_length=16)
+    owner_id = models.UUIDField()
+    folder_id = models.UUIDField()
+    title = models.CharField(max_length=200)
+    password_hash = models.CharField(max_length=200, null=True)
+    expires_at = models.DateTimeField(null=True)
+    max_file_size = models.BigIntegerField(null=True)
+    max_total_size = models.BigIntegerField(null=True)
+    bytes_received = models.BigIntegerField()
+    files_received = models.IntegerField()
+    notify = models.BooleanField()
+    created_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "upload_requests"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant_id", "token_hash"], name="uq_upload_requests_tenant_id_token_hash"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["tenant_id", "owner_id"], name="ix_upload_requests_owner")
+        ]

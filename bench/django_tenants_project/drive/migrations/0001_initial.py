@@ -3,6 +3,22 @@
 from django.db import migrations, models
 
 
+def composite_foreign_key(
+    table: str, column: str, referred: str, cascade: bool = False
+) -> migrations.RunSQL:
+    """Return SQL for the key (tenant_id, COLUMN) -> REFERRED (tenant_id, id), named as in Strongroom.
+
+    Django 5.2 cannot point a ForeignKey at a composite primary key, so these are SQL.
+    """
+    name = f"fk_{table}_tenant_id_{column}_{referred}"
+    on_delete = " ON DELETE CASCADE" if cascade else ""
+    return migrations.RunSQL(
+        f"ALTER TABLE {table} ADD CONSTRAINT {name} FOREIGN KEY (tenant_id, {column}) "
+        f"REFERENCES {referred} (tenant_id, id){on_delete}",
+        reverse_sql=f"ALTER TABLE {table} DROP CONSTRAINT {name}",
+    )
+
+
 class Migration(migrations.Migration):
 
     initial = True
@@ -26,6 +42,49 @@ class Migration(migrations.Migration):
             ],
             options={
                 'db_table': 'blobs',
+            },
+        ),
+        migrations.CreateModel(
+            name='DavProperty',
+            fields=[
+                ('pk', models.CompositePrimaryKey('tenant_id', 'node_id', 'name', blank=True, editable=False, primary_key=True, serialize=False)),
+                ('tenant_id', models.UUIDField()),
+                ('node_id', models.UUIDField()),
+                ('name', models.CharField(max_length=1024)),
+                ('value', models.TextField()),
+            ],
+            options={
+                'db_table': 'dav_properties',
+            },
+        ),
+        migrations.CreateModel(
+            name='LoginRecord',
+            fields=[
+                ('pk', models.CompositePrimaryKey('tenant_id', 'user_id', blank=True, editable=False, primary_key=True, serialize=False)),
+                ('tenant_id', models.UUIDField()),
+                ('user_id', models.UUIDField()),
+                ('last_login_at', models.DateTimeField(null=True)),
+                ('failures_since_login', models.IntegerField()),
+                ('last_failure_at', models.DateTimeField(null=True)),
+            ],
+            options={
+                'db_table': 'login_records',
+            },
+        ),
+        migrations.CreateModel(
+            name='SecondFactor',
+            fields=[
+                ('pk', models.CompositePrimaryKey('tenant_id', 'user_id', blank=True, editable=False, primary_key=True, serialize=False)),
+                ('tenant_id', models.UUIDField()),
+                ('user_id', models.UUIDField()),
+                ('wrapped_secret', models.BinaryField()),
+                ('key_version', models.IntegerField()),
+                ('confirmed_at', models.DateTimeField(null=True)),
+                ('last_used_step', models.BigIntegerField(null=True)),
+                ('created_at', models.DateTimeField()),
+            ],
+            options={
+                'db_table': 'second_factors',
             },
         ),
         migrations.CreateModel(
@@ -70,11 +129,83 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.CreateModel(
+            name='AppPassword',
+            fields=[
+                ('pk', models.CompositePrimaryKey('tenant_id', 'id', blank=True, editable=False, primary_key=True, serialize=False)),
+                ('tenant_id', models.UUIDField()),
+                ('id', models.UUIDField()),
+                ('user_id', models.UUIDField()),
+                ('name', models.CharField(max_length=200)),
+                ('password_hash', models.CharField(max_length=64)),
+                ('created_at', models.DateTimeField()),
+                ('last_used_at', models.DateTimeField(null=True)),
+                ('revoked_at', models.DateTimeField(null=True)),
+            ],
+            options={
+                'db_table': 'app_passwords',
+                'constraints': [models.UniqueConstraint(fields=('tenant_id', 'password_hash'), name='uq_app_passwords_tenant_id_password_hash')],
+            },
+        ),
+        migrations.CreateModel(
+            name='Group',
+            fields=[
+                ('pk', models.CompositePrimaryKey('tenant_id', 'id', blank=True, editable=False, primary_key=True, serialize=False)),
+                ('tenant_id', models.UUIDField()),
+                ('id', models.UUIDField()),
+                ('name', models.CharField(max_length=200)),
+                ('created_at', models.DateTimeField()),
+                ('created_by', models.UUIDField(null=True)),
+            ],
+            options={
+                'db_table': 'groups',
+                'constraints': [models.UniqueConstraint(fields=('tenant_id', 'name'), name='uq_groups_tenant_id_name')],
+            },
+        ),
+        migrations.CreateModel(
+            name='GroupMember',
+            fields=[
+                ('pk', models.CompositePrimaryKey('tenant_id', 'group_id', 'user_id', blank=True, editable=False, primary_key=True, serialize=False)),
+                ('tenant_id', models.UUIDField()),
+                ('group_id', models.UUIDField()),
+                ('user_id', models.UUIDField()),
+                ('added_at', models.DateTimeField()),
+            ],
+            options={
+                'db_table': 'group_members',
+                'indexes': [models.Index(fields=['tenant_id', 'user_id'], name='ix_group_members_user')],
+            },
+        ),
+        migrations.CreateModel(
+            name='Link',
+            fields=[
+                ('pk', models.CompositePrimaryKey('tenant_id', 'id', blank=True, editable=False, primary_key=True, serialize=False)),
+                ('tenant_id', models.UUIDField()),
+                ('id', models.UUIDField()),
+                ('token_hash', models.CharField(max_length=64)),
+                ('prefix', models.CharField(max_length=16)),
+                ('owner_id', models.UUIDField()),
+                ('node_id', models.UUIDField()),
+                ('kind', models.CharField(max_length=10)),
+                ('password_hash', models.CharField(max_length=200, null=True)),
+                ('expires_at', models.DateTimeField(null=True)),
+                ('max_downloads', models.IntegerField(null=True)),
+                ('download_units', models.BigIntegerField()),
+                ('created_at', models.DateTimeField()),
+                ('revoked_at', models.DateTimeField(null=True)),
+            ],
+            options={
+                'db_table': 'links',
+                'indexes': [models.Index(fields=['tenant_id', 'owner_id'], name='ix_links_owner')],
+                'constraints': [models.UniqueConstraint(fields=('tenant_id', 'token_hash'), name='uq_links_tenant_id_token_hash')],
+            },
+        ),
+        migrations.CreateModel(
             name='Node',
             fields=[
                 ('pk', models.CompositePrimaryKey('tenant_id', 'id', blank=True, editable=False, primary_key=True, serialize=False)),
                 ('tenant_id', models.UUIDField()),
                 ('id', models.UUIDField()),
+                ('owner_id', models.UUIDField()),
                 ('parent_id', models.UUIDField(null=True)),
                 ('name', models.CharField(max_length=255)),
                 ('kind', models.CharField(max_length=10)),
@@ -89,8 +220,96 @@ class Migration(migrations.Migration):
             ],
             options={
                 'db_table': 'nodes',
-                'indexes': [models.Index(condition=models.Q(('deleted_at__isnull', False)), fields=['tenant_id', 'deleted_at'], name='ix_nodes_trash')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('deleted_at__isnull', True)), fields=('tenant_id', 'parent_id', 'name'), name='uq_nodes_live_name'), models.UniqueConstraint(condition=models.Q(('parent_id__isnull', True)), fields=('tenant_id',), name='uq_nodes_root')],
+                'indexes': [models.Index(condition=models.Q(('deleted_at__isnull', False)), fields=['tenant_id', 'owner_id', 'deleted_at'], name='ix_nodes_trash')],
+                'constraints': [models.UniqueConstraint(condition=models.Q(('deleted_at__isnull', True)), fields=('tenant_id', 'parent_id', 'name'), name='uq_nodes_live_name'), models.UniqueConstraint(condition=models.Q(('parent_id__isnull', True)), fields=('tenant_id', 'owner_id'), name='uq_nodes_root')],
+            },
+        ),
+        migrations.CreateModel(
+            name='RecoveryCode',
+            fields=[
+                ('pk', models.CompositePrimaryKey('tenant_id', 'id', blank=True, editable=False, primary_key=True, serialize=False)),
+                ('tenant_id', models.UUIDField()),
+                ('id', models.UUIDField()),
+                ('user_id', models.UUIDField()),
+                ('code_hash', models.CharField(max_length=64)),
+                ('used_at', models.DateTimeField(null=True)),
+                ('created_at', models.DateTimeField()),
+            ],
+            options={
+                'db_table': 'recovery_codes',
+                'constraints': [models.UniqueConstraint(fields=('tenant_id', 'user_id', 'code_hash'), name='uq_recovery_codes_tenant_id_user_id_code_hash')],
+            },
+        ),
+        migrations.CreateModel(
+            name='Share',
+            fields=[
+                ('pk', models.CompositePrimaryKey('tenant_id', 'id', blank=True, editable=False, primary_key=True, serialize=False)),
+                ('tenant_id', models.UUIDField()),
+                ('id', models.UUIDField()),
+                ('node_id', models.UUIDField()),
+                ('owner_id', models.UUIDField()),
+                ('user_id', models.UUIDField(null=True)),
+                ('group_id', models.UUIDField(null=True)),
+                ('permission', models.CharField(max_length=10)),
+                ('created_at', models.DateTimeField()),
+                ('created_by', models.UUIDField(null=True)),
+                ('modified_at', models.DateTimeField()),
+            ],
+            options={
+                'db_table': 'shares',
+                'indexes': [models.Index(fields=['tenant_id', 'owner_id'], name='ix_shares_owner'), models.Index(fields=['tenant_id', 'user_id'], name='ix_shares_user'), models.Index(fields=['tenant_id', 'group_id'], name='ix_shares_group')],
+                'constraints': [models.UniqueConstraint(fields=('tenant_id', 'node_id', 'user_id'), name='uq_shares_tenant_id_node_id_user_id'), models.UniqueConstraint(fields=('tenant_id', 'node_id', 'group_id'), name='uq_shares_tenant_id_node_id_group_id'), models.CheckConstraint(condition=models.Q(models.Q(('group_id__isnull', False), ('user_id__isnull', True)), models.Q(('group_id__isnull', True), ('user_id__isnull', False)), _connector='OR'), name='ck_shares_one_recipient'), models.CheckConstraint(condition=models.Q(('permission__in', ['read', 'write'])), name='ck_shares_permission')],
+            },
+        ),
+        migrations.CreateModel(
+            name='Upload',
+            fields=[
+                ('pk', models.CompositePrimaryKey('tenant_id', 'id', blank=True, editable=False, primary_key=True, serialize=False)),
+                ('tenant_id', models.UUIDField()),
+                ('id', models.UUIDField()),
+                ('user_id', models.UUIDField()),
+                ('path', models.CharField(max_length=4096)),
+                ('upload_length', models.BigIntegerField()),
+                ('upload_offset', models.BigIntegerField()),
+                ('upload_metadata', models.CharField(max_length=4096)),
+                ('blob_id', models.UUIDField()),
+                ('chunk_size', models.IntegerField()),
+                ('key_version', models.IntegerField()),
+                ('wrapped_key', models.BinaryField()),
+                ('created_at', models.DateTimeField()),
+                ('expires_at', models.DateTimeField()),
+                ('completed_at', models.DateTimeField(null=True)),
+            ],
+            options={
+                'db_table': 'uploads',
+                'indexes': [models.Index(fields=['tenant_id', 'expires_at'], name='ix_uploads_expires_at')],
+            },
+        ),
+        migrations.CreateModel(
+            name='UploadRequest',
+            fields=[
+                ('pk', models.CompositePrimaryKey('tenant_id', 'id', blank=True, editable=False, primary_key=True, serialize=False)),
+                ('tenant_id', models.UUIDField()),
+                ('id', models.UUIDField()),
+                ('token_hash', models.CharField(max_length=64)),
+                ('prefix', models.CharField(max_length=16)),
+                ('owner_id', models.UUIDField()),
+                ('folder_id', models.UUIDField()),
+                ('title', models.CharField(max_length=200)),
+                ('password_hash', models.CharField(max_length=200, null=True)),
+                ('expires_at', models.DateTimeField(null=True)),
+                ('max_file_size', models.BigIntegerField(null=True)),
+                ('max_total_size', models.BigIntegerField(null=True)),
+                ('bytes_received', models.BigIntegerField()),
+                ('files_received', models.IntegerField()),
+                ('notify', models.BooleanField()),
+                ('created_at', models.DateTimeField()),
+                ('revoked_at', models.DateTimeField(null=True)),
+            ],
+            options={
+                'db_table': 'upload_requests',
+                'indexes': [models.Index(fields=['tenant_id', 'owner_id'], name='ix_upload_requests_owner')],
+                'constraints': [models.UniqueConstraint(fields=('tenant_id', 'token_hash'), name='uq_upload_requests_tenant_id_token_hash')],
             },
         ),
         migrations.CreateModel(
@@ -131,25 +350,42 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('tenant_id', 'node_id', 'number'), name='uq_versions_tenant_id_node_id_number')],
             },
         ),
-        # Django 5.2 cannot point a ForeignKey at a composite primary key, so these are SQL.
-        migrations.RunSQL(
-            "ALTER TABLE api_tokens ADD CONSTRAINT fk_api_tokens_tenant_id_user_id_users "
-            "FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id)",
-            reverse_sql="ALTER TABLE api_tokens DROP CONSTRAINT fk_api_tokens_tenant_id_user_id_users",
+        migrations.CreateModel(
+            name='WebSession',
+            fields=[
+                ('pk', models.CompositePrimaryKey('tenant_id', 'id', blank=True, editable=False, primary_key=True, serialize=False)),
+                ('tenant_id', models.UUIDField()),
+                ('id', models.UUIDField()),
+                ('user_id', models.UUIDField()),
+                ('token_hash', models.CharField(max_length=64)),
+                ('awaiting_second_factor', models.BooleanField()),
+                ('created_at', models.DateTimeField()),
+                ('last_seen_at', models.DateTimeField()),
+                ('expires_at', models.DateTimeField()),
+            ],
+            options={
+                'db_table': 'web_sessions',
+                'indexes': [models.Index(fields=['tenant_id', 'user_id'], name='ix_web_sessions_user')],
+                'constraints': [models.UniqueConstraint(fields=('tenant_id', 'token_hash'), name='uq_web_sessions_tenant_id_token_hash')],
+            },
         ),
-        migrations.RunSQL(
-            "ALTER TABLE nodes ADD CONSTRAINT fk_nodes_tenant_id_parent_id_nodes "
-            "FOREIGN KEY (tenant_id, parent_id) REFERENCES nodes (tenant_id, id)",
-            reverse_sql="ALTER TABLE nodes DROP CONSTRAINT fk_nodes_tenant_id_parent_id_nodes",
-        ),
-        migrations.RunSQL(
-            "ALTER TABLE versions ADD CONSTRAINT fk_versions_tenant_id_blob_id_blobs "
-            "FOREIGN KEY (tenant_id, blob_id) REFERENCES blobs (tenant_id, id)",
-            reverse_sql="ALTER TABLE versions DROP CONSTRAINT fk_versions_tenant_id_blob_id_blobs",
-        ),
-        migrations.RunSQL(
-            "ALTER TABLE versions ADD CONSTRAINT fk_versions_tenant_id_node_id_nodes "
-            "FOREIGN KEY (tenant_id, node_id) REFERENCES nodes (tenant_id, id)",
-            reverse_sql="ALTER TABLE versions DROP CONSTRAINT fk_versions_tenant_id_node_id_nodes",
-        ),
+        composite_foreign_key("api_tokens", "user_id", "users"),
+        composite_foreign_key("nodes", "parent_id", "nodes"),
+        composite_foreign_key("nodes", "owner_id", "users"),
+        composite_foreign_key("versions", "blob_id", "blobs"),
+        composite_foreign_key("versions", "node_id", "nodes"),
+        composite_foreign_key("app_passwords", "user_id", "users"),
+        composite_foreign_key("dav_properties", "node_id", "nodes", cascade=True),
+        composite_foreign_key("web_sessions", "user_id", "users"),
+        composite_foreign_key("second_factors", "user_id", "users"),
+        composite_foreign_key("recovery_codes", "user_id", "users"),
+        composite_foreign_key("login_records", "user_id", "users"),
+        composite_foreign_key("group_members", "group_id", "groups", cascade=True),
+        composite_foreign_key("group_members", "user_id", "users", cascade=True),
+        composite_foreign_key("shares", "node_id", "nodes", cascade=True),
+        composite_foreign_key("shares", "owner_id", "users"),
+        composite_foreign_key("shares", "user_id", "users", cascade=True),
+        composite_foreign_key("shares", "group_id", "groups", cascade=True),
+        composite_foreign_key("links", "owner_id", "users"),
+        composite_foreign_key("upload_requests", "owner_id", "users"),
     ]
