@@ -13,7 +13,7 @@ import pytest
 
 from strongroom.runtime import Runtime
 from strongroom.tenancy.lifecycle import provision_tenant
-from tests.conftest import TEST_CHUNK_SIZE, LiveServer, add_member
+from tests.conftest import TEST_CHUNK_SIZE, Cast, LiveServer, add_member
 from tests.dav.conftest import DavUser, add_app_password
 
 DAV = "{DAV:}"
@@ -262,3 +262,33 @@ def test_dead_property_follows_move(client: httpx.Client, acme_dav: DavUser, dep
     values = [element.text for element in tree.iter("{urn:test}colour")]
     # Depth 1 lists the root too, where the property is missing and so empty.
     assert [value for value in values if value is not None] == ["green"]
+
+
+def test_webdav_module_off_answers_403(
+    client: httpx.Client, cast: Cast, acme_dav: DavUser, globex_dav: DavUser
+) -> None:
+    admin = cast.acme_admin
+    client.put(acme_dav.url("kept.txt"), content=b"before", auth=acme_dav.auth)
+
+    def switch(on: bool) -> None:
+        response = client.patch(admin.url("modules"), headers=admin.headers, json={"webdav": on})
+        assert response.status_code == 200, response.text
+
+    switch(False)
+    listing = client.request(
+        "PROPFIND", acme_dav.url(""), headers={"Depth": "1"}, auth=acme_dav.auth
+    )
+    written = client.put(acme_dav.url("late.txt"), content=b"while off", auth=acme_dav.auth)
+    other = client.request(
+        "PROPFIND", globex_dav.url(""), headers={"Depth": "1"}, auth=globex_dav.auth
+    )
+    switch(True)
+    read = client.get(acme_dav.url("kept.txt"), auth=acme_dav.auth)
+
+    assert listing.status_code == 403
+    assert "webdav" in listing.json()["detail"]
+    assert written.status_code == 403
+    assert other.status_code == 207
+    assert read.content == b"before"
+    api = client.get(acme_dav.member.url("folders/"), headers=acme_dav.member.headers).json()
+    assert [item["name"] for item in api["items"]] == ["kept.txt"]
