@@ -1,4 +1,4 @@
-"""Copies of files: the content is decrypted and encrypted again into a blob of the copy's own.
+"""Copies of files and restored versions: the content is decrypted and encrypted again into a new blob.
 
 Two files never share a blob, so purging one can never delete the other's
 content, and the copy counts against the quota like any upload.
@@ -11,7 +11,13 @@ import uuid
 from strongroom.drive.content import read_range
 from strongroom.drive.files import Names, Preconditions
 from strongroom.drive.models import NodeRow, VersionRow
-from strongroom.drive.transfers import begin_upload, commit_upload, open_download
+from strongroom.drive.transfers import (
+    Download,
+    begin_upload,
+    commit_upload,
+    open_download,
+    open_version_download,
+)
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
 
@@ -31,6 +37,35 @@ def copy_file(
     before any byte is written when the copy does not fit.
     """
     download = open_download(runtime, tenant, owner_id, source)
+    return _write_copy(runtime, tenant, owner_id, download, destination, user_id)
+
+
+def restore_version(
+    runtime: Runtime,
+    tenant: TenantInfo,
+    owner_id: uuid.UUID,
+    names: Names,
+    number: int,
+    user_id: uuid.UUID | None,
+) -> tuple[NodeRow, VersionRow]:
+    """Make the content of version `number` the file's newest version.
+
+    The versions after it stay, so a restore can itself be undone. The
+    restored content counts against the quota like an upload, and older
+    versions beyond what the tenant keeps are pruned as after any upload.
+    """
+    download = open_version_download(runtime, tenant, owner_id, names, number)
+    return _write_copy(runtime, tenant, owner_id, download, names, user_id)
+
+
+def _write_copy(
+    runtime: Runtime,
+    tenant: TenantInfo,
+    owner_id: uuid.UUID,
+    download: Download,
+    destination: Names,
+    user_id: uuid.UUID | None,
+) -> tuple[NodeRow, VersionRow]:
     size = download.blob.size
     upload = begin_upload(runtime, tenant, owner_id, destination, Preconditions(), size)
     try:
@@ -40,6 +75,4 @@ def copy_file(
     except BaseException:
         upload.abort()
         raise
-    return commit_upload(
-        runtime, tenant, owner_id, destination, upload, user_id, Preconditions()
-    )
+    return commit_upload(runtime, tenant, owner_id, destination, upload, user_id, Preconditions())

@@ -18,8 +18,8 @@ from starlette.requests import ClientDisconnect
 
 from strongroom.base.errors import InvalidInput, PreconditionFailed, RequestTimeout
 from strongroom.base.logging import get_logger
+from strongroom.drive import copies, transfers
 from strongroom.drive import files as drive_files
-from strongroom.drive import transfers
 from strongroom.drive import trash as drive_trash
 from strongroom.drive.content import BlobUpload, read_range
 from strongroom.drive.files import Preconditions
@@ -33,11 +33,17 @@ from strongroom.interfaces.api.dependencies import (
     require_module,
 )
 from strongroom.interfaces.api.ranges import parse_etag_list, parse_range
-from strongroom.interfaces.api.schemas import NodeOut, VersionListing, VersionOut, utc
+from strongroom.interfaces.api.schemas import (
+    NodeOut,
+    VersionListing,
+    VersionOut,
+    VersionRestore,
+    utc,
+)
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.fair_share import TransferSlot
-from strongroom.tenancy.modules import VERSIONING
+from strongroom.tenancy.modules import VERSIONING, check_module
 
 log = get_logger(__name__)
 
@@ -204,20 +210,38 @@ async def _next_piece(pieces: AsyncIterator[bytes], idle_timeout: float) -> byte
         ) from None
 
 
-@router.get("/files/{path:path}", summary="Download a file; honours Range and conditional headers")
+@router.get(
+    "/files/{path:path}",
+    summary="Download a file, or with ?version=N an earlier version; honours Range and "
+    "conditional headers",
+)
 async def get_file(
-    path: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
+    path: str,
+    request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    version: int | None = None,
 ) -> Response:
     names = split_path(path)
-    return await send_file(request, runtime, tenant, names, principal.user_id, send_body=True)
+    return await send_file(
+        request, runtime, tenant, names, principal.user_id, send_body=True, number=version
+    )
 
 
 @router.head("/files/{path:path}", summary="The headers of a download, without the content")
 async def head_file(
-    path: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
+    path: str,
+    request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    version: int | None = None,
 ) -> Response:
     names = split_path(path)
-    return await send_file(request, runtime, tenant, names, principal.user_id, send_body=False)
+    return await send_file(
+        request, runtime, tenant, names, principal.user_id, send_body=False, number=version
+    )
 
 
 async def send_file(
@@ -228,11 +252,21 @@ async def send_file(
     owner_id: uuid.UUID,
     send_body: bool,
     base_id: uuid.UUID | None = None,
+    number: int | None = None,
 ) -> Response:
-    """Send the file at the path of the owner's drive, or its headers only, honouring Range."""
-    download = await anyio.to_thread.run_sync(
-        transfers.open_download, runtime, tenant, owner_id, names, base_id
-    )
+    """Send the file at the path of the owner's drive, or its headers only, honouring Range.
+
+    `number` picks an earlier version of a file of the owner's own drive.
+    """
+    if number is None:
+        download = await anyio.to_thread.run_sync(
+            transfers.open_download, runtime, tenant, owner_id, names, base_id
+        )
+    else:
+        check_module(tenant, VERSIONING)
+        download = await anyio.to_thread.run_sync(
+            transfers.open_version_download, runtime, tenant, owner_id, names, number
+        )
     size = download.blob.size
     headers = {
         "ETag": download.etag,
@@ -391,3 +425,25 @@ def list_versions(
         for v in versions
     ]
     return VersionListing(path=join_path(names), items=items)
+
+
+@router.post(
+    "/versions/{path:path}",
+    response_model=NodeOut,
+    summary="Restore an earlier version: its content becomes the newest version",
+    dependencies=[require_module(VERSIONING)],
+)
+async def restore_version(
+    path: str, body: VersionRestore, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
+) -> Response:
+    names = split_path(path)
+    node, version = await anyio.to_thread.run_sync(
+        copies.restore_version, runtime, tenant, principal.user_id, names, body.number,
+        principal.user_id,
+    )
+    runtime.meter.record_upload(tenant, version.size)
+    log.info("version_restored", node_id=str(node.id), restored=body.number, version=version.number)
+    out = NodeOut.of(node, join_path(names), version.sha256)
+    return Response(
+        out.model_dump_json(), media_type="application/json", headers={"ETag": out.etag or ""}
+    )

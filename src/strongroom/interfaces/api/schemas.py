@@ -127,6 +127,10 @@ class VersionListing(BaseModel):
     items: list[VersionOut]
 
 
+class VersionRestore(BaseModel):
+    number: int = Field(ge=1, description="the version whose content becomes the newest version")
+
+
 class UsageOut(BaseModel):
     used_bytes: int
     quota_bytes: int | None
