@@ -39,6 +39,7 @@ from strongroom.interfaces.api.schemas import (
     ShareCreate,
     ShareUpdate,
     TokenCreate,
+    VersionRestore,
 )
 from strongroom.runtime import Runtime
 from strongroom.tenancy.models import utcnow
@@ -379,6 +380,8 @@ def body_of(endpoint: Endpoint, estate: Estate) -> dict[str, Any]:
         return {"json": {"permission": "write"}}
     if endpoint.body_model in (LinkCreate, UploadRequestCreate):
         return {"json": {"path": estate.folder_path}}
+    if endpoint.body_model is VersionRestore:
+        return {"json": {"number": 1}}
     if endpoint.body_model is not None:
         return {"json": {}}
     if endpoint.method in ("PUT", "POST"):

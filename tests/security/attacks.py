@@ -36,6 +36,7 @@ from tests.security.routes import (
     PARAMETER_KINDS,
     PASSWORD_FORM,
     PERMISSION,
+    RESTORE,
     SETTINGS,
     TUS,
     TUS_APPEND,
@@ -147,6 +148,8 @@ def body_for(
         document = {"permission": "write"}
     elif route.body in (NEW_LINK, NEW_UPLOAD_REQUEST):
         document = {"path": source}
+    elif route.body == RESTORE:
+        document = {"number": 1}
     if document is not None:
         return {"body": json.dumps(document).encode(), "content_type": "application/json"}
     if route.body == PASSWORD_FORM:

@@ -31,6 +31,7 @@ TUS = "tus"  # no body, but the protocol's version header
 GROUP_NAME = "group name"
 NEW_SHARE = "new share"
 PERMISSION = "permission"
+RESTORE = "restore"
 NEW_LINK = "new link"
 NEW_UPLOAD_REQUEST = "new upload request"
 PASSWORD_FORM = "password form"
@@ -66,6 +67,7 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("HEAD", "/api/v1/files/{path:path}"): None,
     ("DELETE", "/api/v1/files/{path:path}"): None,
     ("GET", "/api/v1/versions/{path:path}"): None,
+    ("POST", "/api/v1/versions/{path:path}"): RESTORE,
     ("GET", "/api/v1/folders/{path:path}"): None,
     ("POST", "/api/v1/folders/{path:path}"): None,
     ("DELETE", "/api/v1/folders/{path:path}"): None,

@@ -17,8 +17,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from strongroom.base.errors import InvalidInput
 from strongroom.base.logging import get_logger
+from strongroom.drive import copies, transfers
 from strongroom.drive import files as drive_files
-from strongroom.drive import transfers
 from strongroom.drive import trash as drive_trash
 from strongroom.drive.files import Names, Preconditions
 from strongroom.drive.models import FOLDER, NodeRow
@@ -31,6 +31,7 @@ from strongroom.interfaces.web.routing import WebRoute, redirect
 from strongroom.interfaces.web.security import DOWNLOAD_POLICY, base_path
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.modules import VERSIONING, check_module
 
 log = get_logger(__name__)
 
@@ -277,3 +278,23 @@ def delete(
         node = drive_files.access_node(session, owner_id, names)
         drive_trash.trash_node(session, owner_id, names, owner_id, node.kind)
     return _back_to(request, names[:-1], "deleted")
+
+
+@router.post("/restore-version/{path:path}")
+async def restore_version(
+    path: str,
+    request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    user: WriterDep,
+    number: Annotated[int, Form(ge=1)],
+) -> Response:
+    names = split_path(path)
+    owner_id = user.identity.user_id
+    check_module(tenant, VERSIONING)
+    _node, version = await anyio.to_thread.run_sync(
+        copies.restore_version, runtime, tenant, owner_id, names, number, owner_id
+    )
+    runtime.meter.record_upload(tenant, version.size)
+    target = f"{base_path(request)}/files/{quote(join_path(names))}"
+    return redirect(request, f"{target}?done=version-restored")

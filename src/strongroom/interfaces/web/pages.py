@@ -43,6 +43,10 @@ NOTICES = {
     "second-factor-reset": "Two-step verification was turned off for that user.",
     "second-factor-off": "Two-step verification is off.",
     "branding-saved": "Branding saved.",
+    "shared": "Shared. They find it under Shared with me.",
+    "unshared": "The share is removed; access stops with their next request.",
+    "link-revoked": "The link is revoked; it answers 410 Gone from now on.",
+    "version-restored": "That version's content is the newest version now.",
 }
 
 
