@@ -108,6 +108,52 @@ def test_upload_download_rename_delete_restore_logout(
     assert page.get_by_role("heading", name="Log in to Acme").is_visible()
 
 
+def test_new_user_shares_and_sends_a_link(
+    page: object, chromium: object, live_server: LiveServer, cast: Cast, tmp_path: Path
+) -> None:
+    base = f"{live_server.url}/t/acme"
+    log_in(page, live_server, cast.acme_member)
+    page.wait_for_url(f"{base}/files/")
+
+    # Upload a file.
+    content = b"the figures of the quarter\n" * 1000
+    source = tmp_path / "figures.txt"
+    source.write_bytes(content)
+    page.get_by_label("Choose files").set_input_files(str(source))
+    page.get_by_role("status").filter(has_text="Uploaded 1 file.").wait_for()
+
+    # Share it with a colleague to read.
+    page.get_by_role("link", name="Share figures.txt").click()
+    page.wait_for_url(f"{base}/sharing/figures.txt")
+    page.get_by_label("Share with").select_option(label=cast.acme_admin.email)
+    page.get_by_role("button", name="Share", exact=True).click()
+    page.wait_for_url(f"{base}/sharing/figures.txt?done=shared")
+    assert page.locator("#shares").get_by_text(cast.acme_admin.email).is_visible()
+
+    # Create a public link with a download limit; its URL shows once.
+    page.get_by_label("Download limit (optional)").fill("3")
+    page.get_by_role("button", name="Create link").click()
+    url = page.get_by_label("Link", exact=True).input_value()
+    assert url.startswith(f"{base}/s/")
+
+    # Someone else, in a browser with no session, downloads through the link.
+    other = chromium.new_context(accept_downloads=True)  # type: ignore[attr-defined]
+    try:
+        visitor = other.new_page()
+        visitor.goto(url)
+        with visitor.expect_download() as download_info:
+            visitor.get_by_role("link", name="Download").click()
+        saved = tmp_path / "via-link.txt"
+        download_info.value.save_as(saved)
+    finally:
+        other.close()
+    assert saved.read_bytes() == content
+
+    # Log out.
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(f"{base}/login")
+
+
 def test_login_with_totp(page: object, live_server: LiveServer, cast: Cast, runtime: Runtime) -> None:
     totp, _codes = enable_second_factor(runtime, cast.acme_member)
 
