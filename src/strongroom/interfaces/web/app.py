@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from strongroom.interfaces.web import account, admin, assets, auth, browser, sharing, trash
+from strongroom.interfaces.web import (
+    account,
+    admin,
+    assets,
+    auth,
+    browser,
+    sharing,
+    tenant_admin,
+    trash,
+)
 from strongroom.interfaces.web.pages import build_state
 from strongroom.runtime import Runtime
 
 
 def include_web(app: FastAPI, runtime: Runtime) -> None:
     app.state.web = build_state(runtime)
-    for module in (auth, browser, sharing, trash, account, admin, assets):
+    for module in (auth, browser, sharing, trash, account, admin, tenant_admin, assets):
         app.include_router(module.router)

@@ -47,6 +47,13 @@ NOTICES = {
     "unshared": "The share is removed; access stops with their next request.",
     "link-revoked": "The link is revoked; it answers 410 Gone from now on.",
     "version-restored": "That version's content is the newest version now.",
+    "settings-saved": "Rules saved.",
+    "modules-saved": "Modules saved.",
+    "group-created": "Group created.",
+    "group-renamed": "Group renamed.",
+    "group-deleted": "Group deleted; its shares ended.",
+    "member-added": "Member added.",
+    "member-removed": "Member removed.",
 }
 
 

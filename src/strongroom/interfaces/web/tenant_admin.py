@@ -1,0 +1,204 @@
+"""Admin pages for the tenant's rules and groups: settings, modules, and groups with their members.
+
+They call the same functions as the API's settings, modules and groups
+routes, so every change is validated the same way and lands in the audit
+events. Only the tenant's admins reach them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Form, Request
+from starlette.responses import Response
+
+from strongroom.base.errors import InvalidInput
+from strongroom.identity import groups
+from strongroom.identity.users import list_users
+from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep, parse_object_id
+from strongroom.interfaces.web.admin import AdminDep, AdminWriterDep
+from strongroom.interfaces.web.pages import render
+from strongroom.interfaces.web.routing import WebRoute, redirect
+from strongroom.interfaces.web.security import base_path
+from strongroom.tenancy.configuration import set_modules, update_settings
+from strongroom.tenancy.events import user_actor
+from strongroom.tenancy.modules import MODULES
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+
+# Settings and modules -------------------------------------------------------------------
+
+
+@router.get("/admin/rules")
+def rules_page(request: Request, tenant: TenantDep, user: AdminDep) -> Response:
+    settings = tenant.settings
+    context = {
+        "title": "Rules and modules",
+        "section": "admin-rules",
+        "settings": settings,
+        "blocked": ", ".join(settings.blocked_extensions),
+        "modules": [
+            {"name": name, "on": name in tenant.modules, "allowed": name in tenant.plan_modules}
+            for name in MODULES
+        ],
+        "plan_max_file_size": tenant.limits.max_file_size,
+    }
+    return render(request, "admin_rules.html", context)
+
+
+@router.post("/admin/rules/settings")
+async def save_settings(
+    request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    user: AdminWriterDep,
+    time_zone: Annotated[str, Form(max_length=100)] = "UTC",
+    locale: Annotated[str, Form(max_length=40)] = "en",
+    password_min_length: Annotated[str, Form(max_length=6)] = "12",
+    second_factor_required: Annotated[bool, Form()] = False,
+    max_file_size: Annotated[str, Form(max_length=20)] = "",
+    blocked_extensions: Annotated[str, Form(max_length=4000)] = "",
+    link_max_expiry_days: Annotated[str, Form(max_length=6)] = "",
+    versions_kept: Annotated[str, Form(max_length=8)] = "0",
+    trash_retention_days: Annotated[str, Form(max_length=6)] = "30",
+) -> Response:
+    policy = tenant.settings.password_policy.model_dump()
+    patch: dict[str, Any] = {
+        "time_zone": time_zone.strip(),
+        "locale": locale.strip(),
+        "password_policy": {**policy, "min_length": _number(password_min_length, "minimum length")},
+        "second_factor_required": second_factor_required,
+        "max_file_size": _optional_number(max_file_size, "maximum file size"),
+        "blocked_extensions": [
+            part.strip() for part in blocked_extensions.split(",") if part.strip()
+        ],
+        "link_max_expiry_days": _optional_number(link_max_expiry_days, "link expiry"),
+        "versions_kept": _number(versions_kept, "versions kept"),
+        "trash_retention_days": _number(trash_retention_days, "trash retention"),
+    }
+    actor = user_actor(user.identity.user_id, tenant)
+    await anyio.to_thread.run_sync(update_settings, runtime.catalog, tenant.slug, patch, actor)
+    return redirect(request, f"{base_path(request)}/admin/rules?done=settings-saved")
+
+
+def _number(text: str, what: str) -> int:
+    if not text.strip().isdigit():
+        raise InvalidInput(f"the {what} {text!r} is not a whole number; give one such as 30")
+    return int(text.strip())
+
+
+def _optional_number(text: str, what: str) -> int | None:
+    return None if not text.strip() else _number(text, what)
+
+
+@router.post("/admin/rules/modules")
+async def save_modules(
+    request: Request, runtime: RuntimeDep, tenant: TenantDep, user: AdminWriterDep
+) -> Response:
+    form = await request.form()
+    # A checkbox that is not ticked sends nothing, so every module the plan allows is set.
+    changes = {name: form.get(name) == "on" for name in MODULES if name in tenant.plan_modules}
+    actor = user_actor(user.identity.user_id, tenant)
+    await anyio.to_thread.run_sync(set_modules, runtime.catalog, tenant.slug, changes, actor)
+    return redirect(request, f"{base_path(request)}/admin/rules?done=modules-saved")
+
+
+# Groups -------------------------------------------------------------------------------
+
+
+@router.get("/admin/groups")
+def groups_page(
+    request: Request, runtime: RuntimeDep, tenant: TenantDep, user: AdminDep
+) -> Response:
+    with runtime.stores.session(tenant) as session:
+        people = [
+            {"id": person.id, "email": person.email}
+            for person in list_users(session, active_only=True)
+        ]
+        teams = [
+            {
+                "id": group.id,
+                "name": group.name,
+                "members": [
+                    {"id": member.id, "email": member.email}
+                    for member in groups.list_members(session, group.id)
+                ],
+            }
+            for group, _count in groups.list_groups(session)
+        ]
+    context = {"title": "Groups", "section": "admin-groups", "groups": teams, "people": people}
+    return render(request, "admin_groups.html", context)
+
+
+def _back_to_groups(request: Request, done: str) -> Response:
+    return redirect(request, f"{base_path(request)}/admin/groups?done={done}")
+
+
+@router.post("/admin/groups")
+def create_group(
+    request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    user: AdminWriterDep,
+    name: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    with runtime.stores.session(tenant, write=True) as session:
+        groups.create_group(session, name, user.identity.user_id)
+    return _back_to_groups(request, "group-created")
+
+
+@router.post("/admin/groups/{group_id}/rename")
+def rename_group(
+    group_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    user: AdminWriterDep,
+    name: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    with runtime.stores.session(tenant, write=True) as session:
+        groups.rename_group(session, parse_object_id(group_id, "group"), name)
+    return _back_to_groups(request, "group-renamed")
+
+
+@router.post("/admin/groups/{group_id}/delete")
+def delete_group(
+    group_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, user: AdminWriterDep
+) -> Response:
+    with runtime.stores.session(tenant, write=True) as session:
+        groups.delete_group(session, parse_object_id(group_id, "group"))
+    return _back_to_groups(request, "group-deleted")
+
+
+@router.post("/admin/groups/{group_id}/members")
+def add_member(
+    group_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    user: AdminWriterDep,
+    user_id: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    with runtime.stores.session(tenant, write=True) as session:
+        groups.add_member(
+            session, parse_object_id(group_id, "group"), parse_object_id(user_id, "user")
+        )
+    return _back_to_groups(request, "member-added")
+
+
+@router.post("/admin/groups/{group_id}/members/{user_id}/remove")
+def remove_member(
+    group_id: str,
+    user_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    user: AdminWriterDep,
+) -> Response:
+    with runtime.stores.session(tenant, write=True) as session:
+        groups.remove_member(
+            session, parse_object_id(group_id, "group"), parse_object_id(user_id, "user")
+        )
+    return _back_to_groups(request, "member-removed")
