@@ -15,13 +15,15 @@ processes that `migrate --jobs` spawns, which inherit the environment.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
-from alembic import command, context
+from alembic import context
 from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, text
@@ -103,7 +105,50 @@ def run_environment(metadata: MetaData, version_table: str) -> None:
 
 def head_revision(kind: str) -> str:
     """Return the newest revision of the scripts for `kind` (catalog or tenant)."""
-    return ScriptDirectory.from_config(alembic_config(kind)).get_current_head() or ""
+    return script_directory(kind).get_current_head() or ""
+
+
+def script_directory(kind: str) -> ScriptDirectory:
+    """Return the revision scripts of `kind`, read once per process for each state of the folders.
+
+    Reading and importing the scripts took about 37 ms, which `strongroom
+    migrate` paid once per tenant store before. A changed extra folder (a new
+    or edited file) is read again.
+    """
+    extra = extra_tenant_migrations() if kind == "tenant" else None
+    return _read_scripts(kind, extra, _folder_state(extra))
+
+
+def _folder_state(folder: Path | None) -> tuple[tuple[str, int], ...]:
+    if folder is None:
+        return ()
+    return tuple(sorted((path.name, path.stat().st_mtime_ns) for path in folder.glob("*.py")))
+
+
+@lru_cache(maxsize=8)
+def _read_scripts(
+    kind: str, _extra: Path | None, _state: Sequence[tuple[str, int]]
+) -> ScriptDirectory:
+    scripts = ScriptDirectory.from_config(alembic_config(kind))
+    # Build the revision map now, once, rather than in whichever migrate thread asks first.
+    scripts.get_current_head()
+    return scripts
+
+
+def upgrade_to_head(kind: str, connection: Connection) -> None:
+    """Run the revisions of `kind` that the connection's store lacks, as `alembic upgrade head`.
+
+    This is Alembic's own `command.upgrade` with the scripts read once per
+    process; `_upgrade_revs` is the step that command runs too.
+    """
+    config = alembic_config(kind, connection)
+    scripts = script_directory(kind)
+
+    def steps(revision: object, _context: object) -> object:
+        return scripts._upgrade_revs("head", revision)
+
+    with EnvironmentContext(config, scripts, fn=steps, destination_rev="head"):
+        scripts.run_env()
 
 
 def store_revisions(engine: Engine) -> list[StoreRevision]:
@@ -113,7 +158,7 @@ def store_revisions(engine: Engine) -> list[StoreRevision]:
             migration = MigrationContext.configure(
                 connection, opts={"version_table": version_table}
             )
-            head = ScriptDirectory.from_config(alembic_config(kind)).get_current_head()
+            head = script_directory(kind).get_current_head()
             revisions.append(StoreRevision(kind, migration.get_current_revision(), head or ""))
     return revisions
 
@@ -122,7 +167,7 @@ def upgrade(engine: Engine) -> list[StoreRevision]:
     """Bring the catalog and the shared tenant store to the newest revision."""
     for kind in STORE_KINDS:
         with migration_transaction(engine) as connection:
-            command.upgrade(alembic_config(kind, connection), "head")
+            upgrade_to_head(kind, connection)
     revisions = store_revisions(engine)
     log.info("migrated", stores={r.kind: r.current for r in revisions})
     return revisions
@@ -138,7 +183,7 @@ def upgrade_tenant_store(engine: Engine, schema: str | None = None) -> str | Non
     with migration_transaction(engine) as connection:
         if schema is not None:
             connection.execute(_SET_SEARCH_PATH, {"path": quote_schema(schema)})
-        command.upgrade(alembic_config("tenant", connection), "head")
+        upgrade_to_head("tenant", connection)
         migration = MigrationContext.configure(
             connection, opts={"version_table": STORE_KINDS["tenant"]}
         )
