@@ -8,6 +8,7 @@ fixture gives them. Nothing here names a level.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import httpx
@@ -28,7 +29,12 @@ from tests.security.tally import TALLY, Tally
 # The same budget on every backend. Fixtures are built once per test, not per example: each
 # example attacks the same two tenants, and the victim is checked after every example.
 HEALTH_CHECKS = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-ROUND_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=HEALTH_CHECKS)
+# Each round sends every route at least once, so 15 rounds keep `make test` within its
+# time; STRONGROOM_ATTACK_ROUNDS=200 makes a deeper search when there is time for it.
+ATTACK_ROUNDS = int(os.environ.get("STRONGROOM_ATTACK_ROUNDS", "15"))
+ROUND_SETTINGS = settings(
+    max_examples=ATTACK_ROUNDS, deadline=None, suppress_health_check=HEALTH_CHECKS
+)
 PROPERTY_SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=HEALTH_CHECKS)
 
 ONLY_POSTGRES = pytest.mark.parametrize("level", ["postgres-shared"], indirect=True)
