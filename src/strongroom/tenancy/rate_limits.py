@@ -4,8 +4,13 @@
 `FailureLimiter` counts only failed WebDAV logins per tenant and address, so
 an attacker cannot lock a user out by failing on purpose from another
 address. Every counter key is built by `tenant_scoped_key`, so two tenants
-never share a counter. The counters live in this process's memory: each
-replica of a scaled-out deployment counts on its own.
+never share a counter. With `STRONGROOM_REDIS_URL` the counters live in
+Redis and every replica counts against the same limit; without it each
+process counts on its own.
+
+When Redis cannot be reached, a check lets the login through and logs a
+warning, as the request limits do: locking every user out while Redis is
+down would be worse than the brute force a minute of outage allows.
 """
 
 from __future__ import annotations
@@ -13,45 +18,76 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 from limits import RateLimitItem, RateLimitItemPerMinute, parse_many
-from limits.storage import MemoryStorage
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
 
+from strongroom.base.logging import get_logger
 from strongroom.base.scoping import tenant_scoped_key
 
-# TODO: keep the counters in Redis once replicas share state, so that a limit applies
-# across the fleet instead of per replica.
+log = get_logger(__name__)
+
+KEY_PREFIX = "strongroom-logins"
+
+Result = TypeVar("Result")
+
+
+def counter_storage(redis_url: str | None) -> Storage:
+    """Return where the counters live: Redis when a URL is given, else this process."""
+    if redis_url is None:
+        return MemoryStorage()
+    # The `limits` package names a Redis socket redis+unix://, where redis-py says unix://.
+    if redis_url.startswith("unix://"):
+        redis_url = "redis+" + redis_url
+    return RedisStorage(redis_url, key_prefix=KEY_PREFIX, wrap_exceptions=True)
+
+
+def _or_open(step: Callable[[], Result], fallback: Result, name: str) -> Result:
+    """Run a counter step; when Redis fails, log it and return `fallback`."""
+    try:
+        return step()
+    except (StorageError, RedisError) as exc:
+        log.warning("login_limit_unavailable", limit=name, error=type(exc).__name__)
+        return fallback
 
 
 class RateLimit:
     """One or more limits (such as `5/minute;30/hour`) on one kind of action of a tenant."""
 
-    def __init__(self, name: str, notation: str) -> None:
+    def __init__(self, name: str, notation: str, redis_url: str | None = None) -> None:
         self.name = name
         self.items: list[RateLimitItem] = parse_many(notation)
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter = MovingWindowRateLimiter(counter_storage(redis_url))
 
     def retry_after(self, tenant_id: uuid.UUID, subject: str) -> int | None:
         """Return the seconds to wait before the next action on `subject`, or None when allowed."""
         key = self._key(tenant_id, subject)
-        waits = [
-            self._seconds_until_reset(item, key)
-            for item in self.items
-            if not self._limiter.test(item, key)
-        ]
-        return max(waits) if waits else None
+
+        def waits() -> int | None:
+            found = [
+                self._seconds_until_reset(item, key)
+                for item in self.items
+                if not self._limiter.test(item, key)
+            ]
+            return max(found) if found else None
+
+        return _or_open(waits, None, self.name)
 
     def hit(self, tenant_id: uuid.UUID, subject: str) -> None:
         """Count one action on `subject` against every limit."""
         key = self._key(tenant_id, subject)
         for item in self.items:
-            self._limiter.hit(item, key)
+            _or_open(lambda item=item: self._limiter.hit(item, key), False, self.name)
 
     def clear(self, tenant_id: uuid.UUID, subject: str) -> None:
         key = self._key(tenant_id, subject)
         for item in self.items:
-            self._limiter.clear(item, key)
+            _or_open(lambda item=item: self._limiter.clear(item, key), None, self.name)
 
     def _key(self, tenant_id: uuid.UUID, subject: str) -> str:
         return tenant_scoped_key(tenant_id, "rate-limits", self.name, subject)
@@ -63,26 +99,30 @@ class RateLimit:
 class FailureLimiter:
     """A counter of failed logins of one kind, which returns how long a client must wait.
 
-    NOTE: the counters live in this process. Behind a load balancer each
-    replica counts on its own, so a client gets up to `per_minute` failures
-    per replica. The `limits` package offers Redis storage for a shared count.
+    Without Redis each replica counts on its own, so behind a load balancer
+    a client gets up to `per_minute` failures per replica.
     """
 
-    def __init__(self, kind: str, per_minute: int) -> None:
+    def __init__(self, kind: str, per_minute: int, redis_url: str | None = None) -> None:
         self.kind = kind
         self._item = RateLimitItemPerMinute(per_minute)
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter = MovingWindowRateLimiter(counter_storage(redis_url))
 
     def retry_after(self, tenant_id: uuid.UUID, client: str) -> int | None:
         """Return the seconds the client must wait before it may try again, or None if it may now."""
         key = self._key(tenant_id, client)
-        if self._limiter.test(self._item, key):
-            return None
-        reset_at = self._limiter.get_window_stats(self._item, key).reset_time
-        return max(1, math.ceil(reset_at - time.time()))
+
+        def wait() -> int | None:
+            if self._limiter.test(self._item, key):
+                return None
+            reset_at = self._limiter.get_window_stats(self._item, key).reset_time
+            return max(1, math.ceil(reset_at - time.time()))
+
+        return _or_open(wait, None, self.kind)
 
     def record_failure(self, tenant_id: uuid.UUID, client: str) -> None:
-        self._limiter.hit(self._item, self._key(tenant_id, client))
+        key = self._key(tenant_id, client)
+        _or_open(lambda: self._limiter.hit(self._item, key), False, self.kind)
 
     def _key(self, tenant_id: uuid.UUID, client: str) -> str:
         # The address goes in as one key part, so it must not contain the separator.

@@ -83,8 +83,12 @@ def build_state(runtime: Runtime) -> WebState:
     settings = runtime.settings
     return WebState(
         branding=BrandingCache(runtime.catalog, settings.tenant_cache_seconds),
-        login_by_address=RateLimit("login-address", settings.login_limit_per_address),
-        login_by_account=RateLimit("login-account", settings.login_limit_per_account),
+        login_by_address=RateLimit(
+            "login-address", settings.login_limit_per_address, settings.redis_url
+        ),
+        login_by_account=RateLimit(
+            "login-account", settings.login_limit_per_account, settings.redis_url
+        ),
         static_versions={
             path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:12]
             for path in STATIC_DIR.iterdir()

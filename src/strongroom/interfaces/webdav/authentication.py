@@ -55,7 +55,7 @@ class BasicAuthentication:
         self.app = app
         self.runtime = runtime
         self.failures = FailureLimiter(
-            "webdav", runtime.settings.basic_auth_failures_per_minute
+            "webdav", runtime.settings.basic_auth_failures_per_minute, runtime.settings.redis_url
         )
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
