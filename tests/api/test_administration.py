@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from strongroom.drive.models import BlobRow, VersionRow
 from strongroom.interfaces.api.dependencies import ModuleGate
 from strongroom.runtime import Runtime
+from strongroom.tenancy import branding
 from strongroom.tenancy.configuration import set_modules, update_settings
 from strongroom.tenancy.events import OPERATOR
 from strongroom.tenancy.plans import set_limit_overrides
@@ -232,3 +233,20 @@ async def call_asgi(app: object, tenant: object) -> dict:
 
     await app(scope, receive, send)  # type: ignore[operator]
     return reply
+
+
+def test_settings_change_keeps_branding(client: httpx.Client, cast: Cast, runtime: Runtime) -> None:
+    admin = cast.acme_admin
+    branding.set_branding(runtime.catalog, cast.acme, "Acme Legal", "#2f5d50")
+
+    response = client.patch(
+        admin.url("settings"),
+        headers={**admin.headers, "Content-Type": "application/merge-patch+json"},
+        content=json.dumps({"versions_kept": 3}),
+    )
+    stored = runtime.catalog.tenant_settings(cast.acme.id)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["versions_kept"] == 3
+    assert stored["branding"]["colour"] == "#2f5d50"
+    assert runtime.catalog.get_tenant_by_id(cast.acme.id).settings.versions_kept == 3

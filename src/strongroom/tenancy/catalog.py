@@ -43,7 +43,7 @@ from strongroom.tenancy.keys import Keyring, latest_key_version, new_tenant_key_
 from strongroom.tenancy.limits import LIMIT_NAMES, TenantLimits
 from strongroom.tenancy.models import PlanRow, TenantKeyRow, TenantRow
 from strongroom.tenancy.modules import MODULES, enabled_modules
-from strongroom.tenancy.settings import effective_settings
+from strongroom.tenancy.settings import effective_settings, setting_values
 from strongroom.tenancy.slugs import can_be_slug, check_slug
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def tenant_info(row: TenantRow) -> TenantInfo:
         modules=enabled_modules(plan_modules, row.modules or {}),
         plan_modules=plan_modules,
         settings=effective_settings(
-            plan.settings if plan is not None else {}, row.settings or {}, row.name
+            plan.settings if plan is not None else {}, setting_values(row.settings), row.name
         ),
     )
 

@@ -19,6 +19,8 @@ from strongroom.tenancy.settings import (
     SETTING_NAMES,
     TenantSettings,
     merge_patch,
+    sections_of,
+    setting_values,
     stored_settings,
     validate_settings,
 )
@@ -38,14 +40,14 @@ def update_settings(
         row = catalog.get_row(session, slug)
         before = tenant_info(row)
         own_patch = {key: value for key, value in patch.items() if key not in CATALOG_SETTINGS}
-        own = merge_patch(row.settings or {}, own_patch)
+        own = merge_patch(setting_values(row.settings), own_patch)
         name = patch.get("display_name", row.name)
         plan_defaults = row.plan_row.settings if row.plan_row is not None else {}
         validated = validate_settings(
             merge_patch(merge_patch(plan_defaults, own), {"display_name": name})
         )
         _check_within_plan(validated, before)
-        row.settings = stored_settings(own, validated)
+        row.settings = {**sections_of(row.settings), **stored_settings(own, validated)}
         row.name = validated.display_name
         tenant = tenant_info(row)
     catalog.invalidate(slug)

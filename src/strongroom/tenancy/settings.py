@@ -131,6 +131,19 @@ class TenantSettings(BaseModel):
 
 
 SETTING_NAMES = tuple(TenantSettings.model_fields)
+# Keys of a tenant's stored settings object that hold another feature's own section, such
+# as the web UI's branding, which that feature validates. They are not settings.
+SECTIONS = ("branding",)
+
+
+def setting_values(stored: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return the settings of a tenant's stored settings object, without the sections."""
+    return {key: value for key, value in (stored or {}).items() if key not in SECTIONS}
+
+
+def sections_of(stored: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return the sections of a tenant's stored settings object, to keep them when settings change."""
+    return {key: value for key, value in (stored or {}).items() if key in SECTIONS}
 
 
 def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
