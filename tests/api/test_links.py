@@ -340,6 +340,25 @@ def test_link_wrong_passwords_are_limited(client: httpx.Client, cast: Cast) -> N
 
 
 @SHARED_ONLY
+def test_link_guesser_cannot_lock_others_out(client: httpx.Client, cast: Cast) -> None:
+    put(client, cast.acme_member, "a.txt", b"hello")
+    link = make_link(client, cast.acme_member, "a.txt", password="correct horse battery")
+    guesser = {"X-Forwarded-For": "198.51.100.9"}
+
+    for number in range(11):
+        client.get(link["url"], headers={**guesser, **basic(f"guess number {number}")})
+    blocked = client.get(link["url"], headers={**guesser, **basic("correct horse battery")})
+    visitor = client.get(
+        f"{link['url']}/download",
+        headers={"X-Forwarded-For": "203.0.113.5", **basic("correct horse battery")},
+    )
+
+    assert blocked.status_code == 429
+    assert visitor.status_code == 200
+    assert visitor.content == b"hello"
+
+
+@SHARED_ONLY
 def test_link_revoked_gets_410(client: httpx.Client, cast: Cast) -> None:
     put(client, cast.acme_member, "a.txt", b"hello")
     link = make_link(client, cast.acme_member, "a.txt")

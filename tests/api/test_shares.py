@@ -438,3 +438,24 @@ def test_share_ids_of_other_tenant_are_404(client: httpx.Client, cast: Cast) -> 
 
     assert [reply.status_code for reply in replies] == [404, 404, 404, 404]
     assert client.get(via(bob, share_id, "files/plan.txt"), headers=bob.headers).status_code == 200
+
+
+@ON_SHARED_LEVELS
+def test_share_of_disabled_owner_stops(
+    client: httpx.Client, runtime: Runtime, cast: Cast, carol: Member
+) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "team/plan.txt", b"the plan")
+    share_id = shared(client, alice, "team", carol, "write")["id"]
+
+    with runtime.stores.session(cast.acme, write=True) as session:
+        session.execute(update(UserRow).where(UserRow.id == alice.user_id).values(status="disabled"))
+    read = client.get(via(carol, share_id, "files/plan.txt"), headers=carol.headers)
+    written = client.put(
+        via(carol, share_id, "files/new.txt"), headers=carol.headers, content=b"into a closed drive"
+    )
+    listed = shared_with(client, carol)
+
+    assert read.status_code == 404
+    assert written.status_code == 404
+    assert listed == []

@@ -29,7 +29,7 @@ from strongroom.drive.models import PERMISSIONS, WRITE, NodeRow, ShareRow
 from strongroom.drive.paths import join_path
 from strongroom.identity.groups import access_group, group_ids_of
 from strongroom.identity.models import GroupRow, UserRow
-from strongroom.identity.users import access_active_user
+from strongroom.identity.users import ACTIVE, access_active_user
 from strongroom.storage.db import TenantSession
 from strongroom.tenancy.models import utcnow
 
@@ -176,8 +176,9 @@ def _is_recipient(session: TenantSession, user_id: uuid.UUID) -> ColumnElement[b
 def access_share(session: TenantSession, user_id: uuid.UUID, share_id: uuid.UUID) -> SharedItem:
     """Return the share as the user reaches it, or raise NotFound.
 
-    A share that does not name the user or one of the user's groups, and one
-    whose item is in the trash, are not found, like one that does not exist.
+    A share that does not name the user or one of the user's groups, one
+    whose item is in the trash, and one whose owner is not active (disabled by
+    an admin) are not found, like one that does not exist.
     """
     share = session.scalars(
         select(ShareRow).where(ShareRow.id == share_id, _is_recipient(session, user_id))
@@ -186,9 +187,13 @@ def access_share(session: TenantSession, user_id: uuid.UUID, share_id: uuid.UUID
     if share is None:
         raise missing
     node = shared_node(session, share)
-    if is_trashed(session, node):
+    if is_trashed(session, node) or not _owner_is_active(session, share.owner_id):
         raise missing
     return SharedItem(share=share, node=node)
+
+
+def _owner_is_active(session: TenantSession, owner_id: uuid.UUID) -> bool:
+    return session.scalar(select(UserRow.status).where(UserRow.id == owner_id)) == ACTIVE
 
 
 @dataclass(frozen=True)
@@ -202,7 +207,7 @@ class SharedWithMe:
 
 
 def list_shared_with(session: TenantSession, user_id: uuid.UUID) -> list[SharedWithMe]:
-    """Return what others shared with the user and is out of the trash, newest first."""
+    """Return what active others shared with the user and is out of the trash, newest first."""
     query = (
         select(ShareRow, NodeRow, UserRow, GroupRow)
         .join(NodeRow, (NodeRow.tenant_id == ShareRow.tenant_id) & (NodeRow.id == ShareRow.node_id))
@@ -210,7 +215,9 @@ def list_shared_with(session: TenantSession, user_id: uuid.UUID) -> list[SharedW
         .outerjoin(
             GroupRow, (GroupRow.tenant_id == ShareRow.tenant_id) & (GroupRow.id == ShareRow.group_id)
         )
-        .where(_is_recipient(session, user_id), ShareRow.owner_id != user_id)
+        .where(
+            _is_recipient(session, user_id), ShareRow.owner_id != user_id, UserRow.status == ACTIVE
+        )
         .order_by(ShareRow.created_at.desc())
     )
     found = []

@@ -125,7 +125,7 @@ def verify_second_factor(
     if factor is None or factor.confirmed_at is None:
         return False
     digits = "".join(code.split())
-    if digits.isdigit() and len(digits) == DIGITS:
+    if digits.isascii() and digits.isdigit() and len(digits) == DIGITS:
         accepted = _accept_totp(factor, _secret(keyring, session, factor), digits)
     else:
         accepted = _use_recovery_code(session, user_id, code)
@@ -171,7 +171,7 @@ def _secret(keyring: Keyring, session: TenantSession, factor: SecondFactorRow) -
 
 def _accept_totp(factor: SecondFactorRow, secret: str, code: str) -> bool:
     digits = "".join(code.split())
-    if not digits.isdigit() or len(digits) != DIGITS:
+    if not (digits.isascii() and digits.isdigit()) or len(digits) != DIGITS:
         return False
     totp = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS)
     current = totp.timecode(utcnow())

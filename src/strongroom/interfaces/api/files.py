@@ -61,7 +61,7 @@ def _content_length(request: Request) -> int | None:
     header = request.headers.get("content-length")
     if header is None:
         return None
-    if not header.isdigit():
+    if not (header.isascii() and header.isdigit()):
         raise InvalidInput(f"Content-Length {header!r} is not a number of bytes")
     return int(header)
 

@@ -13,7 +13,7 @@ the link's path (SameSite=Strict) and the same value in a hidden field.
 Another site can make a browser post the form, but cannot read the cookie to
 put its value in the field.
 
-Wrong passwords are rate-limited per link, in this process.
+Wrong passwords are rate-limited per link and client address, in this process.
 """
 
 from __future__ import annotations
@@ -41,14 +41,18 @@ UNLOCK_COOKIE = "sr_unlock"
 CSRF_COOKIE = "sr_csrf"
 UNLOCK_LIFETIME = 12 * 3600
 CSRF_BYTES = 32
-# Wrong passwords allowed per link and minute. Each costs an argon2id hash (about 50 ms
-# and 64 MiB with the defaults), so the limit also bounds the work a guesser causes.
+# Wrong passwords allowed per link, client address and minute, and per link and minute from
+# all addresses together. Each costs an argon2id hash (about 50 ms and 64 MiB with the
+# defaults), so the second limit bounds the work guessers cause, while a single guesser
+# cannot lock the link's rightful visitors out with ten tries.
 WRONG_PASSWORDS_PER_MINUTE = 10
+WRONG_PASSWORDS_PER_LINK_PER_MINUTE = 100
 
 # NOTE: the counters are in this process, so each replica of a deployment counts on its
 # own. A shared rate-limit storage can replace MemoryStorage once the project has one.
 _limiter = MovingWindowRateLimiter(MemoryStorage())
 _wrong_password_limit = RateLimitItemPerMinute(WRONG_PASSWORDS_PER_MINUTE)
+_wrong_password_link_limit = RateLimitItemPerMinute(WRONG_PASSWORDS_PER_LINK_PER_MINUTE)
 
 
 def scope_path(request: Request, area: str, token: str) -> str:
@@ -72,19 +76,29 @@ def basic_password(request: Request) -> str | None:
     return password if separator else None
 
 
-def check_attempts_left(tenant: TenantInfo, object_id: uuid.UUID) -> None:
-    """Raise TooManyRequests while the link has had too many wrong passwords in the last minute."""
-    key = tenant_scoped_key(tenant.id, "link-password", object_id.hex)
-    if not _limiter.test(_wrong_password_limit, key):
+def check_attempts_left(tenant: TenantInfo, object_id: uuid.UUID, address: str) -> None:
+    """Raise TooManyRequests while this address, or everyone together, tried too many wrong
+    passwords on the link in the last minute."""
+    by_address = _attempts_key(tenant, object_id, address)
+    by_link = _attempts_key(tenant, object_id, "all")
+    if not _limiter.test(_wrong_password_limit, by_address) or not _limiter.test(
+        _wrong_password_link_limit, by_link
+    ):
         raise TooManyRequests(
-            f"more than {WRONG_PASSWORDS_PER_MINUTE} wrong passwords were tried here within a "
-            "minute; wait a minute and try again",
+            "too many wrong passwords were tried here within a minute; wait a minute and try "
+            "again",
             retry_after=60,
         )
 
 
-def count_wrong_password(tenant: TenantInfo, object_id: uuid.UUID) -> None:
-    _limiter.hit(_wrong_password_limit, tenant_scoped_key(tenant.id, "link-password", object_id.hex))
+def count_wrong_password(tenant: TenantInfo, object_id: uuid.UUID, address: str) -> None:
+    _limiter.hit(_wrong_password_limit, _attempts_key(tenant, object_id, address))
+    _limiter.hit(_wrong_password_link_limit, _attempts_key(tenant, object_id, "all"))
+
+
+def _attempts_key(tenant: TenantInfo, object_id: uuid.UUID, who: str) -> str:
+    # The address goes in as one key part, so it must not contain the separator.
+    return tenant_scoped_key(tenant.id, "link-password", object_id.hex, who.replace("/", "_"))
 
 
 # Unlock cookies -------------------------------------------------------------------------
@@ -128,7 +142,7 @@ def is_unlocked(
 ) -> bool:
     value = request.cookies.get(UNLOCK_COOKIE, "")
     expires_text, _, signature = value.partition(".")
-    if not expires_text.isdigit() or int(expires_text) <= time.time():
+    if not (expires_text.isascii() and expires_text.isdigit()) or int(expires_text) <= time.time():
         return False
     expected = _unlock_signature(runtime, tenant, object_id, password_hash, int(expires_text))
     return hmac.compare_digest(expected, signature)

@@ -41,7 +41,7 @@ async def check_password(
         return None
     password = grants.basic_password(request)
     if password is not None:
-        if await _verify(tenant, object_id, password_hash, password):
+        if await _verify(request, tenant, object_id, password_hash, password):
             return None
         raise PasswordRequired(f"the password is wrong; {SCRIPT_ADVICE}")
     if grants.is_unlocked(request, runtime, tenant, object_id, password_hash):
@@ -66,7 +66,7 @@ async def unlock(
     if password_hash is None:
         return secure(RedirectResponse(path, status_code=303))
     grants.check_csrf(request, form.get("csrf"))
-    if not await _verify(tenant, object_id, password_hash, form.get("password", "")):
+    if not await _verify(request, tenant, object_id, password_hash, form.get("password", "")):
         return password_form(request, area, token, status=403, error="The password is wrong.")
     response = secure(RedirectResponse(path, status_code=303))
     grants.grant_unlock(request, response, runtime, tenant, object_id, password_hash, path)
@@ -92,10 +92,13 @@ def password_form(
     return response
 
 
-async def _verify(tenant: TenantInfo, object_id: uuid.UUID, password_hash: str, password: str) -> bool:
-    grants.check_attempts_left(tenant, object_id)
+async def _verify(
+    request: Request, tenant: TenantInfo, object_id: uuid.UUID, password_hash: str, password: str
+) -> bool:
+    address = request.client.host if request.client else "unknown"
+    grants.check_attempts_left(tenant, object_id, address)
     # argon2id takes tens of milliseconds, which the event loop must not wait for.
     right = await anyio.to_thread.run_sync(verify_password, password_hash, password)
     if not right:
-        grants.count_wrong_password(tenant, object_id)
+        grants.count_wrong_password(tenant, object_id, address)
     return right

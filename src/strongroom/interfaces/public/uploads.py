@@ -176,7 +176,7 @@ async def receive_file(
         tenant,
         opened.row.id,
         filename,
-        int(declared) if declared and declared.isdigit() else None,
+        int(declared) if declared and declared.isascii() and declared.isdigit() else None,
     )
     try:
         await receive_in_slot(request, runtime, tenant, upload)

@@ -142,7 +142,7 @@ async def upload(
     if not names:
         raise InvalidInput("an upload needs a file name at the end of its path")
     declared = request.headers.get("content-length")
-    size = int(declared) if declared and declared.isdigit() else None
+    size = int(declared) if declared and declared.isascii() and declared.isdigit() else None
     slot = await runtime.fair_share.acquire_transfer(tenant)
     try:
         node, version = await upload_file(

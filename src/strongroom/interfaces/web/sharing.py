@@ -231,7 +231,7 @@ def _expiry(text: str, tenant: TenantInfo) -> dt.datetime | None:
 def _count(text: str) -> int | None:
     if not text.strip():
         return None
-    if not text.strip().isdigit():
+    if not (text.strip().isascii() and text.strip().isdigit()) or len(text.strip()) > 9:
         raise InvalidInput(
             f"the download limit {text!r} is not a whole number; leave it empty for none"
         )

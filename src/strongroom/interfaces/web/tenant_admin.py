@@ -84,7 +84,7 @@ async def save_settings(
 
 
 def _number(text: str, what: str) -> int:
-    if not text.strip().isdigit():
+    if not (text.strip().isascii() and text.strip().isdigit()) or len(text.strip()) > 18:
         raise InvalidInput(f"the {what} {text!r} is not a whole number; give one such as 30")
     return int(text.strip())
 
