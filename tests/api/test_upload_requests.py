@@ -382,3 +382,30 @@ def test_upload_request_module_off_refuses_files(client: httpx.Client, cast: Cas
     assert created.status_code == 403
     assert later.status_code in (200, 201), later.text
     assert sorted(listing(client, owner, "inbox")) == ["b.txt"]
+
+
+@SHARED_ONLY
+def test_upload_request_full_quota_hides_figures(
+    runtime: Runtime, client: httpx.Client, cast: Cast
+) -> None:
+    owner = cast.acme_member
+    client.post(owner.url("folders/inbox"), headers=owner.headers)
+    drop = make_request(client, owner, "inbox")
+    runtime.catalog.set_quota("acme", 100)
+    client.put(owner.url("files/mine.txt"), headers=owner.headers, content=b"m" * 13)
+
+    declared = send(client, drop, "big.bin", b"b" * 500, Accept="application/json")
+    streamed = client.put(
+        f"{drop['url']}/files/streamed.bin",
+        content=iter([b"s" * 60, b"s" * 60]),
+        headers={"Accept": "application/json"},
+    )
+
+    for response in (declared, streamed):
+        assert response.status_code == 507
+        problem = response.json()
+        assert "used" not in problem
+        assert "limit" not in problem
+        assert "13" not in problem["detail"]
+        assert "100" not in problem["detail"]
+    assert sorted(listing(client, owner, "inbox")) == []

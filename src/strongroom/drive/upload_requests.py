@@ -26,6 +26,7 @@ from strongroom.base.errors import (
     NotFound,
     PayloadTooLarge,
     PreconditionFailed,
+    QuotaExceeded,
 )
 from strongroom.base.logging import get_logger
 from strongroom.drive import files, transfers
@@ -47,7 +48,7 @@ from strongroom.runtime import Runtime
 from strongroom.storage.db import TenantSession
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.models import utcnow
-from strongroom.tenancy.usage import get_usage, quota_exceeded, reserve_bytes
+from strongroom.tenancy.usage import get_usage, reserve_bytes
 
 log = get_logger(__name__)
 
@@ -231,14 +232,14 @@ def begin_receiving(
         raise _too_large(row, declared)
     room = None if tenant.quota_bytes is None else max(tenant.quota_bytes - used, 0)
     if declared is not None and room is not None and declared > room:
-        raise quota_exceeded(tenant, used, declared)
+        raise _no_room(tenant, used, declared)
 
     def limit_error(size: int) -> Exception:
         if max_size is not None and size > max_size:
             return transfers.file_too_large(tenant, size, declared=False)
         if left is not None and size > left:
             return _too_large(row, size)
-        return quota_exceeded(tenant, used, size)
+        return _no_room(tenant, used, size)
 
     present = [limit for limit in (left, room, max_size) if limit is not None]
     return BlobUpload(
@@ -247,6 +248,18 @@ def begin_receiving(
         runtime.settings.chunk_size,
         size_limit=min(present) if present else None,
         limit_error=limit_error,
+    )
+
+
+def _no_room(tenant: TenantInfo, used: int | None, size: int) -> QuotaExceeded:
+    """Return the error for an outsider when the tenant's quota is full, without its figures.
+
+    The tenant's used bytes and quota are its own business: with them, anyone
+    holding the link could watch the tenant's storage by sending files.
+    """
+    log.info("upload_request_quota_full", tenant=tenant.slug, used=used, size=size)
+    return QuotaExceeded(
+        "this upload request cannot take more files now; tell the person who sent you the link"
     )
 
 
@@ -288,6 +301,9 @@ def finish_receiving(
                         "other uploads to this folder took every name tried at the same time; "
                         "send the file again"
                     ) from exc
+    except QuotaExceeded:
+        runtime.blobs.delete(blob_key(tenant.id, blob.id))
+        raise _no_room(tenant, None, blob.size) from None
     except BaseException:
         runtime.blobs.delete(blob_key(tenant.id, blob.id))
         raise
