@@ -25,6 +25,7 @@ from strongroom.drive.content import BlobUpload, read_range
 from strongroom.drive.files import Preconditions
 from strongroom.drive.models import FILE, NodeRow, VersionRow
 from strongroom.drive.paths import join_path, split_path
+from strongroom.interfaces import webhook_events
 from strongroom.interfaces.api.dependencies import (
     API_PREFIX,
     PrincipalDep,
@@ -37,7 +38,7 @@ from strongroom.interfaces.api.schemas import NodeOut, VersionListing, VersionOu
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.fair_share import TransferSlot
-from strongroom.tenancy.modules import VERSIONING
+from strongroom.tenancy.modules import VERSIONING, WEBHOOKS
 
 log = get_logger(__name__)
 
@@ -101,6 +102,12 @@ async def receive_file(
         await slot.release()
     runtime.meter.record_upload(tenant, version.size)
     log.info("file_stored", node_id=str(node.id), version=version.number, size=version.size)
+    if WEBHOOKS in tenant.modules:
+        # Inside a share the path starts at the shared folder, so the event looks it up.
+        path = join_path(names) if base_id is None else None
+        await anyio.to_thread.run_sync(
+            webhook_events.file_stored, runtime, tenant, node, version.number, version.size, user_id, path
+        )
 
     body = NodeOut.of(node, join_path(names), version.sha256)
     status = 201 if version.number == 1 else 200
@@ -370,6 +377,7 @@ def delete_file(
         node = drive_trash.trash_node(
             session, principal.user_id, names, principal.user_id, FILE, preconditions
         )
+    webhook_events.file_trashed(runtime, tenant, node, principal.user_id, join_path(names))
     return NodeOut.of(node, join_path(names))
 
 
