@@ -24,6 +24,9 @@ from strongroom.runtime import Runtime
 from strongroom.storage.db import CatalogBase, TenantBase
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING
+from strongroom.webhooks import subscriptions
+from strongroom.webhooks.events import emit
+from strongroom.webhooks.models import EVENT_TYPES, FILE_CREATED
 from tests.conftest import drive_owner
 
 # Raised by PostgreSQL when a row-security policy rejects a row.
@@ -64,6 +67,16 @@ def share_by_link(runtime: Runtime, tenant: TenantInfo, path: str) -> None:
     with runtime.stores.session(tenant, write=True) as session:
         links.create_link(session, owner, names, None, None, None)
         upload_requests.create_upload_request(session, owner, names[:-1])
+
+
+def subscribe_webhook(runtime: Runtime, tenant: TenantInfo) -> None:
+    """Subscribe a webhook for the tests' owner and record one event, so both webhook tables have rows."""
+    owner = drive_owner(runtime, tenant)
+    url = f"https://hooks.{tenant.slug}.example.test/in"
+    with runtime.stores.session(tenant, write=True) as session:
+        subscriptions.create_webhook(session, runtime.keyring, runtime.settings, owner, url, EVENT_TYPES)
+    deliveries = emit(runtime, tenant, FILE_CREATED, {"file": {"id": str(uuid.uuid4())}})
+    assert len(deliveries) == 1, "the webhook event made no delivery"
 
 
 def tenant_tables(connection: Connection) -> list[str]:

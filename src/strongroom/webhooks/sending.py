@@ -48,11 +48,14 @@ def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -
     try:
         # trust_env is off so that proxy variables cannot send the request around the check.
         with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
-            with client.stream(
+            request = client.build_request(
                 "POST", _address_url(target), content=body, headers=request_headers,
                 extensions=extensions,
-            ) as response:
-                status = response.status_code
+            )
+            # Streamed and closed unread: only the status matters.
+            response = client.send(request, stream=True)
+            response.close()
+            status = response.status_code
     except httpx.TimeoutException:
         return Outcome(None, f"timed out after {timeout:g} seconds")
     except httpx.HTTPError as error:
