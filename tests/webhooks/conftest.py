@@ -34,9 +34,9 @@ class Received:
 
 
 class Receiver:
-    """A threaded HTTP server on 127.0.0.1 that records every POST and answers as told.
+    """A threaded HTTP server on 127.0.0.1 that records every POST.
 
-    It answers with the statuses given to `respond`, in order, then with
+    It responds with the statuses given to `respond`, in order, then with
     `default_status`.
     """
 

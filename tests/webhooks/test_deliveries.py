@@ -243,7 +243,7 @@ def test_private_address_refused_at_delivery(
     [dead] = wait_for_deliveries(client, admin, hook["id"], "dead")
 
     assert "may not reach" in dead["last_error"]
-    assert "127.0.0.1" in dead["last_error"]  # the host as configured, which the admin knows
+    assert "127.0.0.1" in dead["last_error"]  # the host the admin configured
     assert receiver.received_at("/acme") == []
 
 

@@ -3,7 +3,7 @@
 Tenant admins choose the URLs, and the server makes the requests from inside
 the operator's network. Without a check, a tenant admin could make the server
 call internal services (a database console, a cloud metadata endpoint at
-169.254.169.254) and read their answers in the delivery list. So, unless the
+169.254.169.254) and read their response statuses in the delivery list. So, unless the
 operator turns `webhook_block_private_addresses` off, every address that is
 not public is refused, and `webhook_blocked_networks` adds the operator's own
 networks. URLs are checked when they are saved, by their text, and again at
@@ -37,7 +37,7 @@ class BlockedAddress(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """Where a delivery connects: the URL's parts and the checked address to use."""
+    """The destination of a delivery: the URL's parts and the checked address to connect to."""
 
     url: SplitResult
     host: str
@@ -152,7 +152,7 @@ def _resolve(host: str, port: int) -> Sequence[IPAddress]:
         raise BlockedAddress(f"the host {host!r} could not be resolved: {error}") from None
     addresses: list[IPAddress] = []
     for _family, _type, _protocol, _name, sockaddr in found:
-        # An IPv6 link-local answer carries a zone ("%eth0"), which ip_address rejects.
+        # An IPv6 link-local address carries a zone ("%eth0"), which ip_address rejects.
         address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
         if address not in addresses:
             addresses.append(address)

@@ -51,12 +51,14 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
+# NOTE: delivered and dead rows are kept until their webhook is deleted. A retention sweep
+# like the trash's would bound them. Until then, listings show only the newest ones.
 MAX_LISTED = 500
 
 
 @dataclass(frozen=True)
 class Attempt:
-    """What one attempt sends, read from the database before the request is made."""
+    """The request of one attempt, read from the database before it is sent."""
 
     delivery_id: uuid.UUID
     webhook_id: uuid.UUID
@@ -255,7 +257,7 @@ def _record(runtime: Runtime, tenant: TenantInfo, prepared: Attempt, outcome: se
         enqueue_attempt(runtime, tenant, prepared.delivery_id, prepared.attempt + 1, delay)
 
 
-# Failures of the database or the queue are retried by huey; a receiver's failures are not,
-# because the job handles them itself with the configured backoff.
+# Failures of the database or the queue raise, so huey retries them. A receiver's failures
+# do not raise, because the job retries them itself with the configured backoff.
 DELIVER = Job("webhooks.deliver", deliver, retries=3, retry_delay=60)
 JOBS = (DELIVER,)

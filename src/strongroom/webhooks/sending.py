@@ -5,7 +5,7 @@ while the Host header and the TLS server name stay the URL's host, so that
 virtual hosts and certificates work as for a request by name. Redirects are
 not followed, because their target would escape the address check, and the
 response body is never read, so a receiver cannot make the worker hold a
-large answer in memory.
+large response in memory.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ USER_AGENT = f"Strongroom-Webhooks/{__version__}"
 
 @dataclass(frozen=True)
 class Outcome:
-    """How an attempt ended: the response status, or the error that prevented one."""
+    """The end of an attempt: the response status, or the error that prevented a response."""
 
     status: int | None
     error: str | None

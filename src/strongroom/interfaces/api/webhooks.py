@@ -247,7 +247,7 @@ def _delivery_out(delivery: DeliveryRow) -> DeliveryOut:
 
 
 def _audited(webhook: WebhookRow) -> dict[str, Any]:
-    """The audited fields of a webhook; not its URL, whose query may carry the receiver's token."""
+    """Return the audited fields of a webhook, without its URL, whose query may carry a token."""
     return {"webhook_id": str(webhook.id), "events": list(webhook.event_types), "active": webhook.active}
 
 
