@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import time
 
@@ -9,6 +10,8 @@ import httpx
 import pytest
 
 from strongroom.runtime import Runtime
+from strongroom.tenancy.models import utcnow
+from strongroom.webhooks.deliveries import sweep_stuck
 from strongroom.webhooks.signing import sign, verify
 from tests.conftest import Cast
 from tests.metering.conftest import JobWatcher
@@ -335,3 +338,27 @@ def test_failing_event_store_keeps_request(
     [pending] = call(client, cast.acme_admin, "GET", f"webhooks/{hook['id']}/deliveries")["items"]
     assert pending["state"] == "pending"
     assert pending["attempts"] == 0
+
+
+def test_sweep_requeues_lost_delivery(
+    client: httpx.Client,
+    runtime: Runtime,
+    cast: Cast,
+    receiver: Receiver,
+    jobs: JobWatcher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    admin = cast.acme_admin
+    hook = subscribe(client, admin, receiver.url("/acme"))
+    with monkeypatch.context() as patched:
+        patched.setattr(runtime.jobs, "enqueue", lambda *_args, **_kwargs: None)
+        put_file(client, cast.acme_member, "docs/plan.txt", b"first")
+
+    too_early = sweep_stuck(runtime, cast.acme)
+    later = sweep_stuck(runtime, cast.acme, now=utcnow() + dt.timedelta(hours=1))
+    [delivered] = wait_for_deliveries(client, admin, hook["id"], "delivered")
+
+    assert too_early == 0
+    assert later == 1
+    assert delivered["attempts"] == 1
+    assert len(receiver.received_at("/acme")) == 1

@@ -9,7 +9,8 @@ no delay is left, the delivery is `dead` until an admin replays it, which
 starts a new round of attempts.
 
 The HTTP request is made outside any transaction, because a slow receiver
-must not hold a database connection or a SQLite write lock.
+must not hold a database connection or a SQLite write lock. An hourly sweep
+enqueues again the pending deliveries whose job was lost.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from huey import crontab
 from sqlalchemy import select, update
 
 from strongroom.base import metrics
@@ -29,7 +31,7 @@ from strongroom.base.errors import Conflict, InvalidInput, NotFound
 from strongroom.base.logging import get_logger
 from strongroom.storage.db import TenantSession
 from strongroom.tenancy.context import TenantInfo
-from strongroom.tenancy.jobs import Job
+from strongroom.tenancy.jobs import NO_STORE, Job
 from strongroom.tenancy.models import utcnow
 from strongroom.tenancy.modules import WEBHOOKS
 from strongroom.webhooks import sending
@@ -54,6 +56,9 @@ log = get_logger(__name__)
 # NOTE: delivered and dead rows are kept until their webhook is deleted. A retention sweep
 # like the trash's would bound them. Until then, listings show only the newest ones.
 MAX_LISTED = 500
+# A pending delivery this far past its next attempt has lost its job (see `sweep_stuck`).
+STUCK_AFTER = dt.timedelta(minutes=15)
+MAX_SWEPT = 1000
 
 
 @dataclass(frozen=True)
@@ -257,7 +262,52 @@ def _record(runtime: Runtime, tenant: TenantInfo, prepared: Attempt, outcome: se
         enqueue_attempt(runtime, tenant, prepared.delivery_id, prepared.attempt + 1, delay)
 
 
+# Stuck deliveries -----------------------------------------------------------------------
+
+
+def schedule_sweeps(runtime: Runtime) -> int:
+    """Enqueue a sweep for every tenant with a store and the webhooks module on; return how many."""
+    tenants = [
+        tenant
+        for tenant in runtime.catalog.list_tenants()
+        if tenant.status not in NO_STORE and WEBHOOKS in tenant.modules
+    ]
+    for tenant in tenants:
+        runtime.jobs.enqueue(SWEEP, tenant.id)
+    return len(tenants)
+
+
+def sweep_stuck(runtime: Runtime, tenant: TenantInfo, now: dt.datetime | None = None) -> int:
+    """Enqueue again the pending deliveries long overdue, and return how many there were.
+
+    A delivery gets stuck when its job was lost: the queue was unreachable
+    when the event or a retry was enqueued, or a worker was killed while the
+    job ran. A job that is only late may then run twice, which sends the
+    event twice at most, since receivers must expect that anyway.
+    """
+    now = now or utcnow()
+    with runtime.stores.session(tenant) as session:
+        stuck = session.execute(
+            select(DeliveryRow.id, DeliveryRow.attempts)
+            .where(DeliveryRow.state == PENDING, DeliveryRow.next_attempt_at < now - STUCK_AFTER)
+            .order_by(DeliveryRow.next_attempt_at)
+            .limit(MAX_SWEPT)
+        ).all()
+    for delivery_id, attempts in stuck:
+        enqueue_attempt(runtime, tenant, delivery_id, attempts)
+    if stuck:
+        log.warning("webhook_deliveries_requeued", deliveries=len(stuck))
+    return len(stuck)
+
+
 # Failures of the database or the queue raise, so huey retries them. A receiver's failures
 # do not raise, because the job retries them itself with the configured backoff.
 DELIVER = Job("webhooks.deliver", deliver, retries=3, retry_delay=60)
-JOBS = (DELIVER,)
+SWEEP = Job("webhooks.sweep", sweep_stuck, retries=3, retry_delay=600)
+SCHEDULE_SWEEPS = Job(
+    "webhooks.schedule_sweeps",
+    schedule_sweeps,
+    per_tenant=False,
+    schedule=crontab(minute="20"),
+)
+JOBS = (DELIVER, SWEEP, SCHEDULE_SWEEPS)

@@ -5,7 +5,8 @@ event, commits them, and enqueues one attempt per delivery. It never raises
 and does nothing while the tenant's webhooks module is off, so that a change
 the user made is never reported as failed because of its webhooks. An event
 that could not be recorded is logged and lost. A delivery that was recorded
-but whose job could not be enqueued stays pending; the log names it.
+but whose job could not be enqueued stays pending until the hourly sweep
+(`deliveries.sweep_stuck`) enqueues it again.
 
 A payload names what changed by ids and paths of the tenant, never by
 content, and never holds a secret:
