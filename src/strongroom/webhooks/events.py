@@ -50,7 +50,7 @@ def emit(runtime: Runtime, tenant: TenantInfo, event_type: str, data: Mapping[st
         deliveries = _record(runtime, tenant, event_type, data)
     except Exception as error:  # noqa: BLE001 - the user's change succeeded, whatever happens here
         log.error(
-            "webhook_event_lost", event=event_type, error=str(error), error_type=type(error).__name__
+            "webhook_event_lost", event_type=event_type, error=str(error), error_type=type(error).__name__
         )
         return []
     for delivery_id in deliveries:
@@ -97,5 +97,5 @@ def _record(
     ]
     with runtime.stores.session(tenant, write=True) as session:
         session.add_all(rows)
-    log.info("webhook_event", event=event_type, event_id=str(event_id), deliveries=len(rows))
+    log.info("webhook_event", event_type=event_type, event_id=str(event_id), deliveries=len(rows))
     return [row.id for row in rows]
