@@ -140,8 +140,16 @@ def call(client: httpx.Client, member: Member, method: str, path: str, **kwargs:
 def subscribe(
     client: httpx.Client, admin: Member, url: str, events: list[str] | None = None
 ) -> dict[str, Any]:
-    events = events or ["file.created", "file.updated", "file.deleted", "share.created", "link.created"]
-    response = client.post(admin.url("webhooks"), headers=admin.headers, json={"url": url, "events": events})
+    events = events or [
+        "file.created",
+        "file.updated",
+        "file.deleted",
+        "share.created",
+        "link.created",
+    ]
+    response = client.post(
+        admin.url("webhooks"), headers=admin.headers, json={"url": url, "events": events}
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -163,7 +171,9 @@ def wait_for_deliveries(
     """Return the webhook's deliveries in `state` once there are at least `count` of them."""
     deadline = time.monotonic() + timeout
     while True:
-        found = call(client, admin, "GET", f"webhooks/{webhook_id}/deliveries?state={state}")["items"]
+        found = call(client, admin, "GET", f"webhooks/{webhook_id}/deliveries?state={state}")[
+            "items"
+        ]
         if len(found) >= count:
             return found
         if time.monotonic() > deadline:

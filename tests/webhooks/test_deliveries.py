@@ -33,8 +33,12 @@ def test_file_created_delivered_signed(
     event = request.json()
     assert request.headers["x-strongroom-event"] == "file.created"
     assert request.headers["content-type"] == "application/json"
-    assert verify(hook["secret"], timestamp, request.body, request.headers["x-strongroom-signature"])
-    assert request.headers["x-strongroom-signature"] == sign(hook["secret"], timestamp, request.body)
+    assert verify(
+        hook["secret"], timestamp, request.body, request.headers["x-strongroom-signature"]
+    )
+    assert request.headers["x-strongroom-signature"] == sign(
+        hook["secret"], timestamp, request.body
+    )
     assert abs(time.time() - timestamp) < 60
     assert event["type"] == "file.created"
     assert event["tenant"] == {"id": str(cast.acme.id), "slug": "acme"}
@@ -93,7 +97,10 @@ def test_every_event_type_delivered(
     put_file(client, member, "docs/plan.txt", b"first")
     put_file(client, member, "docs/plan.txt", b"second")
     share = call(
-        client, member, "POST", "shares",
+        client,
+        member,
+        "POST",
+        "shares",
         json={"path": "docs", "user_id": str(admin.user_id), "permission": "read"},
     )
     link = call(client, member, "POST", "links", json={"path": "docs/plan.txt"})
@@ -102,7 +109,11 @@ def test_every_event_type_delivered(
 
     by_type = {request.headers["x-strongroom-event"]: request.json() for request in received}
     assert sorted(by_type) == [
-        "file.created", "file.deleted", "file.updated", "link.created", "share.created"
+        "file.created",
+        "file.deleted",
+        "file.updated",
+        "link.created",
+        "share.created",
     ]
     assert by_type["file.updated"]["data"]["file"]["version"] == 2
     assert by_type["file.deleted"]["data"]["file"]["path"] == "docs/plan.txt"
@@ -166,7 +177,9 @@ def test_retries_then_delivered(
     assert len({request.body for request in received}) == 1
     for request in received:
         timestamp = int(request.headers["x-strongroom-timestamp"])
-        assert verify(hook["secret"], timestamp, request.body, request.headers["x-strongroom-signature"])
+        assert verify(
+            hook["secret"], timestamp, request.body, request.headers["x-strongroom-signature"]
+        )
     assert delivery["attempts"] == 3
     assert delivery["last_status"] == 204
     assert delivery["last_error"] is None
@@ -211,7 +224,8 @@ def test_replay_of_pending_or_delivered_is_409(
     put_file(client, cast.acme_member, "docs/plan.txt", b"first")
     [delivered] = wait_for_deliveries(client, admin, hook["id"], "delivered")
     response = client.post(
-        admin.url(f"webhooks/{hook['id']}/deliveries/{delivered['id']}/replay"), headers=admin.headers
+        admin.url(f"webhooks/{hook['id']}/deliveries/{delivered['id']}/replay"),
+        headers=admin.headers,
     )
 
     assert response.status_code == 409
@@ -276,8 +290,18 @@ def test_events_stay_in_their_tenant(
         to_globex.body,
         to_globex.headers["x-strongroom-signature"],
     )
-    assert len(call(client, cast.acme_admin, "GET", f"webhooks/{acme_hook['id']}/deliveries")["items"]) == 1
-    assert len(call(client, cast.globex_admin, "GET", f"webhooks/{globex_hook['id']}/deliveries")["items"]) == 1
+    assert (
+        len(call(client, cast.acme_admin, "GET", f"webhooks/{acme_hook['id']}/deliveries")["items"])
+        == 1
+    )
+    assert (
+        len(
+            call(client, cast.globex_admin, "GET", f"webhooks/{globex_hook['id']}/deliveries")[
+                "items"
+            ]
+        )
+        == 1
+    )
 
 
 def test_other_tenant_cannot_replay(
@@ -292,17 +316,22 @@ def test_other_tenant_cannot_replay(
     own = subscribe(client, intruder, receiver.url("/globex"))
 
     foreign = client.post(
-        intruder.url(f"webhooks/{hook['id']}/deliveries/{dead['id']}/replay"), headers=intruder.headers
+        intruder.url(f"webhooks/{hook['id']}/deliveries/{dead['id']}/replay"),
+        headers=intruder.headers,
     )
     mixed = client.post(
-        intruder.url(f"webhooks/{own['id']}/deliveries/{dead['id']}/replay"), headers=intruder.headers
+        intruder.url(f"webhooks/{own['id']}/deliveries/{dead['id']}/replay"),
+        headers=intruder.headers,
     )
     listed = client.get(intruder.url(f"webhooks/{hook['id']}/deliveries"), headers=intruder.headers)
 
     assert foreign.status_code == 404
     assert mixed.status_code == 404
     assert listed.status_code == 404
-    assert call(client, admin, "GET", f"webhooks/{hook['id']}/deliveries")["items"][0]["state"] == "dead"
+    assert (
+        call(client, admin, "GET", f"webhooks/{hook['id']}/deliveries")["items"][0]["state"]
+        == "dead"
+    )
 
 
 def test_module_off_emits_nothing(
@@ -324,7 +353,11 @@ def test_module_off_emits_nothing(
 
 @pytest.mark.parametrize("level", ["sqlite-shared"], indirect=True)
 def test_failing_event_store_keeps_request(
-    client: httpx.Client, runtime: Runtime, cast: Cast, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    client: httpx.Client,
+    runtime: Runtime,
+    cast: Cast,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     hook = subscribe(client, cast.acme_admin, receiver.url("/acme"))
 

@@ -45,9 +45,14 @@ def test_secret_is_stored_encrypted(
     assert row.key_version >= 1
 
 
-def test_events_listed_in_documented_order(client: httpx.Client, cast: Cast, receiver: Receiver) -> None:
+def test_events_listed_in_documented_order(
+    client: httpx.Client, cast: Cast, receiver: Receiver
+) -> None:
     created = subscribe(
-        client, cast.acme_admin, receiver.url("/acme"), ["link.created", "file.created", "file.created"]
+        client,
+        cast.acme_admin,
+        receiver.url("/acme"),
+        ["link.created", "file.created", "file.created"],
     )
 
     assert created["events"] == ["file.created", "link.created"]
@@ -59,7 +64,10 @@ def test_update_changes_given_fields(client: httpx.Client, cast: Cast, receiver:
 
     changed = call(client, admin, "PATCH", f"webhooks/{created['id']}", json={"active": False})
     moved = call(
-        client, admin, "PATCH", f"webhooks/{created['id']}",
+        client,
+        admin,
+        "PATCH",
+        f"webhooks/{created['id']}",
         json={"url": receiver.url("/other"), "events": ["file.deleted"]},
     )
 
@@ -122,7 +130,9 @@ def test_create_rejects_bad_events(
     admin = cast.acme_admin
 
     response = client.post(
-        admin.url("webhooks"), headers=admin.headers, json={"url": receiver.url("/x"), "events": events}
+        admin.url("webhooks"),
+        headers=admin.headers,
+        json={"url": receiver.url("/x"), "events": events},
     )
 
     assert response.status_code == 400, response.text
@@ -231,7 +241,9 @@ def test_module_off_gets_403(client: httpx.Client, cast: Cast, receiver: Receive
         assert "webhooks module is off" in response.json()["detail"]
 
 
-def test_module_off_spares_other_tenant(client: httpx.Client, cast: Cast, receiver: Receiver) -> None:
+def test_module_off_spares_other_tenant(
+    client: httpx.Client, cast: Cast, receiver: Receiver
+) -> None:
     call(client, cast.acme_admin, "PATCH", "modules", json={"webhooks": False})
 
     created = subscribe(client, cast.globex_admin, receiver.url("/globex"))
@@ -239,7 +251,9 @@ def test_module_off_spares_other_tenant(client: httpx.Client, cast: Cast, receiv
     assert created["id"]
 
 
-def test_other_tenant_ids_are_not_found(client: httpx.Client, cast: Cast, receiver: Receiver) -> None:
+def test_other_tenant_ids_are_not_found(
+    client: httpx.Client, cast: Cast, receiver: Receiver
+) -> None:
     acme_hook = subscribe(client, cast.acme_admin, receiver.url("/acme"))
     intruder = cast.globex_admin
     subscribe(client, intruder, receiver.url("/globex"))

@@ -74,7 +74,11 @@ def file_stored(
 
 @never_raises
 def file_trashed(
-    runtime: Runtime, tenant: TenantInfo, node: NodeRow, actor_id: uuid.UUID, path: str | None = None
+    runtime: Runtime,
+    tenant: TenantInfo,
+    node: NodeRow,
+    actor_id: uuid.UUID,
+    path: str | None = None,
 ) -> None:
     """Emit file.deleted for a file moved to the trash."""
     data = {"file": _node(runtime, tenant, node, path), "actor_id": str(actor_id)}
@@ -83,7 +87,12 @@ def file_trashed(
 
 @never_raises
 def share_created(
-    runtime: Runtime, tenant: TenantInfo, share: ShareRow, node: NodeRow, path: str, actor_id: uuid.UUID
+    runtime: Runtime,
+    tenant: TenantInfo,
+    share: ShareRow,
+    node: NodeRow,
+    path: str,
+    actor_id: uuid.UUID,
 ) -> None:
     if share.user_id is not None:
         recipient = {"type": "user", "id": str(share.user_id)}

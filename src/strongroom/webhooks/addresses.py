@@ -53,7 +53,9 @@ def check_url(text: str, settings: Settings) -> str:
     """
     url = text.strip()
     if len(url) > MAX_URL_LENGTH:
-        raise InvalidInput(f"the webhook URL has {len(url)} characters; use at most {MAX_URL_LENGTH}")
+        raise InvalidInput(
+            f"the webhook URL has {len(url)} characters; use at most {MAX_URL_LENGTH}"
+        )
     try:
         parts = urlsplit(url)
         port = parts.port

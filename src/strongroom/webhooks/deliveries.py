@@ -100,7 +100,9 @@ def access_delivery(
     access_webhook(session, webhook_id)
     delivery = session.get(DeliveryRow, (session.tenant_id, delivery_id))
     if delivery is None or delivery.webhook_id != webhook_id:
-        raise NotFound(f"webhook {str(webhook_id)!r} has no delivery with the id {str(delivery_id)!r}")
+        raise NotFound(
+            f"webhook {str(webhook_id)!r} has no delivery with the id {str(delivery_id)!r}"
+        )
     return delivery
 
 
@@ -211,7 +213,9 @@ def _send(settings: Settings, prepared: Attempt) -> sending.Outcome:
     return sending.post(target, body, headers, settings.webhook_timeout_seconds)
 
 
-def _record(runtime: Runtime, tenant: TenantInfo, prepared: Attempt, outcome: sending.Outcome) -> None:
+def _record(
+    runtime: Runtime, tenant: TenantInfo, prepared: Attempt, outcome: sending.Outcome
+) -> None:
     """Store the outcome, and enqueue the next attempt when one is left."""
     delays = runtime.settings.webhook_retry_schedule
     now = utcnow()

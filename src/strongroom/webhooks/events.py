@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 
-def emit(runtime: Runtime, tenant: TenantInfo, event_type: str, data: Mapping[str, Any]) -> list[uuid.UUID]:
+def emit(
+    runtime: Runtime, tenant: TenantInfo, event_type: str, data: Mapping[str, Any]
+) -> list[uuid.UUID]:
     """Record and enqueue the event's deliveries, and return their ids.
 
     Failures are logged, not raised. Only an unknown event type, a mistake in
@@ -50,7 +52,10 @@ def emit(runtime: Runtime, tenant: TenantInfo, event_type: str, data: Mapping[st
         deliveries = _record(runtime, tenant, event_type, data)
     except Exception as error:  # noqa: BLE001 - the user's change succeeded, whatever happens here
         log.error(
-            "webhook_event_lost", event_type=event_type, error=str(error), error_type=type(error).__name__
+            "webhook_event_lost",
+            event_type=event_type,
+            error=str(error),
+            error_type=type(error).__name__,
         )
         return []
     for delivery_id in deliveries:

@@ -49,7 +49,10 @@ def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -
         # trust_env is off so that proxy variables cannot send the request around the check.
         with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
             request = client.build_request(
-                "POST", _address_url(target), content=body, headers=request_headers,
+                "POST",
+                _address_url(target),
+                content=body,
+                headers=request_headers,
                 extensions=extensions,
             )
             # Streamed and closed unread: only the status matters.

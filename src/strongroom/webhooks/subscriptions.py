@@ -52,7 +52,9 @@ def check_event_types(names: Iterable[str]) -> list[str]:
             f"unknown event type {unknown[0]!r}; use one or more of: {', '.join(EVENT_TYPES)}"
         )
     if not chosen:
-        raise InvalidInput(f"a webhook needs at least one event type; use any of: {', '.join(EVENT_TYPES)}")
+        raise InvalidInput(
+            f"a webhook needs at least one event type; use any of: {', '.join(EVENT_TYPES)}"
+        )
     return [name for name in EVENT_TYPES if name in chosen]
 
 

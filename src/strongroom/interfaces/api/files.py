@@ -106,7 +106,8 @@ async def receive_file(
         # Inside a share the path starts at the shared folder, so the event looks it up.
         path = join_path(names) if base_id is None else None
         await anyio.to_thread.run_sync(
-            webhook_events.file_stored, runtime, tenant, node, version.number, version.size, user_id, path
+            webhook_events.file_stored,
+            runtime, tenant, node, version.number, version.size, user_id, path,
         )
 
     body = NodeOut.of(node, join_path(names), version.sha256)

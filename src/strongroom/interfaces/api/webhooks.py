@@ -133,7 +133,11 @@ def get_webhook(
     summary="Change a webhook's URL, events or active flag (admins)",
 )
 def update_webhook(
-    webhook_id: str, body: WebhookUpdate, runtime: RuntimeDep, tenant: TenantDep, principal: AdminDep
+    webhook_id: str,
+    body: WebhookUpdate,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    principal: AdminDep,
 ) -> WebhookOut:
     with runtime.stores.session(tenant, write=True) as session:
         webhook = subscriptions.access_webhook(session, parse_object_id(webhook_id, "webhook"))
@@ -152,7 +156,9 @@ def update_webhook(
 
 
 @router.delete(
-    "/webhooks/{webhook_id}", status_code=204, summary="Delete a webhook and its deliveries (admins)"
+    "/webhooks/{webhook_id}",
+    status_code=204,
+    summary="Delete a webhook and its deliveries (admins)",
 )
 def delete_webhook(
     webhook_id: str, runtime: RuntimeDep, tenant: TenantDep, principal: AdminDep
@@ -181,9 +187,7 @@ def list_deliveries(
     state: str | None = Query(default=None, description="pending, delivered or dead"),
 ) -> DeliveryListing:
     with runtime.stores.session(tenant) as session:
-        found = deliveries.list_deliveries(
-            session, parse_object_id(webhook_id, "webhook"), state
-        )
+        found = deliveries.list_deliveries(session, parse_object_id(webhook_id, "webhook"), state)
         return DeliveryListing(items=[_delivery_out(delivery) for delivery in found])
 
 
@@ -248,7 +252,11 @@ def _delivery_out(delivery: DeliveryRow) -> DeliveryOut:
 
 def _audited(webhook: WebhookRow) -> dict[str, Any]:
     """Return the audited fields of a webhook, without its URL, whose query may carry a token."""
-    return {"webhook_id": str(webhook.id), "events": list(webhook.event_types), "active": webhook.active}
+    return {
+        "webhook_id": str(webhook.id),
+        "events": list(webhook.event_types),
+        "active": webhook.active,
+    }
 
 
 def _audit(tenant: TenantInfo, user_id: uuid.UUID, action: str, **values: Any) -> None:
