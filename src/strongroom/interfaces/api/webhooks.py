@@ -60,7 +60,8 @@ class WebhookOut(BaseModel):
 
 class WebhookCreated(WebhookOut):
     secret: str = Field(
-        description="signs every delivery (X-Strongroom-Signature); shown only here, so store it now"
+        description="the key that signs every delivery (X-Strongroom-Signature), shown only "
+        "here, so store it now"
     )
 
 
