@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from psycopg.types.json import Json
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -115,7 +116,11 @@ def sample_row(connection: Connection, table: str, tenant_id: uuid.UUID) -> dict
         .mappings()
         .one()
     )
-    copy = dict(row)
+    # psycopg reads JSON columns as Python values but writes dicts and lists only when wrapped.
+    copy = {
+        name: Json(value) if isinstance(value, dict | list) else value
+        for name, value in row.items()
+    }
     if "id" in copy:
         copy["id"] = uuid.uuid4()
     return copy
