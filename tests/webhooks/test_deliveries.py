@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import time
@@ -9,6 +10,8 @@ import time
 import httpx
 import pytest
 
+from strongroom.identity.app_passwords import create_app_password
+from strongroom.identity.users import access_user_by_email
 from strongroom.runtime import Runtime
 from strongroom.tenancy.models import utcnow
 from strongroom.webhooks.deliveries import sweep_stuck
@@ -395,3 +398,62 @@ def test_sweep_requeues_lost_delivery(
     assert later == 1
     assert delivered["attempts"] == 1
     assert len(receiver.received_at("/acme")) == 1
+
+
+# WebDAV and resumable uploads ----------------------------------------------------------
+
+
+def test_webdav_put_and_delete_delivered(
+    client: httpx.Client,
+    runtime: Runtime,
+    cast: Cast,
+    receiver: Receiver,
+    jobs: JobWatcher,
+) -> None:
+    member = cast.acme_member
+    subscribe(client, cast.acme_admin, receiver.url("/acme"))
+    with runtime.stores.session(member.tenant, write=True) as session:
+        user = access_user_by_email(session, member.email)
+        _row, password = create_app_password(session, user, "webhook tests")
+    auth = httpx.BasicAuth(member.email, password)
+    dav = f"/t/{member.tenant.slug}/dav/"
+
+    created = client.put(f"{dav}notes.txt", content=b"over webdav", auth=auth)
+    deleted = client.delete(f"{dav}notes.txt", auth=auth)
+    received = receiver.wait_for("/acme", 2)
+
+    assert created.status_code == 201
+    assert deleted.status_code == 204
+    events = [(r.headers["x-strongroom-event"], r.json()["data"]["file"]["path"]) for r in received]
+    assert sorted(events) == [("file.created", "notes.txt"), ("file.deleted", "notes.txt")]
+
+
+def test_tus_upload_delivered_when_complete(
+    client: httpx.Client, cast: Cast, receiver: Receiver, jobs: JobWatcher
+) -> None:
+    member = cast.acme_member
+    subscribe(client, cast.acme_admin, receiver.url("/acme"))
+    tus = {**member.headers, "Tus-Resumable": "1.0.0"}
+    metadata = "filename " + base64.b64encode(b"inbox/big.bin").decode()
+
+    created = client.post(
+        member.url("uploads/"),
+        headers={**tus, "Upload-Length": "10", "Upload-Metadata": metadata},
+    )
+    append = {**tus, "Content-Type": "application/offset+octet-stream"}
+    first = client.patch(
+        created.headers["location"], content=b"01234", headers={**append, "Upload-Offset": "0"}
+    )
+    early = list(receiver.received_at("/acme"))
+    last = client.patch(
+        created.headers["location"], content=b"56789", headers={**append, "Upload-Offset": "5"}
+    )
+    [request] = receiver.wait_for("/acme", 1)
+
+    assert created.status_code == 201
+    assert first.status_code == 204
+    assert last.status_code == 204
+    assert early == []
+    assert request.headers["x-strongroom-event"] == "file.created"
+    assert request.json()["data"]["file"]["path"] == "inbox/big.bin"
+    assert request.json()["data"]["file"]["size"] == 10
