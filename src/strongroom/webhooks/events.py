@@ -1,9 +1,11 @@
 """Emitting a tenant's events to its webhooks, after the change that caused them committed.
 
 `emit` writes one pending delivery per active webhook subscribed to the
-event, commits them, and enqueues one attempt per delivery. It never raises
-and does nothing while the tenant's webhooks module is off, so that a change
-the user made is never reported as failed because of its webhooks. An event
+event, commits them, and enqueues one attempt per delivery. It does nothing
+while the tenant's webhooks module is off. It logs its failures instead of
+raising them, so that a change the user made is not reported as failed
+because of its webhooks; only an unknown event type, a mistake in the
+calling code, raises ValueError. An event
 that could not be recorded is logged and lost. A delivery that was recorded
 but whose job could not be enqueued stays pending until the hourly sweep
 (`deliveries.sweep_stuck`) enqueues it again.
