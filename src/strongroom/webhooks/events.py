@@ -4,7 +4,7 @@
 event, commits them, and enqueues one attempt per delivery. It does nothing
 while the tenant's webhooks module is off. It logs its failures instead of
 raising them, so that a change the user made is not reported as failed
-because of its webhooks; only an unknown event type, a mistake in the
+because of its webhooks. Only an unknown event type, a mistake in the
 calling code, raises ValueError. An event
 that could not be recorded is logged and lost. A delivery that was recorded
 but whose job could not be enqueued stays pending until the hourly sweep
