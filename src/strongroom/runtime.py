@@ -31,6 +31,7 @@ from strongroom.tenancy.metering import Meter
 from strongroom.tenancy.servers import get_server
 from strongroom.tenancy.store_state import open_store
 from strongroom.tenancy.upgrades import upgrade_tenant_stores
+from strongroom.webhooks import models as webhook_models  # noqa: F401 - registers webhook tables
 
 log = get_logger(__name__)
 
@@ -55,9 +56,10 @@ class Runtime:
         # import this module.
         from strongroom.drive import retention
         from strongroom.tenancy import rollups
+        from strongroom.webhooks import deliveries
 
         huey = open_huey(self.settings, self.keyring.master_key)
-        return JobQueue(huey, self, [*rollups.JOBS, *retention.JOBS])
+        return JobQueue(huey, self, [*rollups.JOBS, *retention.JOBS, *deliveries.JOBS])
 
     def close(self) -> None:
         self.mailer.wait()

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
-from sqlalchemy import select
+from sqlalchemy import select, update
 from starlette.convertors import PathConvertor
 
 from strongroom.identity.models import TokenRow
@@ -41,8 +41,10 @@ from strongroom.interfaces.api.schemas import (
     TokenCreate,
     VersionRestore,
 )
+from strongroom.interfaces.api.webhooks import WebhookCreate, WebhookUpdate
 from strongroom.runtime import Runtime
 from strongroom.tenancy.models import utcnow
+from strongroom.webhooks.models import DEAD, DeliveryRow
 from tests.conftest import TEST_CHUNK_SIZE, Cast, Member
 
 BASE_DOMAIN = "strongroom.test"
@@ -157,6 +159,9 @@ class Estate:
     group_ids: list[str] = field(default_factory=list)
     link_ids: list[str] = field(default_factory=list)
     upload_request_ids: list[str] = field(default_factory=list)
+    # The admin's webhook and its deliveries, the first of them dead so that it can be replayed.
+    webhook_ids: list[str] = field(default_factory=list)
+    delivery_ids: list[str] = field(default_factory=list)
 
     @property
     def slug(self) -> str:
@@ -168,6 +173,7 @@ class Estate:
         ids = [self.spare_token_id, *self.trash_ids, *self.node_ids, *self.token_ids]
         ids += [*self.app_password_ids, *self.user_ids, *self.version_ids, *self.upload_ids]
         ids += [*self.share_ids, *self.group_ids, *self.link_ids, *self.upload_request_ids]
+        ids += [*self.webhook_ids, *self.delivery_ids]
         return list(dict.fromkeys(ids))
 
     def secrets_in(self, text: str) -> list[str]:
@@ -186,6 +192,10 @@ def call(client: httpx.Client, member: Member, method: str, path: str, **kwargs:
 def build_estate(client: httpx.Client, admin: Member, member: Member) -> Estate:
     slug = admin.tenant.slug
     estate = Estate(admin=admin, member=member)
+    # Subscribed first, so that the uploads below make deliveries. No job consumer runs in
+    # these tests, so the deliveries stay pending and nothing is sent.
+    webhook = call(client, admin, "POST", "webhooks", json=WEBHOOK)
+    estate.webhook_ids = [webhook["id"]]
     estate.files = {
         "docs/plan.txt": f"the plan of {slug}, second draft".encode(),
         # Three chunks, the last one short.
@@ -228,7 +238,22 @@ def build_estate(client: httpx.Client, admin: Member, member: Member) -> Estate:
     drop = call(client, member, "POST", "upload-requests", json={"path": "docs"})
     estate.link_ids = [link["id"]]
     estate.upload_request_ids = [drop["id"]]
+    made = call(client, admin, "GET", f"webhooks/{webhook['id']}/deliveries")["items"]
+    estate.delivery_ids = [delivery["id"] for delivery in made]
     return estate
+
+
+WEBHOOK = {"url": "https://hooks.example.test/in", "events": ["file.created", "file.deleted"]}
+
+
+def kill_delivery(runtime: Runtime, estate: Estate) -> None:
+    """Mark the estate's first delivery dead, as its last failed attempt would."""
+    with runtime.stores.session(estate.admin.tenant, write=True) as session:
+        session.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.id == uuid.UUID(estate.delivery_ids[0]))
+            .values(state=DEAD, attempts=3)
+        )
 
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -261,13 +286,17 @@ def share_with_group(client: httpx.Client, estate: Estate) -> None:
 
 
 @pytest.fixture
-def acme(client: httpx.Client, cast: Cast) -> Estate:
-    return build_estate(client, cast.acme_admin, cast.acme_member)
+def acme(client: httpx.Client, runtime: Runtime, cast: Cast) -> Estate:
+    estate = build_estate(client, cast.acme_admin, cast.acme_member)
+    kill_delivery(runtime, estate)
+    return estate
 
 
 @pytest.fixture
-def globex(client: httpx.Client, cast: Cast) -> Estate:
-    return build_estate(client, cast.globex_admin, cast.globex_member)
+def globex(client: httpx.Client, runtime: Runtime, cast: Cast) -> Estate:
+    estate = build_estate(client, cast.globex_admin, cast.globex_member)
+    kill_delivery(runtime, estate)
+    return estate
 
 
 def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
@@ -309,6 +338,11 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
         "usage": call(client, estate.admin, "GET", "usage"),
         "links": call(client, estate.member, "GET", "links")["items"],
         "upload requests": call(client, estate.member, "GET", "upload-requests")["items"],
+        "webhooks": call(client, estate.admin, "GET", "webhooks")["items"],
+        "webhook deliveries": [
+            call(client, estate.admin, "GET", f"webhooks/{webhook}/deliveries")["items"]
+            for webhook in estate.webhook_ids
+        ],
     }
 
 
@@ -345,8 +379,14 @@ def fillings(endpoint: Endpoint, paths_of: Estate, ids_of: Estate) -> list[dict[
     for name in endpoint.path_params:
         choices[name] = path_choices(endpoint, paths_of)
     for name in endpoint.id_params:
-        # A second id is a user's, so that two ids make a few fillings, not hundreds.
-        choices[name] = ids_of.user_ids if name == "user_id" else ids_of.object_ids
+        # A second id is a user's or a delivery's, so that two ids make a few fillings, not
+        # hundreds.
+        if name == "user_id":
+            choices[name] = ids_of.user_ids
+        elif name == "delivery_id":
+            choices[name] = ids_of.delivery_ids
+        else:
+            choices[name] = ids_of.object_ids
     names = list(choices)
     combinations = itertools.product(*choices.values())
     return [dict(zip(names, values, strict=True)) for values in combinations]
@@ -382,6 +422,8 @@ def body_of(endpoint: Endpoint, estate: Estate) -> dict[str, Any]:
         return {"json": {"path": estate.folder_path}}
     if endpoint.body_model is VersionRestore:
         return {"json": {"number": 1}}
+    if endpoint.body_model in (WebhookCreate, WebhookUpdate):
+        return {"json": {"url": "https://intruder.example.test/in", "events": ["file.created"]}}
     if endpoint.body_model is not None:
         return {"json": {}}
     if endpoint.method in ("PUT", "POST"):

@@ -33,6 +33,7 @@ from tests.security.routes import (
     NEW_SHARE,
     NEW_TOKEN,
     NEW_UPLOAD_REQUEST,
+    NEW_WEBHOOK,
     PARAMETER_KINDS,
     PASSWORD_FORM,
     PERMISSION,
@@ -42,6 +43,7 @@ from tests.security.routes import (
     TUS_APPEND,
     TUS_CREATION,
     UPLOAD,
+    WEBHOOK_CHANGE,
     Route,
 )
 from tests.security.tally import Tally
@@ -50,6 +52,8 @@ BASE_DOMAIN = "strongroom.test"
 
 # Even in length, like every size of the intruder's own files (see estate.py).
 INTRUDER_BODY = b"written by an intruder"
+# Where an intruder would have the victim's events sent.
+INTRUDER_WEBHOOK_URL = "https://intruder.example.test/collect"
 FILES_FORM_BOUNDARY = "intruder-boundary"
 FILES_FORM_BODY = (
     f"--{FILES_FORM_BOUNDARY}\r\n"
@@ -150,6 +154,8 @@ def body_for(
         document = {"path": source}
     elif route.body == RESTORE:
         document = {"number": 1}
+    elif route.body in (NEW_WEBHOOK, WEBHOOK_CHANGE):
+        document = {"url": INTRUDER_WEBHOOK_URL, "events": ["file.created"], "active": True}
     if document is not None:
         return {"body": json.dumps(document).encode(), "content_type": "application/json"}
     if route.body == PASSWORD_FORM:

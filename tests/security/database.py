@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from psycopg.types.json import Json
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -24,6 +25,9 @@ from strongroom.runtime import Runtime
 from strongroom.storage.db import CatalogBase, TenantBase
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING
+from strongroom.webhooks import subscriptions
+from strongroom.webhooks.events import emit
+from strongroom.webhooks.models import EVENT_TYPES, FILE_CREATED
 from tests.conftest import drive_owner
 
 # Raised by PostgreSQL when a row-security policy rejects a row.
@@ -66,6 +70,16 @@ def share_by_link(runtime: Runtime, tenant: TenantInfo, path: str) -> None:
         upload_requests.create_upload_request(session, owner, names[:-1])
 
 
+def subscribe_webhook(runtime: Runtime, tenant: TenantInfo) -> None:
+    """Subscribe a webhook for the tests' owner and record one event, so both webhook tables have rows."""
+    owner = drive_owner(runtime, tenant)
+    url = f"https://hooks.{tenant.slug}.example.test/in"
+    with runtime.stores.session(tenant, write=True) as session:
+        subscriptions.create_webhook(session, runtime.keyring, runtime.settings, owner, url, EVENT_TYPES)
+    deliveries = emit(runtime, tenant, FILE_CREATED, {"file": {"id": str(uuid.uuid4())}})
+    assert len(deliveries) == 1, "the webhook event made no delivery"
+
+
 def tenant_tables(connection: Connection) -> list[str]:
     """Every tenant table: in the metadata, or in the live schema with a `tenant_id` column."""
     live = connection.scalars(
@@ -102,7 +116,11 @@ def sample_row(connection: Connection, table: str, tenant_id: uuid.UUID) -> dict
         .mappings()
         .one()
     )
-    copy = dict(row)
+    # psycopg reads JSON columns as Python values but writes dicts and lists only when wrapped.
+    copy = {
+        name: Json(value) if isinstance(value, dict | list) else value
+        for name, value in row.items()
+    }
     if "id" in copy:
         copy["id"] = uuid.uuid4()
     return copy

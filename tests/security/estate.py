@@ -56,6 +56,8 @@ class Estate:
     group_ids: list[str] = field(default_factory=list)
     link_ids: list[str] = field(default_factory=list)
     request_ids: list[str] = field(default_factory=list)
+    webhook_ids: list[str] = field(default_factory=list)
+    delivery_ids: list[str] = field(default_factory=list)
     # The tokens of its public links and upload requests: the victim's are never handed to
     # the intruder, except to show that they fail under the intruder's base URL.
     public_tokens: list[str] = field(default_factory=list)
@@ -97,6 +99,8 @@ class Estate:
             "group": self.group_ids,
             "link": self.link_ids,
             "upload request": self.request_ids,
+            "webhook": self.webhook_ids,
+            "webhook delivery": self.delivery_ids,
         }[kind]
 
     @property
@@ -113,6 +117,8 @@ class Estate:
             *self.group_ids,
             *self.link_ids,
             *self.request_ids,
+            *self.webhook_ids,
+            *self.delivery_ids,
         ]
 
     @property
@@ -145,6 +151,10 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
     vault, ledger = f"vault-{s}", f"vault-{s}/ledger-{s}.txt"
     archive, old = f"archive-{s}", f"archive-{s}/old-{s}.txt"
     gone, inner = f"gone-{s}", f"gone-{s}/inner-{s}.txt"
+
+    # Subscribed first, so that the uploads below make deliveries. No job consumer runs in
+    # these tests, so the deliveries stay pending and nothing is sent.
+    subscribe_webhook(client, estate)
 
     stored: dict[str, dict] = {}
     for label, (who, path) in {
@@ -203,7 +213,20 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
     share_with_group(client, estate, docs, archive)
     # The budget as the group reaches it: its path inside the shared folder.
     estate.paths.append(f"budget-{s}.bin")
+    webhook = estate.webhook_ids[0]
+    made = call(client, admin, "GET", f"webhooks/{webhook}/deliveries")["items"]
+    estate.delivery_ids = [delivery["id"] for delivery in made]
+    assert estate.delivery_ids, "the uploads made no webhook deliveries"
     return estate
+
+
+def subscribe_webhook(client: httpx.Client, estate: Estate) -> None:
+    """Subscribe a webhook of the admin to every event; its URL and secret are hidden."""
+    url = f"https://hooks-{estate.suffix}.example.test/in"
+    events = ["file.created", "file.updated", "file.deleted", "share.created", "link.created"]
+    webhook = call(client, estate.admin, "POST", "webhooks", json={"url": url, "events": events})
+    estate.webhook_ids = [webhook["id"]]
+    estate.hidden_text += [url, webhook["secret"]]
 
 
 def start_upload(client: httpx.Client, estate: Estate, path: str, shift: int) -> None:
@@ -304,6 +327,11 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
         "usage": call(client, estate.admin, "GET", "usage"),
         "links": call(client, estate.admin, "GET", "links")["items"],
         "upload requests": call(client, estate.admin, "GET", "upload-requests")["items"],
+        "webhooks": call(client, estate.admin, "GET", "webhooks")["items"],
+        "webhook deliveries": [
+            call(client, estate.admin, "GET", f"webhooks/{webhook}/deliveries")["items"]
+            for webhook in estate.webhook_ids
+        ],
     }
 
 

@@ -36,6 +36,8 @@ NEW_LINK = "new link"
 NEW_UPLOAD_REQUEST = "new upload request"
 PASSWORD_FORM = "password form"
 FILES_FORM = "files form"
+NEW_WEBHOOK = "new webhook"
+WEBHOOK_CHANGE = "webhook change"
 
 # How each path parameter is filled: with a path, a file name, an id of one kind, or the
 # secret token of a public link or upload request.
@@ -53,6 +55,8 @@ PARAMETER_KINDS = {
     "user_id": "user",
     "link_id": "link",
     "request_id": "upload request",
+    "webhook_id": "webhook",
+    "delivery_id": "webhook delivery",
     "token": PUBLIC_TOKEN,
 }
 
@@ -124,6 +128,13 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/upload-requests"): NEW_UPLOAD_REQUEST,
     ("GET", "/api/v1/upload-requests"): None,
     ("DELETE", "/api/v1/upload-requests/{request_id}"): None,
+    ("POST", "/api/v1/webhooks"): NEW_WEBHOOK,
+    ("GET", "/api/v1/webhooks"): None,
+    ("GET", "/api/v1/webhooks/{webhook_id}"): None,
+    ("PATCH", "/api/v1/webhooks/{webhook_id}"): WEBHOOK_CHANGE,
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): None,
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): None,
+    ("POST", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"): None,
     ("GET", "/s/{token}"): None,
     ("GET", "/s/{token}/download"): None,
     ("HEAD", "/s/{token}/download"): None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from strongroom.base.errors import ConfigurationError
 
 MASTER_KEY_BYTES = 32
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Settings(BaseSettings):
@@ -207,6 +209,42 @@ class Settings(BaseSettings):
         "gauges from the catalog.",
     )
 
+    webhook_retry_delays: str = Field(
+        default="30,120,600,3600",
+        description="Seconds to wait before each retry of a failed webhook delivery, separated "
+        "by commas; a delivery is tried once more than this list is long, then marked dead.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Seconds one webhook delivery may take to connect and to get its response.",
+    )
+    webhook_block_private_addresses: bool = Field(
+        default=True,
+        description="Reject webhook URLs whose host is or resolves to a loopback, private, "
+        "link-local or other non-public address, so that tenant admins cannot make the server "
+        "call the operator's internal services. Turn off only where every tenant is trusted.",
+    )
+    webhook_blocked_networks: str = Field(
+        default="",
+        description="Further networks that webhook deliveries never reach, as CIDR blocks "
+        "separated by commas (such as 203.0.113.0/24,2001:db8::/32), blocked even when "
+        "private addresses are allowed.",
+    )
+
+    @field_validator("webhook_retry_delays")
+    @classmethod
+    def check_retry_delays(cls, value: str) -> str:
+        parse_retry_delays(value)
+        return value
+
+    @field_validator("webhook_blocked_networks")
+    @classmethod
+    def check_blocked_networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
     @field_validator("database_url")
     @classmethod
     def check_database_url(cls, value: str | None) -> str | None:
@@ -272,6 +310,14 @@ class Settings(BaseSettings):
         return (self.master_key_file or self.data_dir / "master.key").resolve()
 
     @property
+    def webhook_retry_schedule(self) -> tuple[float, ...]:
+        return parse_retry_delays(self.webhook_retry_delays)
+
+    @property
+    def webhook_blocked_network_list(self) -> tuple[IPNetwork, ...]:
+        return parse_networks(self.webhook_blocked_networks)
+
+    @property
     def is_embedded(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
 
@@ -294,6 +340,39 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+def parse_retry_delays(text: str) -> tuple[float, ...]:
+    """Parse seconds separated by commas; an empty text means no retry."""
+    delays = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            seconds = float(part)
+        except ValueError:
+            raise ValueError(
+                f"{part.strip()!r} is not a number of seconds; write delays such as 30,120,600"
+            ) from None
+        if not 0 <= seconds <= 7 * 24 * 3600:
+            raise ValueError(f"{part.strip()!r} seconds is outside 0 to 604800 (one week)")
+        delays.append(seconds)
+    return tuple(delays)
+
+
+def parse_networks(text: str) -> tuple[IPNetwork, ...]:
+    """Parse CIDR blocks separated by commas."""
+    networks = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            raise ValueError(
+                f"{part.strip()!r} is not a network; write CIDR blocks such as 10.0.0.0/8 or fc00::/7"
+            ) from None
+    return tuple(networks)
 
 
 def decode_master_key(text: str, source: str) -> bytes:

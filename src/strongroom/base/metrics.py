@@ -150,6 +150,13 @@ jobs = Counter(
     registry=registry,
 )
 
+webhook_attempts = Counter(
+    "strongroom_webhook_attempts",
+    "Webhook delivery attempts, by outcome: delivered, retrying or dead.",
+    ["outcome"],
+    registry=registry,
+)
+
 gauges_refreshed = Gauge(
     "strongroom_gauges_refreshed_timestamp_seconds",
     "When the per-plan and heaviest-tenant gauges were last recomputed, in Unix time.",

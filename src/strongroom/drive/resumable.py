@@ -36,7 +36,7 @@ from strongroom.base.logging import get_logger
 from strongroom.drive import transfers, upload_parts
 from strongroom.drive.content import blob_key, read_range
 from strongroom.drive.files import Preconditions
-from strongroom.drive.models import BlobRow, UploadRow
+from strongroom.drive.models import BlobRow, NodeRow, UploadRow, VersionRow
 from strongroom.drive.paths import join_path, split_path
 from strongroom.identity.tokens import Principal
 from strongroom.runtime import Runtime
@@ -281,6 +281,8 @@ class UploadAppend:
     ) -> None:
         self.upload = upload
         self.received = 0
+        # The file and version this request completed, once `finish` has recorded them.
+        self.completed: tuple[NodeRow, VersionRow] | None = None
         self._start_offset = upload.upload_offset
         self._runtime = runtime
         self._tenant = tenant
@@ -435,6 +437,7 @@ class UploadAppend:
         self._record_offset(upload.upload_length, completed=True)
         for stored in old_parts:
             runtime.blobs.delete(stored)
+        self.completed = (node, version)
         log.info(
             "upload_completed",
             upload_id=str(upload.id),

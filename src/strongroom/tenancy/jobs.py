@@ -135,8 +135,15 @@ class JobQueue:
         for job in jobs:
             self._register(job)
 
-    def enqueue(self, job: Job | str, tenant_id: uuid.UUID | None = None, **arguments: Any) -> str:
-        """Put a job on the queue and return its task id.
+    def enqueue(
+        self,
+        job: Job | str,
+        tenant_id: uuid.UUID | None = None,
+        *,
+        delay: float | None = None,
+        **arguments: Any,
+    ) -> str:
+        """Put a job on the queue and return its task id; with `delay`, it runs that many seconds later.
 
         Raises MissingTenantContext for a tenant job without a tenant id, and
         ValueError for a platform job given one.
@@ -154,7 +161,7 @@ class JobQueue:
             raise ValueError(f"job {job.name!r} works across tenants and takes no tenant id")
         else:
             task_id = uuid.uuid4().hex
-        task = self._tasks[job.name].s(id=task_id, **arguments)
+        task = self._tasks[job.name].s(id=task_id, delay=delay, **arguments)
         self.huey.enqueue(task)
         return task_id
 

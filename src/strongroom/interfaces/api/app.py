@@ -25,6 +25,7 @@ from strongroom.interfaces.api import (
     shares,
     trash,
     uploads,
+    webhooks,
 )
 from strongroom.interfaces.api.dependencies import API_PREFIX
 from strongroom.interfaces.api.hotpaths import HotPaths, routes_of
@@ -134,6 +135,7 @@ def create_app(runtime: Runtime, run_jobs: bool = False) -> FastAPI:
         uploads,
         app_passwords,
         operator,
+        webhooks,
     ):
         app.include_router(module.router)
     include_web(app, runtime)

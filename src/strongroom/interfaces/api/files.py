@@ -25,6 +25,7 @@ from strongroom.drive.content import BlobUpload, read_range
 from strongroom.drive.files import Preconditions
 from strongroom.drive.models import FILE, NodeRow, VersionRow
 from strongroom.drive.paths import join_path, split_path
+from strongroom.interfaces import webhook_events
 from strongroom.interfaces.api.dependencies import (
     API_PREFIX,
     PrincipalDep,
@@ -43,7 +44,7 @@ from strongroom.interfaces.api.schemas import (
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.fair_share import TransferSlot
-from strongroom.tenancy.modules import VERSIONING, check_module
+from strongroom.tenancy.modules import VERSIONING, WEBHOOKS, check_module
 
 log = get_logger(__name__)
 
@@ -107,6 +108,13 @@ async def receive_file(
         await slot.release()
     runtime.meter.record_upload(tenant, version.size)
     log.info("file_stored", node_id=str(node.id), version=version.number, size=version.size)
+    if WEBHOOKS in tenant.modules:
+        # Inside a share the path starts at the shared folder, so the event looks it up.
+        path = join_path(names) if base_id is None else None
+        await anyio.to_thread.run_sync(
+            webhook_events.file_stored,
+            runtime, tenant, node, version.number, version.size, user_id, path,
+        )
 
     body = NodeOut.of(node, join_path(names), version.sha256)
     status = 201 if version.number == 1 else 200
@@ -404,6 +412,7 @@ def delete_file(
         node = drive_trash.trash_node(
             session, principal.user_id, names, principal.user_id, FILE, preconditions
         )
+    webhook_events.file_trashed(runtime, tenant, node, principal.user_id, join_path(names))
     return NodeOut.of(node, join_path(names))
 
 
@@ -443,6 +452,11 @@ async def restore_version(
     )
     runtime.meter.record_upload(tenant, version.size)
     log.info("version_restored", node_id=str(node.id), restored=body.number, version=version.number)
+    if WEBHOOKS in tenant.modules:
+        await anyio.to_thread.run_sync(
+            webhook_events.file_stored,
+            runtime, tenant, node, version.number, version.size, principal.user_id, join_path(names),
+        )
     out = NodeOut.of(node, join_path(names), version.sha256)
     return Response(
         out.model_dump_json(), media_type="application/json", headers={"ETag": out.etag or ""}

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, StrictBool
 from strongroom.drive import files, links, upload_requests
 from strongroom.drive.models import LinkRow, UploadRequestRow
 from strongroom.drive.paths import split_path
+from strongroom.interfaces import webhook_events
 from strongroom.interfaces.api.dependencies import (
     API_PREFIX,
     PrincipalDep,
@@ -138,6 +139,7 @@ def create_link(
             tenant.settings.link_max_expiry_days,
         )
         out = _link_out(link, "/".join(names), zone)
+    webhook_events.link_created(runtime, tenant, link, "/".join(names), principal.user_id)
     url = f"{_base_url(request)}/s/{token}"
     return LinkCreated(**out.model_dump(), url=url, download_url=f"{url}/download")
 

@@ -25,6 +25,7 @@ from strongroom.drive.shares import Recipient, SharedItem
 from strongroom.identity.groups import access_group
 from strongroom.identity.tokens import Principal
 from strongroom.identity.users import get_user
+from strongroom.interfaces import webhook_events
 from strongroom.interfaces.api.dependencies import (
     API_PREFIX,
     PrincipalDep,
@@ -89,7 +90,10 @@ def create_share(
         share = drive_shares.create_share(
             session, principal.user_id, split_path(request.path), recipient, request.permission
         )
-        return _share_out(session, share)
+        created = _share_out(session, share)
+        node = drive_shares.shared_node(session, share)
+    webhook_events.share_created(runtime, tenant, share, node, created.path, principal.user_id)
+    return created
 
 
 @router.get("/shares", response_model=ShareListing, summary="List the shares of my files")
@@ -264,6 +268,7 @@ def delete_shared_file(
         node = drive_trash.trash_node(
             session, item.owner_id, names, principal.user_id, FILE, preconditions, item.node.id
         )
+    webhook_events.file_trashed(runtime, tenant, node, principal.user_id)
     return NodeOut.of(node, join_path(names))
 
 

@@ -35,6 +35,7 @@ from strongroom.base.logging import get_logger
 from strongroom.drive import resumable
 from strongroom.drive.models import UploadRow
 from strongroom.drive.resumable import CHECKSUM_ALGORITHMS, Checksum, UploadAppend
+from strongroom.interfaces import webhook_events
 from strongroom.interfaces.api.dependencies import (
     API_PREFIX,
     PrincipalDep,
@@ -42,6 +43,7 @@ from strongroom.interfaces.api.dependencies import (
     TenantDep,
     parse_object_id,
 )
+from strongroom.tenancy.modules import WEBHOOKS
 
 log = get_logger(__name__)
 
@@ -265,6 +267,12 @@ async def append_to_upload(
     )
     new_offset = await _receive(request, append, runtime.settings, declared)
     runtime.meter.record_upload(tenant, new_offset - offset)
+    if append.completed is not None and WEBHOOKS in tenant.modules:
+        node, version = append.completed
+        await anyio.to_thread.run_sync(
+            webhook_events.file_stored,
+            runtime, tenant, node, version.number, version.size, principal.user_id, append.upload.path,
+        )
     headers = state_headers(append.upload)
     del headers["Upload-Length"]
     return Response(status_code=204, headers=headers)

@@ -33,6 +33,7 @@ from strongroom.drive.copies import copy_file
 from strongroom.drive.files import Names, Preconditions
 from strongroom.drive.models import FILE, FOLDER, NodeRow
 from strongroom.drive.paths import check_name, split_path
+from strongroom.interfaces import webhook_events
 from strongroom.interfaces.webdav.authentication import DavRequest, dav_request_of
 from strongroom.interfaces.webdav.errors import dav_errors
 from strongroom.interfaces.webdav.streams import DecryptedReader, EncryptingWriter
@@ -180,9 +181,12 @@ class _Resource:
         """Move the file or folder, with everything in it, to the trash, and drop its locks."""
         kind = FOLDER if self.is_collection else FILE
         with dav_errors(), self._session(write=True) as session:
-            trash.trash_node(session, self.user_id, self.names, self.user_id, kind)
+            trashed = trash.trash_node(session, self.user_id, self.names, self.user_id, kind)
         self.remove_all_locks(recursive=True)  # type: ignore[attr-defined]
         log.info("webdav_trashed", node_id=str(self.node.id) if self.node else None)
+        if kind == FILE:
+            runtime, tenant = self.request.runtime, self.request.tenant
+            webhook_events.file_trashed(runtime, tenant, trashed, self.user_id, "/".join(self.names))
 
     def support_recursive_move(self, dest_path: str) -> bool:
         return True
@@ -337,6 +341,9 @@ class FileResource(_Resource, DAVNonCollection):
             )
         runtime.meter.record_upload(tenant, version.size)
         log.info("webdav_file_stored", node_id=str(self.node.id), version=version.number)
+        webhook_events.file_stored(
+            runtime, tenant, self.node, version.number, version.size, self.user_id, "/".join(self.names)
+        )
 
     def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
         destination = _names_of(dest_path)

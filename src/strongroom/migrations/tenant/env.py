@@ -3,6 +3,7 @@ from strongroom.tenancy import store_state  # noqa: F401 - registers the write f
 from strongroom.tenancy import usage  # noqa: F401 - registers the usage table
 from strongroom.identity import models as identity_models  # noqa: F401 - registers identity tables
 from strongroom.storage.db import TenantBase
+from strongroom.webhooks import models as webhook_models  # noqa: F401 - registers webhook tables
 from strongroom.tenancy.migrations import run_environment
 
 run_environment(TenantBase.metadata, "alembic_version_tenant")

@@ -1,0 +1,152 @@
+"""Webhook subscriptions of a tenant: create, list, change and delete, and their secrets.
+
+The secret signs deliveries, so the server must read it back: it is
+encrypted with the tenant's current key, bound to the tenant and the webhook,
+as second factors are. Deleting the tenant's keys makes it unreadable with
+everything else. It is returned once, at creation.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy import delete, select
+
+from strongroom.base.config import Settings
+from strongroom.base.errors import InvalidInput, NotFound
+from strongroom.base.logging import get_logger
+from strongroom.storage import crypto
+from strongroom.storage.db import TenantSession
+from strongroom.tenancy.keys import Keyring
+from strongroom.tenancy.models import utcnow
+from strongroom.webhooks.addresses import check_url
+from strongroom.webhooks.models import EVENT_TYPES, DeliveryRow, WebhookRow
+from strongroom.webhooks.signing import new_secret
+
+log = get_logger(__name__)
+
+
+def _context(tenant_id: uuid.UUID, webhook_id: uuid.UUID, key_version: int) -> bytes:
+    return (
+        b"strongroom/webhook-secret/v1|"
+        + tenant_id.bytes
+        + webhook_id.bytes
+        + struct.pack(">I", key_version)
+    )
+
+
+def _tenant_id(session: TenantSession) -> uuid.UUID:
+    if session.tenant_id is None:
+        raise InvalidInput("a webhook belongs to a tenant; open a tenant session")
+    return session.tenant_id
+
+
+def check_event_types(names: Iterable[str]) -> list[str]:
+    """Return the event types without repeats, in their documented order; raise on unknown ones."""
+    chosen = list(names)
+    unknown = [name for name in chosen if name not in EVENT_TYPES]
+    if unknown:
+        raise InvalidInput(
+            f"unknown event type {unknown[0]!r}; use one or more of: {', '.join(EVENT_TYPES)}"
+        )
+    if not chosen:
+        raise InvalidInput(
+            f"a webhook needs at least one event type; use any of: {', '.join(EVENT_TYPES)}"
+        )
+    return [name for name in EVENT_TYPES if name in chosen]
+
+
+def create_webhook(
+    session: TenantSession,
+    keyring: Keyring,
+    settings: Settings,
+    created_by: uuid.UUID,
+    url: str,
+    event_types: Iterable[str],
+    active: bool = True,
+) -> tuple[WebhookRow, str]:
+    """Store a new subscription and return it with its signing secret, which is shown only once."""
+    tenant_id = _tenant_id(session)
+    checked_url = check_url(url, settings)
+    types = check_event_types(event_types)
+    secret = new_secret()
+    webhook_id = uuid.uuid4()
+    tenant_key = keyring.current(tenant_id)
+    wrapped = crypto.wrap_key(
+        tenant_key.key, secret.encode("ascii"), _context(tenant_id, webhook_id, tenant_key.version)
+    )
+    webhook = WebhookRow(
+        id=webhook_id,
+        url=checked_url,
+        event_types=types,
+        wrapped_secret=wrapped,
+        key_version=tenant_key.version,
+        active=active,
+        created_by=created_by,
+    )
+    session.add(webhook)
+    session.flush()
+    log.info("webhook_created", webhook_id=str(webhook_id), events=types)
+    return webhook, secret
+
+
+def secret_of(session: TenantSession, keyring: Keyring, webhook: WebhookRow) -> str:
+    """Decrypt the webhook's signing secret."""
+    tenant_id = _tenant_id(session)
+    tenant_key = keyring.version(tenant_id, webhook.key_version)
+    secret = crypto.unwrap_key(
+        tenant_key.key, webhook.wrapped_secret, _context(tenant_id, webhook.id, webhook.key_version)
+    )
+    return secret.decode("ascii")
+
+
+def list_webhooks(session: TenantSession) -> list[WebhookRow]:
+    return list(session.scalars(select(WebhookRow).order_by(WebhookRow.created_at, WebhookRow.id)))
+
+
+def access_webhook(session: TenantSession, webhook_id: uuid.UUID) -> WebhookRow:
+    """Return the tenant's webhook, or raise NotFound; another tenant's id is not found either."""
+    webhook = session.get(WebhookRow, (session.tenant_id, webhook_id))
+    if webhook is None:
+        raise NotFound(f"no webhook has the id {str(webhook_id)!r}")
+    return webhook
+
+
+def subscribers(session: TenantSession, event_type: str) -> list[WebhookRow]:
+    """Return the active webhooks subscribed to the event type."""
+    active = session.scalars(select(WebhookRow).where(WebhookRow.active.is_(True)))
+    return [webhook for webhook in active if event_type in webhook.event_types]
+
+
+def update_webhook(
+    session: TenantSession,
+    settings: Settings,
+    webhook_id: uuid.UUID,
+    *,
+    url: str | None = None,
+    event_types: Iterable[str] | None = None,
+    active: bool | None = None,
+) -> WebhookRow:
+    """Change the given fields of a webhook; fields left as None keep their value."""
+    webhook = access_webhook(session, webhook_id)
+    if url is not None:
+        webhook.url = check_url(url, settings)
+    if event_types is not None:
+        webhook.event_types = check_event_types(event_types)
+    if active is not None:
+        webhook.active = active
+    webhook.modified_at = utcnow()
+    session.flush()
+    log.info("webhook_changed", webhook_id=str(webhook_id), active=webhook.active)
+    return webhook
+
+
+def delete_webhook(session: TenantSession, webhook_id: uuid.UUID) -> None:
+    """Delete a webhook and its deliveries; jobs still queued for them find nothing and stop."""
+    webhook = access_webhook(session, webhook_id)
+    session.execute(delete(DeliveryRow).where(DeliveryRow.webhook_id == webhook.id))
+    session.delete(webhook)
+    session.flush()
+    log.info("webhook_deleted", webhook_id=str(webhook_id))
