@@ -308,6 +308,7 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
         "usage": call(client, estate.admin, "GET", "usage"),
         "links": call(client, estate.member, "GET", "links")["items"],
         "upload requests": call(client, estate.member, "GET", "upload-requests")["items"],
+        "audit trail": call(client, estate.admin, "GET", "audit")["items"],
     }
 
 

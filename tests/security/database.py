@@ -23,6 +23,7 @@ from strongroom.identity.tokens import Principal
 from strongroom.runtime import Runtime
 from strongroom.storage.db import CatalogBase, TenantBase
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.events import Target, record_event, user_actor
 from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING
 from tests.conftest import drive_owner
 
@@ -64,6 +65,19 @@ def share_by_link(runtime: Runtime, tenant: TenantInfo, path: str) -> None:
     with runtime.stores.session(tenant, write=True) as session:
         links.create_link(session, owner, names, None, None, None)
         upload_requests.create_upload_request(session, owner, names[:-1])
+
+
+def record_audit_event(runtime: Runtime, tenant: TenantInfo, user_id: uuid.UUID) -> None:
+    """Write an audit event of the tenant, so that the audit trail has a row of it."""
+    record_event(
+        runtime.stores,
+        tenant,
+        "settings_changed",
+        user_actor(user_id, "127.0.0.1"),
+        target=Target("tenant", tenant.id),
+        old={"time_zone": "UTC"},
+        new={"time_zone": "Europe/Paris"},
+    )
 
 
 def tenant_tables(connection: Connection) -> list[str]:

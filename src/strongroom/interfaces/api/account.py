@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from fastapi import APIRouter, Request
 
 from strongroom.identity import tokens
@@ -42,10 +40,6 @@ def _token_out(row: TokenRow) -> TokenOut:
         last_used=utc(row.last_used_at) if row.last_used_at else None,
         revoked=utc(row.revoked_at) if row.revoked_at else None,
     )
-
-
-def _iso(moment: dt.datetime | None) -> str | None:
-    return utc(moment).isoformat() if moment else None
 
 
 @router.get("/me", response_model=UserOut, summary="The user the token acts as")
@@ -88,7 +82,7 @@ def create_token(
             "token_created",
             actor_of(http, principal.user_id),
             target=Target("token", row.id),
-            new={"name": row.name, "prefix": row.prefix, "expires": _iso(row.expires_at)},
+            new=tokens.audited(row),
         )
     return TokenCreated(**_token_out(row).model_dump(), token=secret)
 
@@ -105,7 +99,7 @@ def revoke_token(
             "token_revoked",
             actor_of(request, principal.user_id),
             target=Target("token", row.id),
-            old={"name": row.name, "prefix": row.prefix},
+            old=tokens.audited(row),
         )
     # Revocations are rare, so dropping every cached token costs less than indexing them by id.
     runtime.tokens.clear()

@@ -69,7 +69,7 @@ def create_app_password(
             "app_password_created",
             actor_of(http, principal.user_id),
             target=Target("app_password", row.id),
-            new={"name": row.name},
+            new=app_passwords.audited(row),
         )
     return AppPasswordCreated(**_app_password_out(row).model_dump(), password=secret)
 
@@ -93,6 +93,6 @@ def revoke_app_password(
             "app_password_revoked",
             actor_of(request, principal.user_id),
             target=Target("app_password", row.id),
-            old={"name": row.name},
+            old=app_passwords.audited(row),
         )
     return _app_password_out(row)

@@ -121,7 +121,7 @@ def _read_lines(
 ) -> tuple[bytes, Cursor | None]:
     """Return one batch as JSON Lines, and the cursor after it, or None when it was the last."""
     with runtime.stores.session(tenant) as session:
-        rows = audit.read_batch(session, chosen, after)
+        rows = audit.read_batch(session, chosen, after, audit.EXPORT_BATCH)
         text = "".join(json.dumps(audit.event_json(row), sort_keys=True) + "\n" for row in rows)
     last = audit.cursor_after(rows[-1]) if len(rows) == audit.EXPORT_BATCH else None
     return text.encode("utf-8"), last
