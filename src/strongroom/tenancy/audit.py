@@ -30,7 +30,7 @@ ISO_HINT = "give an ISO 8601 time such as 2026-12-01T09:30:00+01:00"
 
 @dataclass(frozen=True)
 class AuditFilter:
-    """Which events to read: all of them where a field is None. `until` is exclusive."""
+    """The events to read: a field of None matches every event. `until` is exclusive."""
 
     action: str | None = None
     actor: str | None = None
@@ -165,8 +165,9 @@ def read_batch(
 ) -> list[AuditEventRow]:
     """Return up to `size` events, oldest first, from just after `after`, for an export.
 
-    An export reads each batch in a transaction of its own, so no transaction
-    stays open while a slow client reads; the cursor keeps the batches in order.
+    An export reads each batch in a transaction of its own, so that no
+    transaction stays open while a slow client reads. The cursor keeps the
+    batches in order.
     """
     query = _filtered(chosen)
     if after is not None:

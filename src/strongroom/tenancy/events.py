@@ -103,7 +103,7 @@ class AuditEventRow(TenantScoped, TenantBase):
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acts, by the name the trail stores, and the client address the request came from."""
+    """The user, operator or anonymous visitor who acts, with the client address of the request."""
 
     name: str
     address: str | None = None
@@ -182,20 +182,24 @@ def record_event(
     """Write an audit event in a transaction of its own, for a change made outside the store.
 
     The change it records has happened already, so a failure to write the
-    row is logged as an error, with every field of the event, and not raised.
+    row is logged as an error with the event's fields, and not raised.
     """
     try:
         with stores.session(tenant, write=True) as session:
             add_event(session, tenant, action, actor, target=target, old=old, new=new)
     except (ServiceUnavailable, SQLAlchemyError) as exc:
-        # NOTE: while a move has the store's write fence closed (a few seconds), such an
-        # event reaches only the log line; the operator's logs then hold the only record.
+        # NOTE: a move closes the store's write fence for a few seconds. An event of that
+        # moment is lost from the trail, and this log line is its only record.
         log.error(
             "audit_event_not_stored",
             audit=True,
             tenant=tenant.slug,
             action=action,
             actor=actor.log_name(tenant),
+            target_type=target.type if target is not None else None,
+            target_id=str(target.id) if target is not None else None,
+            old=dict(old) if old is not None else None,
+            new=dict(new) if new is not None else None,
             error=type(exc).__name__,
         )
 

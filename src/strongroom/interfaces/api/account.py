@@ -67,7 +67,7 @@ def list_tokens(runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep)
 @router.post("/tokens", response_model=TokenCreated, status_code=201, summary="Create an API token")
 def create_token(
     request: TokenCreate,
-    http: Request,
+    http_request: Request,
     runtime: RuntimeDep,
     tenant: TenantDep,
     principal: PrincipalDep,
@@ -80,7 +80,7 @@ def create_token(
             session,
             tenant,
             "token_created",
-            actor_of(http, principal.user_id),
+            actor_of(http_request, principal.user_id),
             target=Target("token", row.id),
             new=tokens.audited(row),
         )

@@ -54,7 +54,7 @@ def list_app_passwords(
 )
 def create_app_password(
     request: AppPasswordCreate,
-    http: Request,
+    http_request: Request,
     runtime: RuntimeDep,
     tenant: TenantDep,
     principal: PrincipalDep,
@@ -67,7 +67,7 @@ def create_app_password(
             session,
             tenant,
             "app_password_created",
-            actor_of(http, principal.user_id),
+            actor_of(http_request, principal.user_id),
             target=Target("app_password", row.id),
             new=app_passwords.audited(row),
         )

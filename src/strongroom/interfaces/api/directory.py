@@ -83,7 +83,7 @@ def list_groups(runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep
     "/groups", response_model=GroupOut, status_code=201, summary="Create a group; admins only"
 )
 def create_group(
-    request: GroupCreate, http: Request, runtime: RuntimeDep, tenant: TenantDep, admin: AdminDep
+    request: GroupCreate, http_request: Request, runtime: RuntimeDep, tenant: TenantDep, admin: AdminDep
 ) -> GroupOut:
     with runtime.stores.session(tenant, write=True) as session:
         group = groups.create_group(session, request.name, admin.user_id)
@@ -91,7 +91,7 @@ def create_group(
             session,
             tenant,
             "group_created",
-            actor_of(http, admin.user_id),
+            actor_of(http_request, admin.user_id),
             target=Target("group", group.id),
             new={"name": group.name},
         )
@@ -109,7 +109,7 @@ def get_group(
 def rename_group(
     group_id: str,
     request: GroupRename,
-    http: Request,
+    http_request: Request,
     runtime: RuntimeDep,
     tenant: TenantDep,
     admin: AdminDep,
@@ -123,7 +123,7 @@ def rename_group(
             session,
             tenant,
             "group_renamed",
-            actor_of(http, admin.user_id),
+            actor_of(http_request, admin.user_id),
             target=Target("group", group.id),
             old={"name": old_name},
             new={"name": group.name},

@@ -85,7 +85,7 @@ def _share_out(session: TenantSession, share: ShareRow) -> ShareOut:
 @router.post("/shares", response_model=ShareOut, status_code=201, summary="Share a file or folder")
 def create_share(
     request: ShareCreate,
-    http: Request,
+    http_request: Request,
     runtime: RuntimeDep,
     tenant: TenantDep,
     principal: PrincipalDep,
@@ -99,7 +99,7 @@ def create_share(
             session,
             tenant,
             "share_created",
-            actor_of(http, principal.user_id),
+            actor_of(http_request, principal.user_id),
             target=Target("share", share.id),
             new=_audited(share),
         )
@@ -128,7 +128,7 @@ def get_share(
 def update_share(
     share_id: str,
     request: ShareUpdate,
-    http: Request,
+    http_request: Request,
     runtime: RuntimeDep,
     tenant: TenantDep,
     principal: PrincipalDep,
@@ -145,7 +145,7 @@ def update_share(
                 session,
                 tenant,
                 "share_changed",
-                actor_of(http, principal.user_id),
+                actor_of(http_request, principal.user_id),
                 target=Target("share", share.id),
                 old=before,
                 new=after,

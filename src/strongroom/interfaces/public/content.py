@@ -140,7 +140,7 @@ async def send_file(
 
 @dataclass(frozen=True)
 class Download:
-    """What a visitor downloads through a link, for the audit trail: a node and the bytes sent.
+    """A visitor's download through a link, for the audit trail: the node and the bytes sent.
 
     `content_range` is the range of a file as Content-Range writes it, or
     None for a folder sent as a zip archive.

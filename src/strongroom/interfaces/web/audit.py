@@ -73,10 +73,10 @@ def _row(event: dict, emails: dict[str, str]) -> dict:
     """Add what a person reads more easily than ids: the actor's e-mail address where known."""
     actor = str(event["actor"])
     if actor in (OPERATOR_NAME, ANONYMOUS_NAME):
-        shown = actor
+        label = actor
     else:
-        shown = emails.get(actor, actor)
-    return {**event, "actor_shown": shown}
+        label = emails.get(actor, actor)
+    return {**event, "actor_label": label}
 
 
 @router.get("/admin/audit/export")
