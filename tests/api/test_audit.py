@@ -14,8 +14,10 @@ import pytest
 from strongroom.runtime import Runtime
 from strongroom.tenancy import audit
 from strongroom.tenancy.events import OPERATOR, Target, record_event, user_actor
+from strongroom.tenancy.isolation import DATABASE, SHARED
+from strongroom.tenancy.moves import move_tenant
 from strongroom.tenancy.plans import create_plan, set_limit_overrides, set_tenant_plan
-from tests.conftest import SHARED_LEVELS, Cast, Member
+from tests.conftest import SHARED_LEVELS, Cast, Level, Member
 
 # Every level runs the isolation tests; the rest add nothing there but time.
 SHARED_ONLY = pytest.mark.parametrize("level", SHARED_LEVELS, indirect=True)
@@ -401,6 +403,25 @@ def test_audit_rows_stay_in_own_store(runtime: Runtime, cast: Cast) -> None:
     assert acme_rows == []
     assert [row.tenant_id for row in globex_rows] == [cast.globex.id]
     assert [row.action for row in globex_rows] == ["plan_changed"]
+
+
+@SHARED_ONLY
+def test_audit_trail_moves_with_tenant(
+    client: httpx.Client, runtime: Runtime, cast: Cast, level: Level
+) -> None:
+    admin = cast.acme_admin
+    call(client, admin, "PATCH", "settings", json={"time_zone": "Europe/Paris"})
+    write_events(runtime, cast, 2)
+    before = events(client, admin)
+    destination = DATABASE if level.isolation == SHARED else SHARED
+
+    move_tenant(runtime.catalog, runtime.stores, "acme", destination)
+    call(client, admin, "PATCH", "settings", json={"time_zone": "UTC"})
+
+    after = events(client, admin)
+    assert runtime.catalog.get_tenant("acme").isolation == destination
+    assert after[1:] == before
+    assert after[0]["old"] == {"time_zone": "Europe/Paris"}
 
 
 def write_events(runtime: Runtime, cast: Cast, count: int) -> None:

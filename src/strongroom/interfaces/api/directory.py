@@ -170,15 +170,18 @@ def add_member(
     group_uuid = parse_object_id(group_id, "group")
     member_uuid = parse_object_id(user_id, "active user")
     with runtime.stores.session(tenant, write=True) as session:
+        already = groups.is_member(session, group_uuid, member_uuid)
         groups.add_member(session, group_uuid, member_uuid)
-        add_event(
-            session,
-            tenant,
-            "group_member_added",
-            actor_of(request, admin.user_id),
-            target=Target("group", group_uuid),
-            new={"user": str(member_uuid)},
-        )
+        # Adding a member again changes nothing, so it records nothing either.
+        if not already:
+            add_event(
+                session,
+                tenant,
+                "group_member_added",
+                actor_of(request, admin.user_id),
+                target=Target("group", group_uuid),
+                new={"user": str(member_uuid)},
+            )
     return _group_out(runtime, tenant, group_uuid)
 
 

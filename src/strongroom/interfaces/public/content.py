@@ -115,7 +115,8 @@ async def send_file(
         )
 
     units = links.share_of(length, size)
-    download = Download(node.id, actor_of(request, None), f"bytes {start}-{end}/{size}")
+    sent_range = f"bytes {start}-{end}/{size}" if size else "bytes */0"
+    download = Download(node.id, actor_of(request, None), sent_range)
     await charge(runtime, tenant, link_id, units, download, resuming=start > 0)
     pieces = read_range(runtime.blobs, content.blob, content.tenant_key, start, end)
     try:
