@@ -79,7 +79,7 @@ def test_audit_app_password_created_and_revoked(client: httpx.Client, cast: Cast
 
     assert made["actor"] == str(member.user_id)
     assert made["target"] == {"type": "app_password", "id": created["id"]}
-    assert revoked["old"] == {"name": "phone"}
+    assert revoked["old"] == {"user": str(member.user_id), "name": "phone"}
     assert created["password"] not in export(client, admin).text
 
 
