@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from psycopg.types.json import Json
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -108,7 +109,10 @@ def enter_role(connection: Connection, setting: str | None) -> None:
 
 
 def sample_row(connection: Connection, table: str, tenant_id: uuid.UUID) -> dict[str, Any]:
-    """Read one row of the tenant as the login role, with a fresh `id` where the table has one."""
+    """Read one row of the tenant as the login role, with a fresh `id` where the table has one.
+
+    JSON values come back as dicts and lists, which psycopg sends again only wrapped in Json.
+    """
     row = (
         connection.execute(
             text(f"SELECT * FROM {table} WHERE tenant_id = :tenant LIMIT 1"), {"tenant": tenant_id}
@@ -116,7 +120,7 @@ def sample_row(connection: Connection, table: str, tenant_id: uuid.UUID) -> dict
         .mappings()
         .one()
     )
-    copy = dict(row)
+    copy = {name: Json(value) if isinstance(value, dict | list) else value for name, value in row.items()}
     if "id" in copy:
         copy["id"] = uuid.uuid4()
     return copy
