@@ -55,6 +55,7 @@ from strongroom.identity.users import access_user_by_email, create_user, get_use
 from strongroom.interfaces.api.app import create_app
 from strongroom.runtime import Runtime, build_runtime
 from strongroom.storage.db import CatalogBase, TenantBase, make_engine
+from strongroom.tenancy import events as event_models  # noqa: F401
 from strongroom.tenancy import migrations
 from strongroom.tenancy import models as catalog_models  # noqa: F401
 from strongroom.tenancy import usage as usage_models  # noqa: F401

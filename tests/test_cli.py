@@ -403,6 +403,38 @@ def test_token_revoke_makes_token_fail(acme: StrongroomProcess) -> None:
     assert response.status_code == 401
 
 
+def test_token_commands_audited_as_operator(acme: StrongroomProcess) -> None:
+    made = acme.cli("user", "create", "acme", "boss@acme.test", "--role", "admin")
+    admin_token = acme.cli("token", "create", "acme", "boss@acme.test").stdout.strip()
+    token = acme.cli("token", "create", "acme", ALICE, "--name", "ci").stdout.strip()
+    [token_id] = UUID_PATTERN.findall(acme.cli("token", "list", "acme", ALICE).stdout)
+    acme.cli("token", "revoke", "acme", token_id)
+    acme.start()
+
+    response = httpx.get(
+        f"{acme.url}/t/acme/api/v1/audit",
+        params={"actor": "operator"},
+        headers={"Authorization": f"Bearer {admin_token}"},
+        timeout=10,
+    )
+
+    assert made.returncode == 0, made.stderr
+    assert response.status_code == 200, response.text
+    found = response.json()["items"]
+    assert [event["action"] for event in found] == [
+        "token_revoked",
+        "token_created",
+        "token_created",
+        "user_created",
+        "user_created",
+    ]
+    assert {event["address"] for event in found} == {None}
+    assert found[0]["target"] == {"type": "token", "id": token_id}
+    assert found[1]["new"]["name"] == "ci"
+    assert token not in response.text
+    assert admin_token not in response.text
+
+
 def test_token_revoke_unknown_id_is_rejected(acme: StrongroomProcess) -> None:
     unknown = str(uuid.uuid4())
 

@@ -18,9 +18,9 @@ from strongroom.base.errors import RateLimited
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.events import OPERATOR
+from strongroom.tenancy.fair_share import FairShare
 from strongroom.tenancy.limits import TenantLimits
 from strongroom.tenancy.plans import set_limit_overrides
-from strongroom.tenancy.fair_share import FairShare
 from tests.conftest import Cast, Member
 from tests.services.strongroom import StrongroomProcess
 
@@ -47,7 +47,9 @@ def limited_tenant(**limits: int) -> TenantInfo:
 
 
 def test_tenant_rate_limit_is_429(client: httpx.Client, cast: Cast, runtime: Runtime) -> None:
-    set_limit_overrides(runtime.catalog, "acme", {"requests_per_minute": 3}, OPERATOR)
+    set_limit_overrides(
+        runtime.catalog, runtime.stores, "acme", {"requests_per_minute": 3}, OPERATOR
+    )
 
     statuses = [me(client, member).status_code for member in [cast.acme_admin, cast.acme_member] * 2]
     rejected = me(client, cast.acme_admin)
@@ -66,7 +68,9 @@ def test_tenant_rate_limit_is_429(client: httpx.Client, cast: Cast, runtime: Run
 
 
 def test_tenant_rate_limit_counts_bad_tokens(client: httpx.Client, cast: Cast, runtime: Runtime) -> None:
-    set_limit_overrides(runtime.catalog, "acme", {"requests_per_minute": 2}, OPERATOR)
+    set_limit_overrides(
+        runtime.catalog, runtime.stores, "acme", {"requests_per_minute": 2}, OPERATOR
+    )
     stranger = {"Authorization": "Bearer sr_not-a-token"}
 
     unauthenticated = [client.get(cast.acme_admin.url("me"), headers=stranger) for _ in range(2)]
@@ -76,7 +80,9 @@ def test_tenant_rate_limit_counts_bad_tokens(client: httpx.Client, cast: Cast, r
 
 
 def test_user_rate_limit_is_per_user(client: httpx.Client, cast: Cast, runtime: Runtime) -> None:
-    set_limit_overrides(runtime.catalog, "acme", {"user_requests_per_minute": 2}, OPERATOR)
+    set_limit_overrides(
+        runtime.catalog, runtime.stores, "acme", {"user_requests_per_minute": 2}, OPERATOR
+    )
 
     member_statuses = [me(client, cast.acme_member).status_code for _ in range(3)]
     admin = me(client, cast.acme_admin)
@@ -102,7 +108,9 @@ def test_concurrent_transfers_limit_is_429(
 ) -> None:
     member = cast.acme_member
     assert client.put(member.url("files/a.txt"), content=b"a", headers=member.headers).is_success
-    tenant = set_limit_overrides(runtime.catalog, "acme", {"concurrent_transfers": 1}, OPERATOR)
+    tenant = set_limit_overrides(
+        runtime.catalog, runtime.stores, "acme", {"concurrent_transfers": 1}, OPERATOR
+    )
     # The test takes the only slot, as a slow upload in flight would.
     held = anyio.run(runtime.fair_share.acquire_transfer, tenant)
 
@@ -128,7 +136,9 @@ def test_finished_transfers_free_their_slot(
     client: httpx.Client, cast: Cast, runtime: Runtime
 ) -> None:
     member = cast.acme_member
-    set_limit_overrides(runtime.catalog, "acme", {"concurrent_transfers": 1}, OPERATOR)
+    set_limit_overrides(
+        runtime.catalog, runtime.stores, "acme", {"concurrent_transfers": 1}, OPERATOR
+    )
 
     statuses = []
     for index in range(3):
@@ -167,7 +177,9 @@ def test_bandwidth_limited_transfers_complete(
     client: httpx.Client, cast: Cast, runtime: Runtime
 ) -> None:
     member = cast.acme_member
-    set_limit_overrides(runtime.catalog, "acme", {"bandwidth_bytes_per_second": 64 * 1024}, OPERATOR)
+    set_limit_overrides(
+        runtime.catalog, runtime.stores, "acme", {"bandwidth_bytes_per_second": 64 * 1024}, OPERATOR
+    )
     body = bytes(range(256)) * 400
 
     stored = client.put(member.url("files/big.bin"), content=body, headers=member.headers)

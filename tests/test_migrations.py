@@ -25,9 +25,11 @@ from strongroom.drive import models as drive_models  # noqa: F401 - registers th
 from strongroom.identity import models as identity_models  # noqa: F401 - registers identity tables
 from strongroom.runtime import Runtime, build_runtime
 from strongroom.storage.db import CatalogBase, TenantBase, make_engine
-from strongroom.tenancy import migrations
+from strongroom.tenancy import (
+    migrations,
+    usage,  # noqa: F401 - registers the usage table
+)
 from strongroom.tenancy import models as catalog_models  # noqa: F401 - registers catalog tables
-from strongroom.tenancy import usage  # noqa: F401 - registers the usage table
 from strongroom.tenancy.catalog import Catalog
 from tests.services.strongroom import StrongroomProcess
 

@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from strongroom.interfaces.api import files as files_api
-
 from tests.services.strongroom import StrongroomProcess
 
 MIB = 1024 * 1024

@@ -101,7 +101,7 @@ def test_disabled_module_routes_answer_403(
 
 def test_versioning_off_replaces_content(client: httpx.Client, cast: Cast, runtime: Runtime) -> None:
     member = cast.acme_member
-    set_modules(runtime.catalog, "acme", {"versioning": False}, OPERATOR)
+    set_modules(runtime.catalog, runtime.stores, "acme", {"versioning": False}, OPERATOR)
 
     for body in (b"first", b"second!", b"third"):
         assert put_file(client, member, "a.txt", body).status_code in (200, 201)
@@ -115,7 +115,7 @@ def test_versioning_off_replaces_content(client: httpx.Client, cast: Cast, runti
 
 def test_versions_kept_prunes_oldest(client: httpx.Client, cast: Cast, runtime: Runtime) -> None:
     member = cast.acme_member
-    update_settings(runtime.catalog, "acme", {"versions_kept": 2}, OPERATOR)
+    update_settings(runtime.catalog, runtime.stores, "acme", {"versions_kept": 2}, OPERATOR)
 
     for body in (b"1", b"22", b"333"):
         put_file(client, member, "a.txt", body)
@@ -131,7 +131,9 @@ def test_versions_kept_prunes_oldest(client: httpx.Client, cast: Cast, runtime: 
 
 def test_blocked_extension_upload_is_415(client: httpx.Client, cast: Cast, runtime: Runtime) -> None:
     member = cast.acme_member
-    update_settings(runtime.catalog, "acme", {"blocked_extensions": ["exe", "tar.gz"]}, OPERATOR)
+    update_settings(
+        runtime.catalog, runtime.stores, "acme", {"blocked_extensions": ["exe", "tar.gz"]}, OPERATOR
+    )
 
     blocked = put_file(client, member, "tools/Setup.EXE", b"MZ")
     nested = put_file(client, member, "backup.tar.gz", b"gz")
@@ -148,7 +150,9 @@ def test_blocked_extension_upload_is_415(client: httpx.Client, cast: Cast, runti
 def test_rename_to_blocked_extension_is_415(client: httpx.Client, cast: Cast, runtime: Runtime) -> None:
     member = cast.acme_member
     put_file(client, member, "notes.txt", b"text")
-    update_settings(runtime.catalog, "acme", {"blocked_extensions": ["exe"]}, OPERATOR)
+    update_settings(
+        runtime.catalog, runtime.stores, "acme", {"blocked_extensions": ["exe"]}, OPERATOR
+    )
 
     response = client.post(
         member.url("move"), json={"from": "notes.txt", "to": "notes.exe"}, headers=member.headers
@@ -162,7 +166,7 @@ def test_max_file_size_rejects_large_uploads(
     client: httpx.Client, cast: Cast, runtime: Runtime
 ) -> None:
     member = cast.acme_member
-    update_settings(runtime.catalog, "acme", {"max_file_size": 1000}, OPERATOR)
+    update_settings(runtime.catalog, runtime.stores, "acme", {"max_file_size": 1000}, OPERATOR)
 
     declared = put_file(client, member, "big.bin", b"x" * 1001)
     streamed = put_file(client, member, "big.bin", pieces(5000, size=400))
@@ -184,7 +188,7 @@ def test_plan_max_file_size_names_operator(
     client: httpx.Client, cast: Cast, runtime: Runtime
 ) -> None:
     member = cast.acme_member
-    set_limit_overrides(runtime.catalog, "acme", {"max_file_size": 10}, OPERATOR)
+    set_limit_overrides(runtime.catalog, runtime.stores, "acme", {"max_file_size": 10}, OPERATOR)
 
     response = put_file(client, member, "big.bin", b"x" * 11)
 
@@ -202,7 +206,7 @@ def test_module_gate_blocks_disabled_module(runtime: Runtime, cast: Cast) -> Non
         served.append(scope["path"])
 
     gate = ModuleGate(mounted, "webdav")
-    switched_off = set_modules(runtime.catalog, "acme", {"webdav": False}, OPERATOR)
+    switched_off = set_modules(runtime.catalog, runtime.stores, "acme", {"webdav": False}, OPERATOR)
     replies = [asyncio.run(call_asgi(gate, tenant)) for tenant in (switched_off, cast.globex)]
 
     assert replies[0]["status"] == 403
@@ -237,7 +241,9 @@ async def call_asgi(app: object, tenant: object) -> dict:
 
 def test_settings_change_keeps_branding(client: httpx.Client, cast: Cast, runtime: Runtime) -> None:
     admin = cast.acme_admin
-    branding.set_branding(runtime.catalog, cast.acme, "Acme Legal", "#2f5d50")
+    branding.set_branding(
+        runtime.catalog, runtime.stores, cast.acme, OPERATOR, "Acme Legal", "#2f5d50"
+    )
 
     response = client.patch(
         admin.url("settings"),

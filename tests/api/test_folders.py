@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from strongroom.drive import files as drive_files
 from strongroom.drive import listing
+from strongroom.drive.models import NodeRow
 from strongroom.interfaces.api import folders
 from strongroom.interfaces.api.middleware import RequestContextMiddleware
 from strongroom.interfaces.api.problems import install_problem_handlers
-from strongroom.drive.models import NodeRow
 from strongroom.runtime import Runtime
 from tests.conftest import Cast, LiveServer, Member
 

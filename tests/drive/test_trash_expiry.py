@@ -38,7 +38,9 @@ def trashed_names(runtime: Runtime, tenant: TenantInfo) -> list[str]:
 
 
 def test_expiry_purges_after_retention(runtime: Runtime, cast: Cast) -> None:
-    tenant = update_settings(runtime.catalog, "acme", {"trash_retention_days": 7}, OPERATOR)
+    tenant = update_settings(
+        runtime.catalog, runtime.stores, "acme", {"trash_retention_days": 7}, OPERATOR
+    )
     store(runtime, tenant, "old.txt", b"old content")
     store(runtime, tenant, "kept.txt", b"kept")
     trash_file(runtime, tenant, "old.txt")
@@ -59,7 +61,9 @@ def test_expiry_purges_after_retention(runtime: Runtime, cast: Cast) -> None:
 
 
 def test_expiry_counts_from_now_given(runtime: Runtime, cast: Cast) -> None:
-    tenant = update_settings(runtime.catalog, "acme", {"trash_retention_days": 30}, OPERATOR)
+    tenant = update_settings(
+        runtime.catalog, runtime.stores, "acme", {"trash_retention_days": 30}, OPERATOR
+    )
     store(runtime, tenant, "a.txt", b"a")
     trash_file(runtime, tenant, "a.txt")
 
@@ -72,7 +76,9 @@ def test_expiry_counts_from_now_given(runtime: Runtime, cast: Cast) -> None:
 
 
 def test_expiry_with_zero_retention_keeps_trash(runtime: Runtime, cast: Cast) -> None:
-    tenant = update_settings(runtime.catalog, "acme", {"trash_retention_days": 0}, OPERATOR)
+    tenant = update_settings(
+        runtime.catalog, runtime.stores, "acme", {"trash_retention_days": 0}, OPERATOR
+    )
     store(runtime, tenant, "a.txt", b"a")
     trash_file(runtime, tenant, "a.txt")
 
@@ -83,7 +89,9 @@ def test_expiry_with_zero_retention_keeps_trash(runtime: Runtime, cast: Cast) ->
 
 
 def test_expiry_leaves_other_tenant(runtime: Runtime, cast: Cast) -> None:
-    acme = update_settings(runtime.catalog, "acme", {"trash_retention_days": 1}, OPERATOR)
+    acme = update_settings(
+        runtime.catalog, runtime.stores, "acme", {"trash_retention_days": 1}, OPERATOR
+    )
     store(runtime, cast.globex, "g.txt", b"g")
     trash_file(runtime, cast.globex, "g.txt")
 

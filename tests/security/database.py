@@ -24,6 +24,7 @@ from strongroom.identity.tokens import Principal
 from strongroom.runtime import Runtime
 from strongroom.storage.db import CatalogBase, TenantBase
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.events import Target, record_event, user_actor
 from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING
 from strongroom.webhooks import subscriptions
 from strongroom.webhooks.events import emit
@@ -80,6 +81,19 @@ def subscribe_webhook(runtime: Runtime, tenant: TenantInfo) -> None:
     assert len(deliveries) == 1, "the webhook event made no delivery"
 
 
+def record_audit_event(runtime: Runtime, tenant: TenantInfo, user_id: uuid.UUID) -> None:
+    """Write an audit event of the tenant, so that the audit trail has a row of it."""
+    record_event(
+        runtime.stores,
+        tenant,
+        "settings_changed",
+        user_actor(user_id, "127.0.0.1"),
+        target=Target("tenant", tenant.id),
+        old={"time_zone": "UTC"},
+        new={"time_zone": "Europe/Paris"},
+    )
+
+
 def tenant_tables(connection: Connection) -> list[str]:
     """Every tenant table: in the metadata, or in the live schema with a `tenant_id` column."""
     live = connection.scalars(
@@ -108,7 +122,10 @@ def enter_role(connection: Connection, setting: str | None) -> None:
 
 
 def sample_row(connection: Connection, table: str, tenant_id: uuid.UUID) -> dict[str, Any]:
-    """Read one row of the tenant as the login role, with a fresh `id` where the table has one."""
+    """Read one row of the tenant as the login role, with a fresh `id` where the table has one.
+
+    JSON values come back as dicts and lists, which psycopg sends again only wrapped in Json.
+    """
     row = (
         connection.execute(
             text(f"SELECT * FROM {table} WHERE tenant_id = :tenant LIMIT 1"), {"tenant": tenant_id}

@@ -91,6 +91,8 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/modules"): None,
     ("PATCH", "/api/v1/modules"): MODULES,
     ("GET", "/api/v1/limits"): None,
+    ("GET", "/api/v1/audit"): None,
+    ("GET", "/api/v1/audit/export"): None,
     ("OPTIONS", "/api/v1/uploads/"): None,
     ("POST", "/api/v1/uploads/"): TUS_CREATION,
     ("OPTIONS", "/api/v1/uploads/{upload_id}"): None,

@@ -20,7 +20,7 @@ from strongroom.base.errors import (
 from strongroom.identity.users import create_user
 from strongroom.runtime import Runtime
 from strongroom.tenancy.configuration import set_modules, update_settings
-from strongroom.tenancy.events import OPERATOR
+from strongroom.tenancy.events import OPERATOR, Actor
 from strongroom.tenancy.lifecycle import provision_tenant
 from strongroom.tenancy.modules import check_module
 from strongroom.tenancy.plans import (
@@ -140,7 +140,7 @@ def test_delete_plan_only_when_unused(runtime: Runtime) -> None:
 
     with pytest.raises(Conflict, match="plan 'basic' is the plan of 1 tenant;"):
         delete_plan(runtime.catalog, "basic")
-    set_tenant_plan(runtime.catalog, "acme", "default", OPERATOR)
+    set_tenant_plan(runtime.catalog, runtime.stores, "acme", "default", OPERATOR)
     delete_plan(runtime.catalog, "basic")
 
     assert [plan.name for plan in list_plans(runtime.catalog)] == ["default"]
@@ -161,7 +161,7 @@ def test_set_tenant_plan_applies_new_limits(runtime: Runtime, logs: list[dict]) 
     create_plan(runtime.catalog, "small", limits={"storage_bytes": 1000})
     provision_tenant(runtime.catalog, runtime.stores, "acme")
 
-    tenant = set_tenant_plan(runtime.catalog, "acme", "small", OPERATOR)
+    tenant = set_tenant_plan(runtime.catalog, runtime.stores, "acme", "small", OPERATOR)
 
     assert tenant.quota_bytes == 1000
     assert runtime.catalog.get_tenant("acme").plan == "small"
@@ -176,7 +176,7 @@ def test_set_tenant_plan_rejects_missing_plan(runtime: Runtime) -> None:
     provision_tenant(runtime.catalog, runtime.stores, "acme")
 
     with pytest.raises(NotFound, match="no plan is named 'gold'"):
-        set_tenant_plan(runtime.catalog, "acme", "gold", OPERATOR)
+        set_tenant_plan(runtime.catalog, runtime.stores, "acme", "gold", OPERATOR)
 
     assert runtime.catalog.get_tenant("acme").plan == "default"
 
@@ -187,12 +187,15 @@ def test_overrides_replace_plan_limits(runtime: Runtime, logs: list[dict]) -> No
 
     overridden = set_limit_overrides(
         runtime.catalog,
+        runtime.stores,
         "acme",
         {"storage_bytes": None, "requests_per_minute": 30},
         OPERATOR,
     )
 
-    restored = set_limit_overrides(runtime.catalog, "acme", {"storage_bytes": FROM_PLAN}, OPERATOR)
+    restored = set_limit_overrides(
+        runtime.catalog, runtime.stores, "acme", {"storage_bytes": FROM_PLAN}, OPERATOR
+    )
 
     assert overridden.quota_bytes is None
     assert overridden.limits.requests_per_minute == 30
@@ -209,7 +212,7 @@ def test_overrides_reject_unknown_limit(runtime: Runtime) -> None:
     provision_tenant(runtime.catalog, runtime.stores, "acme")
 
     with pytest.raises(InvalidInput, match="'seats' is not a limit"):
-        set_limit_overrides(runtime.catalog, "acme", {"seats": 3}, OPERATOR)
+        set_limit_overrides(runtime.catalog, runtime.stores, "acme", {"seats": 3}, OPERATOR)
 
 
 def test_set_quota_is_storage_override(runtime: Runtime) -> None:
@@ -227,9 +230,9 @@ def test_set_quota_is_storage_override(runtime: Runtime) -> None:
 def test_modules_switch_off_and_on(runtime: Runtime, logs: list[dict]) -> None:
     provision_tenant(runtime.catalog, runtime.stores, "acme")
 
-    off = set_modules(runtime.catalog, "acme", {"webdav": False}, OPERATOR)
+    off = set_modules(runtime.catalog, runtime.stores, "acme", {"webdav": False}, OPERATOR)
 
-    on = set_modules(runtime.catalog, "acme", {"webdav": True}, OPERATOR)
+    on = set_modules(runtime.catalog, runtime.stores, "acme", {"webdav": True}, OPERATOR)
 
     assert "webdav" not in off.modules
     assert "webdav" in on.modules
@@ -244,7 +247,7 @@ def test_module_outside_plan_cannot_be_enabled(runtime: Runtime) -> None:
     provision_tenant(runtime.catalog, runtime.stores, "acme", plan="basic")
 
     with pytest.raises(BeyondPlan, match="the plan 'basic' of tenant 'acme' does not include webdav"):
-        set_modules(runtime.catalog, "acme", {"webdav": True}, OPERATOR)
+        set_modules(runtime.catalog, runtime.stores, "acme", {"webdav": True}, OPERATOR)
 
     assert "webdav" not in runtime.catalog.get_tenant("acme").modules
 
@@ -252,7 +255,7 @@ def test_module_outside_plan_cannot_be_enabled(runtime: Runtime) -> None:
 def test_check_module_names_who_disabled_it(runtime: Runtime) -> None:
     create_plan(runtime.catalog, "basic", modules=["versioning"])
     provision_tenant(runtime.catalog, runtime.stores, "acme", plan="basic")
-    tenant = set_modules(runtime.catalog, "acme", {"versioning": False}, OPERATOR)
+    tenant = set_modules(runtime.catalog, runtime.stores, "acme", {"versioning": False}, OPERATOR)
 
     with pytest.raises(ModuleDisabled, match="the tenant administrator disabled it"):
         check_module(tenant, "versioning")
@@ -268,9 +271,10 @@ def test_update_settings_records_old_and_new(runtime: Runtime, logs: list[dict])
 
     tenant = update_settings(
         runtime.catalog,
+        runtime.stores,
         "acme",
         {"time_zone": "Europe/Paris", "display_name": "Acme Corp"},
-        "someone@acme",
+        Actor("someone"),
     )
 
     assert tenant.settings.time_zone == "Europe/Paris"
@@ -285,8 +289,12 @@ def test_settings_null_restores_plan_default(runtime: Runtime) -> None:
     create_plan(runtime.catalog, "basic", settings={"versions_kept": 5})
     provision_tenant(runtime.catalog, runtime.stores, "acme", plan="basic")
 
-    changed = update_settings(runtime.catalog, "acme", {"versions_kept": 2}, OPERATOR)
-    restored = update_settings(runtime.catalog, "acme", {"versions_kept": None}, OPERATOR)
+    changed = update_settings(
+        runtime.catalog, runtime.stores, "acme", {"versions_kept": 2}, OPERATOR
+    )
+    restored = update_settings(
+        runtime.catalog, runtime.stores, "acme", {"versions_kept": None}, OPERATOR
+    )
 
     assert changed.settings.versions_kept == 2
     assert restored.settings.versions_kept == 5
@@ -294,10 +302,12 @@ def test_settings_null_restores_plan_default(runtime: Runtime) -> None:
 
 def test_settings_nested_patch_keeps_other_rules(runtime: Runtime) -> None:
     provision_tenant(runtime.catalog, runtime.stores, "acme")
-    update_settings(runtime.catalog, "acme", {"password_policy": {"require_digit": True}}, OPERATOR)
+    update_settings(
+        runtime.catalog, runtime.stores, "acme", {"password_policy": {"require_digit": True}}, OPERATOR
+    )
 
     tenant = update_settings(
-        runtime.catalog, "acme", {"password_policy": {"min_length": 16}}, OPERATOR
+        runtime.catalog, runtime.stores, "acme", {"password_policy": {"min_length": 16}}, OPERATOR
     )
 
     assert tenant.settings.password_policy.min_length == 16
@@ -314,7 +324,7 @@ def test_settings_reject_invalid_and_keep_old(runtime: Runtime) -> None:
     }
     for name, (value, message) in cases.items():
         with pytest.raises(InvalidInput, match=message):
-            update_settings(runtime.catalog, "acme", {name: value}, OPERATOR)
+            update_settings(runtime.catalog, runtime.stores, "acme", {name: value}, OPERATOR)
 
     assert runtime.catalog.get_tenant("acme").settings == before
 
@@ -324,8 +334,10 @@ def test_settings_max_file_size_within_plan(runtime: Runtime) -> None:
     provision_tenant(runtime.catalog, runtime.stores, "acme", plan="basic")
 
     with pytest.raises(BeyondPlan, match="max_file_size: 2000 bytes is more than the 1000 bytes"):
-        update_settings(runtime.catalog, "acme", {"max_file_size": 2000}, OPERATOR)
-    tenant = update_settings(runtime.catalog, "acme", {"max_file_size": 500}, OPERATOR)
+        update_settings(runtime.catalog, runtime.stores, "acme", {"max_file_size": 2000}, OPERATOR)
+    tenant = update_settings(
+        runtime.catalog, runtime.stores, "acme", {"max_file_size": 500}, OPERATOR
+    )
 
     assert tenant.max_file_size == 500
 
@@ -351,6 +363,7 @@ def test_password_policy_enforced_on_create(runtime: Runtime) -> None:
     tenant = provision_tenant(runtime.catalog, runtime.stores, "acme")
     tenant = update_settings(
         runtime.catalog,
+        runtime.stores,
         "acme",
         {"password_policy": {"min_length": 20, "require_digit": True}},
         OPERATOR,

@@ -19,6 +19,7 @@ from strongroom.base.config import load_settings
 from strongroom.identity.users import create_user
 from strongroom.runtime import build_runtime
 from strongroom.tenancy import branding
+from strongroom.tenancy.events import OPERATOR
 from strongroom.tenancy.lifecycle import provision_tenant
 from tests.conftest import PASSWORD, LiveServer, Member
 from tests.web.helpers import sign_in
@@ -44,7 +45,9 @@ def make_site(data_dir: Path) -> tuple[object, Member, Member]:
     tenant = provision_tenant(
         runtime.catalog, runtime.stores, "northwind", "Northwind", 5 * 1024**3, "shared"
     )
-    branding.set_branding(runtime.catalog, tenant, "Northwind Legal", "#2f5d50")
+    branding.set_branding(
+        runtime.catalog, runtime.stores, tenant, OPERATOR, "Northwind Legal", "#2f5d50"
+    )
     members = []
     with runtime.stores.session(tenant, write=True) as session:
         for email, role in (("ada@northwind.example", "admin"), ("ben@northwind.example", "member")):

@@ -130,7 +130,7 @@ def test_bad_paths_never_fail_the_server(acme_member: WebUser) -> None:
 # Admin ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/admin/users", "/admin/settings", "/admin/usage"])
+@pytest.mark.parametrize("path", ["/admin/users", "/admin/settings", "/admin/usage", "/admin/audit"])
 def test_member_gets_403_on_admin_pages(acme_member: WebUser, path: str) -> None:
     assert acme_member.get(path).status_code == 403
 

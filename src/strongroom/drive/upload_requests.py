@@ -47,6 +47,7 @@ from strongroom.identity.users import get_user
 from strongroom.runtime import Runtime
 from strongroom.storage.db import TenantSession
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.events import Actor, Target, add_event
 from strongroom.tenancy.models import utcnow
 from strongroom.tenancy.usage import get_usage, reserve_bytes
 
@@ -279,9 +280,17 @@ def _too_large(row: UploadRequestRow, size: int) -> PayloadTooLarge:
 
 
 def finish_receiving(
-    runtime: Runtime, tenant: TenantInfo, request_id: uuid.UUID, name: str, upload: BlobUpload
+    runtime: Runtime,
+    tenant: TenantInfo,
+    request_id: uuid.UUID,
+    name: str,
+    upload: BlobUpload,
+    actor: Actor,
 ) -> Received:
-    """Publish the blob as a new file in the request's folder; on any failure, delete the blob."""
+    """Publish the blob as a new file in the request's folder; on any failure, delete the blob.
+
+    The audit event of the received file commits with the file.
+    """
     try:
         blob, sha256 = upload.finish()
     except BaseException:
@@ -293,6 +302,14 @@ def finish_receiving(
                 with runtime.stores.session(tenant, write=True) as session:
                     node, _version = _store_new_file(session, tenant, request_id, name, blob, sha256)
                     stored = node.name
+                    add_event(
+                        session,
+                        tenant,
+                        "upload_request_file_received",
+                        actor,
+                        target=Target("upload_request", request_id),
+                        new={"node": str(node.id), "size": blob.size, "sha256": sha256},
+                    )
                 break
             except DatabaseIntegrityError as exc:
                 log.info("upload_request_commit_retry", attempt=attempt, error=type(exc).__name__)

@@ -150,3 +150,8 @@ def revoke_app_password(
 def _as_utc(moment: dt.datetime) -> dt.datetime:
     """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def audited(row: AppPasswordRow) -> dict[str, str]:
+    """Return an app password as the audit trail records it: its owner and name, never the secret."""
+    return {"user": str(row.user_id), "name": row.name}

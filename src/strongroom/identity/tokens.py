@@ -141,6 +141,16 @@ def revoke_token(session: TenantSession, token_id: uuid.UUID, user_id: uuid.UUID
     return token
 
 
+def audited(row: TokenRow) -> dict[str, str | None]:
+    """Return a token as the audit trail records it: its owner, name and prefix, never the secret."""
+    return {
+        "user": str(row.user_id),
+        "name": row.name,
+        "prefix": row.prefix,
+        "expires": _aware(row.expires_at).isoformat() if row.expires_at else None,
+    }
+
+
 def _aware(moment: dt.datetime) -> dt.datetime:
     """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

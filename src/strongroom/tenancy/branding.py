@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from strongroom.base.errors import InvalidInput
 from strongroom.tenancy.catalog import Catalog
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.events import Actor, Target, record_event
+from strongroom.tenancy.isolation import TenantStores
 
 SECTION = "branding"
 DEFAULT_COLOUR = "#1d4e89"
@@ -111,7 +113,9 @@ def get_logo(catalog: Catalog, tenant: TenantInfo) -> tuple[bytes, str] | None:
 
 def set_branding(
     catalog: Catalog,
+    stores: TenantStores,
     tenant: TenantInfo,
+    actor: Actor,
     display_name: str,
     colour: str,
     logo: bytes | None = None,
@@ -119,7 +123,8 @@ def set_branding(
 ) -> Branding:
     """Check and store the tenant's branding; the logo stays unless a new one or removal is given."""
     section = {"display_name": check_display_name(display_name), "colour": check_colour(colour)}
-    current = (catalog.tenant_settings(tenant.id).get(SECTION) or {}).get("logo")
+    before = catalog.tenant_settings(tenant.id).get(SECTION) or {}
+    current = before.get("logo")
     if logo:
         section["logo"] = {
             "media_type": logo_media_type(logo),
@@ -129,7 +134,23 @@ def set_branding(
     elif current and not remove_logo:
         section["logo"] = current
     settings = catalog.set_settings_section(tenant.id, SECTION, section)
+    old, new = _audited(before), _audited(section)
+    if old != new:
+        record_event(
+            stores, tenant, "branding_changed", actor, target=Target("tenant", tenant.id),
+            old=old, new=new,
+        )
     return branding_of(tenant, settings)
+
+
+def _audited(section: dict) -> dict:
+    """Return the branding as the audit trail records it: the logo by its digest, not its bytes."""
+    logo = section.get("logo")
+    return {
+        "display_name": section.get("display_name"),
+        "colour": section.get("colour"),
+        "logo_sha256": logo["sha256"] if logo else None,
+    }
 
 
 class BrandingCache:

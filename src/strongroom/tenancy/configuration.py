@@ -1,18 +1,19 @@
 """Changes to a tenant's settings and modules, each recorded as an audit event.
 
 Tenant administrators make them through the API and the operator through the
-command line; both call these functions, which own the catalog transaction.
+command line; both call these functions, which own the catalog transaction
+and write the audit event to the tenant's store once it commits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strongroom.base.errors import BeyondPlan, InvalidInput
 from strongroom.tenancy.catalog import Catalog, tenant_info
 from strongroom.tenancy.context import TenantInfo
-from strongroom.tenancy.events import record_event
+from strongroom.tenancy.events import Actor, Target, record_event
 from strongroom.tenancy.modules import check_module_names
 from strongroom.tenancy.settings import (
     CATALOG_SETTINGS,
@@ -25,9 +26,12 @@ from strongroom.tenancy.settings import (
     validate_settings,
 )
 
+if TYPE_CHECKING:
+    from strongroom.tenancy.isolation import TenantStores
+
 
 def update_settings(
-    catalog: Catalog, slug: str, patch: Mapping[str, Any], actor: str
+    catalog: Catalog, stores: TenantStores, slug: str, patch: Mapping[str, Any], actor: Actor
 ) -> TenantInfo:
     """Apply a JSON merge patch to the tenant's settings, validate them, and record the change.
 
@@ -56,9 +60,11 @@ def update_settings(
     changed = [key for key in SETTING_NAMES if old[key] != new[key]]
     if changed:
         record_event(
+            stores,
             tenant,
             "settings_changed",
             actor,
+            target=Target("tenant", tenant.id),
             old={key: old[key] for key in changed},
             new={key: new[key] for key in changed},
         )
@@ -76,7 +82,9 @@ def _check_within_plan(settings: TenantSettings, tenant: TenantInfo) -> None:
 
 
 
-def set_modules(catalog: Catalog, slug: str, changes: Mapping[str, bool], actor: str) -> TenantInfo:
+def set_modules(
+    catalog: Catalog, stores: TenantStores, slug: str, changes: Mapping[str, bool], actor: Actor
+) -> TenantInfo:
     """Switch modules on (True) or off (False) for a tenant, and record the change.
 
     A module that the tenant's plan does not allow cannot be switched on.
@@ -98,9 +106,11 @@ def set_modules(catalog: Catalog, slug: str, changes: Mapping[str, bool], actor:
 
     if tenant.modules != before.modules:
         record_event(
+            stores,
             tenant,
             "modules_changed",
             actor,
+            target=Target("tenant", tenant.id),
             old={name: name in before.modules for name in changes},
             new={name: name in tenant.modules for name in changes},
         )

@@ -20,7 +20,7 @@ from strongroom.base.errors import AlreadyExists, Conflict, InvalidInput, NotFou
 from strongroom.base.logging import get_logger
 from strongroom.tenancy.catalog import lock_plan, plan_limits, tenant_info
 from strongroom.tenancy.context import DEFAULT_PLAN, TenantInfo
-from strongroom.tenancy.events import record_event
+from strongroom.tenancy.events import Actor, Target, record_event
 from strongroom.tenancy.limits import LIMIT_NAMES, TenantLimits, check_limits
 from strongroom.tenancy.models import PlanRow, TenantRow
 from strongroom.tenancy.modules import MODULES, check_module_names
@@ -33,6 +33,7 @@ from strongroom.tenancy.settings import (
 
 if TYPE_CHECKING:
     from strongroom.tenancy.catalog import Catalog
+    from strongroom.tenancy.isolation import TenantStores
 
 log = get_logger(__name__)
 
@@ -218,7 +219,9 @@ def _locked_plan(session: Session, name: str) -> PlanRow:
 # A tenant's plan and overrides ------------------------------------------------------------
 
 
-def set_tenant_plan(catalog: Catalog, slug: str, plan_name: str, actor: str) -> TenantInfo:
+def set_tenant_plan(
+    catalog: Catalog, stores: TenantStores, slug: str, plan_name: str, actor: Actor
+) -> TenantInfo:
     """Move a tenant to another plan; its overrides, module choices and settings stay."""
     with catalog.session(write=True) as session:
         lock_plan(session, plan_name)
@@ -231,12 +234,20 @@ def set_tenant_plan(catalog: Catalog, slug: str, plan_name: str, actor: str) -> 
         tenant = tenant_info(row)
     catalog.invalidate(slug)
     if old_plan != plan_name:
-        record_event(tenant, "plan_changed", actor, old={"plan": old_plan}, new={"plan": plan_name})
+        record_event(
+            stores,
+            tenant,
+            "plan_changed",
+            actor,
+            target=Target("tenant", tenant.id),
+            old={"plan": old_plan},
+            new={"plan": plan_name},
+        )
     return tenant
 
 
 def set_limit_overrides(
-    catalog: Catalog, slug: str, changes: Mapping[str, Any], actor: str
+    catalog: Catalog, stores: TenantStores, slug: str, changes: Mapping[str, Any], actor: Actor
 ) -> TenantInfo:
     """Override limits of the tenant's plan: a value of None is unlimited, FROM_PLAN removes one."""
     removed = [name for name, value in changes.items() if value is FROM_PLAN]
@@ -250,5 +261,13 @@ def set_limit_overrides(
         tenant = tenant_info(row)
     catalog.invalidate(slug)
     if overrides != old:
-        record_event(tenant, "limits_changed", actor, old=old, new=overrides)
+        record_event(
+            stores,
+            tenant,
+            "limits_changed",
+            actor,
+            target=Target("tenant", tenant.id),
+            old=old,
+            new=overrides,
+        )
     return tenant

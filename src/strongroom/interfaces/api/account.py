@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from strongroom.identity import tokens
 from strongroom.identity.models import TokenRow
@@ -12,6 +12,7 @@ from strongroom.interfaces.api.dependencies import (
     PrincipalDep,
     RuntimeDep,
     TenantDep,
+    actor_of,
     parse_object_id,
 )
 from strongroom.interfaces.api.schemas import (
@@ -23,6 +24,7 @@ from strongroom.interfaces.api.schemas import (
     UserOut,
     utc,
 )
+from strongroom.tenancy.events import Target, add_event
 from strongroom.tenancy.usage import get_usage
 
 router = APIRouter(prefix=API_PREFIX, tags=["account"])
@@ -64,21 +66,41 @@ def list_tokens(runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep)
 
 @router.post("/tokens", response_model=TokenCreated, status_code=201, summary="Create an API token")
 def create_token(
-    request: TokenCreate, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
+    request: TokenCreate,
+    http_request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    principal: PrincipalDep,
 ) -> TokenCreated:
     with runtime.stores.session(tenant, write=True) as session:
         user = get_user(session, principal.user_id)
         assert user is not None, "an authenticated user exists"
         row, secret = tokens.create_token(session, user, request.name, request.expires_in_days)
+        add_event(
+            session,
+            tenant,
+            "token_created",
+            actor_of(http_request, principal.user_id),
+            target=Target("token", row.id),
+            new=tokens.audited(row),
+        )
     return TokenCreated(**_token_out(row).model_dump(), token=secret)
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut, summary="Revoke one of my tokens")
 def revoke_token(
-    token_id: str, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
+    token_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> TokenOut:
     with runtime.stores.session(tenant, write=True) as session:
         row = tokens.revoke_token(session, parse_object_id(token_id, "token"), principal.user_id)
+        add_event(
+            session,
+            tenant,
+            "token_revoked",
+            actor_of(request, principal.user_id),
+            target=Target("token", row.id),
+            old=tokens.audited(row),
+        )
     # Revocations are rare, so dropping every cached token costs less than indexing them by id.
     runtime.tokens.clear()
     return _token_out(row)

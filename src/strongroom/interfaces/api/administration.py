@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 
 from strongroom.base.errors import InvalidInput
 from strongroom.interfaces.api.dependencies import (
@@ -18,11 +18,11 @@ from strongroom.interfaces.api.dependencies import (
     PrincipalDep,
     RuntimeDep,
     TenantDep,
+    actor_of,
 )
 from strongroom.interfaces.api.schemas import LimitsOut, ModuleOut, ModulesOut
 from strongroom.tenancy.configuration import set_modules, update_settings
 from strongroom.tenancy.context import TenantInfo
-from strongroom.tenancy.events import user_actor
 from strongroom.tenancy.modules import MODULES
 from strongroom.tenancy.settings import TenantSettings
 
@@ -42,6 +42,7 @@ async def get_settings(tenant: TenantDep, _principal: PrincipalDep) -> TenantSet
     summary="Change settings (admins): a JSON merge patch, null restores the plan's default",
 )
 async def patch_settings(
+    request: Request,
     runtime: RuntimeDep,
     tenant: TenantDep,
     principal: AdminDep,
@@ -49,9 +50,9 @@ async def patch_settings(
         dict[str, Any], Body(openapi_examples={"change": {"value": SETTINGS_PATCH_EXAMPLE}})
     ],
 ) -> TenantSettings:
-    actor = user_actor(principal.user_id, tenant)
+    actor = actor_of(request, principal.user_id)
     changed = await anyio.to_thread.run_sync(
-        update_settings, runtime.catalog, tenant.slug, patch, actor
+        update_settings, runtime.catalog, runtime.stores, tenant.slug, patch, actor
     )
     return changed.settings
 
@@ -67,6 +68,7 @@ async def get_modules(tenant: TenantDep, _principal: PrincipalDep) -> ModulesOut
     summary="Switch modules on or off (admins): an object of module names and true or false",
 )
 async def patch_modules(
+    request: Request,
     runtime: RuntimeDep,
     tenant: TenantDep,
     principal: AdminDep,
@@ -77,9 +79,9 @@ async def patch_modules(
     not_bool = [name for name, value in changes.items() if not isinstance(value, bool)]
     if not_bool:
         raise InvalidInput(f"{', '.join(not_bool)}: give true or false for each module")
-    actor = user_actor(principal.user_id, tenant)
+    actor = actor_of(request, principal.user_id)
     changed = await anyio.to_thread.run_sync(
-        set_modules, runtime.catalog, tenant.slug, changes, actor
+        set_modules, runtime.catalog, runtime.stores, tenant.slug, changes, actor
     )
     return _modules_out(changed)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from strongroom.identity import app_passwords
 from strongroom.identity.models import AppPasswordRow
@@ -12,6 +12,7 @@ from strongroom.interfaces.api.dependencies import (
     PrincipalDep,
     RuntimeDep,
     TenantDep,
+    actor_of,
     parse_object_id,
 )
 from strongroom.interfaces.api.schemas import (
@@ -21,6 +22,7 @@ from strongroom.interfaces.api.schemas import (
     AppPasswordOut,
     utc,
 )
+from strongroom.tenancy.events import Target, add_event
 
 router = APIRouter(prefix=f"{API_PREFIX}/me/app-passwords", tags=["account"])
 
@@ -51,12 +53,24 @@ def list_app_passwords(
     summary="Create an app password for a WebDAV client",
 )
 def create_app_password(
-    request: AppPasswordCreate, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
+    request: AppPasswordCreate,
+    http_request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    principal: PrincipalDep,
 ) -> AppPasswordCreated:
     with runtime.stores.session(tenant, write=True) as session:
         user = get_user(session, principal.user_id)
         assert user is not None, "an authenticated user exists"
         row, secret = app_passwords.create_app_password(session, user, request.name)
+        add_event(
+            session,
+            tenant,
+            "app_password_created",
+            actor_of(http_request, principal.user_id),
+            target=Target("app_password", row.id),
+            new=app_passwords.audited(row),
+        )
     return AppPasswordCreated(**_app_password_out(row).model_dump(), password=secret)
 
 
@@ -64,9 +78,21 @@ def create_app_password(
     "/{app_password_id}", response_model=AppPasswordOut, summary="Revoke one of my app passwords"
 )
 def revoke_app_password(
-    app_password_id: str, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
+    app_password_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    principal: PrincipalDep,
 ) -> AppPasswordOut:
     parsed = parse_object_id(app_password_id, "app password")
     with runtime.stores.session(tenant, write=True) as session:
         row = app_passwords.revoke_app_password(session, parsed, principal.user_id)
+        add_event(
+            session,
+            tenant,
+            "app_password_revoked",
+            actor_of(request, principal.user_id),
+            target=Target("app_password", row.id),
+            old=app_passwords.audited(row),
+        )
     return _app_password_out(row)

@@ -23,6 +23,7 @@ from strongroom.identity.tokens import Principal, authenticate_token, touch_toke
 from strongroom.interfaces.api.problems import error_response
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.events import Actor, anonymous_actor, user_actor
 from strongroom.tenancy.modules import check_module, check_module_name
 
 API_PREFIX = "/api/v1"
@@ -102,6 +103,18 @@ async def require_admin(principal: PrincipalDep) -> Principal:
 
 
 AdminDep = Annotated[Principal, Depends(require_admin)]
+
+
+def client_address(request: Request) -> str | None:
+    """Return the client's IP address as the server saw it, for the audit trail."""
+    return request.client.host if request.client else None
+
+
+def actor_of(request: Request, user_id: uuid.UUID | None) -> Actor:
+    """Return the audit actor of a request: the user, or an anonymous visitor without one."""
+    if user_id is None:
+        return anonymous_actor(client_address(request))
+    return user_actor(user_id, client_address(request))
 
 
 def parse_object_id(text: str, kind: str) -> uuid.UUID:

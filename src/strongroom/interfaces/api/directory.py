@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from strongroom.identity import groups
 from strongroom.identity.models import GroupRow, UserRow
@@ -20,6 +20,7 @@ from strongroom.interfaces.api.dependencies import (
     PrincipalDep,
     RuntimeDep,
     TenantDep,
+    actor_of,
     parse_object_id,
 )
 from strongroom.interfaces.api.schemas import (
@@ -34,6 +35,7 @@ from strongroom.interfaces.api.schemas import (
 )
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.events import Target, add_event
 
 router = APIRouter(prefix=API_PREFIX, tags=["directory"])
 
@@ -81,10 +83,18 @@ def list_groups(runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep
     "/groups", response_model=GroupOut, status_code=201, summary="Create a group; admins only"
 )
 def create_group(
-    request: GroupCreate, runtime: RuntimeDep, tenant: TenantDep, admin: AdminDep
+    request: GroupCreate, http_request: Request, runtime: RuntimeDep, tenant: TenantDep, admin: AdminDep
 ) -> GroupOut:
     with runtime.stores.session(tenant, write=True) as session:
         group = groups.create_group(session, request.name, admin.user_id)
+        add_event(
+            session,
+            tenant,
+            "group_created",
+            actor_of(http_request, admin.user_id),
+            target=Target("group", group.id),
+            new={"name": group.name},
+        )
     return _out(group, [])
 
 
@@ -97,11 +107,27 @@ def get_group(
 
 @router.patch("/groups/{group_id}", response_model=GroupOut, summary="Rename a group; admins only")
 def rename_group(
-    group_id: str, request: GroupRename, runtime: RuntimeDep, tenant: TenantDep, _admin: AdminDep
+    group_id: str,
+    request: GroupRename,
+    http_request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    admin: AdminDep,
 ) -> GroupOut:
+    group_uuid = parse_object_id(group_id, "group")
     with runtime.stores.session(tenant, write=True) as session:
-        group = groups.rename_group(session, parse_object_id(group_id, "group"), request.name)
+        old_name = groups.access_group(session, group_uuid).name
+        group = groups.rename_group(session, group_uuid, request.name)
         members = groups.list_members(session, group.id)
+        add_event(
+            session,
+            tenant,
+            "group_renamed",
+            actor_of(http_request, admin.user_id),
+            target=Target("group", group.id),
+            old={"name": old_name},
+            new={"name": group.name},
+        )
     return _out(group, members)
 
 
@@ -111,12 +137,20 @@ def rename_group(
     summary="Delete a group, its memberships and the shares made with it; admins only",
 )
 def delete_group(
-    group_id: str, runtime: RuntimeDep, tenant: TenantDep, _admin: AdminDep
+    group_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, admin: AdminDep
 ) -> GroupOut:
     with runtime.stores.session(tenant, write=True) as session:
         group = groups.access_group(session, parse_object_id(group_id, "group"))
         members = groups.list_members(session, group.id)
         groups.delete_group(session, group.id)
+        add_event(
+            session,
+            tenant,
+            "group_deleted",
+            actor_of(request, admin.user_id),
+            target=Target("group", group.id),
+            old={"name": group.name, "members": [str(user.id) for user in members]},
+        )
     return _out(group, members)
 
 
@@ -126,11 +160,28 @@ def delete_group(
     summary="Add an active user to a group; admins only",
 )
 def add_member(
-    group_id: str, user_id: str, runtime: RuntimeDep, tenant: TenantDep, _admin: AdminDep
+    group_id: str,
+    user_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    admin: AdminDep,
 ) -> GroupOut:
     group_uuid = parse_object_id(group_id, "group")
+    member_uuid = parse_object_id(user_id, "active user")
     with runtime.stores.session(tenant, write=True) as session:
-        groups.add_member(session, group_uuid, parse_object_id(user_id, "active user"))
+        already = groups.is_member(session, group_uuid, member_uuid)
+        groups.add_member(session, group_uuid, member_uuid)
+        # Adding a member again changes nothing, so it records nothing either.
+        if not already:
+            add_event(
+                session,
+                tenant,
+                "group_member_added",
+                actor_of(request, admin.user_id),
+                target=Target("group", group_uuid),
+                new={"user": str(member_uuid)},
+            )
     return _group_out(runtime, tenant, group_uuid)
 
 
@@ -140,9 +191,23 @@ def add_member(
     summary="Remove a member from a group; admins only",
 )
 def remove_member(
-    group_id: str, user_id: str, runtime: RuntimeDep, tenant: TenantDep, _admin: AdminDep
+    group_id: str,
+    user_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    admin: AdminDep,
 ) -> GroupOut:
     group_uuid = parse_object_id(group_id, "group")
+    member_uuid = parse_object_id(user_id, "group member")
     with runtime.stores.session(tenant, write=True) as session:
-        groups.remove_member(session, group_uuid, parse_object_id(user_id, "group member"))
+        groups.remove_member(session, group_uuid, member_uuid)
+        add_event(
+            session,
+            tenant,
+            "group_member_removed",
+            actor_of(request, admin.user_id),
+            target=Target("group", group_uuid),
+            old={"user": str(member_uuid)},
+        )
     return _group_out(runtime, tenant, group_uuid)

@@ -21,11 +21,13 @@ from strongroom.interfaces.api.dependencies import (
     PrincipalDep,
     RuntimeDep,
     TenantDep,
+    actor_of,
     parse_object_id,
     require_module,
 )
 from strongroom.interfaces.api.schemas import utc
 from strongroom.storage.db import TenantSession
+from strongroom.tenancy.events import Target, add_event
 from strongroom.tenancy.modules import PUBLIC_LINKS, UPLOAD_REQUESTS
 from strongroom.tenancy.time_zones import tenant_time_zone
 
@@ -138,6 +140,14 @@ def create_link(
             body.max_downloads,
             tenant.settings.link_max_expiry_days,
         )
+        add_event(
+            session,
+            tenant,
+            "link_created",
+            actor_of(request, principal.user_id),
+            target=Target("link", link.id),
+            new=audited_link(link),
+        )
         out = _link_out(link, "/".join(names), zone)
     webhook_events.link_created(runtime, tenant, link, "/".join(names), principal.user_id)
     url = f"{_base_url(request)}/s/{token}"
@@ -157,11 +167,19 @@ def list_links(runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep) 
 
 @link_router.delete("/links/{link_id}", response_model=LinkOut, summary="Revoke one of my links")
 def revoke_link(
-    link_id: str, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
+    link_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> LinkOut:
     zone = tenant_time_zone(tenant)
     with runtime.stores.session(tenant, write=True) as session:
         link = links.revoke_link(session, principal.user_id, parse_object_id(link_id, "link"))
+        add_event(
+            session,
+            tenant,
+            "link_revoked",
+            actor_of(request, principal.user_id),
+            target=Target("link", link.id),
+            old=audited_link(link),
+        )
         return _link_out(link, links.path_of_target(session, link), zone)
 
 
@@ -195,6 +213,14 @@ def create_upload_request(
             max_total_size=body.max_total_size,
             notify=body.notify,
         )
+        add_event(
+            session,
+            tenant,
+            "upload_request_created",
+            actor_of(request, principal.user_id),
+            target=Target("upload_request", row.id),
+            new=_audited_upload_request(row),
+        )
         out = _upload_request_out(row, "/".join(names), zone)
     url = f"{_base_url(request)}/r/{token}"
     return UploadRequestCreated(**out.model_dump(), url=url, upload_url=f"{url}/files/{{name}}")
@@ -221,17 +247,52 @@ def list_upload_requests(
     summary="Revoke one of my upload requests",
 )
 def revoke_upload_request(
-    request_id: str, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
+    request_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    principal: PrincipalDep,
 ) -> UploadRequestOut:
     zone = tenant_time_zone(tenant)
     with runtime.stores.session(tenant, write=True) as session:
         row = upload_requests.revoke_upload_request(
             session, principal.user_id, parse_object_id(request_id, "upload request")
         )
+        add_event(
+            session,
+            tenant,
+            "upload_request_revoked",
+            actor_of(request, principal.user_id),
+            target=Target("upload_request", row.id),
+            old=_audited_upload_request(row),
+        )
         return _upload_request_out(row, _folder_path(session, row), zone)
 
 
 # Shapes -------------------------------------------------------------------------------
+
+
+def audited_link(link: LinkRow) -> dict[str, object]:
+    """Return a link as the audit trail records it: never its token or password hash."""
+    return {
+        "node": str(link.node_id),
+        "type": link.kind,
+        "prefix": link.prefix,
+        "has_password": link.password_hash is not None,
+        "expires_at": utc(link.expires_at).isoformat() if link.expires_at else None,
+        "max_downloads": link.max_downloads,
+    }
+
+
+def _audited_upload_request(row: UploadRequestRow) -> dict[str, object]:
+    return {
+        "folder": str(row.folder_id),
+        "prefix": row.prefix,
+        "has_password": row.password_hash is not None,
+        "expires_at": utc(row.expires_at).isoformat() if row.expires_at else None,
+        "max_file_size": row.max_file_size,
+        "max_total_size": row.max_total_size,
+    }
 
 
 def _base_url(request: Request) -> str:

@@ -31,6 +31,7 @@ from strongroom.interfaces.api.dependencies import (
     PrincipalDep,
     RuntimeDep,
     TenantDep,
+    actor_of,
     parse_object_id,
 )
 from strongroom.interfaces.api.directory import user_brief
@@ -52,6 +53,7 @@ from strongroom.interfaces.api.schemas import (
 from strongroom.runtime import Runtime
 from strongroom.storage.db import TenantSession
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.events import Target, add_event
 
 router = APIRouter(prefix=API_PREFIX, tags=["shares"])
 
@@ -83,12 +85,24 @@ def _share_out(session: TenantSession, share: ShareRow) -> ShareOut:
 
 @router.post("/shares", response_model=ShareOut, status_code=201, summary="Share a file or folder")
 def create_share(
-    request: ShareCreate, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
+    request: ShareCreate,
+    http_request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    principal: PrincipalDep,
 ) -> ShareOut:
     recipient = Recipient(user_id=request.user_id, group_id=request.group_id)
     with runtime.stores.session(tenant, write=True) as session:
         share = drive_shares.create_share(
             session, principal.user_id, split_path(request.path), recipient, request.permission
+        )
+        add_event(
+            session,
+            tenant,
+            "share_created",
+            actor_of(http_request, principal.user_id),
+            target=Target("share", share.id),
+            new=audited_share(share),
         )
         created = _share_out(session, share)
         node = drive_shares.shared_node(session, share)
@@ -118,14 +132,28 @@ def get_share(
 def update_share(
     share_id: str,
     request: ShareUpdate,
+    http_request: Request,
     runtime: RuntimeDep,
     tenant: TenantDep,
     principal: PrincipalDep,
 ) -> ShareOut:
+    share_uuid = parse_object_id(share_id, "share")
     with runtime.stores.session(tenant, write=True) as session:
+        before = audited_share(drive_shares.access_own_share(session, principal.user_id, share_uuid))
         share = drive_shares.update_share(
-            session, principal.user_id, parse_object_id(share_id, "share"), request.permission
+            session, principal.user_id, share_uuid, request.permission
         )
+        after = audited_share(share)
+        if after != before:
+            add_event(
+                session,
+                tenant,
+                "share_changed",
+                actor_of(http_request, principal.user_id),
+                target=Target("share", share.id),
+                old=before,
+                new=after,
+            )
         return _share_out(session, share)
 
 
@@ -133,15 +161,34 @@ def update_share(
     "/shares/{share_id}", response_model=ShareOut, summary="Revoke a share; access stops at once"
 )
 def revoke_share(
-    share_id: str, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
+    share_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> ShareOut:
     with runtime.stores.session(tenant, write=True) as session:
         share = drive_shares.access_own_share(
             session, principal.user_id, parse_object_id(share_id, "share")
         )
         revoked = _share_out(session, share)
+        audited = audited_share(share)
         drive_shares.revoke_share(session, principal.user_id, share.id)
+        add_event(
+            session,
+            tenant,
+            "share_deleted",
+            actor_of(request, principal.user_id),
+            target=Target("share", share.id),
+            old=audited,
+        )
     return revoked
+
+
+def audited_share(share: ShareRow) -> dict[str, str | None]:
+    """Return a share as the audit trail records it: ids and the permission, no names."""
+    return {
+        "node": str(share.node_id),
+        "user": str(share.user_id) if share.user_id else None,
+        "group": str(share.group_id) if share.group_id else None,
+        "permission": share.permission,
+    }
 
 
 # The recipient's side -----------------------------------------------------------------

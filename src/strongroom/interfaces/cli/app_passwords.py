@@ -12,6 +12,7 @@ from strongroom.base.errors import NotFound
 from strongroom.identity import app_passwords
 from strongroom.identity.users import access_user_by_email
 from strongroom.interfaces.cli.main import app_password_app, open_runtime, out, reports_errors
+from strongroom.tenancy.events import OPERATOR, Target, add_event
 
 
 @app_password_app.command("create")
@@ -26,7 +27,15 @@ def create(
     tenant = runtime.catalog.get_tenant(slug)
     with runtime.stores.session(tenant, write=True) as session:
         user = access_user_by_email(session, email)
-        _row, secret = app_passwords.create_app_password(session, user, name)
+        row, secret = app_passwords.create_app_password(session, user, name)
+        add_event(
+            session,
+            tenant,
+            "app_password_created",
+            OPERATOR,
+            target=Target("app_password", row.id),
+            new=app_passwords.audited(row),
+        )
     print(secret)
 
 
@@ -69,5 +78,13 @@ def revoke(slug: str, app_password_id: str) -> None:
     runtime = open_runtime()
     tenant = runtime.catalog.get_tenant(slug)
     with runtime.stores.session(tenant, write=True) as session:
-        app_passwords.revoke_app_password(session, parsed, user_id=None)
+        row = app_passwords.revoke_app_password(session, parsed, user_id=None)
+        add_event(
+            session,
+            tenant,
+            "app_password_revoked",
+            OPERATOR,
+            target=Target("app_password", row.id),
+            old=app_passwords.audited(row),
+        )
     out.print(f"revoked app password {app_password_id}")

@@ -176,7 +176,9 @@ def set_quota(
 ) -> None:
     """Override the plan's storage limit for a tenant; without BYTES, its storage is unlimited."""
     runtime = open_runtime()
-    tenant = set_limit_overrides(runtime.catalog, slug, {"storage_bytes": quota}, OPERATOR)
+    tenant = set_limit_overrides(
+        runtime.catalog, runtime.stores, slug, {"storage_bytes": quota}, OPERATOR
+    )
     limit = "unlimited" if tenant.quota_bytes is None else f"{tenant.quota_bytes} bytes"
     out.print(f"quota of tenant {slug}: {limit}")
 
@@ -188,7 +190,7 @@ def set_plan(
 ) -> None:
     """Move a tenant to another plan; its own limit overrides, modules and settings stay."""
     runtime = open_runtime()
-    tenant = set_tenant_plan(runtime.catalog, slug, plan, OPERATOR)
+    tenant = set_tenant_plan(runtime.catalog, runtime.stores, slug, plan, OPERATOR)
     out.print(f"tenant {slug} is on plan {tenant.plan}")
 
 
@@ -221,7 +223,7 @@ def limits(
     )
     runtime = open_runtime()
     if changes:
-        tenant = set_limit_overrides(runtime.catalog, slug, changes, OPERATOR)
+        tenant = set_limit_overrides(runtime.catalog, runtime.stores, slug, changes, OPERATOR)
     else:
         tenant = runtime.catalog.get_tenant(slug)
     described = {
@@ -254,7 +256,7 @@ def modules(
     changes = {name: True for name in enable or []} | {name: False for name in disable or []}
     runtime = open_runtime()
     if changes:
-        tenant = set_modules(runtime.catalog, slug, changes, OPERATOR)
+        tenant = set_modules(runtime.catalog, runtime.stores, slug, changes, OPERATOR)
     else:
         tenant = runtime.catalog.get_tenant(slug)
     table = Table("module", "state", "in plan")
@@ -280,7 +282,9 @@ def settings(
     """Change a tenant's settings, then print the settings in force as JSON."""
     runtime = open_runtime()
     if assignments:
-        tenant = update_settings(runtime.catalog, slug, parse_assignments(assignments), OPERATOR)
+        tenant = update_settings(
+            runtime.catalog, runtime.stores, slug, parse_assignments(assignments), OPERATOR
+        )
     else:
         tenant = runtime.catalog.get_tenant(slug)
     out.print(tenant.settings.model_dump_json(indent=2), markup=False)

@@ -22,6 +22,7 @@ from strongroom.interfaces.cli.main import (
     token_app,
     user_app,
 )
+from strongroom.tenancy.events import OPERATOR, Target, add_event
 
 
 @user_app.command("create")
@@ -46,6 +47,14 @@ def create(
     with runtime.stores.session(tenant, write=True) as session:
         user = create_user(session, email, password, role=role, tenant=tenant)
         create_root(session, user.id)
+        add_event(
+            session,
+            tenant,
+            "user_created",
+            OPERATOR,
+            target=Target("user", user.id),
+            new={"role": user.role, "status": user.status},
+        )
     out.print(f"created {user.role} {user.email} in tenant {slug} ({user.id})")
     if not password_stdin:
         out.print(f"password: {password}")
@@ -81,7 +90,15 @@ def create_token(
     tenant = runtime.catalog.get_tenant(slug)
     with runtime.stores.session(tenant, write=True) as session:
         user = access_user_by_email(session, email)
-        _row, secret = tokens.create_token(session, user, name, expires)
+        row, secret = tokens.create_token(session, user, name, expires)
+        add_event(
+            session,
+            tenant,
+            "token_created",
+            OPERATOR,
+            target=Target("token", row.id),
+            new=tokens.audited(row),
+        )
     print(secret)
 
 
@@ -122,5 +139,13 @@ def revoke(slug: str, token_id: str) -> None:
     runtime = open_runtime()
     tenant = runtime.catalog.get_tenant(slug)
     with runtime.stores.session(tenant, write=True) as session:
-        tokens.revoke_token(session, parsed, user_id=None)
+        row = tokens.revoke_token(session, parsed, user_id=None)
+        add_event(
+            session,
+            tenant,
+            "token_revoked",
+            OPERATOR,
+            target=Target("token", row.id),
+            old=tokens.audited(row),
+        )
     out.print(f"revoked token {token_id}")

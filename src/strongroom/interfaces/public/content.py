@@ -27,12 +27,14 @@ from strongroom.base.logging import get_logger
 from strongroom.drive import files, links
 from strongroom.drive.content import read_range
 from strongroom.drive.models import BlobRow, NodeRow, VersionRow
+from strongroom.interfaces.api.dependencies import actor_of
 from strongroom.interfaces.api.files import open_stream
 from strongroom.interfaces.api.ranges import parse_etag_list, parse_range
 from strongroom.interfaces.api.schemas import utc
 from strongroom.interfaces.public.pages import secure
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.events import Actor, Target, add_event
 from strongroom.tenancy.keys import TenantKey
 
 log = get_logger(__name__)
@@ -113,7 +115,9 @@ async def send_file(
         )
 
     units = links.share_of(length, size)
-    await charge(runtime, tenant, link_id, units, resuming=start > 0)
+    sent_range = f"bytes {start}-{end}/{size}" if size else "bytes */0"
+    download = Download(node.id, actor_of(request, None), sent_range)
+    await charge(runtime, tenant, link_id, units, download, resuming=start > 0)
     pieces = read_range(runtime.blobs, content.blob, content.tenant_key, start, end)
     try:
         stream = await open_stream(runtime, tenant, pieces)
@@ -135,19 +139,58 @@ async def send_file(
     )
 
 
+@dataclass(frozen=True)
+class Download:
+    """A visitor's download through a link, for the audit trail: the node and the bytes sent.
+
+    `content_range` is the range of a file as Content-Range writes it, or
+    None for a folder sent as a zip archive.
+    """
+
+    node_id: uuid.UUID
+    actor: Actor
+    content_range: str | None = None
+
+
 async def charge(
-    runtime: Runtime, tenant: TenantInfo, link_id: uuid.UUID, units: int, resuming: bool = False
+    runtime: Runtime,
+    tenant: TenantInfo,
+    link_id: uuid.UUID,
+    units: int,
+    download: Download,
+    resuming: bool = False,
 ) -> None:
-    """Charge the link `units`, or raise Gone when its downloads are used up or it was revoked."""
-    if not await anyio.to_thread.run_sync(_charge, runtime, tenant, link_id, units, resuming):
+    """Charge the link `units`, or raise Gone when its downloads are used up or it was revoked.
+
+    The download's audit event commits with the charge.
+    """
+    charged = await anyio.to_thread.run_sync(
+        _charge, runtime, tenant, link_id, units, download, resuming
+    )
+    if not charged:
         raise Gone(EXHAUSTED_MESSAGE)
 
 
 def _charge(
-    runtime: Runtime, tenant: TenantInfo, link_id: uuid.UUID, units: int, resuming: bool
+    runtime: Runtime,
+    tenant: TenantInfo,
+    link_id: uuid.UUID,
+    units: int,
+    download: Download,
+    resuming: bool,
 ) -> bool:
     with runtime.stores.session(tenant, write=True) as session:
-        return links.charge_download(session, link_id, units, resuming)
+        charged = links.charge_download(session, link_id, units, resuming)
+        if charged:
+            add_event(
+                session,
+                tenant,
+                "link_downloaded",
+                download.actor,
+                target=Target("link", link_id),
+                new={"node": str(download.node_id), "range": download.content_range},
+            )
+        return charged
 
 
 async def refund(runtime: Runtime, tenant: TenantInfo, link_id: uuid.UUID, units: int) -> None:

@@ -31,10 +31,11 @@ from strongroom.drive import archives, files, links
 from strongroom.drive.content import read_range
 from strongroom.drive.models import FILE, FOLDER, LinkRow, NodeRow
 from strongroom.drive.paths import join_path, split_path
-from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep, require_module
+from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep, actor_of, require_module
 from strongroom.interfaces.api.files import open_stream
 from strongroom.interfaces.public import grants
 from strongroom.interfaces.public.content import (
+    Download,
     attachment,
     charge,
     is_resuming,
@@ -204,16 +205,19 @@ async def _download(
 ) -> Response:
     if opened.node.kind == FILE:
         return await send_file(request, runtime, tenant, opened.link.id, opened.node, send_body)
-    return await _send_zip(runtime, tenant, opened, send_body)
+    return await _send_zip(request, runtime, tenant, opened, send_body)
 
 
-async def _send_zip(runtime: Runtime, tenant: TenantInfo, opened: Opened, send_body: bool) -> Response:
+async def _send_zip(
+    request: Request, runtime: Runtime, tenant: TenantInfo, opened: Opened, send_body: bool
+) -> Response:
     """Send the linked folder as a zip archive, which counts one whole download."""
     headers = {"Content-Disposition": attachment(f"{opened.node.name}.zip")}
     if not send_body:
         return secure(Response(headers=headers, media_type="application/zip"), content=True)
     entries = await anyio.to_thread.run_sync(_archive_entries, runtime, tenant, opened)
-    await charge(runtime, tenant, opened.link.id, links.UNIT)
+    download = Download(opened.node.id, actor_of(request, None))
+    await charge(runtime, tenant, opened.link.id, links.UNIT, download)
     try:
         stream = await open_stream(runtime, tenant, archives.stream_zip(entries))
     except BaseException:

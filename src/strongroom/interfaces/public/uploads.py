@@ -32,7 +32,7 @@ from strongroom.drive.links import owner_is_active
 from strongroom.drive.models import UploadRequestRow
 from strongroom.drive.paths import check_name
 from strongroom.drive.upload_requests import Received
-from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep, require_module
+from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep, actor_of, require_module
 from strongroom.interfaces.api.files import receive_in_slot
 from strongroom.interfaces.public import grants
 from strongroom.interfaces.public.forms import MultipartReader, read_small_form
@@ -184,7 +184,13 @@ async def receive_file(
         await anyio.to_thread.run_sync(upload.abort)
         raise
     received = await anyio.to_thread.run_sync(
-        upload_requests.finish_receiving, runtime, tenant, opened.row.id, filename, upload
+        upload_requests.finish_receiving,
+        runtime,
+        tenant,
+        opened.row.id,
+        filename,
+        upload,
+        actor_of(request, None),
     )
     await anyio.to_thread.run_sync(
         upload_requests.notify_owner, runtime, tenant, opened.row.id, [received]
@@ -247,7 +253,12 @@ class _IncomingFile:
         incoming = self.incoming
         self.incoming.received.append(
             upload_requests.finish_receiving(
-                incoming.runtime, incoming.tenant, incoming.request_id, self.name, self.upload
+                incoming.runtime,
+                incoming.tenant,
+                incoming.request_id,
+                self.name,
+                self.upload,
+                actor_of(incoming.request, None),
             )
         )
 

@@ -17,12 +17,18 @@ from strongroom.base.errors import Forbidden, InvalidInput
 from strongroom.drive.files import create_root
 from strongroom.drive.models import NodeRow, VersionRow
 from strongroom.identity import logins, passwords, second_factors, users
-from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep, parse_object_id
+from strongroom.interfaces.api.dependencies import (
+    RuntimeDep,
+    TenantDep,
+    actor_of,
+    parse_object_id,
+)
 from strongroom.interfaces.web.auth import UserDep, WriterDep
 from strongroom.interfaces.web.pages import SignedIn, render, web_state
 from strongroom.interfaces.web.routing import WebRoute, redirect
 from strongroom.interfaces.web.security import base_path
 from strongroom.tenancy import branding
+from strongroom.tenancy.events import Target, add_event
 from strongroom.tenancy.usage import get_usage
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -83,7 +89,7 @@ def create_user(
     request: Request,
     runtime: RuntimeDep,
     tenant: TenantDep,
-    _admin: AdminWriterDep,
+    admin: AdminWriterDep,
     email: Annotated[str, Form(max_length=320)] = "",
     display_name: Annotated[str, Form(max_length=200)] = "",
     role: Annotated[str, Form(max_length=20)] = "member",
@@ -96,6 +102,14 @@ def create_user(
             session, email, password, role, display_name.strip(), tenant=tenant
         )
         create_root(session, user.id)
+        add_event(
+            session,
+            tenant,
+            "user_created",
+            actor_of(request, admin.identity.user_id),
+            target=Target("user", user.id),
+            new={"role": user.role, "status": user.status},
+        )
     created = {"email": user.email, "password": password if generated else None}
     return _users_page(request, runtime, tenant, created, 201)
 
@@ -115,7 +129,18 @@ def change_role(
 ) -> Response:
     target = parse_object_id(user_id, "user")
     with runtime.stores.session(tenant, write=True) as session:
-        users.change_role(session, target, role, admin.identity.user_id)
+        old_role = users.access_user(session, target).role
+        user = users.change_role(session, target, role, admin.identity.user_id)
+        if user.role != old_role:
+            add_event(
+                session,
+                tenant,
+                "user_role_changed",
+                actor_of(request, admin.identity.user_id),
+                target=Target("user", user.id),
+                old={"role": old_role},
+                new={"role": user.role},
+            )
     runtime.tokens.clear()
     return _back(request, "role-changed")
 
@@ -131,7 +156,18 @@ def change_status(
 ) -> Response:
     target = parse_object_id(user_id, "user")
     with runtime.stores.session(tenant, write=True) as session:
-        users.set_user_status(session, target, status, admin.identity.user_id)
+        old_status = users.access_user(session, target).status
+        user = users.set_user_status(session, target, status, admin.identity.user_id)
+        if user.status != old_status:
+            add_event(
+                session,
+                tenant,
+                "user_status_changed",
+                actor_of(request, admin.identity.user_id),
+                target=Target("user", user.id),
+                old={"status": old_status},
+                new={"status": user.status},
+            )
     # Cached API tokens of a disabled user must stop working in this process at once.
     runtime.tokens.clear()
     return _back(request, "status-changed")
@@ -139,12 +175,19 @@ def change_status(
 
 @router.post("/admin/users/{user_id}/second-factor/reset")
 def reset_second_factor(
-    user_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, _admin: AdminWriterDep
+    user_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, admin: AdminWriterDep
 ) -> Response:
     target = parse_object_id(user_id, "user")
     with runtime.stores.session(tenant, write=True) as session:
         users.access_user(session, target)
         second_factors.remove_second_factor(session, target)
+        add_event(
+            session,
+            tenant,
+            "second_factor_reset",
+            actor_of(request, admin.identity.user_id),
+            target=Target("user", target),
+        )
     return _back(request, "second-factor-reset")
 
 
@@ -161,7 +204,7 @@ def settings_page(
 
 @router.post("/admin/settings")
 async def save_settings(
-    request: Request, runtime: RuntimeDep, tenant: TenantDep, _admin: AdminWriterDep
+    request: Request, runtime: RuntimeDep, tenant: TenantDep, admin: AdminWriterDep
 ) -> Response:
     limit = branding.MAX_LOGO_BYTES + 1
     # The context manager closes the uploaded file's spool when the form is done.
@@ -177,7 +220,14 @@ async def save_settings(
         remove_logo = form.get("remove_logo") == "on"
     saved = await anyio.to_thread.run_sync(
         lambda: branding.set_branding(
-            runtime.catalog, tenant, display_name, colour, data, remove_logo=remove_logo
+            runtime.catalog,
+            runtime.stores,
+            tenant,
+            actor_of(request, admin.identity.user_id),
+            display_name,
+            colour,
+            data,
+            remove_logo=remove_logo,
         )
     )
     web_state(request).branding.put(tenant.id, saved)

@@ -8,6 +8,7 @@ from strongroom.interfaces.web import (
     account,
     admin,
     assets,
+    audit,
     auth,
     browser,
     sharing,
@@ -20,5 +21,5 @@ from strongroom.runtime import Runtime
 
 def include_web(app: FastAPI, runtime: Runtime) -> None:
     app.state.web = build_state(runtime)
-    for module in (auth, browser, sharing, trash, account, admin, tenant_admin, assets):
+    for module in (auth, browser, sharing, trash, account, admin, audit, tenant_admin, assets):
         app.include_router(module.router)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import uuid
 from typing import Annotated
 from urllib.parse import quote
 
@@ -17,11 +18,12 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import Response
 
 from strongroom.base import metrics
-from strongroom.base.errors import NotAuthenticated, RateLimited
+from strongroom.base.errors import InvalidInput, NotAuthenticated, RateLimited
 from strongroom.base.logging import get_logger
 from strongroom.identity import logins, second_factors, web_sessions
+from strongroom.identity.users import get_user_by_email
 from strongroom.identity.web_sessions import WebIdentity
-from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep
+from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep, actor_of
 from strongroom.interfaces.web.pages import SignedIn, render, web_state
 from strongroom.interfaces.web.routing import LoginRequired, WebRoute, redirect
 from strongroom.interfaces.web.security import (
@@ -36,7 +38,9 @@ from strongroom.interfaces.web.security import (
     set_cookie,
 )
 from strongroom.runtime import Runtime
+from strongroom.storage.db import TenantSession
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.events import Target, add_event
 
 log = get_logger(__name__)
 
@@ -187,6 +191,9 @@ def login(
         has_code = user is not None and second_factors.has_second_factor(session, user.id)
         if user is not None and not has_code:
             logins.record_success(session, user.id)
+            _add_login_event(session, request, tenant, "login", user.id, "password")
+        elif user is None:
+            _add_failed_login_event(session, request, tenant, email)
     if user is None:
         web_state(request).login_by_account.hit(tenant.id, _subject(email))
         metrics.login_failures.labels("password").inc()
@@ -198,6 +205,45 @@ def login(
     response = redirect(request, wanted)
     _start_session(request, runtime, tenant, response, user.id, awaiting_second_factor=has_code)
     return response
+
+
+def _add_login_event(
+    session: TenantSession,
+    request: Request,
+    tenant: TenantInfo,
+    action: str,
+    user_id: uuid.UUID,
+    method: str,
+) -> None:
+    add_event(
+        session,
+        tenant,
+        action,
+        actor_of(request, user_id),
+        target=Target("user", user_id),
+        new={"method": method},
+    )
+
+
+def _add_failed_login_event(
+    session: TenantSession, request: Request, tenant: TenantInfo, email: str
+) -> None:
+    """Record a failed password login, naming the account when the address is a user's.
+
+    The address typed is not stored: it may be a password typed in the wrong field.
+    """
+    try:
+        user = get_user_by_email(session, email)
+    except InvalidInput:
+        user = None
+    add_event(
+        session,
+        tenant,
+        "login_failed",
+        actor_of(request, None),
+        target=Target("user", user.id) if user is not None else None,
+        new={"method": "password", "known_account": user is not None},
+    )
 
 
 def _start_session(
@@ -275,8 +321,10 @@ def _finish_second_factor(
         accepted = second_factors.verify_second_factor(session, runtime.keyring, user_id, code)
         if accepted:
             logins.record_success(session, user_id)
+            _add_login_event(session, request, tenant, "login", user_id, "second_factor")
         else:
             logins.record_failure(session, user_id)
+            _add_login_event(session, request, tenant, "login_failed", user_id, "second_factor")
     if not accepted:
         state.login_by_account.hit(tenant.id, _subject(pending.identity.email))
         metrics.login_failures.labels("second-factor").inc()

@@ -24,7 +24,15 @@ from strongroom.drive.files import Names
 from strongroom.drive.paths import join_path, split_path
 from strongroom.identity import groups
 from strongroom.identity.users import list_users
-from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep, parse_object_id
+from strongroom.interfaces import webhook_events
+from strongroom.interfaces.api.dependencies import (
+    RuntimeDep,
+    TenantDep,
+    actor_of,
+    parse_object_id,
+)
+from strongroom.interfaces.api.links import audited_link
+from strongroom.interfaces.api.shares import audited_share
 from strongroom.interfaces.web.auth import UserDep, WriterDep
 from strongroom.interfaces.web.pages import render
 from strongroom.interfaces.web.routing import WebRoute, redirect
@@ -32,6 +40,7 @@ from strongroom.interfaces.web.security import base_path
 from strongroom.runtime import Runtime
 from strongroom.storage.db import TenantSession
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.events import Target, add_event
 from strongroom.tenancy.modules import PUBLIC_LINKS, check_module
 from strongroom.tenancy.time_zones import tenant_time_zone
 
@@ -66,7 +75,9 @@ def _render(
             "item": {"name": node.name, "kind": node.kind},
             "recipients": _recipients(session, owner_id),
             "shares": _shares_of(session, owner_id, node.id),
-            "links": _links_of(session, owner_id, node.id, tenant),
+            "links": _links_of(session, owner_id, node.id, tenant)
+            if PUBLIC_LINKS in tenant.modules
+            else [],
             "links_on": PUBLIC_LINKS in tenant.modules,
             "new_link_url": new_link_url,
             "time_zone": tenant.settings.time_zone,
@@ -151,10 +162,21 @@ def share(
     permission: Annotated[str, Form(max_length=10)] = "read",
 ) -> Response:
     names = _item_names(path)
+    owner_id = user.identity.user_id
     with runtime.stores.session(tenant, write=True) as session:
-        drive_shares.create_share(
-            session, user.identity.user_id, names, _recipient(recipient), permission
+        share = drive_shares.create_share(
+            session, owner_id, names, _recipient(recipient), permission
         )
+        add_event(
+            session,
+            tenant,
+            "share_created",
+            actor_of(request, owner_id),
+            target=Target("share", share.id),
+            new=audited_share(share),
+        )
+        node = drive_shares.shared_node(session, share)
+    webhook_events.share_created(runtime, tenant, share, node, join_path(names), owner_id)
     return _back(request, names, "shared")
 
 
@@ -178,8 +200,16 @@ def unshare(
 ) -> Response:
     names = _item_names(path)
     with runtime.stores.session(tenant, write=True) as session:
-        drive_shares.revoke_share(
+        share = drive_shares.revoke_share(
             session, user.identity.user_id, parse_object_id(share_id, "share")
+        )
+        add_event(
+            session,
+            tenant,
+            "share_deleted",
+            actor_of(request, user.identity.user_id),
+            target=Target("share", share.id),
+            old=audited_share(share),
         )
     return _back(request, names, "unshared")
 
@@ -202,7 +232,7 @@ def create_link(
     names = _item_names(path)
     owner_id = user.identity.user_id
     with runtime.stores.session(tenant, write=True) as session:
-        _link, token = drive_links.create_link(
+        link, token = drive_links.create_link(
             session,
             owner_id,
             names,
@@ -211,6 +241,15 @@ def create_link(
             _count(max_downloads),
             tenant.settings.link_max_expiry_days,
         )
+        add_event(
+            session,
+            tenant,
+            "link_created",
+            actor_of(request, owner_id),
+            target=Target("link", link.id),
+            new=audited_link(link),
+        )
+    webhook_events.link_created(runtime, tenant, link, join_path(names), owner_id)
     url = f"{str(request.base_url).rstrip('/')}/s/{token}"
     return _render(request, runtime, tenant, owner_id, names, new_link_url=url, status=201)
 
@@ -247,7 +286,18 @@ def revoke_link(
     tenant: TenantDep,
     user: WriterDep,
 ) -> Response:
+    check_module(tenant, PUBLIC_LINKS)
     names = _item_names(path)
     with runtime.stores.session(tenant, write=True) as session:
-        drive_links.revoke_link(session, user.identity.user_id, parse_object_id(link_id, "link"))
+        link = drive_links.revoke_link(
+            session, user.identity.user_id, parse_object_id(link_id, "link")
+        )
+        add_event(
+            session,
+            tenant,
+            "link_revoked",
+            actor_of(request, user.identity.user_id),
+            target=Target("link", link.id),
+            old=audited_link(link),
+        )
     return _back(request, names, "link-revoked")

@@ -7,6 +7,7 @@ events. Only the tenant's admins reach them.
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 import anyio
@@ -16,13 +17,20 @@ from starlette.responses import Response
 from strongroom.base.errors import InvalidInput
 from strongroom.identity import groups
 from strongroom.identity.users import list_users
-from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep, parse_object_id
+from strongroom.interfaces.api.dependencies import (
+    RuntimeDep,
+    TenantDep,
+    actor_of,
+    parse_object_id,
+)
 from strongroom.interfaces.web.admin import AdminDep, AdminWriterDep
-from strongroom.interfaces.web.pages import render
+from strongroom.interfaces.web.pages import SignedIn, render
 from strongroom.interfaces.web.routing import WebRoute, redirect
 from strongroom.interfaces.web.security import base_path
+from strongroom.storage.db import TenantSession
 from strongroom.tenancy.configuration import set_modules, update_settings
-from strongroom.tenancy.events import user_actor
+from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.events import Target, add_event
 from strongroom.tenancy.modules import MODULES
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -78,8 +86,10 @@ async def save_settings(
         "versions_kept": _number(versions_kept, "versions kept"),
         "trash_retention_days": _number(trash_retention_days, "trash retention"),
     }
-    actor = user_actor(user.identity.user_id, tenant)
-    await anyio.to_thread.run_sync(update_settings, runtime.catalog, tenant.slug, patch, actor)
+    actor = actor_of(request, user.identity.user_id)
+    await anyio.to_thread.run_sync(
+        update_settings, runtime.catalog, runtime.stores, tenant.slug, patch, actor
+    )
     return redirect(request, f"{base_path(request)}/admin/rules?done=settings-saved")
 
 
@@ -100,8 +110,10 @@ async def save_modules(
     form = await request.form()
     # A checkbox that is not ticked sends nothing, so every module the plan allows is set.
     changes = {name: form.get(name) == "on" for name in MODULES if name in tenant.plan_modules}
-    actor = user_actor(user.identity.user_id, tenant)
-    await anyio.to_thread.run_sync(set_modules, runtime.catalog, tenant.slug, changes, actor)
+    actor = actor_of(request, user.identity.user_id)
+    await anyio.to_thread.run_sync(
+        set_modules, runtime.catalog, runtime.stores, tenant.slug, changes, actor
+    )
     return redirect(request, f"{base_path(request)}/admin/rules?done=modules-saved")
 
 
@@ -145,7 +157,8 @@ def create_group(
     name: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     with runtime.stores.session(tenant, write=True) as session:
-        groups.create_group(session, name, user.identity.user_id)
+        group = groups.create_group(session, name, user.identity.user_id)
+        _audit(session, request, tenant, user, "group_created", group.id, new={"name": group.name})
     return _back_to_groups(request, "group-created")
 
 
@@ -159,7 +172,19 @@ def rename_group(
     name: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     with runtime.stores.session(tenant, write=True) as session:
-        groups.rename_group(session, parse_object_id(group_id, "group"), name)
+        group = groups.access_group(session, parse_object_id(group_id, "group"))
+        old_name = group.name
+        groups.rename_group(session, group.id, name)
+        _audit(
+            session,
+            request,
+            tenant,
+            user,
+            "group_renamed",
+            group.id,
+            old={"name": old_name},
+            new={"name": group.name},
+        )
     return _back_to_groups(request, "group-renamed")
 
 
@@ -168,7 +193,18 @@ def delete_group(
     group_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, user: AdminWriterDep
 ) -> Response:
     with runtime.stores.session(tenant, write=True) as session:
-        groups.delete_group(session, parse_object_id(group_id, "group"))
+        group_uuid = parse_object_id(group_id, "group")
+        members = [str(member.id) for member in groups.list_members(session, group_uuid)]
+        group = groups.delete_group(session, group_uuid)
+        _audit(
+            session,
+            request,
+            tenant,
+            user,
+            "group_deleted",
+            group.id,
+            old={"name": group.name, "members": members},
+        )
     return _back_to_groups(request, "group-deleted")
 
 
@@ -182,8 +218,17 @@ def add_member(
     user_id: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     with runtime.stores.session(tenant, write=True) as session:
-        groups.add_member(
-            session, parse_object_id(group_id, "group"), parse_object_id(user_id, "user")
+        group_uuid = parse_object_id(group_id, "group")
+        member_uuid = parse_object_id(user_id, "user")
+        groups.add_member(session, group_uuid, member_uuid)
+        _audit(
+            session,
+            request,
+            tenant,
+            user,
+            "group_member_added",
+            group_uuid,
+            new={"user": str(member_uuid)},
         )
     return _back_to_groups(request, "member-added")
 
@@ -198,7 +243,30 @@ def remove_member(
     user: AdminWriterDep,
 ) -> Response:
     with runtime.stores.session(tenant, write=True) as session:
-        groups.remove_member(
-            session, parse_object_id(group_id, "group"), parse_object_id(user_id, "user")
+        group_uuid = parse_object_id(group_id, "group")
+        member_uuid = parse_object_id(user_id, "user")
+        groups.remove_member(session, group_uuid, member_uuid)
+        _audit(
+            session,
+            request,
+            tenant,
+            user,
+            "group_member_removed",
+            group_uuid,
+            old={"user": str(member_uuid)},
         )
     return _back_to_groups(request, "member-removed")
+
+
+def _audit(
+    session: TenantSession,
+    request: Request,
+    tenant: TenantInfo,
+    user: SignedIn,
+    action: str,
+    group_id: uuid.UUID,
+    **values: dict[str, Any],
+) -> None:
+    """Record a group change in the audit trail, in the change's own transaction."""
+    actor = actor_of(request, user.identity.user_id)
+    add_event(session, tenant, action, actor, target=Target("group", group_id), **values)

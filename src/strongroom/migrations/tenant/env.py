@@ -1,4 +1,5 @@
 from strongroom.drive import models as drive_models  # noqa: F401 - registers the drive tables
+from strongroom.tenancy import events  # noqa: F401 - registers the audit trail table
 from strongroom.tenancy import store_state  # noqa: F401 - registers the write fence table
 from strongroom.tenancy import usage  # noqa: F401 - registers the usage table
 from strongroom.identity import models as identity_models  # noqa: F401 - registers identity tables
