@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from strongroom.interfaces.web import account, admin, assets, auth, browser, trash
+from strongroom.interfaces.web import (
+    account,
+    admin,
+    assets,
+    auth,
+    browser,
+    invitations,
+    shared,
+    trash,
+)
 from strongroom.interfaces.web.pages import build_state
 from strongroom.runtime import Runtime
 
 
 def include_web(app: FastAPI, runtime: Runtime) -> None:
     app.state.web = build_state(runtime)
-    for module in (auth, browser, trash, account, admin, assets):
+    for module in (auth, browser, shared, invitations, trash, account, admin, assets):
         app.include_router(module.router)

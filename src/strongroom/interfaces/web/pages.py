@@ -43,6 +43,7 @@ NOTICES = {
     "second-factor-reset": "Two-step verification was turned off for that user.",
     "second-factor-off": "Two-step verification is off.",
     "branding-saved": "Branding saved.",
+    "password-set": "Your password is set. Log in with your e-mail address and that password.",
 }
 
 
