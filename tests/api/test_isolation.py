@@ -31,6 +31,7 @@ from strongroom.identity.tokens import create_token
 from strongroom.identity.users import get_user
 from strongroom.interfaces.api.app import create_app
 from strongroom.interfaces.api.dependencies import require_admin, require_principal, require_tenant
+from strongroom.interfaces.api.guests import GuestCreate
 from strongroom.interfaces.api.links import LinkCreate, UploadRequestCreate
 from strongroom.interfaces.api.schemas import (
     GroupCreate,
@@ -156,6 +157,7 @@ class Estate:
     group_ids: list[str] = field(default_factory=list)
     link_ids: list[str] = field(default_factory=list)
     upload_request_ids: list[str] = field(default_factory=list)
+    guest_ids: list[str] = field(default_factory=list)
 
     @property
     def slug(self) -> str:
@@ -167,6 +169,7 @@ class Estate:
         ids = [self.spare_token_id, *self.trash_ids, *self.node_ids, *self.token_ids]
         ids += [*self.app_password_ids, *self.user_ids, *self.version_ids, *self.upload_ids]
         ids += [*self.share_ids, *self.group_ids, *self.link_ids, *self.upload_request_ids]
+        ids += self.guest_ids
         return list(dict.fromkeys(ids))
 
     def secrets_in(self, text: str) -> list[str]:
@@ -227,6 +230,8 @@ def build_estate(client: httpx.Client, admin: Member, member: Member) -> Estate:
     drop = call(client, member, "POST", "upload-requests", json={"path": "docs"})
     estate.link_ids = [link["id"]]
     estate.upload_request_ids = [drop["id"]]
+    guest = call(client, member, "POST", "guests", json={"email": f"guest@{slug}.example.test"})
+    estate.guest_ids = [guest["id"]]
     return estate
 
 
@@ -308,6 +313,7 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
         "usage": call(client, estate.admin, "GET", "usage"),
         "links": call(client, estate.member, "GET", "links")["items"],
         "upload requests": call(client, estate.member, "GET", "upload-requests")["items"],
+        "guests": call(client, estate.admin, "GET", "guests")["items"],
     }
 
 
@@ -379,6 +385,8 @@ def body_of(endpoint: Endpoint, estate: Estate) -> dict[str, Any]:
         return {"json": {"permission": "write"}}
     if endpoint.body_model in (LinkCreate, UploadRequestCreate):
         return {"json": {"path": estate.folder_path}}
+    if endpoint.body_model is GuestCreate:
+        return {"json": {"email": "invited.by.intruder@example.test"}}
     if endpoint.body_model is not None:
         return {"json": {}}
     if endpoint.method in ("PUT", "POST"):

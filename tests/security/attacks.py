@@ -29,6 +29,7 @@ from tests.security.routes import (
     GROUP_NAME,
     MODULES,
     MOVE,
+    NEW_GUEST,
     NEW_LINK,
     NEW_SHARE,
     NEW_TOKEN,
@@ -147,6 +148,8 @@ def body_for(
         document = {"permission": "write"}
     elif route.body in (NEW_LINK, NEW_UPLOAD_REQUEST):
         document = {"path": source}
+    elif route.body == NEW_GUEST:
+        document = {"email": "invited.by.intruder@example.test"}
     if document is not None:
         return {"body": json.dumps(document).encode(), "content_type": "application/json"}
     if route.body == PASSWORD_FORM:

@@ -20,7 +20,13 @@ from strongroom.interfaces.api.app import create_app
 from strongroom.runtime import Runtime
 from tests.conftest import Cast, LiveServer, add_webdav_rows, sign_in_to_web
 from tests.security.attacks import Attacker
-from tests.security.database import share_by_link, share_with_group, start_upload, store_file
+from tests.security.database import (
+    invite_guest,
+    share_by_link,
+    share_with_group,
+    start_upload,
+    store_file,
+)
 from tests.security.estate import Estate, build_estate
 from tests.security.routes import Route, app_routes, unknown_routes
 from tests.security.tally import TALLY, Tally
@@ -104,7 +110,7 @@ def attacker_for(
 @pytest.fixture
 def stocked(runtime: Runtime, cast: Cast) -> Cast:
     """The cast with a file, an unfinished upload, a group, a share, a link, an upload request,
-    WebDAV and web UI rows in each tenant, so that every tenant table has rows of both."""
+    a guest, WebDAV and web UI rows in each tenant, so that every tenant table has rows of both."""
     for member in (cast.acme_member, cast.globex_member):
         tenant = member.tenant
         store_file(
@@ -116,6 +122,7 @@ def stocked(runtime: Runtime, cast: Cast) -> Cast:
     for tenant, admin in ((cast.acme, cast.acme_admin), (cast.globex, cast.globex_admin)):
         share_with_group(runtime, tenant, admin.user_id)
         share_by_link(runtime, tenant, f"docs/{tenant.slug}.txt")
+        invite_guest(runtime, tenant, admin.user_id)
     return cast
 
 

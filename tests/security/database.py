@@ -18,7 +18,8 @@ from strongroom.drive import links, resumable, shares, transfers, upload_request
 from strongroom.drive.files import Preconditions
 from strongroom.drive.models import READ
 from strongroom.drive.paths import split_path
-from strongroom.identity import groups
+from strongroom.identity import groups, guests
+from strongroom.identity.users import access_user
 from strongroom.identity.tokens import Principal
 from strongroom.runtime import Runtime
 from strongroom.storage.db import CatalogBase, TenantBase
@@ -64,6 +65,13 @@ def share_by_link(runtime: Runtime, tenant: TenantInfo, path: str) -> None:
     with runtime.stores.session(tenant, write=True) as session:
         links.create_link(session, owner, names, None, None, None)
         upload_requests.create_upload_request(session, owner, names[:-1])
+
+
+def invite_guest(runtime: Runtime, tenant: TenantInfo, inviter_id: uuid.UUID) -> None:
+    """Invite a guest of the tenant, so that the invitations table has a row of it."""
+    with runtime.stores.session(tenant, write=True) as session:
+        inviter = access_user(session, inviter_id)
+        guests.invite_guest(session, tenant, inviter, f"guest@{tenant.slug}.example.test")
 
 
 def tenant_tables(connection: Connection) -> list[str]:

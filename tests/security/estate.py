@@ -56,6 +56,7 @@ class Estate:
     group_ids: list[str] = field(default_factory=list)
     link_ids: list[str] = field(default_factory=list)
     request_ids: list[str] = field(default_factory=list)
+    guest_ids: list[str] = field(default_factory=list)
     # The tokens of its public links and upload requests: the victim's are never handed to
     # the intruder, except to show that they fail under the intruder's base URL.
     public_tokens: list[str] = field(default_factory=list)
@@ -97,6 +98,7 @@ class Estate:
             "group": self.group_ids,
             "link": self.link_ids,
             "upload request": self.request_ids,
+            "guest": self.guest_ids,
         }[kind]
 
     @property
@@ -113,6 +115,7 @@ class Estate:
             *self.group_ids,
             *self.link_ids,
             *self.request_ids,
+            *self.guest_ids,
         ]
 
     @property
@@ -198,7 +201,9 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
     estate.hidden_text += estate.tokens
     start_upload(client, estate, f"inbox-{s}/upload-{s}.bin", shift)
     add_public_links(client, estate, budget, docs, vault)
-    estate.emails = [admin.email, member.email]
+    guest = call(client, member, "POST", "guests", json={"email": f"guest-{s}@{slug}.example.test"})
+    estate.guest_ids = [guest["id"]]
+    estate.emails = [admin.email, member.email, guest["email"]]
     estate.sizes.add(call(client, admin, "GET", "usage")["used_bytes"])
     share_with_group(client, estate, docs, archive)
     # The budget as the group reaches it: its path inside the shared folder.
@@ -304,6 +309,7 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
         "usage": call(client, estate.admin, "GET", "usage"),
         "links": call(client, estate.admin, "GET", "links")["items"],
         "upload requests": call(client, estate.admin, "GET", "upload-requests")["items"],
+        "guests": call(client, estate.admin, "GET", "guests")["items"],
     }
 
 

@@ -35,6 +35,7 @@ NEW_LINK = "new link"
 NEW_UPLOAD_REQUEST = "new upload request"
 PASSWORD_FORM = "password form"
 FILES_FORM = "files form"
+NEW_GUEST = "new guest"
 
 # How each path parameter is filled: with a path, a file name, an id of one kind, or the
 # secret token of a public link or upload request.
@@ -52,6 +53,7 @@ PARAMETER_KINDS = {
     "user_id": "user",
     "link_id": "link",
     "request_id": "upload request",
+    "guest_id": "guest",
     "token": PUBLIC_TOKEN,
 }
 
@@ -122,6 +124,9 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/upload-requests"): NEW_UPLOAD_REQUEST,
     ("GET", "/api/v1/upload-requests"): None,
     ("DELETE", "/api/v1/upload-requests/{request_id}"): None,
+    ("POST", "/api/v1/guests"): NEW_GUEST,
+    ("GET", "/api/v1/guests"): None,
+    ("DELETE", "/api/v1/guests/{guest_id}"): None,
     ("GET", "/s/{token}"): None,
     ("GET", "/s/{token}/download"): None,
     ("HEAD", "/s/{token}/download"): None,

@@ -46,7 +46,7 @@ from strongroom.tenancy.context import (
 )
 from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING, TenantStores
 from tests.conftest import Cast, add_webdav_rows, drive_owner, sign_in_to_web
-from tests.security.database import share_by_link, share_with_group, start_upload
+from tests.security.database import invite_guest, share_by_link, share_with_group, start_upload
 
 ONLY_POSTGRES = pytest.mark.parametrize("level", ["postgres-shared"], indirect=True)
 
@@ -64,7 +64,7 @@ def store_file(runtime: Runtime, tenant: TenantInfo, path: str, data: bytes) -> 
 @pytest.fixture
 def filled(runtime: Runtime, cast: Cast) -> Cast:
     """The cast, with a file, an unfinished upload, a group, a share, a link, an upload request,
-    WebDAV and web UI rows in each tenant, so that every tenant table has rows of both.
+    a guest, WebDAV and web UI rows in each tenant, so that every tenant table has rows of both.
 
     Each tenant gets one file in one folder, so that renaming all of a tenant's
     nodes to one name breaks no unique index.
@@ -81,6 +81,8 @@ def filled(runtime: Runtime, cast: Cast) -> Cast:
     share_with_group(runtime, cast.globex, cast.globex_admin.user_id)
     share_by_link(runtime, cast.acme, "docs/acme.txt")
     share_by_link(runtime, cast.globex, "docs/globex.txt")
+    invite_guest(runtime, cast.acme, cast.acme_admin.user_id)
+    invite_guest(runtime, cast.globex, cast.globex_admin.user_id)
     return cast
 
 
