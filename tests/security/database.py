@@ -19,8 +19,8 @@ from strongroom.drive.files import Preconditions
 from strongroom.drive.models import READ
 from strongroom.drive.paths import split_path
 from strongroom.identity import groups, guests
-from strongroom.identity.users import access_user
 from strongroom.identity.tokens import Principal
+from strongroom.identity.users import access_user
 from strongroom.runtime import Runtime
 from strongroom.storage.db import CatalogBase, TenantBase
 from strongroom.tenancy.context import TenantInfo

@@ -1,6 +1,6 @@
 """Guest accounts: people outside the tenant, invited by e-mail, who reach only what is shared with them.
 
-A guest is a user with the `guest` role and an expiry. Whoever invites them
+A guest is a user with the `guest` role and an expiry. The inviting user
 gets an invitation secret to e-mail, stored as its SHA-256 like API tokens.
 The guest opens it once, before it expires, to choose a password, then logs
 in like anyone else. Past the guest's expiry, or once ended, the guest can
@@ -8,8 +8,8 @@ no longer log in and every session and token of theirs fails. The tenant
 setting `guest_invites` says whether members may invite or admins only, and
 `guest_max_days` bounds how long a guest lasts.
 
-What a guest may reach is decided elsewhere, in one place per interface:
-interfaces/api/confinement.py for the REST API and the web UI's session check.
+What a guest may reach is decided in interfaces/api/confinement.py, which
+the REST API's authentication and the web UI's session check both call.
 """
 
 from __future__ import annotations

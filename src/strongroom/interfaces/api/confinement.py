@@ -1,4 +1,4 @@
-"""What a guest may reach: the routes marked open to guests, and nothing else.
+"""Guest confinement: a guest reaches the routes marked open to guests, and nothing else.
 
 Every route is closed to guests unless its endpoint carries `@open_to_guests`,
 so a route added later is closed until someone decides otherwise. The REST

@@ -99,16 +99,16 @@ def _send_invitation(
     inviter_name: str,
 ) -> None:
     link = f"{str(request.base_url).rstrip('/')}/invite/{invitation.secret}"
-    expiry = utc(invitation.guest.expires_at).strftime("%Y-%m-%d %H:%M UTC")  # type: ignore[arg-type]
+    account_ends = _moment(invitation.guest.expires_at)
+    link_ends = _moment(invitation.expires_at)
     lines = [
         f"{inviter_name} invited you as a guest of {tenant.name}.",
         "",
-        "Open this link to choose your password; it works once, until "
-        f"{utc(invitation.expires_at).strftime('%Y-%m-%d %H:%M UTC')}:",
+        f"Open this link to choose your password. It works once, until {link_ends}:",
         "",
         f"  {link}",
         "",
-        f"Your guest account lasts until {expiry}. You will see what is shared with you.",
+        f"Your guest account lasts until {account_ends}. You will see what is shared with you.",
     ]
     if invitation.note:
         lines += ["", f"{inviter_name} wrote:", "", invitation.note]
@@ -116,6 +116,10 @@ def _send_invitation(
         invitation.guest.email, f"Invitation to {tenant.name}", "\n".join(lines) + "\n"
     )
     runtime.mailer.send_later(message, purpose="guest_invitation")
+
+
+def _moment(moment: dt.datetime | None) -> str:
+    return utc(moment).strftime("%Y-%m-%d %H:%M UTC") if moment else "further notice"
 
 
 @router.get("/guests", response_model=GuestListing, summary="List guests: all for admins, my own for members")

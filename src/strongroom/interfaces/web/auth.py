@@ -204,7 +204,7 @@ def login(
 
     wanted = _safe_next(request, next_page)
     if user.is_guest and not wanted.startswith(start_page(request, is_guest=True)):
-        # The login form asks for the files page by default, which guests cannot open.
+        # The login form requests the files page by default, which guests cannot open.
         wanted = start_page(request, is_guest=True)
     if has_code:
         wanted = f"{base_path(request)}/login/second-factor?next={quote(wanted, safe='/')}"

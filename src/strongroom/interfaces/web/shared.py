@@ -1,4 +1,4 @@
-"""What others shared with the signed-in user: the list, shared folders, and downloads.
+"""Pages of the shares with the signed-in user: the list, shared folders, and downloads.
 
 These are the only pages besides logout that guests open. Each request looks
 the share up again through drive/shares.py, so a revoked share or a trashed
