@@ -289,9 +289,7 @@ def test_guest_web_shows_only_shared_with_me(
 
 
 @SHARED_ONLY
-def test_guest_api_reaches_no_other_route(
-    runtime: Runtime, client: httpx.Client, browser: httpx.Client, cast: Cast
-) -> None:
+def test_guest_api_reaches_no_other_route(runtime: Runtime, client: httpx.Client, cast: Cast) -> None:
     owner = cast.acme_member
     put(client, owner, "docs/plan.txt", SECRET)
     put(client, owner, "private/ledger.txt", HIDDEN)
@@ -306,8 +304,7 @@ def test_guest_api_reaches_no_other_route(
 
     checked = 0
     for route in routes:
-        opened = (route.method, route.path) in OPEN_TO_GUESTS
-        if opened:
+        if (route.method, route.path) in OPEN_TO_GUESTS:
             continue
         response = client.request(
             route.method,
@@ -322,12 +319,14 @@ def test_guest_api_reaches_no_other_route(
             assert response.status_code == 404, where
         else:
             assert response.status_code == 403, where
-            assert response.json()["type"].endswith("guest-confined"), where
+        if route.method != "HEAD" and response.status_code == 403:
+            assert response.json()["type"].endswith("/guest-confined"), where
             assert "shared with them" in response.json()["detail"], where
         checked += 1
 
+    own_share = client.get(owner.url(f"shares/{share_id}/files/plan.txt"), headers=headers)
     assert checked >= 50
-    assert share_id != unshared
+    assert own_share.content == SECRET
     assert client.get(owner.url("files/private/ledger.txt"), headers=owner.headers).content == HIDDEN
 
 
@@ -362,13 +361,18 @@ def test_guest_web_reaches_no_other_page(
     ]
 
     for method, path in pages:
-        url = "/t/acme" + re.sub(r"\{(\w+)(?::\w+)?\}", "private/ledger.txt", path)
+        url = "/t/acme" + re.sub(r"\{(\w+)(?::(\w+))?\}", web_value, path)
         response = browser.request(method, url, headers={"X-CSRF-Token": csrf})
         where = f"{method} {path}"
         assert response.status_code == 403, where
         assert HIDDEN not in response.content, where
 
     assert len(pages) >= 10
+
+
+def web_value(match: re.Match[str]) -> str:
+    """Fill a page's parameter: a path of the owner's drive, or a made-up id."""
+    return "private/ledger.txt" if match.group(2) == "path" else str(uuid.uuid4())
 
 
 # Expiry, ending, settings, modules --------------------------------------------------------
