@@ -35,7 +35,7 @@ from strongroom.tenancy.models import utcnow
 from tests.conftest import SHARED_LEVELS, Cast, LiveServer, Member, add_member
 from tests.security.routes import PARAMETER_KINDS, Route, app_routes
 from tests.services.smtp import Mailbox, SmtpServer
-from tests.web.helpers import csrf_of, post_login
+from tests.web.helpers import csrf_of, post_login, sign_in
 
 SHARED_ONLY = pytest.mark.parametrize("level", SHARED_LEVELS, indirect=True)
 GUEST_EMAIL = "visitor@partner.example"
@@ -461,6 +461,20 @@ def test_guest_list_by_role(client: httpx.Client, cast: Cast) -> None:
     assert {item["id"] for item in admin_list.json()["items"]} == {mine["id"], theirs["id"]}
     assert mine["email"] not in member_users.text
     assert mine["email"] in admin_users.text
+
+
+@SHARED_ONLY
+def test_guest_on_admin_users_page(live_server: LiveServer, client: httpx.Client, cast: Cast) -> None:
+    guest = invited(client, cast.acme_member)
+    admin = sign_in(live_server.url, cast.acme_admin)
+    try:
+        page = admin.get("/admin/users")
+    finally:
+        admin.client.close()
+
+    assert page.status_code == 200
+    assert guest["email"] in page.text
+    assert "guest, until" in page.text
 
 
 @SHARED_ONLY
