@@ -442,6 +442,34 @@ def test_guest_ended_loses_sessions_and_tokens(
     assert login.status_code == 401
 
 
+@SHARED_ONLY
+def test_guest_reinvited_after_end(
+    runtime: Runtime, client: httpx.Client, browser: httpx.Client, cast: Cast, mailbox: Mailbox
+) -> None:
+    owner = cast.acme_member
+    guest = invited(client, owner)
+    accept(browser, invitation_path(mailbox))
+    headers = token_for(runtime, cast.acme, guest["id"])
+
+    while_active = invite(client, owner)
+    client.delete(owner.url(f"guests/{guest['id']}"), headers=owner.headers)
+    again = invite(client, owner)
+    old_token = client.get(owner.url("me"), headers=headers)
+    old_password = web_login(browser, cast.acme)
+    accepted = accept(browser, invitation_path(mailbox, 2), "a new guest password")
+    new_password = web_login(browser, cast.acme, "a new guest password")
+
+    assert while_active.status_code == 409
+    assert "end the guest" in while_active.json()["detail"]
+    assert again.status_code == 201
+    assert again.json()["id"] == guest["id"]
+    assert again.json()["state"] == "invited"
+    assert old_token.status_code == 401
+    assert old_password.status_code == 401
+    assert accepted.status_code == 303
+    assert new_password.status_code == 303
+
+
 def peer_headers(runtime: Runtime, cast: Cast) -> dict[str, str]:
     """Bearer headers of a second member of acme, who did not invite the guest."""
     return add_member(runtime, cast.acme, "peer@acme.test", "member").headers

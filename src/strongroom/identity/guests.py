@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 
 from strongroom.base.errors import AlreadyExists, Forbidden, InvalidInput, NotFound
 from strongroom.base.logging import get_logger
@@ -92,36 +93,54 @@ def invite_guest(
     expires_at: dt.datetime | None = None,
     note: str = "",
 ) -> Invitation:
-    """Create a guest and an invitation for them; the caller e-mails the secret after commit."""
+    """Create a guest and an invitation for them; the caller e-mails the secret after commit.
+
+    A guest who expired or was ended comes back with the new expiry, and
+    chooses a new password through the new invitation.
+    """
     check_may_invite(tenant, inviter)
     address = normalise_email(email)
     if len(note) > MAX_NOTE_LENGTH:
         raise InvalidInput(f"the note has {len(note)} characters; use at most {MAX_NOTE_LENGTH}")
     now = utcnow()
     guest_expiry = check_guest_expiry(tenant, expires_at, now)
-    if get_user_by_email(session, address) is not None:
-        raise AlreadyExists(
-            f"{address!r} is a user of this tenant already; share with that user directly"
-        )
-    check_room_for_user(session, tenant)
-
-    guest = UserRow(
-        id=uuid.uuid4(),
-        email=address,
-        display_name="",
-        role=GUEST,
-        password_hash=None,
-        status="active",
-        expires_at=guest_expiry,
-        invited_by=inviter.id,
-    )
-    session.add(guest)
-    session.flush()
+    guest = get_user_by_email(session, address)
+    if guest is None:
+        check_room_for_user(session, tenant)
+        guest = UserRow(id=uuid.uuid4(), email=address, display_name="", role=GUEST)
+        session.add(guest)
+    else:
+        _check_renewable(guest, now)
+        # Nothing the guest held before comes back: their old password, sessions and tokens.
+        _close_access(session, guest.id, now)
+    guest.password_hash = None
+    guest.status = "active"
+    guest.expires_at = guest_expiry
+    guest.invited_by = inviter.id
+    try:
+        session.flush()
+    except DatabaseIntegrityError as exc:
+        # Another request invited or created the same address since the look-up above.
+        raise AlreadyExists(f"{address!r} is a user of this tenant already") from exc
     secret, invitation = _new_invitation(guest, inviter.id, note, now)
     session.add(invitation)
     session.flush()
     log.info("guest_invited", user_id=str(guest.id), invited_by=str(inviter.id))
     return Invitation(guest=guest, secret=secret, expires_at=invitation.expires_at, note=note)
+
+
+def _check_renewable(user: UserRow, now: dt.datetime) -> None:
+    """Raise AlreadyExists unless the user is a guest who expired or was ended, and may come back."""
+    if not user.is_guest:
+        raise AlreadyExists(
+            f"{user.email!r} is a user of this tenant already; share with that user directly"
+        )
+    if user.is_usable(now):
+        raise AlreadyExists(
+            f"{user.email!r} is a guest of this tenant already, until "
+            f"{as_utc(user.expires_at).isoformat()}; share with them directly, or end the guest "  # type: ignore[arg-type]
+            "with DELETE /api/v1/guests/{id} and invite them again"
+        )
 
 
 def _new_invitation(
@@ -224,20 +243,25 @@ def end_guest(session: TenantSession, actor: UserRow, guest_id: uuid.UUID) -> Us
     guest.status = ENDED
     if guest.expires_at is None or as_utc(guest.expires_at) > now:
         guest.expires_at = now
-    end_user_sessions(session, guest.id)
+    _close_access(session, guest.id, now)
+    session.flush()
+    log.info("guest_ended", user_id=str(guest.id), ended_by=str(actor.id))
+    return guest
+
+
+def _close_access(session: TenantSession, guest_id: uuid.UUID, now: dt.datetime) -> None:
+    """End the guest's web sessions, revoke their tokens and close their open invitations."""
+    end_user_sessions(session, guest_id)
     session.execute(
         update(TokenRow)
-        .where(TokenRow.user_id == guest.id, TokenRow.revoked_at.is_(None))
+        .where(TokenRow.user_id == guest_id, TokenRow.revoked_at.is_(None))
         .values(revoked_at=now)
     )
     session.execute(
         update(GuestInvitationRow)
-        .where(GuestInvitationRow.user_id == guest.id, GuestInvitationRow.used_at.is_(None))
+        .where(GuestInvitationRow.user_id == guest_id, GuestInvitationRow.used_at.is_(None))
         .values(expires_at=now)
     )
-    session.flush()
-    log.info("guest_ended", user_id=str(guest.id), ended_by=str(actor.id))
-    return guest
 
 
 def guest_state(guest: UserRow, now: dt.datetime | None = None) -> str:
