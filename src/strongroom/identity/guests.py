@@ -5,7 +5,7 @@ gets an invitation secret to e-mail, stored as its SHA-256 like API tokens.
 The guest opens it once, before it expires, to choose a password, then logs
 in like anyone else. Past the guest's expiry, or once ended, the guest can
 no longer log in and every session and token of theirs fails. The tenant
-setting `guest_invites` says whether members may invite or admins only, and
+setting `guest_invites` decides whether members may invite or admins only, and
 `guest_max_days` bounds how long a guest lasts.
 
 What a guest may reach is decided in interfaces/api/confinement.py, which
