@@ -31,6 +31,7 @@ from strongroom.identity.tokens import create_token
 from strongroom.identity.users import get_user
 from strongroom.interfaces.api.app import create_app
 from strongroom.interfaces.api.dependencies import require_admin, require_principal, require_tenant
+from strongroom.interfaces.api.guests import GuestCreate
 from strongroom.interfaces.api.links import LinkCreate, UploadRequestCreate
 from strongroom.interfaces.api.schemas import (
     GroupCreate,
@@ -162,6 +163,7 @@ class Estate:
     # The admin's webhook and its deliveries, the first of them dead so that it can be replayed.
     webhook_ids: list[str] = field(default_factory=list)
     delivery_ids: list[str] = field(default_factory=list)
+    guest_ids: list[str] = field(default_factory=list)
 
     @property
     def slug(self) -> str:
@@ -174,6 +176,7 @@ class Estate:
         ids += [*self.app_password_ids, *self.user_ids, *self.version_ids, *self.upload_ids]
         ids += [*self.share_ids, *self.group_ids, *self.link_ids, *self.upload_request_ids]
         ids += [*self.webhook_ids, *self.delivery_ids]
+        ids += self.guest_ids
         return list(dict.fromkeys(ids))
 
     def secrets_in(self, text: str) -> list[str]:
@@ -240,6 +243,8 @@ def build_estate(client: httpx.Client, admin: Member, member: Member) -> Estate:
     estate.upload_request_ids = [drop["id"]]
     made = call(client, admin, "GET", f"webhooks/{webhook['id']}/deliveries")["items"]
     estate.delivery_ids = [delivery["id"] for delivery in made]
+    guest = call(client, member, "POST", "guests", json={"email": f"guest@{slug}.example.test"})
+    estate.guest_ids = [guest["id"]]
     return estate
 
 
@@ -344,6 +349,7 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
             for webhook in estate.webhook_ids
         ],
         "audit trail": call(client, estate.admin, "GET", "audit")["items"],
+        "guests": call(client, estate.admin, "GET", "guests")["items"],
     }
 
 
@@ -425,6 +431,8 @@ def body_of(endpoint: Endpoint, estate: Estate) -> dict[str, Any]:
         return {"json": {"number": 1}}
     if endpoint.body_model in (WebhookCreate, WebhookUpdate):
         return {"json": {"url": "https://intruder.example.test/in", "events": ["file.created"]}}
+    if endpoint.body_model is GuestCreate:
+        return {"json": {"email": "invited.by.intruder@example.test"}}
     if endpoint.body_model is not None:
         return {"json": {}}
     if endpoint.method in ("PUT", "POST"):

@@ -29,6 +29,7 @@ from tests.security.routes import (
     GROUP_NAME,
     MODULES,
     MOVE,
+    NEW_GUEST,
     NEW_LINK,
     NEW_SHARE,
     NEW_TOKEN,
@@ -156,6 +157,8 @@ def body_for(
         document = {"number": 1}
     elif route.body in (NEW_WEBHOOK, WEBHOOK_CHANGE):
         document = {"url": INTRUDER_WEBHOOK_URL, "events": ["file.created"], "active": True}
+    elif route.body == NEW_GUEST:
+        document = {"email": "invited.by.intruder@example.test"}
     if document is not None:
         return {"body": json.dumps(document).encode(), "content_type": "application/json"}
     if route.body == PASSWORD_FORM:

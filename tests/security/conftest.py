@@ -22,6 +22,7 @@ from strongroom.runtime import Runtime
 from tests.conftest import Cast, LiveServer, add_webdav_rows, sign_in_to_web
 from tests.security.attacks import Attacker
 from tests.security.database import (
+    invite_guest,
     record_audit_event,
     share_by_link,
     share_with_group,
@@ -117,8 +118,8 @@ def attacker_for(
 @pytest.fixture
 def stocked(runtime: Runtime, cast: Cast) -> Cast:
     """The cast with a file, an unfinished upload, a group, a share, a link, an upload request,
-    a webhook with a delivery, WebDAV and web UI rows and an audit event in each tenant, so
-    that every tenant table has rows of both."""
+    a webhook with a delivery, a guest, WebDAV and web UI rows and an audit event in each
+    tenant, so that every tenant table has rows of both."""
     for member in (cast.acme_member, cast.globex_member):
         tenant = member.tenant
         store_file(
@@ -132,6 +133,7 @@ def stocked(runtime: Runtime, cast: Cast) -> Cast:
         share_by_link(runtime, tenant, f"docs/{tenant.slug}.txt")
         subscribe_webhook(runtime, tenant)
         record_audit_event(runtime, tenant, admin.user_id)
+        invite_guest(runtime, tenant, admin.user_id)
     return cast
 
 

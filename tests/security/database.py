@@ -19,8 +19,9 @@ from strongroom.drive import links, resumable, shares, transfers, upload_request
 from strongroom.drive.files import Preconditions
 from strongroom.drive.models import READ
 from strongroom.drive.paths import split_path
-from strongroom.identity import groups
+from strongroom.identity import groups, guests
 from strongroom.identity.tokens import Principal
+from strongroom.identity.users import access_user
 from strongroom.runtime import Runtime
 from strongroom.storage.db import CatalogBase, TenantBase
 from strongroom.tenancy.context import TenantInfo
@@ -92,6 +93,13 @@ def record_audit_event(runtime: Runtime, tenant: TenantInfo, user_id: uuid.UUID)
         old={"time_zone": "UTC"},
         new={"time_zone": "Europe/Paris"},
     )
+
+
+def invite_guest(runtime: Runtime, tenant: TenantInfo, inviter_id: uuid.UUID) -> None:
+    """Invite a guest of the tenant, so that the invitations table has a row of it."""
+    with runtime.stores.session(tenant, write=True) as session:
+        inviter = access_user(session, inviter_id)
+        guests.invite_guest(session, tenant, inviter, f"guest@{tenant.slug}.example.test")
 
 
 def tenant_tables(connection: Connection) -> list[str]:

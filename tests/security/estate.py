@@ -58,6 +58,7 @@ class Estate:
     request_ids: list[str] = field(default_factory=list)
     webhook_ids: list[str] = field(default_factory=list)
     delivery_ids: list[str] = field(default_factory=list)
+    guest_ids: list[str] = field(default_factory=list)
     # The tokens of its public links and upload requests: the victim's are never handed to
     # the intruder, except to show that they fail under the intruder's base URL.
     public_tokens: list[str] = field(default_factory=list)
@@ -101,6 +102,7 @@ class Estate:
             "upload request": self.request_ids,
             "webhook": self.webhook_ids,
             "webhook delivery": self.delivery_ids,
+            "guest": self.guest_ids,
         }[kind]
 
     @property
@@ -119,6 +121,7 @@ class Estate:
             *self.request_ids,
             *self.webhook_ids,
             *self.delivery_ids,
+            *self.guest_ids,
         ]
 
     @property
@@ -208,7 +211,9 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
     estate.hidden_text += estate.tokens
     start_upload(client, estate, f"inbox-{s}/upload-{s}.bin", shift)
     add_public_links(client, estate, budget, docs, vault)
-    estate.emails = [admin.email, member.email]
+    guest = call(client, member, "POST", "guests", json={"email": f"guest-{s}@{slug}.example.test"})
+    estate.guest_ids = [guest["id"]]
+    estate.emails = [admin.email, member.email, guest["email"]]
     estate.sizes.add(call(client, admin, "GET", "usage")["used_bytes"])
     share_with_group(client, estate, docs, archive)
     # The budget as the group reaches it: its path inside the shared folder.
@@ -332,6 +337,7 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
             call(client, estate.admin, "GET", f"webhooks/{webhook}/deliveries")["items"]
             for webhook in estate.webhook_ids
         ],
+        "guests": call(client, estate.admin, "GET", "guests")["items"],
     }
 
 

@@ -38,6 +38,7 @@ PASSWORD_FORM = "password form"
 FILES_FORM = "files form"
 NEW_WEBHOOK = "new webhook"
 WEBHOOK_CHANGE = "webhook change"
+NEW_GUEST = "new guest"
 
 # How each path parameter is filled: with a path, a file name, an id of one kind, or the
 # secret token of a public link or upload request.
@@ -57,6 +58,7 @@ PARAMETER_KINDS = {
     "request_id": "upload request",
     "webhook_id": "webhook",
     "delivery_id": "webhook delivery",
+    "guest_id": "guest",
     "token": PUBLIC_TOKEN,
 }
 
@@ -137,6 +139,9 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("DELETE", "/api/v1/webhooks/{webhook_id}"): None,
     ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): None,
     ("POST", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"): None,
+    ("POST", "/api/v1/guests"): NEW_GUEST,
+    ("GET", "/api/v1/guests"): None,
+    ("DELETE", "/api/v1/guests/{guest_id}"): None,
     ("GET", "/s/{token}"): None,
     ("GET", "/s/{token}/download"): None,
     ("HEAD", "/s/{token}/download"): None,

@@ -39,8 +39,9 @@ NOT_FOUND = frozenset({404})
 
 # The parts of the tenant that every member reads, or that Mallory's own writes change.
 TENANT_WIDE = ("/api/v1/users", "/api/v1/groups", "/api/v1/usage", "/api/v1/me")
-# Sharing her own files with the victim changes what the victim is shared, by design.
-OWN_SHARING = (("POST", "/api/v1/shares"),)
+# Sharing her own files with the victim changes what the victim is shared, and inviting a
+# guest of her own adds to the tenant's guests that admins list, both by design.
+OWN_SHARING = (("POST", "/api/v1/shares"), ("POST", "/api/v1/guests"))
 
 
 def reaches_drives(route: Route) -> bool:

@@ -47,6 +47,7 @@ from strongroom.tenancy.context import (
 from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING, TenantStores
 from tests.conftest import Cast, add_webdav_rows, drive_owner, sign_in_to_web
 from tests.security.database import (
+    invite_guest,
     record_audit_event,
     share_by_link,
     share_with_group,
@@ -70,8 +71,8 @@ def store_file(runtime: Runtime, tenant: TenantInfo, path: str, data: bytes) -> 
 @pytest.fixture
 def filled(runtime: Runtime, cast: Cast) -> Cast:
     """The cast, with a file, an unfinished upload, a group, a share, a link, an upload request,
-    a webhook with a delivery, WebDAV and web UI rows and an audit event in each tenant, so
-    that every tenant table has rows of both.
+    a webhook with a delivery, a guest, WebDAV and web UI rows and an audit event in each
+    tenant, so that every tenant table has rows of both.
 
     Each tenant gets one file in one folder, so that renaming all of a tenant's
     nodes to one name breaks no unique index.
@@ -92,8 +93,9 @@ def filled(runtime: Runtime, cast: Cast) -> Cast:
     subscribe_webhook(runtime, cast.globex)
     record_audit_event(runtime, cast.acme, cast.acme_admin.user_id)
     record_audit_event(runtime, cast.globex, cast.globex_admin.user_id)
+    invite_guest(runtime, cast.acme, cast.acme_admin.user_id)
+    invite_guest(runtime, cast.globex, cast.globex_admin.user_id)
     return cast
-
 
 
 def rows_of(runtime: Runtime, tenant: TenantInfo, model: type) -> list:

@@ -67,6 +67,13 @@ class ModuleDisabled(Forbidden):
     title = "Module disabled"
 
 
+class GuestConfined(Forbidden):
+    """A guest asked for something other than what was shared with them."""
+
+    code = "guest-confined"
+    title = "Not open to guests"
+
+
 class BeyondPlan(Forbidden):
     """A change needs more than the tenant's plan allows: another user, or a module outside it."""
 

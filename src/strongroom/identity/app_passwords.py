@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
-from strongroom.base.errors import InvalidInput, NotAuthenticated, NotFound
+from strongroom.base.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
 from strongroom.base.logging import get_logger
 from strongroom.identity.models import AppPasswordRow, UserRow
 from strongroom.identity.tokens import LAST_USED_RESOLUTION, Principal, hash_token
@@ -53,6 +53,11 @@ def create_app_password(
     session: TenantSession, user: UserRow, name: str = ""
 ) -> tuple[AppPasswordRow, str]:
     """Create an app password for the user; return its row and the secret, shown only once."""
+    if user.is_guest:
+        raise Forbidden(
+            f"{user.email} is a guest, and guests get no app passwords: they reach what is "
+            "shared with them in the web UI"
+        )
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidInput(
             f"the app password name has {len(name)} characters; use at most {MAX_NAME_LENGTH}"
@@ -97,7 +102,8 @@ def authenticate_app_password(session: TenantSession, email: str, secret: str) -
     if found is None:
         raise failure
     app_password, user = found
-    if app_password.revoked_at is not None or user.status != "active":
+    # Guests get no app passwords; one made before a user became a guest must not work either.
+    if app_password.revoked_at is not None or not user.is_usable() or user.is_guest:
         raise failure
 
     now = utcnow()

@@ -32,13 +32,14 @@ def verify_login(session: TenantSession, email: str, password: str) -> UserRow |
         user = get_user_by_email(session, email)
     except InvalidInput:
         user = None
-    if user is None:
+    if user is None or user.password_hash is None:
+        # A guest who has not accepted the invitation yet has no password to match.
         passwords.verify_for_unknown_user(password)
         return None
     if not passwords.verify_password(user.password_hash, password):
         record_failure(session, user.id)
         return None
-    if user.status != "active":
+    if not user.is_usable():
         return None
     return user
 

@@ -1,4 +1,5 @@
-"""Tenant tables of identity: users, groups, API tokens, app passwords, web sessions, second factors."""
+"""Tenant tables of identity: users, guest invitations, groups, API tokens, app passwords,
+web sessions, second factors."""
 
 from __future__ import annotations
 
@@ -21,7 +22,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from strongroom.storage.db import TenantBase, TenantScoped
 from strongroom.tenancy.models import utcnow
 
-ROLES = ("admin", "member")
+ADMIN = "admin"
+MEMBER = "member"
+# A guest is invited by e-mail, expires, has no drive and reaches only what is shared with them.
+GUEST = "guest"
+ROLES = (ADMIN, MEMBER, GUEST)
 
 
 class UserRow(TenantScoped, TenantBase):
@@ -35,6 +40,50 @@ class UserRow(TenantScoped, TenantBase):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), default="active")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Set for guests only: after this moment the account can no longer log in or act.
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    invited_by: Mapped[uuid.UUID | None] = mapped_column()
+
+    def is_usable(self, now: dt.datetime | None = None) -> bool:
+        """Return True while the user may log in and act: active, and for a guest, not expired."""
+        if self.status != "active":
+            return False
+        return self.expires_at is None or as_utc(self.expires_at) > (now or utcnow())
+
+    @property
+    def is_guest(self) -> bool:
+        return self.role == GUEST
+
+
+def as_utc(moment: dt.datetime) -> dt.datetime:
+    """Return the moment with its UTC offset; SQLite returns naive datetimes, which are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+class GuestInvitationRow(TenantScoped, TenantBase):
+    """An invitation e-mailed to a guest; only the SHA-256 of its secret is stored.
+
+    The guest opens the link once, before `expires_at`, to choose a password;
+    `used_at` is set then, and the link stops working.
+    """
+
+    __tablename__ = "guest_invitations"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "token_hash"),
+        ForeignKeyConstraint(
+            ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"
+        ),
+        Index("ix_guest_invitations_user", "tenant_id", "user_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column()
+    token_hash: Mapped[str] = mapped_column(String(64))
+    invited_by: Mapped[uuid.UUID] = mapped_column()
+    note: Mapped[str] = mapped_column(String(1000), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class TokenRow(TenantScoped, TenantBase):

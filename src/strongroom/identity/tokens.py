@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from strongroom.base.errors import InvalidInput, NotAuthenticated, NotFound
 from strongroom.base.logging import get_logger
 from strongroom.base.scoping import tenant_scoped_key
-from strongroom.identity.models import TokenRow, UserRow
+from strongroom.identity.models import GUEST, TokenRow, UserRow
 from strongroom.storage.db import TenantSession
 from strongroom.tenancy.models import utcnow
 
@@ -48,6 +48,10 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def is_guest(self) -> bool:
+        return self.role == GUEST
 
 
 def hash_token(token: str) -> str:
@@ -96,19 +100,22 @@ def authenticate_token(session: TenantSession, secret: str) -> Principal:
         raise failure
     token, user = found
     now = utcnow()
-    if token.revoked_at is not None or user.status != "active":
+    if token.revoked_at is not None or not user.is_usable(now):
         raise failure
     if token.expires_at is not None and _aware(token.expires_at) <= now:
         raise failure
 
     stale = token.last_used_at is None or now - _aware(token.last_used_at) > LAST_USED_RESOLUTION
+    # A guest's token works no longer than the guest, and the token cache honours this expiry.
+    ends = [_aware(moment) for moment in (token.expires_at, user.expires_at) if moment is not None]
     return Principal(
         user_id=user.id,
         role=user.role,
         token_id=token.id,
         token_needs_touch=stale,
-        expires_at=_aware(token.expires_at) if token.expires_at else None,
+        expires_at=min(ends) if ends else None,
     )
+
 
 
 def touch_token(session: TenantSession, token_id: uuid.UUID) -> None:

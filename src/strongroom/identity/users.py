@@ -17,11 +17,12 @@ from strongroom.base.errors import (
     NotFound,
 )
 from strongroom.base.logging import get_logger
-from strongroom.identity.models import ROLES, UserRow
+from strongroom.identity.models import GUEST, ROLES, UserRow
 from strongroom.identity.passwords import hash_password
 from strongroom.identity.web_sessions import end_user_sessions
 from strongroom.storage.db import TenantSession
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.models import utcnow
 from strongroom.tenancy.settings import check_password
 from strongroom.tenancy.usage import lock_tenant
 
@@ -32,6 +33,8 @@ ACTIVE = "active"
 # A pragmatic check, not RFC 5322: one @, no spaces, a dot in the domain.
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 USER_STATUSES = ("active", "disabled")
+# Roles an admin can give; guests get theirs only through an invitation (identity/guests.py).
+ASSIGNABLE_ROLES = tuple(role for role in ROLES if role != GUEST)
 
 
 def normalise_email(email: str) -> str:
@@ -42,8 +45,14 @@ def normalise_email(email: str) -> str:
 
 
 def check_role(role: str) -> str:
-    if role not in ROLES:
-        raise InvalidInput(f"role {role!r} does not exist; use one of: {', '.join(ROLES)}")
+    if role == GUEST:
+        raise InvalidInput(
+            "the guest role comes only with an invitation; invite guests with POST /api/v1/guests"
+        )
+    if role not in ASSIGNABLE_ROLES:
+        raise InvalidInput(
+            f"role {role!r} does not exist; use one of: {', '.join(ASSIGNABLE_ROLES)}"
+        )
     return role
 
 
@@ -154,6 +163,11 @@ def change_role(
     check_role(role)
     user = access_user(session, user_id)
     _check_not_self(user, actor_id, "role")
+    if user.role == GUEST:
+        raise Conflict(
+            f"{user.email!r} is a guest, whose role cannot change; end the guest with "
+            "DELETE /api/v1/guests/{id} and create a member account instead"
+        )
     if role != "admin":
         _check_other_admin_remains(session, user)
     old_role, user.role = user.role, role
@@ -184,15 +198,24 @@ def set_user_status(
 
 
 def access_active_user(session: TenantSession, user_id: uuid.UUID) -> UserRow:
-    """Return an active user of the tenant; a user who is not active is as unknown as a missing one."""
+    """Return an active user of the tenant; a user who is not active, or a guest who expired,
+    is as unknown as a missing one."""
     user = get_user(session, user_id)
-    if user is None or user.status != ACTIVE:
+    if user is None or not user.is_usable():
         raise NotFound(f"no active user has the id {user_id} in this tenant")
     return user
 
 
-def list_users(session: TenantSession, active_only: bool = False) -> list[UserRow]:
+def list_users(
+    session: TenantSession, active_only: bool = False, with_guests: bool = True
+) -> list[UserRow]:
     query = select(UserRow).order_by(UserRow.email)
     if active_only:
         query = query.where(UserRow.status == ACTIVE)
-    return list(session.scalars(query))
+    if not with_guests:
+        query = query.where(UserRow.role != GUEST)
+    users = list(session.scalars(query))
+    if active_only:
+        now = utcnow()
+        users = [user for user in users if user.is_usable(now)]
+    return users

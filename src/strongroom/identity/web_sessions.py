@@ -24,7 +24,7 @@ from sqlalchemy import delete, select, update
 
 from strongroom.base.errors import NotAuthenticated
 from strongroom.base.logging import get_logger
-from strongroom.identity.models import UserRow, WebSessionRow
+from strongroom.identity.models import GUEST, UserRow, WebSessionRow
 from strongroom.identity.tokens import hash_token
 from strongroom.storage.db import TenantSession
 from strongroom.tenancy.models import utcnow
@@ -54,6 +54,10 @@ class WebIdentity:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def is_guest(self) -> bool:
+        return self.role == GUEST
 
 
 def csrf_token_of(secret: str) -> str:
@@ -102,7 +106,7 @@ def authenticate_session(session: TenantSession, secret: str, idle: dt.timedelta
         raise failure
     row, user = found
     now = utcnow()
-    if user.status != "active" or _aware(row.expires_at) <= now:
+    if not user.is_usable(now) or _aware(row.expires_at) <= now:
         raise failure
     if _aware(row.last_seen_at) + idle <= now:
         raise failure

@@ -76,6 +76,10 @@ ACTIONS = (
     "upload_request_created",
     "upload_request_revoked",
     "upload_request_file_received",
+    "webhook_created",
+    "webhook_changed",
+    "webhook_deleted",
+    "webhook_delivery_replayed",
 )
 
 

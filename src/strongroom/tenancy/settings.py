@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import zoneinfo
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -70,6 +70,13 @@ class TenantSettings(BaseModel):
         ge=0,
         le=3650,
         description="days before trashed items are deleted for good; 0 keeps them until emptied",
+    )
+    guest_invites: Literal["admins", "members"] = Field(
+        default="members",
+        description="who may invite guests by e-mail: admins only, or members and admins",
+    )
+    guest_max_days: int = Field(
+        default=30, ge=1, le=3650, description="days a guest account lasts at most"
     )
 
     @field_validator("display_name")

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from strongroom.identity import tokens
 from strongroom.identity.models import TokenRow
 from strongroom.identity.users import get_user
+from strongroom.interfaces.api.confinement import open_to_guests
 from strongroom.interfaces.api.dependencies import (
     API_PREFIX,
     PrincipalDep,
@@ -43,11 +44,18 @@ def _token_out(row: TokenRow) -> TokenOut:
 
 
 @router.get("/me", response_model=UserOut, summary="The user the token acts as")
+@open_to_guests
 def me(runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep) -> UserOut:
     with runtime.stores.session(tenant) as session:
         user = get_user(session, principal.user_id)
         assert user is not None, "an authenticated user exists"
-        return UserOut(id=user.id, email=user.email, role=user.role, tenant=tenant.slug)
+        return UserOut(
+            id=user.id,
+            email=user.email,
+            role=user.role,
+            tenant=tenant.slug,
+            expires=utc(user.expires_at) if user.expires_at else None,
+        )
 
 
 @router.get("/usage", response_model=UsageOut, summary="Bytes stored and the tenant's quota")

@@ -20,6 +20,7 @@ from strongroom.base.errors import (
     TenantNotFound,
 )
 from strongroom.identity.tokens import Principal, authenticate_token, touch_token
+from strongroom.interfaces.api.confinement import check_guest_reach
 from strongroom.interfaces.api.problems import error_response
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
@@ -44,7 +45,10 @@ def tenant_of(request: Request) -> TenantInfo:
 
 
 async def authenticate(request: Request, runtime: Runtime, tenant: TenantInfo) -> Principal:
-    """Authenticate the bearer token within the tenant; any failure is the same 401."""
+    """Authenticate the bearer token within the tenant; any failure is the same 401.
+
+    A guest's token then passes only on the routes open to guests, and gets 403 elsewhere.
+    """
     scheme, _, secret = (request.headers.get("authorization") or "").partition(" ")
     secret = secret.strip()
     if scheme.lower() != "bearer" or not secret:
@@ -54,6 +58,8 @@ async def authenticate(request: Request, runtime: Runtime, tenant: TenantInfo) -
     if principal is None:
         principal = await anyio.to_thread.run_sync(_authenticate, runtime, tenant, secret)
         runtime.tokens.put(tenant.id, secret, principal)
+    if principal.is_guest:
+        check_guest_reach(request.scope, tenant)
     runtime.meter.record_user(tenant, principal.user_id)
     structlog.contextvars.bind_contextvars(actor=f"{principal.user_id}@{tenant.slug}")
     await runtime.fair_share.check_user_request(tenant, principal.user_id)

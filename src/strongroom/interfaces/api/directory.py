@@ -1,6 +1,8 @@
 """The tenant's directory: its active users and its groups, which members share with.
 
-Every member lists users and groups; tenant admins create, rename and delete
+Every member lists users and groups, but only admins see guests in the user
+list: a member finds the guests they invited at GET /api/v1/guests. Guests
+reach neither list. tenant admins create, rename and delete
 groups and choose their members. An id of another tenant is not found,
 exactly like an id that does not exist.
 """
@@ -45,9 +47,9 @@ def user_brief(user: UserRow) -> UserBrief:
 
 
 @router.get("/users", response_model=UserListing, summary="List the tenant's active users")
-def list_active_users(runtime: RuntimeDep, tenant: TenantDep, _principal: PrincipalDep) -> UserListing:
+def list_active_users(runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep) -> UserListing:
     with runtime.stores.session(tenant) as session:
-        users = list_users(session, active_only=True)
+        users = list_users(session, active_only=True, with_guests=principal.is_admin)
     return UserListing(items=[user_brief(user) for user in users])
 
 

@@ -141,6 +141,7 @@ class UserOut(BaseModel):
     email: str
     role: str
     tenant: str
+    expires: dt.datetime | None = Field(default=None, description="for a guest, when the account ends")
 
 
 class TokenOut(BaseModel):

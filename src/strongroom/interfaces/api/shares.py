@@ -8,6 +8,7 @@ whose paths start at the shared item: the empty path is the item itself.
 These routes behave as the own-drive routes do, on a read share for reading
 only. Every share route looks the share up again, so a revoked share, a
 member removed from its group or an item in the trash stops access at once.
+The recipient's routes are the only ones, besides /me, that guests reach.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from strongroom.identity.groups import access_group
 from strongroom.identity.tokens import Principal
 from strongroom.identity.users import get_user
 from strongroom.interfaces import webhook_events
+from strongroom.interfaces.api.confinement import open_to_guests
 from strongroom.interfaces.api.dependencies import (
     API_PREFIX,
     PrincipalDep,
@@ -199,6 +201,7 @@ def audited_share(share: ShareRow) -> dict[str, str | None]:
     response_model=SharedWithMeListing,
     summary="List what others shared with me, directly or through a group",
 )
+@open_to_guests
 def shared_with_me(
     runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> SharedWithMeListing:
@@ -245,6 +248,7 @@ async def _reach_async(
     "/shares/{share_id}/files/{path:path}",
     summary="Download a shared file, or a file in a shared folder; honours Range",
 )
+@open_to_guests
 async def get_shared_file(
     share_id: str,
     path: str,
@@ -261,6 +265,7 @@ async def get_shared_file(
 @router.head(
     "/shares/{share_id}/files/{path:path}", summary="The headers of a shared file's download"
 )
+@open_to_guests
 async def head_shared_file(
     share_id: str,
     path: str,
@@ -280,6 +285,7 @@ async def head_shared_file(
     summary="Create or replace a file through a write share",
     responses={201: {"model": NodeOut, "description": "the file was created"}},
 )
+@open_to_guests
 async def put_shared_file(
     share_id: str,
     path: str,
@@ -300,6 +306,7 @@ async def put_shared_file(
     response_model=NodeOut,
     summary="Move a file of a shared folder to its owner's trash, through a write share",
 )
+@open_to_guests
 def delete_shared_file(
     share_id: str,
     path: str,
@@ -325,6 +332,7 @@ def delete_shared_file(
     response_class=Response,
     summary="List a shared folder, or a folder in it; '' is the shared folder",
 )
+@open_to_guests
 async def list_shared_folder(
     share_id: str, path: str, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> Response:
@@ -347,6 +355,7 @@ def _read_listing(
     status_code=201,
     summary="Create a folder in a shared folder, through a write share",
 )
+@open_to_guests
 def make_shared_folder(
     share_id: str, path: str, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> NodeOut:
@@ -364,6 +373,7 @@ def make_shared_folder(
     response_model=NodeOut,
     summary="Move a folder of a shared folder to its owner's trash, through a write share",
 )
+@open_to_guests
 def delete_shared_folder(
     share_id: str, path: str, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
 ) -> NodeOut:

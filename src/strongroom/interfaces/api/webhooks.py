@@ -108,7 +108,7 @@ def create_webhook(
             body.events,
             body.active,
         )
-    _audit(tenant, principal.user_id, "webhook_created", new=_audited(webhook))
+    _audit(runtime, tenant, principal.user_id, "webhook_created", new=_audited(webhook))
     return WebhookCreated(**_webhook_out(webhook).model_dump(), secret=secret)
 
 
@@ -152,7 +152,7 @@ def update_webhook(
             active=body.active,
         )
         out = _webhook_out(webhook)
-    _audit(tenant, principal.user_id, "webhook_changed", old=old, new=_audited(webhook))
+    _audit(runtime, tenant, principal.user_id, "webhook_changed", old=old, new=_audited(webhook))
     return out
 
 
@@ -168,7 +168,7 @@ def delete_webhook(
         webhook = subscriptions.access_webhook(session, parse_object_id(webhook_id, "webhook"))
         old = _audited(webhook)
         subscriptions.delete_webhook(session, webhook.id)
-    _audit(tenant, principal.user_id, "webhook_deleted", old=old)
+    _audit(runtime, tenant, principal.user_id, "webhook_deleted", old=old)
     return Response(status_code=204)
 
 
@@ -204,7 +204,7 @@ async def replay_delivery(
     webhook = parse_object_id(webhook_id, "webhook")
     delivery = parse_object_id(delivery_id, "webhook delivery")
     replayed = await anyio.to_thread.run_sync(_replay, runtime, tenant, webhook, delivery)
-    _audit(tenant, principal.user_id, "webhook_delivery_replayed", new={"delivery_id": delivery_id})
+    _audit(runtime, tenant, principal.user_id, "webhook_delivery_replayed", new={"delivery_id": delivery_id})
     return replayed
 
 
@@ -260,5 +260,7 @@ def _audited(webhook: WebhookRow) -> dict[str, Any]:
     }
 
 
-def _audit(tenant: TenantInfo, user_id: uuid.UUID, action: str, **values: Any) -> None:
-    record_event(tenant, action, user_actor(user_id, tenant), **values)
+def _audit(
+    runtime: Runtime, tenant: TenantInfo, user_id: uuid.UUID, action: str, **values: Any
+) -> None:
+    record_event(runtime.stores, tenant, action, user_actor(user_id), **values)

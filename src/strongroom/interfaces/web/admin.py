@@ -69,6 +69,7 @@ def _users_page(
                 "display_name": user.display_name,
                 "role": user.role,
                 "status": user.status,
+                "expires_at": user.expires_at,
                 "second_factor": user.id in with_code,
                 "last_login": records[user.id].last_login_at if user.id in records else None,
                 "failures": records[user.id].failures_since_login if user.id in records else 0,

@@ -11,6 +11,8 @@ from strongroom.interfaces.web import (
     audit,
     auth,
     browser,
+    invitations,
+    shared,
     sharing,
     tenant_admin,
     trash,
@@ -21,5 +23,17 @@ from strongroom.runtime import Runtime
 
 def include_web(app: FastAPI, runtime: Runtime) -> None:
     app.state.web = build_state(runtime)
-    for module in (auth, browser, sharing, trash, account, admin, audit, tenant_admin, assets):
+    for module in (
+        auth,
+        browser,
+        shared,
+        invitations,
+        sharing,
+        trash,
+        account,
+        admin,
+        audit,
+        tenant_admin,
+        assets,
+    ):
         app.include_router(module.router)

@@ -23,6 +23,7 @@ from strongroom.base.logging import get_logger
 from strongroom.identity import logins, second_factors, web_sessions
 from strongroom.identity.users import get_user_by_email
 from strongroom.identity.web_sessions import WebIdentity
+from strongroom.interfaces.api.confinement import check_guest_reach
 from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep, actor_of
 from strongroom.interfaces.web.pages import SignedIn, render, web_state
 from strongroom.interfaces.web.routing import LoginRequired, WebRoute, redirect
@@ -76,13 +77,21 @@ def current_session(request: Request, runtime: Runtime, tenant: TenantInfo) -> S
 
 
 def require_user(request: Request, runtime: RuntimeDep, tenant: TenantDep) -> SignedIn:
+    """Return the signed-in user; a guest passes only on the pages open to guests."""
     signed_in = current_session(request, runtime, tenant)
     if signed_in is None:
         raise LoginRequired()
     if signed_in.identity.awaiting_second_factor:
         raise LoginRequired(second_factor=True)
     request.state.signed_in = signed_in
+    if signed_in.identity.is_guest:
+        check_guest_reach(request.scope, tenant)
     return signed_in
+
+
+def start_page(request: Request, is_guest: bool) -> str:
+    """Return the page a user lands on: their files, or for a guest what is shared with them."""
+    return f"{base_path(request)}/{'shared/' if is_guest else 'files/'}"
 
 
 UserDep = Annotated[SignedIn, Depends(require_user)]
@@ -129,8 +138,9 @@ def _login_page(
 @router.get("/")
 def home(request: Request, runtime: RuntimeDep, tenant: TenantDep) -> Response:
     signed_in = current_session(request, runtime, tenant)
-    target = "files/" if signed_in and not signed_in.identity.awaiting_second_factor else "login"
-    return redirect(request, f"{base_path(request)}/{target}")
+    if signed_in is None or signed_in.identity.awaiting_second_factor:
+        return redirect(request, f"{base_path(request)}/login")
+    return redirect(request, start_page(request, signed_in.identity.is_guest))
 
 
 @router.get("/login")
@@ -163,7 +173,7 @@ def _check_rate(request: Request, tenant: TenantInfo, email: str) -> None:
         )
 
 
-def _check_login_token(request: Request, token: str) -> None:
+def check_login_token(request: Request, token: str) -> None:
     check_same_origin(request)
     expected = request.cookies.get(LOGIN_COOKIE)
     if not expected or not token or token != expected:
@@ -183,7 +193,7 @@ def login(
     csrf_token: Annotated[str, Form(max_length=200)] = "",
     next_page: Annotated[str, Form(alias="next", max_length=2000)] = "",
 ) -> Response:
-    _check_login_token(request, csrf_token)
+    check_login_token(request, csrf_token)
     _check_rate(request, tenant, email)
 
     with runtime.stores.session(tenant, write=True) as session:
@@ -200,6 +210,9 @@ def login(
         return _login_page(request, csrf_token, LOGIN_FAILED, 401, email, next_page)
 
     wanted = _safe_next(request, next_page)
+    if user.is_guest and not wanted.startswith(start_page(request, is_guest=True)):
+        # The login form requests the files page by default, which guests cannot open.
+        wanted = start_page(request, is_guest=True)
     if has_code:
         wanted = f"{base_path(request)}/login/second-factor?next={quote(wanted, safe='/')}"
     response = redirect(request, wanted)

@@ -54,6 +54,7 @@ NOTICES = {
     "group-deleted": "Group deleted; its shares ended.",
     "member-added": "Member added.",
     "member-removed": "Member removed.",
+    "password-set": "Your password is set. Log in with your e-mail address and that password.",
 }
 
 
