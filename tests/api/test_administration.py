@@ -256,3 +256,18 @@ def test_settings_change_keeps_branding(client: httpx.Client, cast: Cast, runtim
     assert response.json()["versions_kept"] == 3
     assert stored["branding"]["colour"] == "#2f5d50"
     assert runtime.catalog.get_tenant_by_id(cast.acme.id).settings.versions_kept == 3
+
+
+def test_blocked_extension_with_trailing_dot_is_415(
+    client: httpx.Client, cast: Cast, runtime: Runtime
+) -> None:
+    member = cast.acme_member
+    update_settings(runtime.catalog, runtime.stores, "acme", {"blocked_extensions": ["exe"]}, OPERATOR)
+
+    replies = [
+        put_file(client, member, f"tools/{name}", b"MZ")
+        for name in ("b.exe.", "b.exe%20", "b.exe..", "b.exe::$DATA")
+    ]
+
+    assert [reply.status_code for reply in replies] == [415, 415, 415, 415]
+    assert count_rows(runtime, member, VersionRow) == 0

@@ -601,3 +601,31 @@ def test_link_module_off_stops_links_and_their_pages(client: httpx.Client, cast:
     assert "text/html" in page.headers["content-type"]
     assert again.status_code == 200
     assert again.content == b"hello"
+
+
+@SHARED_ONLY
+def test_folder_zip_names_have_no_backslash(client: httpx.Client, cast: Cast) -> None:
+    put(client, cast.acme_member, "zipme/..%5C..%5Cevil.txt", b"evil")
+    link = make_link(client, cast.acme_member, "zipme")
+
+    archive = zipfile.ZipFile(io.BytesIO(client.get(link["download_url"]).content))
+
+    assert archive.namelist() == ["zipme/", "zipme/.._.._evil.txt"]
+    assert archive.read("zipme/.._.._evil.txt") == b"evil"
+
+
+@SHARED_ONLY
+def test_link_expiry_out_of_range_is_400(client: httpx.Client, cast: Cast) -> None:
+    put(client, cast.acme_member, "a.txt", b"hello")
+
+    replies = [
+        client.post(
+            cast.acme_member.url("links"),
+            headers=cast.acme_member.headers,
+            json={"path": "a.txt", "expires_at": moment},
+        )
+        for moment in ("9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00")
+    ]
+
+    assert [reply.status_code for reply in replies] == [400, 400]
+    assert "out of range" in replies[0].json()["detail"]

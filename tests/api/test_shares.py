@@ -459,3 +459,18 @@ def test_share_of_disabled_owner_stops(
     assert read.status_code == 404
     assert written.status_code == 404
     assert listed == []
+
+
+@ON_SHARED_LEVELS
+def test_share_refuses_old_version_request(
+    client: httpx.Client, cast: Cast, carol: Member
+) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "team/plan.txt", b"first")
+    put_file(client, alice, "team/plan.txt", b"second")
+    share_id = shared(client, alice, "team", carol)["id"]
+
+    old = client.get(via(carol, share_id, "files/plan.txt?version=1"), headers=carol.headers)
+
+    assert old.status_code == 400
+    assert "ask its owner" in old.json()["detail"]

@@ -106,3 +106,17 @@ def test_versions_module_off_refuses_old_versions(client: httpx.Client, cast: Ca
     assert download.status_code == 403
     assert restored.status_code == 403
     assert client.get(alice.url("files/plan.txt"), headers=alice.headers).content == b"two"
+
+
+@SHARED_ONLY
+def test_version_numbers_out_of_range_are_400(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put(client, alice, "plan.txt", b"one")
+
+    download = client.get(
+        alice.url("files/plan.txt?version=99999999999999999999"), headers=alice.headers
+    )
+    restored = restore(client, alice, "plan.txt", 10**30)
+
+    assert download.status_code == 400
+    assert restored.status_code == 400

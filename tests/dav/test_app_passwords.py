@@ -185,3 +185,17 @@ def test_cli_app_password_unknown_user(strongroom_process: StrongroomProcess) ->
     assert created.returncode == 1
     assert created.stdout == ""
     assert "nobody@acme.test" in created.stderr
+
+
+def test_app_passwords_closed_with_webdav_module(client: httpx.Client, cast: Cast) -> None:
+    member, admin = cast.acme_member, cast.acme_admin
+    switched = client.patch(admin.url("modules"), headers=admin.headers, json={"webdav": False})
+
+    created = client.post(
+        member.url("me/app-passwords"), headers=member.headers, json={"name": "laptop"}
+    )
+    listed = client.get(member.url("me/app-passwords"), headers=member.headers)
+
+    assert switched.status_code == 200
+    assert created.status_code == 403
+    assert listed.status_code == 403

@@ -119,3 +119,24 @@ def test_version_restore_from_file_page(acme_member: WebUser) -> None:
     assert restored.status_code == 303
     assert acme_member.get("/download/notes.txt").content == b"first"
     assert "3 (current)" in acme_member.get("/files/notes.txt").text
+
+
+def test_versioning_off_hides_old_versions(
+    acme_member: WebUser, cast: Cast, live_server: LiveServer
+) -> None:
+    acme_member.upload("notes.txt", b"first")
+    acme_member.upload("notes.txt", b"second")
+    admin = cast.acme_admin
+    off = httpx.patch(
+        f"{live_server.url}{admin.url('modules')}", headers=admin.headers, json={"versioning": False}
+    )
+
+    page = acme_member.get("/files/notes.txt")
+    old = acme_member.get("/download/notes.txt?version=1")
+    huge = acme_member.get("/download/notes.txt?version=99999999999999999999")
+
+    assert off.status_code == 200
+    assert "Download version 1" not in page.text
+    assert old.status_code == 403
+    assert huge.status_code == 400
+    assert acme_member.get("/download/notes.txt").content == b"second"

@@ -54,12 +54,22 @@ class _Sink:
         return [data]
 
 
+def entry_name(name: str) -> str:
+    """Return a path for a zip entry: a backslash in a file name becomes "_".
+
+    The zip format separates folders with "/" only, but some extractors also
+    split on "\\", so a name such as "..\\x" could be written outside the
+    folder the archive is extracted into.
+    """
+    return name.replace("\\", "_")
+
+
 def stream_zip(entries: Iterable[ArchiveEntry]) -> Iterator[bytes]:
     """Yield the bytes of a zip archive of the entries, about one content piece at a time."""
     sink = _Sink()
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED) as archive:
         for entry in entries:
-            info = zipfile.ZipInfo(entry.name, date_time=_zip_time(entry.modified))
+            info = zipfile.ZipInfo(entry_name(entry.name), date_time=_zip_time(entry.modified))
             if entry.content is None:
                 # A directory entry: its name ends with "/", and the MS-DOS directory bit is set.
                 info.external_attr = (0o40755 << 16) | 0x10

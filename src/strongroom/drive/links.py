@@ -88,7 +88,13 @@ def check_expiry(
             f"expires_at {expires_at.isoformat()} has no UTC offset; add one, such as "
             "2030-01-31T18:00:00+01:00 or a trailing Z"
         )
-    moment = expires_at.astimezone(dt.UTC)
+    try:
+        moment = expires_at.astimezone(dt.UTC)
+    except OverflowError:
+        raise InvalidInput(
+            f"expires_at {expires_at.isoformat()} is out of range; give a time within the next "
+            f"{MAX_LIFETIME.days} days"
+        ) from None
     if moment <= now:
         raise InvalidInput(f"expires_at {expires_at.isoformat()} is in the past; give a future time")
     if moment - now > MAX_LIFETIME:

@@ -129,8 +129,12 @@ class TenantSettings(BaseModel):
         return tuple(endings)
 
     def blocked_extension_of(self, name: str) -> str | None:
-        """Return the blocked ending that the file name has, or None."""
-        lowered = name.lower()
+        """Return the blocked ending that the file name has, or None.
+
+        Trailing dots and spaces, and an NTFS stream suffix (`::$DATA`), are
+        ignored, because Windows drops them and would store `b.exe. ` as `b.exe`.
+        """
+        lowered = name.lower().split("::", 1)[0].rstrip(". ")
         for ending in self.blocked_extensions:
             if lowered.endswith("." + ending):
                 return ending

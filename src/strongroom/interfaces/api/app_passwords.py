@@ -14,6 +14,7 @@ from strongroom.interfaces.api.dependencies import (
     TenantDep,
     actor_of,
     parse_object_id,
+    require_module,
 )
 from strongroom.interfaces.api.schemas import (
     AppPasswordCreate,
@@ -23,8 +24,14 @@ from strongroom.interfaces.api.schemas import (
     utc,
 )
 from strongroom.tenancy.events import Target, add_event
+from strongroom.tenancy.modules import WEBDAV
 
-router = APIRouter(prefix=f"{API_PREFIX}/me/app-passwords", tags=["account"])
+# App passwords serve WebDAV only, so they close with its module.
+router = APIRouter(
+    prefix=f"{API_PREFIX}/me/app-passwords",
+    tags=["account"],
+    dependencies=[require_module(WEBDAV)],
+)
 
 
 def _app_password_out(row: AppPasswordRow) -> AppPasswordOut:

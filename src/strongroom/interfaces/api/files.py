@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
@@ -229,7 +230,7 @@ async def get_file(
     runtime: RuntimeDep,
     tenant: TenantDep,
     principal: PrincipalDep,
-    version: int | None = None,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Response:
     names = split_path(path)
     return await send_file(
@@ -244,7 +245,7 @@ async def head_file(
     runtime: RuntimeDep,
     tenant: TenantDep,
     principal: PrincipalDep,
-    version: int | None = None,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Response:
     names = split_path(path)
     return await send_file(
@@ -266,6 +267,11 @@ async def send_file(
 
     `number` picks an earlier version of a file of the owner's own drive.
     """
+    if base_id is not None and "version" in request.query_params:
+        # Silently sending the newest content would mislead a client that asked for another.
+        raise InvalidInput(
+            "earlier versions of a shared file are not served through the share; ask its owner"
+        )
     if number is None:
         download = await anyio.to_thread.run_sync(
             transfers.open_download, runtime, tenant, owner_id, names, base_id

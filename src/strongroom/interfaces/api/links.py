@@ -31,6 +31,9 @@ from strongroom.tenancy.events import Target, add_event
 from strongroom.tenancy.modules import PUBLIC_LINKS, UPLOAD_REQUESTS
 from strongroom.tenancy.time_zones import tenant_time_zone
 
+# The largest byte count a limit may name (8 EiB less one): what the database stores.
+MAX_BYTES = 2**63 - 1
+
 # Each half answers 403 while its module is off for the tenant.
 link_router = APIRouter(
     prefix=API_PREFIX, tags=["links"], dependencies=[require_module(PUBLIC_LINKS)]
@@ -88,8 +91,12 @@ class UploadRequestCreate(BaseModel):
     title: str | None = Field(default=None, description="shown to the people who upload")
     password: str | None = Field(default=None, description="a password uploaders must give")
     expires_at: dt.datetime | None = None
-    max_file_size: int | None = Field(default=None, description="bytes per file")
-    max_total_size: int | None = Field(default=None, description="bytes of all files together")
+    max_file_size: int | None = Field(
+        default=None, ge=0, le=MAX_BYTES, description="bytes per file"
+    )
+    max_total_size: int | None = Field(
+        default=None, ge=0, le=MAX_BYTES, description="bytes of all files together"
+    )
     notify: StrictBool = Field(default=True, description="e-mail me when files arrive")
 
 

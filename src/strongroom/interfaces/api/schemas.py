@@ -128,7 +128,9 @@ class VersionListing(BaseModel):
 
 
 class VersionRestore(BaseModel):
-    number: int = Field(ge=1, description="the version whose content becomes the newest version")
+    number: int = Field(
+        ge=1, le=2**31 - 1, description="the version whose content becomes the newest version"
+    )
 
 
 class UsageOut(BaseModel):

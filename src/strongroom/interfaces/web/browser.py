@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import anyio
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from strongroom.base.errors import InvalidInput
@@ -114,9 +114,13 @@ def _ensure_drive(runtime: Runtime, tenant: TenantInfo, owner_id: uuid.UUID) -> 
 
 
 def _file_page(request: Request, session: Any, node: NodeRow, names: Names) -> Response:
+    tenant: TenantInfo = request.scope["state"]["tenant"]
+    # With versioning off, only the current version is shown, as the API lists none.
+    stored = drive_files.list_versions(session, node)
     versions = [
         {"number": v.number, "size": v.size, "created": v.created_at, "sha256": v.sha256}
-        for v in reversed(drive_files.list_versions(session, node))
+        for v in reversed(stored)
+        if VERSIONING in tenant.modules or v.number == node.version
     ]
     context = {
         "title": node.name,
@@ -176,10 +180,12 @@ async def download(
     runtime: RuntimeDep,
     tenant: TenantDep,
     user: UserDep,
-    version: int | None = None,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Response:
     names = split_path(path)
     owner_id = user.identity.user_id
+    if version is not None:
+        check_module(tenant, VERSIONING)
     if version is None:
         opened = await anyio.to_thread.run_sync(
             transfers.open_download, runtime, tenant, owner_id, names
@@ -287,7 +293,7 @@ async def restore_version(
     runtime: RuntimeDep,
     tenant: TenantDep,
     user: WriterDep,
-    number: Annotated[int, Form(ge=1)],
+    number: Annotated[int, Form(ge=1, le=2**31 - 1)],
 ) -> Response:
     names = split_path(path)
     owner_id = user.identity.user_id
