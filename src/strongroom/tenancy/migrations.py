@@ -130,7 +130,7 @@ def _read_scripts(
     kind: str, _extra: Path | None, _state: Sequence[tuple[str, int]]
 ) -> ScriptDirectory:
     scripts = ScriptDirectory.from_config(alembic_config(kind))
-    # Build the revision map now, once, rather than in whichever migrate thread asks first.
+    # Build the revision map now, once, rather than in whichever migrate thread reads it first.
     scripts.get_current_head()
     return scripts
 

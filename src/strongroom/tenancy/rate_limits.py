@@ -41,7 +41,7 @@ def counter_storage(redis_url: str | None) -> Storage:
     """Return where the counters live: Redis when a URL is given, else this process."""
     if redis_url is None:
         return MemoryStorage()
-    # The `limits` package names a Redis socket redis+unix://, where redis-py says unix://.
+    # The `limits` package spells a Redis socket URL redis+unix://, and redis-py unix://.
     if redis_url.startswith("unix://"):
         redis_url = "redis+" + redis_url
     return RedisStorage(redis_url, key_prefix=KEY_PREFIX, wrap_exceptions=True)

@@ -93,14 +93,14 @@ async def save_settings(
     return redirect(request, f"{base_path(request)}/admin/rules?done=settings-saved")
 
 
-def _number(text: str, what: str) -> int:
+def _number(text: str, field: str) -> int:
     if not (text.strip().isascii() and text.strip().isdigit()) or len(text.strip()) > 18:
-        raise InvalidInput(f"the {what} {text!r} is not a whole number; give one such as 30")
+        raise InvalidInput(f"the {field} {text!r} is not a whole number; give one such as 30")
     return int(text.strip())
 
 
-def _optional_number(text: str, what: str) -> int | None:
-    return None if not text.strip() else _number(text, what)
+def _optional_number(text: str, field: str) -> int | None:
+    return None if not text.strip() else _number(text, field)
 
 
 @router.post("/admin/rules/modules")
