@@ -45,13 +45,12 @@ def on_store(runtime: Runtime, tenant: TenantInfo, action: Callable[[Connection]
 
 def take_back(runtime: Runtime, tenant: TenantInfo) -> None:
     """Leave the tenant's store as it was before its first revision, and the catalog unaware."""
-    on_store(
-        runtime,
-        tenant,
-        lambda connection: command.downgrade(
-            migrations.alembic_config("tenant", connection), "base"
-        ),
-    )
+    # A migration's transaction, because SQLite rebuilds `users` to drop its columns, which
+    # only works while its foreign keys are not enforced.
+    with migrations.migration_transaction(runtime.stores.engine_for(tenant)) as connection:
+        if tenant.isolation == "schema":
+            connection.execute(text(f'SET LOCAL search_path TO "{tenant.placement}"'))
+        command.downgrade(migrations.alembic_config("tenant", connection), "base")
     runtime.catalog.finish_store_migration(tenant.id, None)
 
 
