@@ -117,9 +117,11 @@ def attacker_for(
 
 @pytest.fixture
 def stocked(runtime: Runtime, cast: Cast) -> Cast:
-    """The cast with a file, an unfinished upload, a group, a share, a link, an upload request,
-    a webhook with a delivery, a guest, WebDAV and web UI rows and an audit event in each
-    tenant, so that every tenant table has rows of both."""
+    """The cast with rows of both tenants in every tenant table.
+
+    Each tenant gets a file, an unfinished upload, a group, a share, a link, an upload
+    request, a webhook with a delivery, a guest, WebDAV and web UI rows and an audit event.
+    """
     for member in (cast.acme_member, cast.globex_member):
         tenant = member.tenant
         store_file(

@@ -70,9 +70,10 @@ def store_file(runtime: Runtime, tenant: TenantInfo, path: str, data: bytes) -> 
 
 @pytest.fixture
 def filled(runtime: Runtime, cast: Cast) -> Cast:
-    """The cast, with a file, an unfinished upload, a group, a share, a link, an upload request,
-    a webhook with a delivery, a guest, WebDAV and web UI rows and an audit event in each
-    tenant, so that every tenant table has rows of both.
+    """The cast with rows of both tenants in every tenant table.
+
+    Each tenant gets a file, an unfinished upload, a group, a share, a link, an upload
+    request, a webhook with a delivery, a guest, WebDAV and web UI rows and an audit event.
 
     Each tenant gets one file in one folder, so that renaming all of a tenant's
     nodes to one name breaks no unique index.

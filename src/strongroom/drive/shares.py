@@ -176,9 +176,9 @@ def _is_recipient(session: TenantSession, user_id: uuid.UUID) -> ColumnElement[b
 def access_share(session: TenantSession, user_id: uuid.UUID, share_id: uuid.UUID) -> SharedItem:
     """Return the share as the user reaches it, or raise NotFound.
 
-    A share that does not name the user or one of the user's groups, one
-    whose item is in the trash, and one whose owner is not active (disabled by
-    an admin) are not found, like one that does not exist.
+    These shares are not found, like one that does not exist: one that names
+    neither the user nor one of the user's groups, one whose item is in the
+    trash, and one whose owner an admin disabled.
     """
     share = session.scalars(
         select(ShareRow).where(ShareRow.id == share_id, _is_recipient(session, user_id))

@@ -1,6 +1,6 @@
 """Upload requests: a secret URL through which outsiders put files into one folder.
 
-The outsider sees neither the folder's name nor its contents, and can never
+The outsider is shown neither the folder's name nor its contents, and can never
 read, list or replace a file there: each upload becomes a new file, and a
 name already taken gets a number ("report (2).pdf"), never a new version of
 the existing file. The request may carry a password (argon2id), an expiry, a
@@ -380,8 +380,8 @@ def _add_under_free_name(
     """Create a new file under the first name no live file or folder of the folder has.
 
     If-None-Match "*" makes `add_version` fail rather than add a version when
-    another upload took the name since it was checked; the savepoint undoes
-    that attempt alone.
+    another upload took the name since it was checked. The savepoint then
+    undoes that attempt alone.
     """
     only_new = Preconditions(if_none_match=["*"])
     for candidate in candidate_names(name):

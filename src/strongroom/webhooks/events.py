@@ -11,7 +11,7 @@ but whose job could not be enqueued stays pending until the hourly sweep
 (`deliveries.sweep_stuck`) enqueues it again.
 
 A payload names what changed by ids and paths of the tenant, never by
-content, and never holds a secret:
+content, and never contains a secret:
 
     {"id": EVENT_ID, "type": "file.created", "created": ISO_8601_UTC,
      "tenant": {"id": ..., "slug": ...}, "data": {...}}

@@ -34,7 +34,7 @@ from strongroom.tenancy.time_zones import tenant_time_zone
 # The largest byte count a limit may name (8 EiB less one): what the database stores.
 MAX_BYTES = 2**63 - 1
 
-# Each half answers 403 while its module is off for the tenant.
+# Each router returns 403 while its module is off for the tenant.
 link_router = APIRouter(
     prefix=API_PREFIX, tags=["links"], dependencies=[require_module(PUBLIC_LINKS)]
 )

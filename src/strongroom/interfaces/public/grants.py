@@ -3,7 +3,7 @@
 A script sends the password with HTTP Basic and any user name, the empty
 one included (`curl -u :PASSWORD URL`), on every request. A browser enters
 it once in a form, and a right password sets an unlock cookie for that
-link's path only, valid for `UNLOCK_LIFETIME`. The cookie holds its expiry and an HMAC over
+link's path only, valid for `UNLOCK_LIFETIME`. The cookie contains its expiry and an HMAC over
 the tenant, the link and the link's password hash, keyed by the tenant's
 current key, so it cannot be forged, does not open another link, and stops
 working when the password changes or the tenant's key is rotated.

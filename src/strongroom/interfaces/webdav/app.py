@@ -112,7 +112,7 @@ class DavMount:
         scope["route"] = DAV_ROUTE
         tenant = scope.get("state", {}).get("tenant")
         if tenant is not None and WEBDAV not in tenant.modules:
-            # Answered before the body is read and before any login is checked.
+            # Checked before the body is read and before any login, so nothing else runs.
             try:
                 check_module(tenant, WEBDAV)
             except ModuleDisabled as error:
