@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -75,6 +76,13 @@ def strongroom_environment(data_dir: Path, **settings: str) -> dict[str, str]:
     for name, value in settings.items():
         environment[f"STRONGROOM_{name.upper()}"] = value
     return environment
+
+
+def temporary_work_dir(prefix: str, parent: Path | None) -> tempfile.TemporaryDirectory[str]:
+    """Return a temporary folder under `parent` (the system's when None), creating `parent` first."""
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix=prefix, dir=parent)
 
 
 @contextlib.contextmanager

@@ -27,7 +27,6 @@ import secrets
 import stat
 import sys
 import sysconfig
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +42,7 @@ from bench.harness import (
     machine_facts,
     print_machine_facts,
     strongroom_server,
+    temporary_work_dir,
 )
 
 # Third-party packages installed into the interpreter are not its standard library.
@@ -363,7 +363,7 @@ def run(
         f"with {workers} workers each"
     )
 
-    with tempfile.TemporaryDirectory(prefix="strongroom-bench-", dir=work_dir) as temporary:
+    with temporary_work_dir("strongroom-bench-", work_dir) as temporary:
         data_dir = Path(temporary) / "data"
         server = strongroom_server(data_dir, Path(temporary) / "server.log")
         with server:

@@ -35,7 +35,6 @@ import os
 import shlex
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -54,6 +53,7 @@ from bench.harness import (
     machine_facts,
     postgres_server,
     print_machine_facts,
+    temporary_work_dir,
 )
 from bench.tenant_migrations import (
     DjangoTenants,
@@ -241,9 +241,7 @@ def run(options: Options, log: Callable[[str], None] = print) -> dict[str, objec
     """Measure every level in turn, then the migrations; return the results for printing or JSON."""
     with contextlib.ExitStack() as stack:
         work = Path(
-            stack.enter_context(
-                tempfile.TemporaryDirectory(prefix="strongroom-tenants-", dir=options.work_dir)
-            )
+            stack.enter_context(temporary_work_dir("strongroom-tenants-", options.work_dir))
         )
         postgres = None
         if any(level.startswith("postgres-") for level in options.levels):
@@ -300,11 +298,15 @@ def measure_level(
         accounts = {"one": one_account, "many": many_account}
         with ThreadPoolExecutor(max_workers=2) as pool:
             list(pool.map(ServerProcess.start, servers.values()))
-            filled = pool.map(lambda side: fill_listed_folder(servers[side].url, accounts[side]), servers)
+            filled = pool.map(
+                lambda side: fill_listed_folder(servers[side].url, accounts[side]), servers
+            )
             folders = dict(zip(servers, filled, strict=True))
         samples, checked = _listing_rounds(level, servers, accounts, folders, options, log)
 
-    result = LevelResult(level, describe_creation(creation), describe_listing(folders, checked), samples)
+    result = LevelResult(
+        level, describe_creation(creation), describe_listing(folders, checked), samples
+    )
     _summarise_level(result, options)
     return result, many
 
@@ -328,7 +330,9 @@ def _listing_rounds(
         sides = ("one", "many") if number % 2 else ("many", "one")
         for side in sides:
             port, raw, body = servers[side].port, requests[side], folders[side].body
-            alone = listing_load(port, raw, body, 1, options.listing_seconds, options.listing_warmup)
+            alone = listing_load(
+                port, raw, body, 1, options.listing_seconds, options.listing_warmup
+            )
             crowd = listing_load(
                 port, raw, body, options.clients, options.listing_seconds, options.listing_warmup
             )
@@ -376,12 +380,16 @@ def measure_migrations(
     log: Callable[[str], None],
 ) -> dict[str, object]:
     """Add a column per round to every schema tenant, with Strongroom and with django-tenants."""
-    strongroom = StrongroomMigrations(store, work / "extra-tenant-migrations", options.tenants, options.jobs)
+    strongroom = StrongroomMigrations(
+        store, work / "extra-tenant-migrations", options.tenants, options.jobs
+    )
     result: dict[str, object] = {"schemas": options.tenants, "jobs": options.jobs}
     django = None
     if options.django:
         result["django_versions"] = ensure_django_environment(log)
-        django = DjangoTenants(work / "django_tenants_project", postgres, options.tenants, options.jobs)
+        django = DjangoTenants(
+            work / "django_tenants_project", postgres, options.tenants, options.jobs
+        )
         log(f"django-tenants: creating {options.tenants} tenants and migrating their schemas")
         result["django_setup_seconds"] = round(django.set_up(), 3)
         assert store.database_url is not None
@@ -407,7 +415,9 @@ def measure_migrations(
 
     strongroom_median = statistics.median(samples["strongroom_seconds"])
     result["samples"] = samples
-    result["figures"] = {name: round(statistics.median(values), 3) for name, values in samples.items()}
+    result["figures"] = {
+        name: round(statistics.median(values), 3) for name, values in samples.items()
+    }
     result["limit"] = {
         "name": f"strongroom migrate, {options.tenants} schema tenants",
         "seconds": round(strongroom_median, 3),
@@ -485,7 +495,10 @@ def _print_migration(migration: dict[str, object], parameters: dict[str, object]
         f"{migration['jobs']} worker processes, wall time of the command"
     )
     django = "django_tenants_seconds" in samples
-    print(f"  {'round':<8} {'strongroom migrate':>20}" + (f" {'migrate_schemas':>18}" if django else ""))
+    print(
+        f"  {'round':<8} {'strongroom migrate':>20}"
+        + (f" {'migrate_schemas':>18}" if django else "")
+    )
     for index, seconds in enumerate(samples["strongroom_seconds"]):
         line = f"  {index + 1:<8} {seconds:>18.2f} s"
         if django:

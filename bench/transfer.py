@@ -31,7 +31,6 @@ import shutil
 import socket
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -54,6 +53,7 @@ from bench.harness import (
     print_machine_facts,
     read_memory_kib,
     strongroom_server,
+    temporary_work_dir,
     without_strongroom_environment,
 )
 
@@ -495,9 +495,7 @@ def run(options: Options, nginx: str, log: Callable[[str], None] = print) -> dic
     samples = Samples()
     with contextlib.ExitStack() as stack:
         work = Path(
-            stack.enter_context(
-                tempfile.TemporaryDirectory(prefix="strongroom-transfer-", dir=options.work_dir)
-            )
+            stack.enter_context(temporary_work_dir("strongroom-transfer-", options.work_dir))
         )
         setup = _start_servers(stack, work, options, nginx, log)
         memory = _measure_transfers(setup, work, options.rounds, samples, log)
