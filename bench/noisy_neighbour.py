@@ -225,9 +225,9 @@ def run_phase(
     """Run the quiet clients for `--seconds`, with the flood when `noisy` is given.
 
     The flood runs in a process of its own. As threads of this process, its
-    clients held the interpreter lock for up to its switch interval (5 ms)
-    while a quiet client's response waited to be timed, and that wait showed
-    in the quiet tenants' latencies as if the server had caused it.
+    clients could hold the interpreter lock for up to the switch interval
+    (5 ms by default) while a quiet response waited to be timed. The quiet
+    latencies would then include the load generator's delays.
     """
     phase = Phase()
     stop = threading.Event()
@@ -251,7 +251,7 @@ def run_phase(
 
 @dataclass
 class Flood:
-    """The noisy tenant's clients, running in a child process until told to stop."""
+    """The noisy tenant's clients, running in a child process until `finish` stops them."""
 
     process: multiprocessing.process.BaseProcess
     stop: Any
@@ -297,7 +297,7 @@ def run_flood(
     ready: Any,
     results: Any,
 ) -> None:
-    """The flood's process: listings from two clients at `rate` in all, and parallel downloads."""
+    """Send listings from two clients at `rate` in all, and parallel downloads, until stopped."""
     phase = Phase()
     stop = threading.Event()
     threads = [
