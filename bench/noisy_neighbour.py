@@ -24,6 +24,7 @@ import json
 import multiprocessing
 import os
 import queue
+import secrets
 import statistics
 import sys
 import tempfile
@@ -32,7 +33,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -40,13 +41,14 @@ from bench.harness import (
     Account,
     BenchmarkError,
     CheckFailed,
-    create_account,
     machine_facts,
     print_machine_facts,
-    run_cli,
-    strongroom_environment,
     strongroom_server,
+    without_strongroom_environment,
 )
+
+if TYPE_CHECKING:
+    from strongroom.runtime import Runtime
 
 QUIET_TENANTS = 10
 FLOOD_FACTOR = 20
@@ -97,29 +99,55 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 # Set-up ---------------------------------------------------------------------------------
 
 
-def set_up(environment: dict[str, str], limits: Limits) -> tuple[list[Account], Account]:
-    """Create the quiet tenants and the noisy one, all with the same limits."""
-    quiet = [
-        create_account(environment, f"quiet-{number}", f"user@quiet-{number}.example")
-        for number in range(1, QUIET_TENANTS + 1)
-    ]
-    noisy = create_account(environment, "noisy", "user@noisy.example")
-    for account in [*quiet, noisy]:
-        run_cli(
-            [
-                "tenant",
-                "limits",
-                account.slug,
-                "--requests-per-minute",
-                str(limits.requests_per_minute),
-                "--concurrent-transfers",
-                str(limits.concurrent_transfers),
-                "--bandwidth",
-                str(limits.bandwidth),
-            ],
-            environment,
-        )
+def set_up(data_dir: Path, limits: Limits) -> tuple[list[Account], Account]:
+    """Create the quiet tenants and the noisy one, all with the same limits.
+
+    This calls the functions behind `strongroom tenant create`, `user create`,
+    `token create` and `tenant limits`, in this process, before the server
+    starts. Running those commands took 44 processes, each importing the
+    application, which made the set-up longer than a short run.
+    """
+    # Imported here, so that the flood's process, which imports this module, starts quickly.
+    from bench.tenant_stores import write_master_key
+    from strongroom.base.config import load_settings
+    from strongroom.base.logging import configure_logging
+    from strongroom.runtime import build_runtime
+
+    configure_logging("json", "error")
+    write_master_key(data_dir)
+    with without_strongroom_environment():
+        settings = load_settings(data_dir=data_dir)
+    runtime = build_runtime(settings, migrate=True)
+    try:
+        quiet = [
+            _create_account(runtime, f"quiet-{number}", f"user@quiet-{number}.example", limits)
+            for number in range(1, QUIET_TENANTS + 1)
+        ]
+        noisy = _create_account(runtime, "noisy", "user@noisy.example", limits)
+    finally:
+        runtime.close()
     return quiet, noisy
+
+
+def _create_account(runtime: Runtime, slug: str, email: str, limits: Limits) -> Account:
+    """Create a tenant with `limits`, an admin and the admin's API token."""
+    from strongroom.identity.tokens import create_token
+    from strongroom.identity.users import create_user
+    from strongroom.tenancy.events import OPERATOR
+    from strongroom.tenancy.lifecycle import provision_tenant
+    from strongroom.tenancy.plans import set_limit_overrides
+
+    provision_tenant(runtime.catalog, runtime.stores, slug, None, runtime.settings.default_quota)
+    changes = {
+        "requests_per_minute": limits.requests_per_minute,
+        "concurrent_transfers": limits.concurrent_transfers,
+        "bandwidth_bytes_per_second": limits.bandwidth,
+    }
+    tenant = set_limit_overrides(runtime.catalog, runtime.stores, slug, changes, OPERATOR)
+    with runtime.stores.session(tenant, write=True) as session:
+        user = create_user(session, email, secrets.token_urlsafe(24), role="admin")
+        _row, token = create_token(session, user, "noisy-neighbour benchmark")
+    return Account(slug=slug, email=email, token=token)
 
 
 def upload_files(base_url: str, quiet: list[Account], noisy: Account, large_mib: int) -> None:
@@ -384,9 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_machine_facts(facts)
     with tempfile.TemporaryDirectory(prefix="strongroom-noisy-") as work:
         data_dir = Path(work) / "data"
-        environment = strongroom_environment(data_dir)
         try:
-            quiet, noisy = set_up(environment, limits)
+            quiet, noisy = set_up(data_dir, limits)
             server = strongroom_server(data_dir, Path(work) / "server.log", log_level="warning")
             with server:
                 upload_files(server.url, quiet, noisy, arguments.large_mib)
