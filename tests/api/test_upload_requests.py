@@ -126,6 +126,35 @@ def test_upload_request_cannot_list_or_read(client: httpx.Client, cast: Cast) ->
     assert "escaped.txt" not in listing(client, owner, "")
 
 
+def test_upload_request_bad_paths_explained(client: httpx.Client, cast: Cast) -> None:
+    owner = cast.acme_member
+    client.post(owner.url("folders/inbox"), headers=owner.headers)
+    drop = make_request(client, owner, "inbox")
+    base = drop["url"]
+
+    nested = send(client, drop, "reports/q1.pdf", b"x", Accept="application/json")
+    unnamed = client.put(f"{base}/files/", content=b"x", headers=HTML)
+    read = client.get(f"{base}/files/q1.pdf", headers=HTML)
+    elsewhere = client.get(f"{base}/folders/reports", headers=HTML)
+    scripted = client.post(f"{base}/anything", headers={"Accept": "application/json"})
+
+    assert nested.status_code == 400
+    assert "send the file under its name alone, such as 'q1.pdf'" in nested.json()["detail"]
+    assert unnamed.status_code == 400
+    assert "no file name after /files/" in unnamed.text
+    assert read.status_code == 405
+    assert read.headers["allow"] == "PUT"
+    assert "cannot be read or changed here" in read.text
+    assert elsewhere.status_code == 404
+    assert "not part of the upload request" in elsewhere.text
+    assert elsewhere.headers["content-type"].startswith("text/html")
+    assert scripted.status_code == 404
+    assert "not part of the upload request" in scripted.json()["detail"]
+    for response in (nested, unnamed, read, elsewhere, scripted):
+        assert "openapi" not in response.text.lower()
+    assert listing(client, owner, "inbox") == {}
+
+
 @SHARED_ONLY
 def test_upload_request_file_size_limit(client: httpx.Client, cast: Cast) -> None:
     owner = cast.acme_member

@@ -292,3 +292,41 @@ def test_webdav_module_off_answers_403(
     assert read.content == b"before"
     api = client.get(acme_dav.member.url("folders/"), headers=acme_dav.member.headers).json()
     assert [item["name"] for item in api["items"]] == ["kept.txt"]
+
+
+def test_webdav_module_off_hidden_before_login(
+    client: httpx.Client, cast: Cast, acme_dav: DavUser
+) -> None:
+    admin = cast.acme_admin
+
+    def switch(on: bool) -> None:
+        response = client.patch(admin.url("modules"), headers=admin.headers, json={"webdav": on})
+        assert response.status_code == 200, response.text
+
+    def seen_by_client(response: httpx.Response) -> tuple:
+        body = response.json()
+        body.pop("request_id", None)
+        return response.status_code, response.headers.get("www-authenticate"), body
+
+    anonymous_on = client.request("PROPFIND", acme_dav.url(""), headers={"Depth": "0"})
+    switch(False)
+    anonymous_off = client.request("PROPFIND", acme_dav.url(""), headers={"Depth": "0"})
+    wrong_off = client.request(
+        "PROPFIND",
+        acme_dav.url(""),
+        headers={"Depth": "0"},
+        auth=httpx.BasicAuth(acme_dav.email, "not the app password"),
+    )
+    signed_in_off = client.request(
+        "PROPFIND", acme_dav.url(""), headers={"Depth": "0"}, auth=acme_dav.auth
+    )
+    switch(True)
+
+    assert anonymous_off.status_code == 401
+    assert anonymous_off.headers["www-authenticate"].startswith("Basic ")
+    assert seen_by_client(anonymous_off) == seen_by_client(anonymous_on)
+    assert wrong_off.status_code == 401
+    assert signed_in_off.status_code == 403
+    assert signed_in_off.headers["content-type"] == "application/problem+json"
+    assert signed_in_off.json()["type"].endswith("module-disabled")
+    assert "webdav" in signed_in_off.json()["detail"]

@@ -46,6 +46,7 @@ PUBLIC_TOKEN = "public token"
 PARAMETER_KINDS = {
     "path": "path",
     "name": "name",
+    "rest": "path",
     "node_id": "node",
     "item_id": "trash",
     "token_id": "token",
@@ -150,8 +151,11 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("POST", "/s/{token}/unlock"): PASSWORD_FORM,
     ("GET", "/r/{token}"): None,
     ("POST", "/r/{token}"): FILES_FORM,
-    ("PUT", "/r/{token}/files/{name}"): UPLOAD,
+    ("PUT", "/r/{token}/files/{name:path}"): UPLOAD,
     ("POST", "/r/{token}/unlock"): PASSWORD_FORM,
+    # Any other address under an upload request, answered with a message for visitors.
+    **{(method, "/r/{token}/{rest:path}"): None for method in ("GET", "HEAD", "DELETE")},
+    **{(method, "/r/{token}/{rest:path}"): UPLOAD for method in ("POST", "PUT", "PATCH")},
     # The operator API: a tenant's token, or a tenant's URL, never reaches it.
     ("GET", "/api/v1/operator/usage"): None,
 }

@@ -131,7 +131,7 @@ def test_new_user_shares_and_sends_a_link(
     assert page.locator("#shares").get_by_text(cast.acme_admin.email).is_visible()
 
     # Create a public link with a download limit; its URL shows once.
-    page.get_by_label("Download limit (optional)").fill("3")
+    page.get_by_label("Maximum downloads (optional)").fill("3")
     page.get_by_role("button", name="Create link").click()
     url = page.get_by_label("Link", exact=True).input_value()
     assert url.startswith(f"{base}/s/")

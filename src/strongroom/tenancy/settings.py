@@ -171,12 +171,22 @@ def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str
     return merged
 
 
+class InvalidSettings(InvalidInput):
+    """Settings that failed validation, with pydantic's errors for interfaces that word them."""
+
+    def __init__(self, detail: str, errors: list[dict[str, Any]]) -> None:
+        super().__init__(detail)
+        # An attribute, not `extra`, so that problem responses keep their form.
+        self.errors = errors
+
+
 def validate_settings(values: Mapping[str, Any]) -> TenantSettings:
-    """Return the settings the values make with the defaults, or raise InvalidInput naming each bad one."""
+    """Return the settings the values make with the defaults, or raise InvalidSettings naming each bad one."""
     try:
         return TenantSettings.model_validate(dict(values))
     except ValidationError as exc:
-        raise InvalidInput(describe_errors(exc)) from None
+        errors = [dict(error) for error in exc.errors(include_url=False, include_input=False)]
+        raise InvalidSettings(describe_errors(exc), errors) from None
 
 
 def describe_errors(exc: ValidationError) -> str:

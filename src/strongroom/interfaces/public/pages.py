@@ -104,6 +104,7 @@ HEADINGS = {
     401: "A password is needed",
     403: "Not allowed",
     404: "Nothing here",
+    405: "Not possible here",
     410: "No longer available",
     413: "The file is too large",
     429: "Too many attempts",
