@@ -79,6 +79,35 @@ def test_settings_patch_invalid_is_problem(client: httpx.Client, cast: Cast) -> 
     assert "time_zone: 'Mars/Olympus' is not an IANA time zone" in response.json()["detail"]
 
 
+def test_settings_patch_integers_are_strict(client: httpx.Client, cast: Cast) -> None:
+    admin = cast.acme_admin
+
+    replies = {
+        (name, repr(value)): client.patch(
+            admin.url("settings"), json=patch(name, value), headers=admin.headers
+        )
+        for name in ("versions_kept", "password_policy.min_length")
+        for value in (True, "14")
+    }
+    settings = client.get(admin.url("settings"), headers=admin.headers).json()
+
+    for (name, value), reply in replies.items():
+        assert reply.status_code == 400, (name, value)
+        assert reply.json()["detail"].startswith(f"{name}: Input should be a valid integer")
+        assert "give an integer such as 30" in reply.json()["detail"]
+    assert settings["versions_kept"] == 0
+    assert settings["password_policy"]["min_length"] == 12
+
+
+def patch(name: str, value: object) -> dict[str, object]:
+    """Return the merge patch that sets a setting, whose dotted name may reach into a section."""
+    *sections, last = name.split(".")
+    document: dict[str, object] = {last: value}
+    for section in reversed(sections):
+        document = {section: document}
+    return document
+
+
 # Modules --------------------------------------------------------------------------------------
 
 

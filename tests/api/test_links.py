@@ -629,3 +629,44 @@ def test_link_expiry_out_of_range_is_400(client: httpx.Client, cast: Cast) -> No
 
     assert [reply.status_code for reply in replies] == [400, 400]
     assert "out of range" in replies[0].json()["detail"]
+
+
+@SHARED_ONLY
+def test_link_max_downloads_must_be_integer(client: httpx.Client, cast: Cast) -> None:
+    member = cast.acme_member
+    put(client, member, "a.txt", b"hello")
+
+    replies = {
+        repr(value): client.post(
+            member.url("links"), headers=member.headers, json={"path": "a.txt", "max_downloads": value}
+        )
+        for value in (True, "3", 2.0, 2.5)
+    }
+    made = client.get(member.url("links"), headers=member.headers).json()["items"]
+
+    for value, reply in replies.items():
+        assert reply.status_code == 400, value
+        assert reply.headers["content-type"] == "application/problem+json", value
+        assert reply.json()["detail"].startswith("max_downloads: Input should be a valid integer")
+        assert "send a JSON integer such as 3" in reply.json()["detail"], value
+    assert made == []
+    assert make_link(client, member, "a.txt", max_downloads=3)["max_downloads"] == 3
+
+
+@SHARED_ONLY
+def test_link_empty_password_is_400(client: httpx.Client, cast: Cast) -> None:
+    member = cast.acme_member
+    put(client, member, "a.txt", b"hello")
+
+    empty = client.post(
+        member.url("links"), headers=member.headers, json={"path": "a.txt", "password": ""}
+    )
+    made = client.get(member.url("links"), headers=member.headers).json()["items"]
+
+    assert empty.status_code == 400
+    assert empty.json()["detail"] == (
+        "the password is empty; give one of at least 12 characters, or leave the "
+        "password field out for no password"
+    )
+    assert made == []
+    assert make_link(client, member, "a.txt")["has_password"] is False

@@ -156,6 +156,31 @@ def test_upload_request_bad_paths_explained(client: httpx.Client, cast: Cast) ->
 
 
 @SHARED_ONLY
+def test_upload_request_rejects_loose_values(client: httpx.Client, cast: Cast) -> None:
+    owner = cast.acme_member
+    client.post(owner.url("folders/inbox"), headers=owner.headers)
+
+    def create(**options: Any) -> httpx.Response:
+        return client.post(
+            owner.url("upload-requests"), headers=owner.headers, json={"path": "inbox", **options}
+        )
+
+    empty = create(password="")
+    flag = create(max_file_size=True)
+    text = create(max_total_size="1000")
+    made = client.get(owner.url("upload-requests"), headers=owner.headers).json()["items"]
+
+    assert empty.status_code == 400
+    assert empty.json()["detail"].startswith("the password is empty")
+    assert "leave the password field out for no password" in empty.json()["detail"]
+    assert flag.status_code == 400
+    assert flag.json()["detail"].startswith("max_file_size: Input should be a valid integer")
+    assert text.status_code == 400
+    assert text.json()["detail"].startswith("max_total_size: Input should be a valid integer")
+    assert made == []
+
+
+@SHARED_ONLY
 def test_upload_request_file_size_limit(client: httpx.Client, cast: Cast) -> None:
     owner = cast.acme_member
     client.post(owner.url("folders/inbox"), headers=owner.headers)

@@ -120,3 +120,17 @@ def test_version_numbers_out_of_range_are_400(client: httpx.Client, cast: Cast) 
 
     assert download.status_code == 400
     assert restored.status_code == 400
+
+
+@SHARED_ONLY
+def test_version_number_must_be_integer(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put(client, alice, "plan.txt", b"one")
+    put(client, alice, "plan.txt", b"two")
+
+    replies = [restore(client, alice, "plan.txt", value) for value in (True, "1", 1.0)]
+
+    for reply in replies:
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["detail"].startswith("number: Input should be a valid integer")
+    assert [item["number"] for item in versions(client, alice, "plan.txt")] == [1, 2]

@@ -33,7 +33,7 @@ from strongroom.drive.files import Names
 from strongroom.drive.models import FOLDER, LinkRow, NodeRow
 from strongroom.drive.paths import MAX_DEPTH, join_path
 from strongroom.identity.models import UserRow
-from strongroom.identity.passwords import hash_password, verify_password
+from strongroom.identity.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 from strongroom.identity.tokens import hash_token
 from strongroom.storage.db import TenantSession
 from strongroom.tenancy.models import utcnow
@@ -120,9 +120,19 @@ def check_max_downloads(max_downloads: int | None) -> int | None:
 
 
 def hash_link_password(password: str | None) -> str | None:
-    """Return the argon2id hash of a link password, or None for a link without one."""
-    if password is None or password == "":
+    """Return the argon2id hash of a link password, or None for a link without one.
+
+    An empty password is rejected, not taken for none: a client that sends one
+    may believe it protected the link. Web forms, whose empty fields browsers
+    always send, turn an empty field into None themselves.
+    """
+    if password is None:
         return None
+    if password == "":
+        raise InvalidInput(
+            f"the password is empty; give one of at least {MIN_PASSWORD_LENGTH} characters, or "
+            "leave the password field out for no password"
+        )
     return hash_password(password)
 
 

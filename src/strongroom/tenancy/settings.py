@@ -14,7 +14,7 @@ import zoneinfo
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from strongroom.base.errors import InvalidInput
 from strongroom.base.logging import get_logger
@@ -35,7 +35,7 @@ class PasswordPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    min_length: int = Field(
+    min_length: StrictInt = Field(
         default=12, ge=12, le=128, description="characters; 12 is the platform's minimum"
     )
     require_mixed_case: bool = False
@@ -53,19 +53,19 @@ class TenantSettings(BaseModel):
     locale: str = Field(default="en", description="a BCP 47 language tag, such as en-GB")
     password_policy: PasswordPolicy = PasswordPolicy()
     second_factor_required: bool = False
-    max_file_size: int | None = Field(
+    max_file_size: StrictInt | None = Field(
         default=None, ge=0, description="bytes; null leaves only the plan's limit"
     )
     blocked_extensions: tuple[str, ...] = Field(
         default=(), description="file name endings that uploads may not have, such as exe"
     )
-    link_max_expiry_days: int | None = Field(default=None, ge=1, le=3650)
+    link_max_expiry_days: StrictInt | None = Field(default=None, ge=1, le=3650)
     # 0 means no limit in the two settings below, because null in a merge patch restores
     # the plan's default instead.
-    versions_kept: int = Field(
+    versions_kept: StrictInt = Field(
         default=0, ge=0, le=100_000, description="versions kept per file; 0 keeps all"
     )
-    trash_retention_days: int = Field(
+    trash_retention_days: StrictInt = Field(
         default=30,
         ge=0,
         le=3650,
@@ -75,7 +75,7 @@ class TenantSettings(BaseModel):
         default="members",
         description="who may invite guests by e-mail: admins only, or members and admins",
     )
-    guest_max_days: int = Field(
+    guest_max_days: StrictInt = Field(
         default=30, ge=1, le=3650, description="days a guest account lasts at most"
     )
 
@@ -196,6 +196,8 @@ def describe_errors(exc: ValidationError) -> str:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = f"no such setting; use one of: {', '.join(SETTING_NAMES)}"
+        if error["type"] == "int_type":
+            message += "; give an integer such as 30, not a string, a fraction or true/false"
         problems.append(f"{where}: {message}")
     return "; ".join(problems)
 

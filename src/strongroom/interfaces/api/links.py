@@ -10,7 +10,7 @@ import datetime as dt
 import zoneinfo
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from strongroom.drive import files, links, upload_requests
 from strongroom.drive.models import LinkRow, UploadRequestRow
@@ -54,7 +54,7 @@ class LinkCreate(BaseModel):
         default=None,
         description="when the link stops working; without a UTC offset, in the tenant's time zone",
     )
-    max_downloads: int | None = Field(
+    max_downloads: StrictInt | None = Field(
         default=None, description="how many whole downloads the link serves; a range counts its share"
     )
 
@@ -91,10 +91,10 @@ class UploadRequestCreate(BaseModel):
     title: str | None = Field(default=None, description="shown to the people who upload")
     password: str | None = Field(default=None, description="a password uploaders must give")
     expires_at: dt.datetime | None = None
-    max_file_size: int | None = Field(
+    max_file_size: StrictInt | None = Field(
         default=None, ge=0, le=MAX_BYTES, description="bytes per file"
     )
-    max_total_size: int | None = Field(
+    max_total_size: StrictInt | None = Field(
         default=None, ge=0, le=MAX_BYTES, description="bytes of all files together"
     )
     notify: StrictBool = Field(default=True, description="e-mail me when files arrive")

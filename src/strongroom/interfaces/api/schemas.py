@@ -7,7 +7,7 @@ import uuid
 from typing import Literal
 
 import orjson
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from strongroom.drive.files import etag_of
 from strongroom.drive.listing import Listing
@@ -128,7 +128,7 @@ class VersionListing(BaseModel):
 
 
 class VersionRestore(BaseModel):
-    number: int = Field(
+    number: StrictInt = Field(
         ge=1, le=2**31 - 1, description="the version whose content becomes the newest version"
     )
 
@@ -162,7 +162,7 @@ class TokenListing(BaseModel):
 
 class TokenCreate(BaseModel):
     name: str = Field(default="", max_length=200)
-    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    expires_in_days: StrictInt | None = Field(default=None, ge=1, le=3650)
 
 
 class TokenCreated(TokenOut):
