@@ -232,6 +232,20 @@ class Settings(BaseSettings):
         "separated by commas (such as 203.0.113.0/24,2001:db8::/32), blocked even when "
         "private addresses are allowed.",
     )
+    webhook_delivered_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Days a delivered webhook delivery is kept after its delivery, for the "
+        "delivery list; a daily job deletes older ones.",
+    )
+    webhook_dead_retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Days a dead webhook delivery is kept after its last attempt, so that an "
+        "admin can still replay it; a daily job deletes older ones.",
+    )
 
     @field_validator("webhook_retry_delays")
     @classmethod

@@ -53,8 +53,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-# NOTE: delivered and dead rows are kept until their webhook is deleted. A retention sweep
-# like the trash's would bound them. Until then, listings show only the newest ones.
+# Listings show only the newest deliveries; `retention.purge_deliveries` deletes old ones daily.
 MAX_LISTED = 500
 # A pending delivery this far past its next attempt has lost its job (see `sweep_stuck`).
 STUCK_AFTER = dt.timedelta(minutes=15)
