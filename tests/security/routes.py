@@ -140,6 +140,8 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("DELETE", "/api/v1/webhooks/{webhook_id}"): None,
     ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): None,
     ("POST", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"): None,
+    # The body is optional: without one, the old secret overlaps the new one for a day.
+    ("POST", "/api/v1/webhooks/{webhook_id}/secret"): None,
     ("POST", "/api/v1/guests"): NEW_GUEST,
     ("GET", "/api/v1/guests"): None,
     ("DELETE", "/api/v1/guests/{guest_id}"): None,
