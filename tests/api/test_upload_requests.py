@@ -26,7 +26,11 @@ HTML = {"Accept": "text/html"}
 def settings(settings: Settings, smtp_server: SmtpServer) -> Settings:
     """The test settings, with notifications sent to the test SMTP server."""
     return settings.model_copy(
-        update={"smtp_host": smtp_server.host, "smtp_port": smtp_server.port, "smtp_starttls": False}
+        update={
+            "smtp_host": smtp_server.host,
+            "smtp_port": smtp_server.port,
+            "smtp_starttls": False,
+        }
     )
 
 
@@ -53,7 +57,9 @@ def make_request(client: httpx.Client, member: Member, path: str, **options: Any
     return response.json()
 
 
-def send(client: httpx.Client, drop: dict[str, Any], name: str, body: bytes, **headers: str) -> httpx.Response:
+def send(
+    client: httpx.Client, drop: dict[str, Any], name: str, body: bytes, **headers: str
+) -> httpx.Response:
     return client.put(f"{drop['url']}/files/{name}", content=body, headers=headers)
 
 
@@ -346,9 +352,7 @@ def test_upload_request_expired_or_revoked_gets_410(
     assert listing(client, owner, "inbox") == {}
 
 
-def test_upload_request_foreign_token_like_unknown(
-    client: httpx.Client, cast: Cast
-) -> None:
+def test_upload_request_foreign_token_like_unknown(client: httpx.Client, cast: Cast) -> None:
     owner = cast.acme_member
     client.post(owner.url("folders/inbox"), headers=owner.headers)
     drop = make_request(client, owner, "inbox")
@@ -367,8 +371,12 @@ def test_upload_request_needs_a_folder(client: httpx.Client, cast: Cast) -> None
     owner = cast.acme_member
     put(client, owner, "a.txt", b"a")
 
-    on_file = client.post(owner.url("upload-requests"), headers=owner.headers, json={"path": "a.txt"})
-    missing = client.post(owner.url("upload-requests"), headers=owner.headers, json={"path": "nope"})
+    on_file = client.post(
+        owner.url("upload-requests"), headers=owner.headers, json={"path": "a.txt"}
+    )
+    missing = client.post(
+        owner.url("upload-requests"), headers=owner.headers, json={"path": "nope"}
+    )
 
     assert on_file.status_code == 409
     assert missing.status_code == 404

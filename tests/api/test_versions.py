@@ -24,7 +24,9 @@ def versions(client: httpx.Client, member: Member, path: str) -> list[dict]:
 
 
 def restore(client: httpx.Client, member: Member, path: str, number: object) -> httpx.Response:
-    return client.post(member.url(f"versions/{path}"), headers=member.headers, json={"number": number})
+    return client.post(
+        member.url(f"versions/{path}"), headers=member.headers, json={"number": number}
+    )
 
 
 @SHARED_ONLY
@@ -95,7 +97,9 @@ def test_versions_module_off_refuses_old_versions(client: httpx.Client, cast: Ca
     put(client, alice, "plan.txt", b"two")
 
     def switch(on: bool) -> None:
-        response = client.patch(admin.url("modules"), headers=admin.headers, json={"versioning": on})
+        response = client.patch(
+            admin.url("modules"), headers=admin.headers, json={"versioning": on}
+        )
         assert response.status_code == 200, response.text
 
     switch(False)

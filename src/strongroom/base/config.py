@@ -178,7 +178,9 @@ class Settings(BaseSettings):
         description="SMTP server for notification e-mail; unset, mail is logged and not sent.",
     )
     smtp_port: int = Field(default=587, ge=1, le=65535, description="Port of the SMTP server.")
-    smtp_user: str | None = Field(default=None, description="User name to log in to the SMTP server.")
+    smtp_user: str | None = Field(
+        default=None, description="User name to log in to the SMTP server."
+    )
     smtp_password: str | None = Field(
         default=None, repr=False, description="Password to log in to the SMTP server."
     )
@@ -298,7 +300,9 @@ class Settings(BaseSettings):
         domain = value.strip().lower().rstrip(".")
         labels = domain.split(".")
         if not domain or any(not label or len(label) > 63 for label in labels):
-            raise ValueError(f"{value!r} is not a domain name; use a name such as files.example.org")
+            raise ValueError(
+                f"{value!r} is not a domain name; use a name such as files.example.org"
+            )
         return domain
 
     @model_validator(mode="after")
@@ -352,7 +356,7 @@ def normalise_database_url(url: str) -> str:
     """Point postgresql:// URLs at the psycopg 3 driver, which SQLAlchemy does not pick by default."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -157,6 +157,8 @@ class RateLimited(StrongroomError):
     def __init__(self, detail: str, retry_after: int, **extra: Any) -> None:
         super().__init__(detail, retry_after=retry_after, **extra)
         self.headers["Retry-After"] = str(retry_after)
+
+
 class UnsupportedMediaType(StrongroomError):
     code = "unsupported-media-type"
     status = 415

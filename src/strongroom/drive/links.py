@@ -96,7 +96,9 @@ def check_expiry(
             f"{MAX_LIFETIME.days} days"
         ) from None
     if moment <= now:
-        raise InvalidInput(f"expires_at {expires_at.isoformat()} is in the past; give a future time")
+        raise InvalidInput(
+            f"expires_at {expires_at.isoformat()} is in the past; give a future time"
+        )
     if moment - now > MAX_LIFETIME:
         raise InvalidInput(
             f"expires_at {expires_at.isoformat()} is more than {MAX_LIFETIME.days} days away; "
@@ -347,4 +349,3 @@ def path_of_target(session: TenantSession, link: LinkRow) -> str | None:
     """Return the owner's current path of the linked node, None when it is gone or trashed."""
     node = get_target(session, link)
     return None if node is None else files.path_of(session, node)
-

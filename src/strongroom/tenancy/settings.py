@@ -113,10 +113,12 @@ class TenantSettings(BaseModel):
         if not isinstance(value, (list, tuple)):
             # Pydantic reports a ValueError as a validation error, but lets a TypeError through.
             raise ValueError(  # noqa: TRY004
-                "give a list of file name endings, such as [\"exe\", \"bat\"]"
+                'give a list of file name endings, such as ["exe", "bat"]'
             )
         if len(value) > MAX_BLOCKED_EXTENSIONS:
-            raise ValueError(f"{len(value)} endings is too many; block at most {MAX_BLOCKED_EXTENSIONS}")
+            raise ValueError(
+                f"{len(value)} endings is too many; block at most {MAX_BLOCKED_EXTENSIONS}"
+            )
         endings = []
         for item in value:
             ending = str(item).strip().lower().removeprefix(".")
@@ -257,4 +259,3 @@ def check_password(policy: PasswordPolicy, password: str) -> None:
             "this tenant's policy requires a character other than a letter or digit in "
             "passwords; add one"
         )
-

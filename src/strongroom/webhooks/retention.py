@@ -1,10 +1,11 @@
 """Purging old webhook deliveries: a daily platform job enqueues a purge for every tenant.
 
-Deliveries are kept for the delivery list and for replay, not for ever: a
-delivered one goes `webhook_delivered_retention_days` (default 30) after its
-delivery, and a dead one `webhook_dead_retention_days` (default 90) after its
-last attempt, or after its creation when it died without one (the module or
-the webhook was off when it came due). Pending deliveries are never purged,
+Deliveries are kept for the delivery list and for replay, not for ever. A
+delivered one is deleted `webhook_delivered_retention_days` (default 30)
+after its delivery. A dead one is deleted `webhook_dead_retention_days`
+(default 90) after its last attempt, or after its creation when it died
+without one, because the module or the webhook was off when it came due.
+Pending deliveries are never purged,
 because they are still being tried. The purge deletes in batches of
 `PURGE_BATCH` rows, a transaction each, so that a tenant with a large backlog
 does not hold a long write lock.

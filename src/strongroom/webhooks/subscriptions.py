@@ -37,7 +37,7 @@ from strongroom.webhooks.signing import new_secret
 
 log = get_logger(__name__)
 
-# The longest overlap of a rotation: a week lets every receiver be updated, even by hand.
+# The maximum overlap of a rotation: a week lets every receiver be updated, even by hand.
 MAX_OVERLAP = dt.timedelta(days=7)
 
 
@@ -157,7 +157,7 @@ def rotate_secret(
     overlap: dt.timedelta,
     now: dt.datetime | None = None,
 ) -> tuple[WebhookRow, str, SigningSecrets]:
-    """Give a webhook a new signing secret; return it, shown only once, with the secrets now kept.
+    """Give a webhook a new signing secret; return it, shown only once, with the secrets in force.
 
     The current secret goes on signing, beside the new one, until `overlap` has
     passed; a zero overlap ends it at once, as after a leak. A secret that an
@@ -172,8 +172,8 @@ def rotate_secret(
     replaced = signing_secrets_of(session, keyring, webhook).current
     secret = new_secret()
     until = (now or utcnow()) + overlap
-    kept = SigningSecrets(secret, replaced, until) if overlap else SigningSecrets(secret)
-    webhook.wrapped_secret, webhook.key_version = _seal(keyring, tenant_id, webhook.id, kept)
+    in_force = SigningSecrets(secret, replaced, until) if overlap else SigningSecrets(secret)
+    webhook.wrapped_secret, webhook.key_version = _seal(keyring, tenant_id, webhook.id, in_force)
     webhook.modified_at = utcnow()
     session.flush()
     log.info(
@@ -181,7 +181,7 @@ def rotate_secret(
         webhook_id=str(webhook.id),
         overlap_seconds=int(overlap.total_seconds()),
     )
-    return webhook, secret, kept
+    return webhook, secret, in_force
 
 
 def _seal(

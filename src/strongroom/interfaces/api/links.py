@@ -55,7 +55,8 @@ class LinkCreate(BaseModel):
         description="when the link stops working; without a UTC offset, in the tenant's time zone",
     )
     max_downloads: StrictInt | None = Field(
-        default=None, description="how many whole downloads the link serves; a range counts its share"
+        default=None,
+        description="how many whole downloads the link serves; a range counts its share",
     )
 
 
@@ -131,9 +132,15 @@ class UploadRequestListing(BaseModel):
 # Links --------------------------------------------------------------------------------
 
 
-@link_router.post("/links", response_model=LinkCreated, status_code=201, summary="Create a public link")
+@link_router.post(
+    "/links", response_model=LinkCreated, status_code=201, summary="Create a public link"
+)
 def create_link(
-    body: LinkCreate, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
+    body: LinkCreate,
+    request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    principal: PrincipalDep,
 ) -> LinkCreated:
     names = split_path(body.path)
     zone = tenant_time_zone(tenant)
@@ -313,7 +320,9 @@ def _in_zone(moment: dt.datetime | None, zone: zoneinfo.ZoneInfo) -> dt.datetime
     return moment.replace(tzinfo=zone)
 
 
-def _expiry(moment: dt.datetime | None, zone: zoneinfo.ZoneInfo) -> tuple[dt.datetime | None, str | None]:
+def _expiry(
+    moment: dt.datetime | None, zone: zoneinfo.ZoneInfo
+) -> tuple[dt.datetime | None, str | None]:
     if moment is None:
         return None, None
     expires = utc(moment)
@@ -366,4 +375,3 @@ def _upload_request_out(
         state=upload_requests.state_of(row),
         revoked=utc(row.revoked_at) if row.revoked_at else None,
     )
-

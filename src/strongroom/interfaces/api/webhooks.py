@@ -208,17 +208,17 @@ def rotate_secret(
 ) -> SecretRotated:
     overlap = dt.timedelta(hours=(body or SecretRotation()).overlap_hours)
     with runtime.stores.session(tenant, write=True) as session:
-        webhook, secret, kept = subscriptions.rotate_secret(
+        webhook, secret, in_force = subscriptions.rotate_secret(
             session, runtime.keyring, parse_object_id(webhook_id, "webhook"), overlap
         )
         audited = {
             "webhook_id": str(webhook.id),
             "overlap_hours": int(overlap.total_seconds() // 3600),
-            "previous_secret_expires": _iso(kept.previous_until),
+            "previous_secret_expires": _iso(in_force.previous_until),
         }
     _audit(runtime, tenant, principal.user_id, "webhook_secret_rotated", new=audited)
     return SecretRotated(
-        webhook_id=webhook.id, secret=secret, previous_secret_expires=kept.previous_until
+        webhook_id=webhook.id, secret=secret, previous_secret_expires=in_force.previous_until
     )
 
 

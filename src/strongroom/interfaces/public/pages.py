@@ -121,7 +121,11 @@ def error_page(request: Request, error: StrongroomError) -> Response:
     heading = HEADINGS.get(error.status, error.title)
     message = error.detail[:1].upper() + error.detail[1:] + "."
     return render(
-        request, "message.html", status=error.status, headers=error.headers, heading=heading,
+        request,
+        "message.html",
+        status=error.status,
+        headers=error.headers,
+        heading=heading,
         message=message,
     )
 

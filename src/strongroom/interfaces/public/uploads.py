@@ -219,8 +219,8 @@ async def elsewhere_in_upload_request(
 ) -> Response:
     """Explain to a visitor that an address under an upload request is not one of its pages.
 
-    Without this route, such an address would get the API's answer for an unknown
-    route, which points to the OpenAPI document: no help to a visitor.
+    Without this route, such an address would get the API's problem for an unknown
+    route, which points to the OpenAPI document and does not help a visitor.
     """
     await anyio.to_thread.run_sync(open_request, runtime, tenant, token)
     if rest.startswith("files/") and request.method != "PUT":
@@ -277,7 +277,9 @@ class _Incoming:
         if not filename:
             return None  # a file input left empty
         name = check_name(filename)
-        upload = upload_requests.begin_receiving(self.runtime, self.tenant, self.request_id, name, None)
+        upload = upload_requests.begin_receiving(
+            self.runtime, self.tenant, self.request_id, name, None
+        )
         return _IncomingFile(self, name, upload)
 
 
@@ -309,7 +311,9 @@ class _IncomingFile:
 
 def _received_response(request: Request, token: str, received: list[Received]) -> Response:
     if wants(request) != "html":
-        items = [{"name": item.sent_name, "size": item.size, "sha256": item.sha256} for item in received]
+        items = [
+            {"name": item.sent_name, "size": item.size, "sha256": item.sha256} for item in received
+        ]
         return secure(JSONResponse({"received": items}, status_code=201))
     return render(
         request,

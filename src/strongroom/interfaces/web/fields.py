@@ -48,7 +48,7 @@ def label_of(name: str, labels: Mapping[str, str] = FORM_LABELS) -> str:
 
 
 def whole_number(text: str, label: str, minimum: int, maximum: int) -> int | None:
-    """Read a field that holds a whole number from `minimum` to `maximum`; None when it is empty."""
+    """Read a field that contains a whole number from `minimum` to `maximum`; None when it is empty."""
     value = text.strip()
     if not value:
         return None

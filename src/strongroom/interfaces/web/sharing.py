@@ -268,14 +268,14 @@ def _expiry(text: str, tenant: TenantInfo) -> dt.datetime | None:
     moment = local_moment(text, EXPIRY_LABEL, tenant_time_zone(tenant))
     if moment is None:
         return None
-    shown = f"{moment:%Y-%m-%d %H:%M}"
+    as_entered = f"{moment:%Y-%m-%d %H:%M}"
     now = utcnow()
     if moment <= now:
-        raise InvalidInput(f"{EXPIRY_LABEL} {shown} is in the past; choose a later date")
+        raise InvalidInput(f"{EXPIRY_LABEL} {as_entered} is in the past; choose a later date")
     longest = tenant.settings.link_max_expiry_days or drive_links.MAX_LIFETIME.days
     if moment - now > dt.timedelta(days=longest):
         raise InvalidInput(
-            f"{EXPIRY_LABEL} {shown} is more than {longest} days away, the longest a link may "
+            f"{EXPIRY_LABEL} {as_entered} is more than {longest} days away, the longest a link may "
             "last here; choose an earlier date"
         )
     return moment
