@@ -57,9 +57,11 @@ class Runtime:
         from strongroom.drive import retention
         from strongroom.tenancy import rollups
         from strongroom.webhooks import deliveries
+        from strongroom.webhooks import retention as webhook_retention
 
         huey = open_huey(self.settings, self.keyring.master_key)
-        return JobQueue(huey, self, [*rollups.JOBS, *retention.JOBS, *deliveries.JOBS])
+        jobs = [*rollups.JOBS, *retention.JOBS, *deliveries.JOBS, *webhook_retention.JOBS]
+        return JobQueue(huey, self, jobs)
 
     def close(self) -> None:
         self.mailer.wait()

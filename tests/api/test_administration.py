@@ -79,6 +79,35 @@ def test_settings_patch_invalid_is_problem(client: httpx.Client, cast: Cast) -> 
     assert "time_zone: 'Mars/Olympus' is not an IANA time zone" in response.json()["detail"]
 
 
+def test_settings_patch_integers_are_strict(client: httpx.Client, cast: Cast) -> None:
+    admin = cast.acme_admin
+
+    replies = {
+        (name, repr(value)): client.patch(
+            admin.url("settings"), json=patch(name, value), headers=admin.headers
+        )
+        for name in ("versions_kept", "password_policy.min_length")
+        for value in (True, "14")
+    }
+    settings = client.get(admin.url("settings"), headers=admin.headers).json()
+
+    for (name, value), reply in replies.items():
+        assert reply.status_code == 400, (name, value)
+        assert reply.json()["detail"].startswith(f"{name}: Input should be a valid integer")
+        assert "give an integer such as 30" in reply.json()["detail"]
+    assert settings["versions_kept"] == 0
+    assert settings["password_policy"]["min_length"] == 12
+
+
+def patch(name: str, value: object) -> dict[str, object]:
+    """Return the merge patch that sets a setting, whose dotted name may reach into a section."""
+    *sections, last = name.split(".")
+    document: dict[str, object] = {last: value}
+    for section in reversed(sections):
+        document = {section: document}
+    return document
+
+
 # Modules --------------------------------------------------------------------------------------
 
 
@@ -90,7 +119,9 @@ def test_disabled_module_routes_answer_403(
 
     switched = client.patch(admin.url("modules"), json={"versioning": False}, headers=admin.headers)
     response = client.get(admin.url("versions/a.txt"), headers=admin.headers)
-    other = client.get(cast.globex_admin.url("versions/none.txt"), headers=cast.globex_admin.headers)
+    other = client.get(
+        cast.globex_admin.url("versions/none.txt"), headers=cast.globex_admin.headers
+    )
 
     assert switched.status_code == 200
     assert response.status_code == 403
@@ -99,7 +130,9 @@ def test_disabled_module_routes_answer_403(
     assert other.status_code == 404
 
 
-def test_versioning_off_replaces_content(client: httpx.Client, cast: Cast, runtime: Runtime) -> None:
+def test_versioning_off_replaces_content(
+    client: httpx.Client, cast: Cast, runtime: Runtime
+) -> None:
     member = cast.acme_member
     set_modules(runtime.catalog, runtime.stores, "acme", {"versioning": False}, OPERATOR)
 
@@ -129,7 +162,9 @@ def test_versions_kept_prunes_oldest(client: httpx.Client, cast: Cast, runtime: 
 # Uploads --------------------------------------------------------------------------------------
 
 
-def test_blocked_extension_upload_is_415(client: httpx.Client, cast: Cast, runtime: Runtime) -> None:
+def test_blocked_extension_upload_is_415(
+    client: httpx.Client, cast: Cast, runtime: Runtime
+) -> None:
     member = cast.acme_member
     update_settings(
         runtime.catalog, runtime.stores, "acme", {"blocked_extensions": ["exe", "tar.gz"]}, OPERATOR
@@ -147,7 +182,9 @@ def test_blocked_extension_upload_is_415(client: httpx.Client, cast: Cast, runti
     assert count_rows(runtime, member, VersionRow) == 0
 
 
-def test_rename_to_blocked_extension_is_415(client: httpx.Client, cast: Cast, runtime: Runtime) -> None:
+def test_rename_to_blocked_extension_is_415(
+    client: httpx.Client, cast: Cast, runtime: Runtime
+) -> None:
     member = cast.acme_member
     put_file(client, member, "notes.txt", b"text")
     update_settings(
@@ -173,8 +210,9 @@ def test_max_file_size_rejects_large_uploads(
     fits = put_file(client, member, "small.bin", b"x" * 1000)
 
     assert declared.status_code == 413
-    assert "the upload declares 1001 bytes, more than the maximum file size of 1000" in (
-        declared.json()["detail"]
+    assert (
+        "the upload declares 1001 bytes, more than the maximum file size of 1000"
+        in (declared.json()["detail"])
     )
     assert "ask a tenant admin to raise the max_file_size setting" in declared.json()["detail"]
     assert streamed.status_code == 413
@@ -193,7 +231,9 @@ def test_plan_max_file_size_names_operator(
     response = put_file(client, member, "big.bin", b"x" * 11)
 
     assert response.status_code == 413
-    assert "ask the operator for a plan with a larger maximum file size" in response.json()["detail"]
+    assert (
+        "ask the operator for a plan with a larger maximum file size" in response.json()["detail"]
+    )
 
 
 # Mounts outside FastAPI -----------------------------------------------------------------------
@@ -262,7 +302,9 @@ def test_blocked_extension_with_trailing_dot_is_415(
     client: httpx.Client, cast: Cast, runtime: Runtime
 ) -> None:
     member = cast.acme_member
-    update_settings(runtime.catalog, runtime.stores, "acme", {"blocked_extensions": ["exe"]}, OPERATOR)
+    update_settings(
+        runtime.catalog, runtime.stores, "acme", {"blocked_extensions": ["exe"]}, OPERATOR
+    )
 
     replies = [
         put_file(client, member, f"tools/{name}", b"MZ")

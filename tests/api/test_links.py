@@ -35,7 +35,9 @@ def put(client: httpx.Client, member: Member, path: str, body: bytes) -> dict[st
 
 
 def make_link(client: httpx.Client, member: Member, path: str, **options: Any) -> dict[str, Any]:
-    response = client.post(member.url("links"), headers=member.headers, json={"path": path, **options})
+    response = client.post(
+        member.url("links"), headers=member.headers, json={"path": path, **options}
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -124,7 +126,9 @@ def test_link_on_host_form_of_base_url(client: httpx.Client, cast: Cast) -> None
 def test_link_after_expiry_gets_410(runtime: Runtime, client: httpx.Client, cast: Cast) -> None:
     put(client, cast.acme_member, "a.txt", b"hello")
     link = make_link(client, cast.acme_member, "a.txt", expires_at=in_days(30).isoformat())
-    set_link(runtime, cast.acme_member, link["id"], expires_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    set_link(
+        runtime, cast.acme_member, link["id"], expires_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    )
 
     page = client.get(link["url"], headers=HTML)
     problem = client.get(link["url"], headers=JSON)
@@ -290,7 +294,9 @@ def test_link_with_password_for_browsers(client: httpx.Client, cast: Cast) -> No
     csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
     forged = client.post(unlock, headers=HTML, data={"password": "correct horse battery"})
     wrong = client.post(unlock, headers=HTML, data={"password": "wrong password!!", "csrf": csrf})
-    right = client.post(unlock, headers=HTML, data={"password": "correct horse battery", "csrf": csrf})
+    right = client.post(
+        unlock, headers=HTML, data={"password": "correct horse battery", "csrf": csrf}
+    )
     page = client.get(link["url"], headers=HTML)
 
     assert form.status_code == 200
@@ -331,7 +337,9 @@ def test_link_wrong_passwords_are_limited(client: httpx.Client, cast: Cast) -> N
     put(client, cast.acme_member, "a.txt", b"hello")
     link = make_link(client, cast.acme_member, "a.txt", password="correct horse battery")
 
-    statuses = [client.get(link["url"], headers=basic(f"guess number {n}")).status_code for n in range(11)]
+    statuses = [
+        client.get(link["url"], headers=basic(f"guess number {n}")).status_code for n in range(11)
+    ]
     blocked = client.get(link["url"], headers=basic("correct horse battery"))
 
     assert statuses == [401] * 10 + [429]
@@ -363,7 +371,9 @@ def test_link_revoked_gets_410(client: httpx.Client, cast: Cast) -> None:
     put(client, cast.acme_member, "a.txt", b"hello")
     link = make_link(client, cast.acme_member, "a.txt")
 
-    revoked = client.delete(cast.acme_member.url(f"links/{link['id']}"), headers=cast.acme_member.headers)
+    revoked = client.delete(
+        cast.acme_member.url(f"links/{link['id']}"), headers=cast.acme_member.headers
+    )
     response = client.get(link["url"], headers=HTML)
 
     assert revoked.json()["state"] == "revoked"
@@ -388,7 +398,9 @@ def test_link_follows_moved_file(client: httpx.Client, cast: Cast) -> None:
     put(client, cast.acme_member, "a.txt", b"hello")
     link = make_link(client, cast.acme_member, "a.txt")
     client.post(
-        cast.acme_member.url("move"), headers=cast.acme_member.headers, json={"from": "a.txt", "to": "b/c.txt"}
+        cast.acme_member.url("move"),
+        headers=cast.acme_member.headers,
+        json={"from": "a.txt", "to": "b/c.txt"},
     )
 
     listed = client.get(cast.acme_member.url("links"), headers=cast.acme_member.headers).json()
@@ -436,7 +448,9 @@ def test_link_to_root_or_missing_path_is_rejected(client: httpx.Client, cast: Ca
 
     root = client.post(member.url("links"), headers=member.headers, json={"path": ""})
     missing = client.post(member.url("links"), headers=member.headers, json={"path": "nope.txt"})
-    limit = client.post(member.url("links"), headers=member.headers, json={"path": "x", "max_downloads": 0})
+    limit = client.post(
+        member.url("links"), headers=member.headers, json={"path": "x", "max_downloads": 0}
+    )
 
     assert root.status_code == 400
     assert missing.status_code == 404
@@ -629,3 +643,46 @@ def test_link_expiry_out_of_range_is_400(client: httpx.Client, cast: Cast) -> No
 
     assert [reply.status_code for reply in replies] == [400, 400]
     assert "out of range" in replies[0].json()["detail"]
+
+
+@SHARED_ONLY
+def test_link_max_downloads_must_be_integer(client: httpx.Client, cast: Cast) -> None:
+    member = cast.acme_member
+    put(client, member, "a.txt", b"hello")
+
+    replies = {
+        repr(value): client.post(
+            member.url("links"),
+            headers=member.headers,
+            json={"path": "a.txt", "max_downloads": value},
+        )
+        for value in (True, "3", 2.0, 2.5)
+    }
+    made = client.get(member.url("links"), headers=member.headers).json()["items"]
+
+    for value, reply in replies.items():
+        assert reply.status_code == 400, value
+        assert reply.headers["content-type"] == "application/problem+json", value
+        assert reply.json()["detail"].startswith("max_downloads: Input should be a valid integer")
+        assert "send a JSON integer such as 3" in reply.json()["detail"], value
+    assert made == []
+    assert make_link(client, member, "a.txt", max_downloads=3)["max_downloads"] == 3
+
+
+@SHARED_ONLY
+def test_link_empty_password_is_400(client: httpx.Client, cast: Cast) -> None:
+    member = cast.acme_member
+    put(client, member, "a.txt", b"hello")
+
+    empty = client.post(
+        member.url("links"), headers=member.headers, json={"path": "a.txt", "password": ""}
+    )
+    made = client.get(member.url("links"), headers=member.headers).json()["items"]
+
+    assert empty.status_code == 400
+    assert empty.json()["detail"] == (
+        "the password is empty; give one of at least 12 characters, or leave the "
+        "password field out for no password"
+    )
+    assert made == []
+    assert make_link(client, member, "a.txt")["has_password"] is False

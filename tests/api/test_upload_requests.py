@@ -26,7 +26,11 @@ HTML = {"Accept": "text/html"}
 def settings(settings: Settings, smtp_server: SmtpServer) -> Settings:
     """The test settings, with notifications sent to the test SMTP server."""
     return settings.model_copy(
-        update={"smtp_host": smtp_server.host, "smtp_port": smtp_server.port, "smtp_starttls": False}
+        update={
+            "smtp_host": smtp_server.host,
+            "smtp_port": smtp_server.port,
+            "smtp_starttls": False,
+        }
     )
 
 
@@ -53,7 +57,9 @@ def make_request(client: httpx.Client, member: Member, path: str, **options: Any
     return response.json()
 
 
-def send(client: httpx.Client, drop: dict[str, Any], name: str, body: bytes, **headers: str) -> httpx.Response:
+def send(
+    client: httpx.Client, drop: dict[str, Any], name: str, body: bytes, **headers: str
+) -> httpx.Response:
     return client.put(f"{drop['url']}/files/{name}", content=body, headers=headers)
 
 
@@ -124,6 +130,60 @@ def test_upload_request_cannot_list_or_read(client: httpx.Client, cast: Cast) ->
     assert dots.status_code in (400, 404, 405)
     assert set(listing(client, owner, "private-inbox")) == {"secret-plan.txt"}
     assert "escaped.txt" not in listing(client, owner, "")
+
+
+def test_upload_request_bad_paths_explained(client: httpx.Client, cast: Cast) -> None:
+    owner = cast.acme_member
+    client.post(owner.url("folders/inbox"), headers=owner.headers)
+    drop = make_request(client, owner, "inbox")
+    base = drop["url"]
+
+    nested = send(client, drop, "reports/q1.pdf", b"x", Accept="application/json")
+    unnamed = client.put(f"{base}/files/", content=b"x", headers=HTML)
+    read = client.get(f"{base}/files/q1.pdf", headers=HTML)
+    elsewhere = client.get(f"{base}/folders/reports", headers=HTML)
+    scripted = client.post(f"{base}/anything", headers={"Accept": "application/json"})
+
+    assert nested.status_code == 400
+    assert "send the file under its name alone, such as 'q1.pdf'" in nested.json()["detail"]
+    assert unnamed.status_code == 400
+    assert "no file name after /files/" in unnamed.text
+    assert read.status_code == 405
+    assert read.headers["allow"] == "PUT"
+    assert "cannot be read or changed here" in read.text
+    assert elsewhere.status_code == 404
+    assert "not part of the upload request" in elsewhere.text
+    assert elsewhere.headers["content-type"].startswith("text/html")
+    assert scripted.status_code == 404
+    assert "not part of the upload request" in scripted.json()["detail"]
+    for response in (nested, unnamed, read, elsewhere, scripted):
+        assert "openapi" not in response.text.lower()
+    assert listing(client, owner, "inbox") == {}
+
+
+@SHARED_ONLY
+def test_upload_request_rejects_loose_values(client: httpx.Client, cast: Cast) -> None:
+    owner = cast.acme_member
+    client.post(owner.url("folders/inbox"), headers=owner.headers)
+
+    def create(**options: Any) -> httpx.Response:
+        return client.post(
+            owner.url("upload-requests"), headers=owner.headers, json={"path": "inbox", **options}
+        )
+
+    empty = create(password="")
+    flag = create(max_file_size=True)
+    text = create(max_total_size="1000")
+    made = client.get(owner.url("upload-requests"), headers=owner.headers).json()["items"]
+
+    assert empty.status_code == 400
+    assert empty.json()["detail"].startswith("the password is empty")
+    assert "leave the password field out for no password" in empty.json()["detail"]
+    assert flag.status_code == 400
+    assert flag.json()["detail"].startswith("max_file_size: Input should be a valid integer")
+    assert text.status_code == 400
+    assert text.json()["detail"].startswith("max_total_size: Input should be a valid integer")
+    assert made == []
 
 
 @SHARED_ONLY
@@ -292,9 +352,7 @@ def test_upload_request_expired_or_revoked_gets_410(
     assert listing(client, owner, "inbox") == {}
 
 
-def test_upload_request_foreign_token_like_unknown(
-    client: httpx.Client, cast: Cast
-) -> None:
+def test_upload_request_foreign_token_like_unknown(client: httpx.Client, cast: Cast) -> None:
     owner = cast.acme_member
     client.post(owner.url("folders/inbox"), headers=owner.headers)
     drop = make_request(client, owner, "inbox")
@@ -313,8 +371,12 @@ def test_upload_request_needs_a_folder(client: httpx.Client, cast: Cast) -> None
     owner = cast.acme_member
     put(client, owner, "a.txt", b"a")
 
-    on_file = client.post(owner.url("upload-requests"), headers=owner.headers, json={"path": "a.txt"})
-    missing = client.post(owner.url("upload-requests"), headers=owner.headers, json={"path": "nope"})
+    on_file = client.post(
+        owner.url("upload-requests"), headers=owner.headers, json={"path": "a.txt"}
+    )
+    missing = client.post(
+        owner.url("upload-requests"), headers=owner.headers, json={"path": "nope"}
+    )
 
     assert on_file.status_code == 409
     assert missing.status_code == 404

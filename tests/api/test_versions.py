@@ -24,7 +24,9 @@ def versions(client: httpx.Client, member: Member, path: str) -> list[dict]:
 
 
 def restore(client: httpx.Client, member: Member, path: str, number: object) -> httpx.Response:
-    return client.post(member.url(f"versions/{path}"), headers=member.headers, json={"number": number})
+    return client.post(
+        member.url(f"versions/{path}"), headers=member.headers, json={"number": number}
+    )
 
 
 @SHARED_ONLY
@@ -95,7 +97,9 @@ def test_versions_module_off_refuses_old_versions(client: httpx.Client, cast: Ca
     put(client, alice, "plan.txt", b"two")
 
     def switch(on: bool) -> None:
-        response = client.patch(admin.url("modules"), headers=admin.headers, json={"versioning": on})
+        response = client.patch(
+            admin.url("modules"), headers=admin.headers, json={"versioning": on}
+        )
         assert response.status_code == 200, response.text
 
     switch(False)
@@ -120,3 +124,17 @@ def test_version_numbers_out_of_range_are_400(client: httpx.Client, cast: Cast) 
 
     assert download.status_code == 400
     assert restored.status_code == 400
+
+
+@SHARED_ONLY
+def test_version_number_must_be_integer(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put(client, alice, "plan.txt", b"one")
+    put(client, alice, "plan.txt", b"two")
+
+    replies = [restore(client, alice, "plan.txt", value) for value in (True, "1", 1.0)]
+
+    for reply in replies:
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["detail"].startswith("number: Input should be a valid integer")
+    assert [item["number"] for item in versions(client, alice, "plan.txt")] == [1, 2]

@@ -87,7 +87,9 @@ def test_copy_is_independent_file(client: httpx.Client, acme_dav: DavUser) -> No
     client.put(acme_dav.url("a.txt"), content=b"original", auth=acme_dav.auth)
 
     copied = client.request(
-        "COPY", acme_dav.url("a.txt"), headers={"Destination": acme_dav.url("b.txt")},
+        "COPY",
+        acme_dav.url("a.txt"),
+        headers={"Destination": acme_dav.url("b.txt")},
         auth=acme_dav.auth,
     )
     client.put(acme_dav.url("a.txt"), content=b"changed", auth=acme_dav.auth)
@@ -101,7 +103,9 @@ def test_copy_is_independent_file(client: httpx.Client, acme_dav: DavUser) -> No
 
 def test_quota_enforced(client: httpx.Client, runtime: Runtime, live_server: LiveServer) -> None:
     tenant = provision_tenant(runtime.catalog, runtime.stores, "tiny", "Tiny", 1000, "shared")
-    user = add_app_password(runtime, add_member(runtime, tenant, "u@tiny.test", "member"), live_server)
+    user = add_app_password(
+        runtime, add_member(runtime, tenant, "u@tiny.test", "member"), live_server
+    )
     client.put(user.url("small.bin"), content=b"x" * 600, auth=user.auth)
 
     declared = client.put(user.url("big.bin"), content=b"x" * 600, auth=user.auth)
@@ -119,7 +123,9 @@ def test_quota_enforced_without_length(
     client: httpx.Client, runtime: Runtime, live_server: LiveServer
 ) -> None:
     tenant = provision_tenant(runtime.catalog, runtime.stores, "tiny", "Tiny", 1000, "shared")
-    user = add_app_password(runtime, add_member(runtime, tenant, "u@tiny.test", "member"), live_server)
+    user = add_app_password(
+        runtime, add_member(runtime, tenant, "u@tiny.test", "member"), live_server
+    )
 
     def chunked_body():  # no Content-Length, so the limit applies while bytes arrive
         for _ in range(4):
@@ -174,8 +180,10 @@ def test_move_by_host_form(client: httpx.Client, acme_dav: DavUser) -> None:
     client.put(acme_dav.url("a.txt"), content=b"a", auth=acme_dav.auth)
 
     moved = client.request(
-        "MOVE", "/dav/a.txt",
-        headers={"Host": host, "Destination": f"http://{host}/dav/b.txt"}, auth=acme_dav.auth,
+        "MOVE",
+        "/dav/a.txt",
+        headers={"Host": host, "Destination": f"http://{host}/dav/b.txt"},
+        auth=acme_dav.auth,
     )
 
     assert moved.status_code == 201
@@ -187,7 +195,9 @@ def test_files_stay_in_tenant(client: httpx.Client, acme_dav: DavUser, globex_da
     client.put(acme_dav.url("secret.txt"), content=b"acme only", auth=acme_dav.auth)
 
     assert client.get(globex_dav.url("secret.txt"), auth=globex_dav.auth).status_code == 404
-    listing = client.request("PROPFIND", globex_dav.url(), headers={"Depth": "1"}, auth=globex_dav.auth)
+    listing = client.request(
+        "PROPFIND", globex_dav.url(), headers={"Depth": "1"}, auth=globex_dav.auth
+    )
     assert hrefs(listing) == ["/t/globex/dav/"]
 
 
@@ -198,7 +208,9 @@ def test_move_to_other_tenant_refused(
     client.put(acme_dav.url("a.txt"), content=b"a", auth=acme_dav.auth)
 
     moved = client.request(
-        "MOVE", acme_dav.url("a.txt"), headers={"Destination": globex_dav.url("a.txt")},
+        "MOVE",
+        acme_dav.url("a.txt"),
+        headers={"Destination": globex_dav.url("a.txt")},
         auth=acme_dav.auth,
     )
 
@@ -218,7 +230,9 @@ def test_locks_stay_in_tenant(client: httpx.Client, acme_dav: DavUser, globex_da
     token = locked.headers["Lock-Token"]
 
     discovery = client.request(
-        "PROPFIND", globex_dav.url("shared-name.txt"), headers={"Depth": "0"},
+        "PROPFIND",
+        globex_dav.url("shared-name.txt"),
+        headers={"Depth": "0"},
         content='<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/>'
         "</D:prop></D:propfind>",
         auth=globex_dav.auth,
@@ -226,7 +240,9 @@ def test_locks_stay_in_tenant(client: httpx.Client, acme_dav: DavUser, globex_da
     globex_put = client.put(globex_dav.url("shared-name.txt"), content=b"g2", auth=globex_dav.auth)
     acme_put = client.put(acme_dav.url("shared-name.txt"), content=b"a2", auth=acme_dav.auth)
     globex_unlock = client.request(
-        "UNLOCK", globex_dav.url("shared-name.txt"), headers={"Lock-Token": token},
+        "UNLOCK",
+        globex_dav.url("shared-name.txt"),
+        headers={"Lock-Token": token},
         auth=globex_dav.auth,
     )
 
@@ -241,18 +257,24 @@ def test_locks_stay_in_tenant(client: httpx.Client, acme_dav: DavUser, globex_da
 def test_dead_property_follows_move(client: httpx.Client, acme_dav: DavUser, depth: str) -> None:
     client.put(acme_dav.url("a.txt"), content=b"a", auth=acme_dav.auth)
     patched = client.request(
-        "PROPPATCH", acme_dav.url("a.txt"), auth=acme_dav.auth,
+        "PROPPATCH",
+        acme_dav.url("a.txt"),
+        auth=acme_dav.auth,
         content='<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:test">'
         "<D:set><D:prop><Z:colour>green</Z:colour></D:prop></D:set></D:propertyupdate>",
     )
     assert patched.status_code == 207
     client.request(
-        "MOVE", acme_dav.url("a.txt"), headers={"Destination": acme_dav.url("b.txt")},
+        "MOVE",
+        acme_dav.url("a.txt"),
+        headers={"Destination": acme_dav.url("b.txt")},
         auth=acme_dav.auth,
     )
 
     found = client.request(
-        "PROPFIND", acme_dav.url("" if depth == "1" else "b.txt"), headers={"Depth": depth},
+        "PROPFIND",
+        acme_dav.url("" if depth == "1" else "b.txt"),
+        headers={"Depth": depth},
         content='<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:Z="urn:test"><D:prop>'
         "<Z:colour/></D:prop></D:propfind>",
         auth=acme_dav.auth,
@@ -292,3 +314,41 @@ def test_webdav_module_off_answers_403(
     assert read.content == b"before"
     api = client.get(acme_dav.member.url("folders/"), headers=acme_dav.member.headers).json()
     assert [item["name"] for item in api["items"]] == ["kept.txt"]
+
+
+def test_webdav_module_off_hidden_before_login(
+    client: httpx.Client, cast: Cast, acme_dav: DavUser
+) -> None:
+    admin = cast.acme_admin
+
+    def switch(on: bool) -> None:
+        response = client.patch(admin.url("modules"), headers=admin.headers, json={"webdav": on})
+        assert response.status_code == 200, response.text
+
+    def seen_by_client(response: httpx.Response) -> tuple:
+        body = response.json()
+        body.pop("request_id", None)
+        return response.status_code, response.headers.get("www-authenticate"), body
+
+    anonymous_on = client.request("PROPFIND", acme_dav.url(""), headers={"Depth": "0"})
+    switch(False)
+    anonymous_off = client.request("PROPFIND", acme_dav.url(""), headers={"Depth": "0"})
+    wrong_off = client.request(
+        "PROPFIND",
+        acme_dav.url(""),
+        headers={"Depth": "0"},
+        auth=httpx.BasicAuth(acme_dav.email, "not the app password"),
+    )
+    signed_in_off = client.request(
+        "PROPFIND", acme_dav.url(""), headers={"Depth": "0"}, auth=acme_dav.auth
+    )
+    switch(True)
+
+    assert anonymous_off.status_code == 401
+    assert anonymous_off.headers["www-authenticate"].startswith("Basic ")
+    assert seen_by_client(anonymous_off) == seen_by_client(anonymous_on)
+    assert wrong_off.status_code == 401
+    assert signed_in_off.status_code == 403
+    assert signed_in_off.headers["content-type"] == "application/problem+json"
+    assert signed_in_off.json()["type"].endswith("module-disabled")
+    assert "webdav" in signed_in_off.json()["detail"]

@@ -46,6 +46,7 @@ PUBLIC_TOKEN = "public token"
 PARAMETER_KINDS = {
     "path": "path",
     "name": "name",
+    "rest": "path",
     "node_id": "node",
     "item_id": "trash",
     "token_id": "token",
@@ -139,6 +140,8 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("DELETE", "/api/v1/webhooks/{webhook_id}"): None,
     ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): None,
     ("POST", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"): None,
+    # The body is optional: without one, the old secret overlaps the new one for a day.
+    ("POST", "/api/v1/webhooks/{webhook_id}/secret"): None,
     ("POST", "/api/v1/guests"): NEW_GUEST,
     ("GET", "/api/v1/guests"): None,
     ("DELETE", "/api/v1/guests/{guest_id}"): None,
@@ -150,8 +153,11 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("POST", "/s/{token}/unlock"): PASSWORD_FORM,
     ("GET", "/r/{token}"): None,
     ("POST", "/r/{token}"): FILES_FORM,
-    ("PUT", "/r/{token}/files/{name}"): UPLOAD,
+    ("PUT", "/r/{token}/files/{name:path}"): UPLOAD,
     ("POST", "/r/{token}/unlock"): PASSWORD_FORM,
+    # Any other address under an upload request, answered with a message for visitors.
+    **{(method, "/r/{token}/{rest:path}"): None for method in ("GET", "HEAD", "DELETE")},
+    **{(method, "/r/{token}/{rest:path}"): UPLOAD for method in ("POST", "PUT", "PATCH")},
     # The operator API: a tenant's token, or a tenant's URL, never reaches it.
     ("GET", "/api/v1/operator/usage"): None,
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from html import unescape
 
 import httpx
 
@@ -12,6 +13,16 @@ from tests.conftest import PASSWORD, Member
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]*)"')
 SESSION_COOKIE = "strongroom_session"
+
+
+ERROR_DETAIL = re.compile(r'<p id="error-detail"[^>]*>([^<]*)</p>')
+
+
+def error_detail(html: str) -> str:
+    """Return the message of an error page as a person reads it, without HTML escapes."""
+    found = ERROR_DETAIL.search(html)
+    assert found, "the page shows no error message"
+    return unescape(found.group(1))
 
 
 def csrf_of(html: str) -> str:

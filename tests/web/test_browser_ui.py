@@ -31,7 +31,9 @@ def page(chromium: object, live_server: LiveServer) -> Iterator[object]:
     errors: list[str] = []
     page = context.new_page()
     page.console_errors = errors  # type: ignore[attr-defined]
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
     try:
         yield page
     finally:
@@ -131,7 +133,7 @@ def test_new_user_shares_and_sends_a_link(
     assert page.locator("#shares").get_by_text(cast.acme_admin.email).is_visible()
 
     # Create a public link with a download limit; its URL shows once.
-    page.get_by_label("Download limit (optional)").fill("3")
+    page.get_by_label("Maximum downloads (optional)").fill("3")
     page.get_by_role("button", name="Create link").click()
     url = page.get_by_label("Link", exact=True).input_value()
     assert url.startswith(f"{base}/s/")
@@ -154,7 +156,9 @@ def test_new_user_shares_and_sends_a_link(
     page.wait_for_url(f"{base}/login")
 
 
-def test_login_with_totp(page: object, live_server: LiveServer, cast: Cast, runtime: Runtime) -> None:
+def test_login_with_totp(
+    page: object, live_server: LiveServer, cast: Cast, runtime: Runtime
+) -> None:
     totp, _codes = enable_second_factor(runtime, cast.acme_member)
 
     log_in(page, live_server, cast.acme_member)
@@ -180,9 +184,7 @@ def test_totp_set_up_in_browser(page: object, live_server: LiveServer, cast: Cas
     assert page.locator("#recovery-codes li").count() == 10
 
 
-def test_admin_adds_user_sets_branding(
-    page: object, live_server: LiveServer, cast: Cast
-) -> None:
+def test_admin_adds_user_sets_branding(page: object, live_server: LiveServer, cast: Cast) -> None:
     base = f"{live_server.url}/t/acme"
     log_in(page, live_server, cast.acme_admin)
     page.get_by_role("link", name="Users").click()
@@ -190,7 +192,9 @@ def test_admin_adds_user_sets_branding(
     page.get_by_label("E-mail address").fill("carol@acme.test")
     page.get_by_role("button", name="Add user").click()
     page.locator("#created-password").wait_for()
-    assert page.locator("#users").get_by_role("cell", name="carol@acme.test", exact=True).is_visible()
+    assert (
+        page.locator("#users").get_by_role("cell", name="carol@acme.test", exact=True).is_visible()
+    )
 
     page.get_by_role("link", name="Settings").click()
     page.wait_for_url(f"{base}/admin/settings")
@@ -205,9 +209,7 @@ def test_admin_adds_user_sets_branding(
     assert colour == "rgb(122, 31, 92)"
 
 
-def test_form_without_csrf_token_403(
-    page: object, live_server: LiveServer, cast: Cast
-) -> None:
+def test_form_without_csrf_token_403(page: object, live_server: LiveServer, cast: Cast) -> None:
     log_in(page, live_server, cast.acme_member)
     page.get_by_label("New folder").wait_for()
 
@@ -229,9 +231,7 @@ def test_form_without_csrf_token_403(
     page.console_errors.clear()
 
 
-def test_cookie_replayed_on_other_tenant(
-    page: object, live_server: LiveServer, cast: Cast
-) -> None:
+def test_cookie_replayed_on_other_tenant(page: object, live_server: LiveServer, cast: Cast) -> None:
     log_in(page, live_server, cast.acme_admin)
     page.wait_for_url(f"{live_server.url}/t/acme/files/")
     [cookie] = [c for c in page.context.cookies() if c["name"] == "strongroom_session"]

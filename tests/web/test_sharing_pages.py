@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import Cast, LiveServer
-from tests.web.helpers import WebUser
+from tests.web.helpers import WebUser, error_detail
 
 pytestmark = pytest.mark.parametrize("level", ["sqlite-shared", "postgres-shared"], indirect=True)
 
@@ -21,7 +21,9 @@ def new_link_url(html: str) -> str:
     return found.group(1)
 
 
-def test_share_and_unshare_from_page(acme_member: WebUser, cast: Cast, live_server: LiveServer) -> None:
+def test_share_and_unshare_from_page(
+    acme_member: WebUser, cast: Cast, live_server: LiveServer
+) -> None:
     acme_member.upload("plan.txt", b"the plan")
     admin = cast.acme_admin
     page = acme_member.get("/sharing/plan.txt")
@@ -107,6 +109,52 @@ def test_link_form_rejects_bad_fields(acme_member: WebUser) -> None:
     assert short.status_code == 400
 
 
+def test_link_form_errors_name_labels(acme_member: WebUser) -> None:
+    acme_member.upload("report.txt", b"numbers")
+    page = acme_member.get("/sharing/report.txt")
+
+    past = acme_member.post("/sharing/report.txt/link", {"expires": "2020-01-31T18:00"})
+    far = acme_member.post("/sharing/report.txt/link", {"expires": "2999-01-31T18:00"})
+    zero = acme_member.post("/sharing/report.txt/link", {"max_downloads": "0"})
+    long = acme_member.post("/sharing/report.txt/link", {"max_downloads": "1" * 13})
+
+    assert "Expiry date (optional" in page.text
+    assert "Maximum downloads (optional)" in page.text
+    for response in (past, far, zero, long):
+        detail = error_detail(response.text)
+        assert response.status_code == 400, detail
+        assert "expires_at" not in detail.lower(), detail
+        assert "max_downloads" not in detail.lower(), detail
+    assert error_detail(past.text).startswith("Expiry date 2020-01-31 18:00 is in the past")
+    assert "choose a later date" in error_detail(past.text)
+    assert error_detail(far.text).startswith("Expiry date 2999-01-31 18:00 is more than")
+    assert "choose an earlier date" in error_detail(far.text)
+    assert error_detail(zero.text) == (
+        "Maximum downloads 0 is out of range; enter a number from 1 to 1000000."
+    )
+    assert error_detail(long.text).startswith("Maximum downloads is longer than 12 characters")
+
+
+def test_link_form_empty_password_means_none(acme_member: WebUser, live_server: LiveServer) -> None:
+    """An empty password field makes a link without a password.
+
+    Browsers send every field of a form, so a person who leaves the optional
+    password blank sends an empty one. The API, where a client chooses what to
+    send, rejects an empty password and asks to leave the field out instead.
+    """
+    acme_member.upload("report.txt", b"numbers")
+
+    created = acme_member.post("/sharing/report.txt/link", {"password": ""})
+    url = new_link_url(created.text)
+    links = httpx.get(
+        f"{live_server.url}{acme_member.member.url('links')}", headers=acme_member.member.headers
+    ).json()["items"]
+
+    assert created.status_code == 201
+    assert [link["has_password"] for link in links] == [False]
+    assert httpx.get(f"{url}/download").content == b"numbers"
+
+
 def test_version_restore_from_file_page(acme_member: WebUser) -> None:
     acme_member.upload("notes.txt", b"first")
     acme_member.upload("notes.txt", b"second")
@@ -128,7 +176,9 @@ def test_versioning_off_hides_old_versions(
     acme_member.upload("notes.txt", b"second")
     admin = cast.acme_admin
     off = httpx.patch(
-        f"{live_server.url}{admin.url('modules')}", headers=admin.headers, json={"versioning": False}
+        f"{live_server.url}{admin.url('modules')}",
+        headers=admin.headers,
+        json={"versioning": False},
     )
 
     page = acme_member.get("/files/notes.txt")

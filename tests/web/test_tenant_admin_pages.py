@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tests.conftest import Cast, LiveServer
-from tests.web.helpers import WebUser
+from tests.web.helpers import WebUser, error_detail
 
 pytestmark = pytest.mark.parametrize("level", ["sqlite-shared", "postgres-shared"], indirect=True)
 
@@ -62,6 +62,25 @@ def test_rules_form_rejects_bad_values(
     assert count.status_code == 400
     assert short.status_code == 400
     assert api_get(live_server, cast, "settings")["time_zone"] == "UTC"
+
+
+def test_rules_form_errors_name_labels(acme_admin: WebUser) -> None:
+    short = acme_admin.post("/admin/rules/settings", {**RULES, "password_min_length": "4"})
+    zone = acme_admin.post("/admin/rules/settings", {**RULES, "time_zone": "Mars/Olympus"})
+    count = acme_admin.post("/admin/rules/settings", {**RULES, "versions_kept": "all"})
+    lifetime = acme_admin.post("/admin/rules/settings", {**RULES, "link_max_expiry_days": "0"})
+
+    for response in (short, zone, count, lifetime):
+        assert response.status_code == 400
+        assert "_" not in error_detail(response.text), error_detail(response.text)
+    assert error_detail(short.text) == (
+        "Shortest password must be at least 12; enter a larger number."
+    )
+    assert error_detail(zone.text).startswith("Time zone: 'Mars/Olympus' is not an IANA time zone")
+    assert error_detail(count.text).startswith("Versions kept per file 'all' is not a whole number")
+    assert error_detail(lifetime.text) == (
+        "Longest link lifetime must be at least 1; enter a larger number."
+    )
 
 
 def test_modules_form_switches_modules(

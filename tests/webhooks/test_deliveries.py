@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import hashlib
 import time
+import uuid
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from strongroom.runtime import Runtime
 from strongroom.tenancy.models import utcnow
 from strongroom.webhooks.deliveries import sweep_stuck
 from strongroom.webhooks.signing import sign, verify
+from strongroom.webhooks.subscriptions import rotate_secret
 from tests.conftest import Cast
 from tests.metering.conftest import JobWatcher
 from tests.webhooks.conftest import Receiver, call, put_file, subscribe, wait_for_deliveries
@@ -74,6 +76,58 @@ def test_signature_fails_with_other_secret(
     assert not verify(other["secret"], timestamp, request.body, signature)
     assert not verify(other["secret"], timestamp + 1, request.body, signature)
     assert not verify(other["secret"], timestamp, request.body + b" ", signature)
+
+
+def test_rotated_secrets_sign_during_overlap(
+    client: httpx.Client, runtime: Runtime, cast: Cast, receiver: Receiver, jobs: JobWatcher
+) -> None:
+    admin = cast.acme_admin
+    hook = subscribe(client, admin, receiver.url("/acme"))
+    rotate = f"webhooks/{hook['id']}/secret"
+
+    overlapping = call(client, admin, "POST", rotate, json={"overlap_hours": 1})
+    put_file(client, cast.acme_member, "docs/one.txt", b"one")
+    [during] = receiver.wait_for("/acme", 1)
+    immediate = call(client, admin, "POST", rotate, json={"overlap_hours": 0})
+    put_file(client, cast.acme_member, "docs/two.txt", b"two")
+    after = receiver.wait_for("/acme", 2)[1]
+
+    timestamp = int(during.headers["x-strongroom-timestamp"])
+    new, old = overlapping["secret"], hook["secret"]
+    assert during.headers["x-strongroom-signature"] == (
+        f"{sign(new, timestamp, during.body)}, {sign(old, timestamp, during.body)}"
+    )
+    for secret in (new, old):
+        assert verify(secret, timestamp, during.body, during.headers["x-strongroom-signature"])
+    assert immediate["previous_secret_expires"] is None
+    timestamp = int(after.headers["x-strongroom-timestamp"])
+    signature = after.headers["x-strongroom-signature"]
+    assert signature == sign(immediate["secret"], timestamp, after.body)
+    assert not verify(new, timestamp, after.body, signature)
+    assert not verify(old, timestamp, after.body, signature)
+
+
+def test_rotated_secret_stops_after_overlap(
+    client: httpx.Client, runtime: Runtime, cast: Cast, receiver: Receiver, jobs: JobWatcher
+) -> None:
+    hook = subscribe(client, cast.acme_admin, receiver.url("/acme"))
+    with runtime.stores.session(cast.acme, write=True) as session:
+        # Rotated two hours ago with an hour of overlap, so the overlap is over.
+        _webhook, secret, _kept = rotate_secret(
+            session,
+            runtime.keyring,
+            uuid.UUID(hook["id"]),
+            dt.timedelta(hours=1),
+            now=utcnow() - dt.timedelta(hours=2),
+        )
+
+    put_file(client, cast.acme_member, "docs/one.txt", b"one")
+    [request] = receiver.wait_for("/acme", 1)
+
+    timestamp = int(request.headers["x-strongroom-timestamp"])
+    signature = request.headers["x-strongroom-signature"]
+    assert signature == sign(secret, timestamp, request.body)
+    assert not verify(hook["secret"], timestamp, request.body, signature)
 
 
 def test_payload_carries_no_content(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from strongroom.runtime import Runtime
+from strongroom.tenancy.models import utcnow
 from strongroom.webhooks.models import WebhookRow
 from tests.conftest import Cast
 from tests.webhooks.conftest import Receiver, call, subscribe
@@ -43,6 +45,59 @@ def test_secret_is_stored_encrypted(
 
     assert created["secret"].encode() not in row.wrapped_secret
     assert row.key_version >= 1
+
+
+def test_rotate_secret_returns_new_one_once(
+    client: httpx.Client, runtime: Runtime, cast: Cast, receiver: Receiver
+) -> None:
+    admin = cast.acme_admin
+    created = subscribe(client, admin, receiver.url("/acme"))
+
+    before = utcnow()
+    rotated = client.post(admin.url(f"webhooks/{created['id']}/secret"), headers=admin.headers)
+    shown = call(client, admin, "GET", f"webhooks/{created['id']}")
+    [event] = call(client, admin, "GET", "audit?action=webhook_secret_rotated")["items"]
+    trail = client.get(admin.url("audit/export"), headers=admin.headers).text
+    with runtime.stores.session(cast.acme) as session:
+        row = session.scalars(select(WebhookRow)).one()
+
+    assert rotated.status_code == 200, rotated.text
+    body = rotated.json()
+    assert body["webhook_id"] == created["id"]
+    assert body["secret"].startswith("whsec_")
+    assert body["secret"] != created["secret"]
+    overlap = dt.datetime.fromisoformat(body["previous_secret_expires"]) - before
+    assert dt.timedelta(hours=23, minutes=59) < overlap < dt.timedelta(hours=24, minutes=1)
+    assert "secret" not in shown
+    assert shown["modified"] != created["modified"]
+    assert event["actor"] == str(admin.user_id)
+    assert event["new"]["webhook_id"] == created["id"]
+    assert event["new"]["overlap_hours"] == 24
+    for secret in (created["secret"], body["secret"]):
+        assert secret not in trail
+        assert secret.encode() not in row.wrapped_secret
+
+
+def test_rotate_secret_rejects_bad_overlap(
+    client: httpx.Client, cast: Cast, receiver: Receiver
+) -> None:
+    admin = cast.acme_admin
+    created = subscribe(client, admin, receiver.url("/acme"))
+
+    replies = [
+        client.post(
+            admin.url(f"webhooks/{created['id']}/secret"),
+            headers=admin.headers,
+            json={"overlap_hours": hours},
+        )
+        for hours in (-1, 169, True, "24")
+    ]
+    trail = call(client, admin, "GET", "audit?action=webhook_secret_rotated")["items"]
+
+    for reply in replies:
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["detail"].startswith("overlap_hours: ")
+    assert trail == []
 
 
 def test_events_listed_in_documented_order(
@@ -212,6 +267,7 @@ def webhook_requests(webhook_id: str, delivery_id: str) -> list[tuple[str, str, 
         ("PATCH", f"webhooks/{webhook_id}", {"json": {"active": False}}),
         ("GET", f"webhooks/{webhook_id}/deliveries", {}),
         ("POST", f"webhooks/{webhook_id}/deliveries/{delivery_id}/replay", {}),
+        ("POST", f"webhooks/{webhook_id}/secret", {"json": {"overlap_hours": 0}}),
         ("DELETE", f"webhooks/{webhook_id}", {}),
     ]
 

@@ -178,7 +178,9 @@ class Settings(BaseSettings):
         description="SMTP server for notification e-mail; unset, mail is logged and not sent.",
     )
     smtp_port: int = Field(default=587, ge=1, le=65535, description="Port of the SMTP server.")
-    smtp_user: str | None = Field(default=None, description="User name to log in to the SMTP server.")
+    smtp_user: str | None = Field(
+        default=None, description="User name to log in to the SMTP server."
+    )
     smtp_password: str | None = Field(
         default=None, repr=False, description="Password to log in to the SMTP server."
     )
@@ -232,6 +234,20 @@ class Settings(BaseSettings):
         "separated by commas (such as 203.0.113.0/24,2001:db8::/32), blocked even when "
         "private addresses are allowed.",
     )
+    webhook_delivered_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Days a delivered webhook delivery is kept after its delivery, for the "
+        "delivery list; a daily job deletes older ones.",
+    )
+    webhook_dead_retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Days a dead webhook delivery is kept after its last attempt, so that an "
+        "admin can still replay it; a daily job deletes older ones.",
+    )
 
     @field_validator("webhook_retry_delays")
     @classmethod
@@ -284,7 +300,9 @@ class Settings(BaseSettings):
         domain = value.strip().lower().rstrip(".")
         labels = domain.split(".")
         if not domain or any(not label or len(label) > 63 for label in labels):
-            raise ValueError(f"{value!r} is not a domain name; use a name such as files.example.org")
+            raise ValueError(
+                f"{value!r} is not a domain name; use a name such as files.example.org"
+            )
         return domain
 
     @model_validator(mode="after")
@@ -338,7 +356,7 @@ def normalise_database_url(url: str) -> str:
     """Point postgresql:// URLs at the psycopg 3 driver, which SQLAlchemy does not pick by default."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

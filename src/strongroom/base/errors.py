@@ -92,6 +92,18 @@ class TenantNotFound(NotFound):
     title = "Tenant not found"
 
 
+class MethodNotAllowed(StrongroomError):
+    """The address exists, but not for this HTTP method; `Allow` lists the methods it takes."""
+
+    code = "method-not-allowed"
+    status = 405
+    title = "Method not allowed"
+
+    def __init__(self, detail: str, allow: str, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers["Allow"] = allow
+
+
 class RequestTimeout(StrongroomError):
     code = "request-timeout"
     status = 408
@@ -145,6 +157,8 @@ class RateLimited(StrongroomError):
     def __init__(self, detail: str, retry_after: int, **extra: Any) -> None:
         super().__init__(detail, retry_after=retry_after, **extra)
         self.headers["Retry-After"] = str(retry_after)
+
+
 class UnsupportedMediaType(StrongroomError):
     code = "unsupported-media-type"
     status = 415

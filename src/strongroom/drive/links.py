@@ -33,7 +33,7 @@ from strongroom.drive.files import Names
 from strongroom.drive.models import FOLDER, LinkRow, NodeRow
 from strongroom.drive.paths import MAX_DEPTH, join_path
 from strongroom.identity.models import UserRow
-from strongroom.identity.passwords import hash_password, verify_password
+from strongroom.identity.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 from strongroom.identity.tokens import hash_token
 from strongroom.storage.db import TenantSession
 from strongroom.tenancy.models import utcnow
@@ -96,7 +96,9 @@ def check_expiry(
             f"{MAX_LIFETIME.days} days"
         ) from None
     if moment <= now:
-        raise InvalidInput(f"expires_at {expires_at.isoformat()} is in the past; give a future time")
+        raise InvalidInput(
+            f"expires_at {expires_at.isoformat()} is in the past; give a future time"
+        )
     if moment - now > MAX_LIFETIME:
         raise InvalidInput(
             f"expires_at {expires_at.isoformat()} is more than {MAX_LIFETIME.days} days away; "
@@ -120,9 +122,19 @@ def check_max_downloads(max_downloads: int | None) -> int | None:
 
 
 def hash_link_password(password: str | None) -> str | None:
-    """Return the argon2id hash of a link password, or None for a link without one."""
-    if password is None or password == "":
+    """Return the argon2id hash of a link password, or None for a link without one.
+
+    An empty password is rejected, not taken for none: a client that sends one
+    may believe it protected the link. Web forms, whose empty fields browsers
+    always send, turn an empty field into None themselves.
+    """
+    if password is None:
         return None
+    if password == "":
+        raise InvalidInput(
+            f"the password is empty; give one of at least {MIN_PASSWORD_LENGTH} characters, or "
+            "leave the password field out for no password"
+        )
     return hash_password(password)
 
 
@@ -337,4 +349,3 @@ def path_of_target(session: TenantSession, link: LinkRow) -> str | None:
     """Return the owner's current path of the linked node, None when it is gone or trashed."""
     node = get_target(session, link)
     return None if node is None else files.path_of(session, node)
-

@@ -80,6 +80,7 @@ ACTIONS = (
     "webhook_changed",
     "webhook_deleted",
     "webhook_delivery_replayed",
+    "webhook_secret_rotated",
 )
 
 

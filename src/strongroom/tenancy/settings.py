@@ -14,7 +14,7 @@ import zoneinfo
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from strongroom.base.errors import InvalidInput
 from strongroom.base.logging import get_logger
@@ -35,7 +35,7 @@ class PasswordPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    min_length: int = Field(
+    min_length: StrictInt = Field(
         default=12, ge=12, le=128, description="characters; 12 is the platform's minimum"
     )
     require_mixed_case: bool = False
@@ -53,19 +53,19 @@ class TenantSettings(BaseModel):
     locale: str = Field(default="en", description="a BCP 47 language tag, such as en-GB")
     password_policy: PasswordPolicy = PasswordPolicy()
     second_factor_required: bool = False
-    max_file_size: int | None = Field(
+    max_file_size: StrictInt | None = Field(
         default=None, ge=0, description="bytes; null leaves only the plan's limit"
     )
     blocked_extensions: tuple[str, ...] = Field(
         default=(), description="file name endings that uploads may not have, such as exe"
     )
-    link_max_expiry_days: int | None = Field(default=None, ge=1, le=3650)
+    link_max_expiry_days: StrictInt | None = Field(default=None, ge=1, le=3650)
     # 0 means no limit in the two settings below, because null in a merge patch restores
     # the plan's default instead.
-    versions_kept: int = Field(
+    versions_kept: StrictInt = Field(
         default=0, ge=0, le=100_000, description="versions kept per file; 0 keeps all"
     )
-    trash_retention_days: int = Field(
+    trash_retention_days: StrictInt = Field(
         default=30,
         ge=0,
         le=3650,
@@ -75,7 +75,7 @@ class TenantSettings(BaseModel):
         default="members",
         description="who may invite guests by e-mail: admins only, or members and admins",
     )
-    guest_max_days: int = Field(
+    guest_max_days: StrictInt = Field(
         default=30, ge=1, le=3650, description="days a guest account lasts at most"
     )
 
@@ -113,10 +113,12 @@ class TenantSettings(BaseModel):
         if not isinstance(value, (list, tuple)):
             # Pydantic reports a ValueError as a validation error, but lets a TypeError through.
             raise ValueError(  # noqa: TRY004
-                "give a list of file name endings, such as [\"exe\", \"bat\"]"
+                'give a list of file name endings, such as ["exe", "bat"]'
             )
         if len(value) > MAX_BLOCKED_EXTENSIONS:
-            raise ValueError(f"{len(value)} endings is too many; block at most {MAX_BLOCKED_EXTENSIONS}")
+            raise ValueError(
+                f"{len(value)} endings is too many; block at most {MAX_BLOCKED_EXTENSIONS}"
+            )
         endings = []
         for item in value:
             ending = str(item).strip().lower().removeprefix(".")
@@ -171,12 +173,22 @@ def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str
     return merged
 
 
+class InvalidSettings(InvalidInput):
+    """Settings that failed validation, with pydantic's errors for interfaces that word them."""
+
+    def __init__(self, detail: str, errors: list[dict[str, Any]]) -> None:
+        super().__init__(detail)
+        # An attribute, not `extra`, so that problem responses keep their form.
+        self.errors = errors
+
+
 def validate_settings(values: Mapping[str, Any]) -> TenantSettings:
-    """Return the settings the values make with the defaults, or raise InvalidInput naming each bad one."""
+    """Return the settings the values make with the defaults, or raise InvalidSettings naming each bad one."""
     try:
         return TenantSettings.model_validate(dict(values))
     except ValidationError as exc:
-        raise InvalidInput(describe_errors(exc)) from None
+        errors = [dict(error) for error in exc.errors(include_url=False, include_input=False)]
+        raise InvalidSettings(describe_errors(exc), errors) from None
 
 
 def describe_errors(exc: ValidationError) -> str:
@@ -186,6 +198,8 @@ def describe_errors(exc: ValidationError) -> str:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = f"no such setting; use one of: {', '.join(SETTING_NAMES)}"
+        if error["type"] == "int_type":
+            message += "; give an integer such as 30, not a string, a fraction or true/false"
         problems.append(f"{where}: {message}")
     return "; ".join(problems)
 
@@ -245,4 +259,3 @@ def check_password(policy: PasswordPolicy, password: str) -> None:
             "this tenant's policy requires a character other than a letter or digit in "
             "passwords; add one"
         )
-

@@ -19,7 +19,7 @@ import datetime as dt
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from huey import crontab
@@ -45,16 +45,15 @@ from strongroom.webhooks.models import (
     DeliveryRow,
     WebhookRow,
 )
-from strongroom.webhooks.signing import sign
-from strongroom.webhooks.subscriptions import access_webhook, secret_of
+from strongroom.webhooks.signing import signature_header
+from strongroom.webhooks.subscriptions import access_webhook, signing_secrets_of
 
 if TYPE_CHECKING:
     from strongroom.runtime import Runtime
 
 log = get_logger(__name__)
 
-# NOTE: delivered and dead rows are kept until their webhook is deleted. A retention sweep
-# like the trash's would bound them. Until then, listings show only the newest ones.
+# Listings show only the newest deliveries; `retention.purge_deliveries` deletes old ones daily.
 MAX_LISTED = 500
 # A pending delivery this far past its next attempt has lost its job (see `sweep_stuck`).
 STUCK_AFTER = dt.timedelta(minutes=15)
@@ -69,7 +68,7 @@ class Attempt:
     webhook_id: uuid.UUID
     attempt: int
     url: str
-    secret: str
+    secrets: tuple[str, ...] = field(repr=False)
     event_type: str
     payload: dict[str, Any]
 
@@ -175,7 +174,7 @@ def _prepare(
             webhook_id=webhook.id,
             attempt=attempt,
             url=webhook.url,
-            secret=secret_of(session, runtime.keyring, webhook),
+            secrets=signing_secrets_of(session, runtime.keyring, webhook).in_use(utcnow()),
             event_type=delivery.event_type,
             payload=delivery.payload,
         )
@@ -204,7 +203,7 @@ def _send(settings: Settings, prepared: Attempt) -> sending.Outcome:
         "X-Strongroom-Event": prepared.event_type,
         "X-Strongroom-Delivery": str(prepared.delivery_id),
         "X-Strongroom-Timestamp": str(timestamp),
-        "X-Strongroom-Signature": sign(prepared.secret, timestamp, body),
+        "X-Strongroom-Signature": signature_header(prepared.secrets, timestamp, body),
     }
     try:
         target = resolve_target(prepared.url, settings)

@@ -5,6 +5,11 @@ compare its hex digest with the `X-Strongroom-Signature` header after
 `sha256=`, in constant time. Signing the timestamp too lets them reject a
 captured delivery that is replayed later: they should refuse timestamps more
 than a few minutes off their clock.
+
+While a rotated secret overlaps its successor, the header carries one
+signature per secret, separated by commas and the new secret's first
+(`sha256=NEW, sha256=OLD`). Receivers split the header on commas and accept
+a delivery when any of the signatures matches.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -30,6 +36,14 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"{SIGNATURE_SCHEME}={digest}"
 
 
+def signature_header(signing_secrets: Sequence[str], timestamp: int, body: bytes) -> str:
+    """Return the `X-Strongroom-Signature` header: a signature per secret, in the given order."""
+    return ", ".join(sign(secret, timestamp, body) for secret in signing_secrets)
+
+
 def verify(secret: str, timestamp: int, body: bytes, header: str) -> bool:
-    """Return True when the header is the signature of this body at this time."""
-    return hmac.compare_digest(sign(secret, timestamp, body), header.strip())
+    """Return True when one of the header's signatures is that of this body at this time."""
+    expected = sign(secret, timestamp, body)
+    # Every signature is compared, so the time taken does not tell which one matched.
+    matches = [hmac.compare_digest(expected, part.strip()) for part in header.split(",")]
+    return any(matches)

@@ -3,14 +3,24 @@
 The secret signs deliveries, so the server must read it back: it is
 encrypted with the tenant's current key, bound to the tenant and the webhook,
 as second factors are. Deleting the tenant's keys makes it unreadable with
-everything else. It is returned once, at creation.
+everything else. It is returned once, at creation and at each rotation.
+
+A rotation may keep the replaced secret for an overlap, during which
+deliveries carry a signature under each secret, so that receivers can switch
+secrets without missing a delivery. The replaced secret and the end of its
+overlap are stored inside the encrypted value, as a small JSON document
+(`SigningSecrets`), so rotation needed no schema change. A value that is a
+bare secret, as every webhook had before rotation existed, has no overlap.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import struct
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select
 
@@ -26,6 +36,9 @@ from strongroom.webhooks.models import EVENT_TYPES, DeliveryRow, WebhookRow
 from strongroom.webhooks.signing import new_secret
 
 log = get_logger(__name__)
+
+# The maximum overlap of a rotation: a week lets every receiver be updated, even by hand.
+MAX_OVERLAP = dt.timedelta(days=7)
 
 
 def _context(tenant_id: uuid.UUID, webhook_id: uuid.UUID, key_version: int) -> bytes:
@@ -58,6 +71,42 @@ def check_event_types(names: Iterable[str]) -> list[str]:
     return [name for name in EVENT_TYPES if name in chosen]
 
 
+@dataclass(frozen=True)
+class SigningSecrets:
+    """The secrets of a webhook: its current one, and the one it replaced while their overlap lasts."""
+
+    current: str = field(repr=False)
+    previous: str | None = field(default=None, repr=False)
+    previous_until: dt.datetime | None = None
+
+    def in_use(self, now: dt.datetime) -> tuple[str, ...]:
+        """Return the secrets that sign a delivery made at `now`, the current one first."""
+        if self.previous is None or self.previous_until is None or now >= self.previous_until:
+            return (self.current,)
+        return (self.current, self.previous)
+
+    def encode(self) -> bytes:
+        if self.previous is None or self.previous_until is None:
+            return self.current.encode("ascii")
+        document = {
+            "current": self.current,
+            "previous": self.previous,
+            "previous_until": self.previous_until.isoformat(),
+        }
+        return json.dumps(document, separators=(",", ":")).encode("ascii")
+
+    @classmethod
+    def decode(cls, plain: bytes) -> SigningSecrets:
+        if not plain.startswith(b"{"):
+            return cls(plain.decode("ascii"))
+        document = json.loads(plain)
+        return cls(
+            document["current"],
+            document["previous"],
+            dt.datetime.fromisoformat(document["previous_until"]),
+        )
+
+
 def create_webhook(
     session: TenantSession,
     keyring: Keyring,
@@ -73,16 +122,13 @@ def create_webhook(
     types = check_event_types(event_types)
     secret = new_secret()
     webhook_id = uuid.uuid4()
-    tenant_key = keyring.current(tenant_id)
-    wrapped = crypto.wrap_key(
-        tenant_key.key, secret.encode("ascii"), _context(tenant_id, webhook_id, tenant_key.version)
-    )
+    wrapped, key_version = _seal(keyring, tenant_id, webhook_id, SigningSecrets(secret))
     webhook = WebhookRow(
         id=webhook_id,
         url=checked_url,
         event_types=types,
         wrapped_secret=wrapped,
-        key_version=tenant_key.version,
+        key_version=key_version,
         active=active,
         created_by=created_by,
     )
@@ -92,14 +138,59 @@ def create_webhook(
     return webhook, secret
 
 
-def secret_of(session: TenantSession, keyring: Keyring, webhook: WebhookRow) -> str:
-    """Decrypt the webhook's signing secret."""
+def signing_secrets_of(
+    session: TenantSession, keyring: Keyring, webhook: WebhookRow
+) -> SigningSecrets:
+    """Decrypt the webhook's signing secrets."""
     tenant_id = _tenant_id(session)
     tenant_key = keyring.version(tenant_id, webhook.key_version)
-    secret = crypto.unwrap_key(
+    plain = crypto.unwrap_key(
         tenant_key.key, webhook.wrapped_secret, _context(tenant_id, webhook.id, webhook.key_version)
     )
-    return secret.decode("ascii")
+    return SigningSecrets.decode(plain)
+
+
+def rotate_secret(
+    session: TenantSession,
+    keyring: Keyring,
+    webhook_id: uuid.UUID,
+    overlap: dt.timedelta,
+    now: dt.datetime | None = None,
+) -> tuple[WebhookRow, str, SigningSecrets]:
+    """Give a webhook a new signing secret; return it, shown only once, with the secrets in force.
+
+    The current secret goes on signing, beside the new one, until `overlap` has
+    passed; a zero overlap ends it at once, as after a leak. A secret that an
+    earlier rotation kept is dropped, so at most two secrets sign at a time.
+    """
+    if overlap < dt.timedelta(0) or overlap > MAX_OVERLAP:
+        raise InvalidInput(
+            f"an overlap of {overlap} is out of range; choose up to {MAX_OVERLAP.days * 24} hours"
+        )
+    tenant_id = _tenant_id(session)
+    webhook = access_webhook(session, webhook_id)
+    replaced = signing_secrets_of(session, keyring, webhook).current
+    secret = new_secret()
+    until = (now or utcnow()) + overlap
+    in_force = SigningSecrets(secret, replaced, until) if overlap else SigningSecrets(secret)
+    webhook.wrapped_secret, webhook.key_version = _seal(keyring, tenant_id, webhook.id, in_force)
+    webhook.modified_at = utcnow()
+    session.flush()
+    log.info(
+        "webhook_secret_rotated",
+        webhook_id=str(webhook.id),
+        overlap_seconds=int(overlap.total_seconds()),
+    )
+    return webhook, secret, in_force
+
+
+def _seal(
+    keyring: Keyring, tenant_id: uuid.UUID, webhook_id: uuid.UUID, secrets: SigningSecrets
+) -> tuple[bytes, int]:
+    """Encrypt the secrets with the tenant's current key; return them with the key's version."""
+    tenant_key = keyring.current(tenant_id)
+    context = _context(tenant_id, webhook_id, tenant_key.version)
+    return crypto.wrap_key(tenant_key.key, secrets.encode(), context), tenant_key.version
 
 
 def list_webhooks(session: TenantSession) -> list[WebhookRow]:

@@ -10,7 +10,7 @@ import datetime as dt
 import zoneinfo
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from strongroom.drive import files, links, upload_requests
 from strongroom.drive.models import LinkRow, UploadRequestRow
@@ -54,8 +54,9 @@ class LinkCreate(BaseModel):
         default=None,
         description="when the link stops working; without a UTC offset, in the tenant's time zone",
     )
-    max_downloads: int | None = Field(
-        default=None, description="how many whole downloads the link serves; a range counts its share"
+    max_downloads: StrictInt | None = Field(
+        default=None,
+        description="how many whole downloads the link serves; a range counts its share",
     )
 
 
@@ -91,10 +92,10 @@ class UploadRequestCreate(BaseModel):
     title: str | None = Field(default=None, description="shown to the people who upload")
     password: str | None = Field(default=None, description="a password uploaders must give")
     expires_at: dt.datetime | None = None
-    max_file_size: int | None = Field(
+    max_file_size: StrictInt | None = Field(
         default=None, ge=0, le=MAX_BYTES, description="bytes per file"
     )
-    max_total_size: int | None = Field(
+    max_total_size: StrictInt | None = Field(
         default=None, ge=0, le=MAX_BYTES, description="bytes of all files together"
     )
     notify: StrictBool = Field(default=True, description="e-mail me when files arrive")
@@ -131,9 +132,15 @@ class UploadRequestListing(BaseModel):
 # Links --------------------------------------------------------------------------------
 
 
-@link_router.post("/links", response_model=LinkCreated, status_code=201, summary="Create a public link")
+@link_router.post(
+    "/links", response_model=LinkCreated, status_code=201, summary="Create a public link"
+)
 def create_link(
-    body: LinkCreate, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
+    body: LinkCreate,
+    request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    principal: PrincipalDep,
 ) -> LinkCreated:
     names = split_path(body.path)
     zone = tenant_time_zone(tenant)
@@ -313,7 +320,9 @@ def _in_zone(moment: dt.datetime | None, zone: zoneinfo.ZoneInfo) -> dt.datetime
     return moment.replace(tzinfo=zone)
 
 
-def _expiry(moment: dt.datetime | None, zone: zoneinfo.ZoneInfo) -> tuple[dt.datetime | None, str | None]:
+def _expiry(
+    moment: dt.datetime | None, zone: zoneinfo.ZoneInfo
+) -> tuple[dt.datetime | None, str | None]:
     if moment is None:
         return None, None
     expires = utc(moment)
@@ -366,4 +375,3 @@ def _upload_request_out(
         state=upload_requests.state_of(row),
         revoked=utc(row.revoked_at) if row.revoked_at else None,
     )
-

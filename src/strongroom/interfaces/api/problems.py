@@ -24,6 +24,13 @@ log = get_logger(__name__)
 PROBLEM_TYPE = "urn:strongroom:problem:"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
+# Added to pydantic's message for strict types, which reject what lax JSON parsing would
+# have turned into a number or a flag, such as `true` for 1 or "3" for 3.
+TYPE_HINTS = {
+    "int_type": "; send a JSON integer such as 3, not a string, a fraction or true/false",
+    "bool_type": "; send true or false, without quotes",
+}
+
 STATUS_TITLES = {
     400: "Bad request",
     404: "Not found",
@@ -73,7 +80,8 @@ async def _validation_error(_request: Request, error: Exception) -> Response:
     problems = []
     for item in error.errors():
         where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
-        problems.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
+        message = f"{item.get('msg')}{TYPE_HINTS.get(item.get('type', ''), '')}"
+        problems.append(f"{where}: {message}" if where else message)
     return problem_response(
         400, "invalid-input", "Invalid input", "; ".join(problems) or "the request is invalid"
     )

@@ -7,7 +7,7 @@ import uuid
 from typing import Literal
 
 import orjson
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from strongroom.drive.files import etag_of
 from strongroom.drive.listing import Listing
@@ -29,8 +29,9 @@ class NodeOut(BaseModel):
     modified: dt.datetime
     etag: str | None = None
     sha256: str | None = Field(
-        default=None, description="SHA-256 of the current version's content; given in upload responses and "
-        "folder listings, null elsewhere"
+        default=None,
+        description="SHA-256 of the current version's content; given in upload responses and "
+        "folder listings, null elsewhere",
     )
     trashed: bool = Field(
         default=False, description="true when the item or a folder above it is in the trash"
@@ -73,7 +74,9 @@ def listing_json(found: Listing) -> bytes:
             "size": entry.size if entry.kind == FILE else None,
             "version": entry.version if entry.kind == FILE else None,
             "modified": entry.modified,
-            "etag": f'"{entry.version_id_hex}"' if entry.kind == FILE and entry.version_id_hex else None,
+            "etag": f'"{entry.version_id_hex}"'
+            if entry.kind == FILE and entry.version_id_hex
+            else None,
             "sha256": entry.sha256 if entry.kind == FILE else None,
             "trashed": False,
         }
@@ -128,7 +131,7 @@ class VersionListing(BaseModel):
 
 
 class VersionRestore(BaseModel):
-    number: int = Field(
+    number: StrictInt = Field(
         ge=1, le=2**31 - 1, description="the version whose content becomes the newest version"
     )
 
@@ -143,7 +146,9 @@ class UserOut(BaseModel):
     email: str
     role: str
     tenant: str
-    expires: dt.datetime | None = Field(default=None, description="for a guest, when the account ends")
+    expires: dt.datetime | None = Field(
+        default=None, description="for a guest, when the account ends"
+    )
 
 
 class TokenOut(BaseModel):
@@ -162,7 +167,7 @@ class TokenListing(BaseModel):
 
 class TokenCreate(BaseModel):
     name: str = Field(default="", max_length=200)
-    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    expires_in_days: StrictInt | None = Field(default=None, ge=1, le=3650)
 
 
 class TokenCreated(TokenOut):

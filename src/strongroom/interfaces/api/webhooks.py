@@ -1,8 +1,9 @@
 """Webhooks of the tenant, for its admins: subscriptions, their deliveries and replays.
 
-The signing secret is in the response to the creation only. The deliveries
-listed with `state=dead` are the dead-letter list, and replaying one of them
-starts a new round of attempts.
+The signing secret is in the response to the creation only, and a new one
+in the response to each rotation. The deliveries listed with `state=dead`
+are the dead-letter list, and replaying one of them starts a new round of
+attempts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from strongroom.interfaces.api.dependencies import (
     API_PREFIX,
@@ -30,10 +31,12 @@ from strongroom.tenancy.events import record_event, user_actor
 from strongroom.tenancy.modules import WEBHOOKS
 from strongroom.webhooks import deliveries, subscriptions
 from strongroom.webhooks.models import EVENT_TYPES, DeliveryRow, WebhookRow
+from strongroom.webhooks.subscriptions import MAX_OVERLAP
 
 router = APIRouter(prefix=API_PREFIX, tags=["webhooks"], dependencies=[require_module(WEBHOOKS)])
 
 EVENTS_HELP = f"event types to send: {', '.join(EVENT_TYPES)}"
+MAX_OVERLAP_HOURS = int(MAX_OVERLAP.total_seconds() // 3600)
 
 
 class WebhookCreate(BaseModel):
@@ -62,6 +65,25 @@ class WebhookCreated(WebhookOut):
     secret: str = Field(
         description="the key that signs every delivery (X-Strongroom-Signature), shown only "
         "here, so store it now"
+    )
+
+
+class SecretRotation(BaseModel):
+    overlap_hours: StrictInt = Field(
+        default=24,
+        ge=0,
+        le=MAX_OVERLAP_HOURS,
+        description="hours during which deliveries are signed with the old secret too; 0 "
+        "stops the old secret at once, as after a leak",
+    )
+
+
+class SecretRotated(BaseModel):
+    webhook_id: uuid.UUID
+    secret: str = Field(description="the new signing secret, shown only here, so store it now")
+    previous_secret_expires: dt.datetime | None = Field(
+        description="until when deliveries also carry a signature under the old secret; "
+        "null when the old secret stopped at once"
     )
 
 
@@ -172,6 +194,38 @@ def delete_webhook(
     return Response(status_code=204)
 
 
+@router.post(
+    "/webhooks/{webhook_id}/secret",
+    response_model=SecretRotated,
+    summary="Replace a webhook's signing secret, keeping the old one for an overlap (admins)",
+)
+def rotate_secret(
+    webhook_id: str,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    principal: AdminDep,
+    body: SecretRotation | None = None,
+) -> SecretRotated:
+    overlap = dt.timedelta(hours=(body or SecretRotation()).overlap_hours)
+    with runtime.stores.session(tenant, write=True) as session:
+        webhook, secret, in_force = subscriptions.rotate_secret(
+            session, runtime.keyring, parse_object_id(webhook_id, "webhook"), overlap
+        )
+        audited = {
+            "webhook_id": str(webhook.id),
+            "overlap_hours": int(overlap.total_seconds() // 3600),
+            "previous_secret_expires": _iso(in_force.previous_until),
+        }
+    _audit(runtime, tenant, principal.user_id, "webhook_secret_rotated", new=audited)
+    return SecretRotated(
+        webhook_id=webhook.id, secret=secret, previous_secret_expires=in_force.previous_until
+    )
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return utc(moment).isoformat() if moment is not None else None
+
+
 # Deliveries ----------------------------------------------------------------------------
 
 
@@ -204,7 +258,13 @@ async def replay_delivery(
     webhook = parse_object_id(webhook_id, "webhook")
     delivery = parse_object_id(delivery_id, "webhook delivery")
     replayed = await anyio.to_thread.run_sync(_replay, runtime, tenant, webhook, delivery)
-    _audit(runtime, tenant, principal.user_id, "webhook_delivery_replayed", new={"delivery_id": delivery_id})
+    _audit(
+        runtime,
+        tenant,
+        principal.user_id,
+        "webhook_delivery_replayed",
+        new={"delivery_id": delivery_id},
+    )
     return replayed
 
 

@@ -104,6 +104,7 @@ HEADINGS = {
     401: "A password is needed",
     403: "Not allowed",
     404: "Nothing here",
+    405: "Not possible here",
     410: "No longer available",
     413: "The file is too large",
     429: "Too many attempts",
@@ -120,7 +121,11 @@ def error_page(request: Request, error: StrongroomError) -> Response:
     heading = HEADINGS.get(error.status, error.title)
     message = error.detail[:1].upper() + error.detail[1:] + "."
     return render(
-        request, "message.html", status=error.status, headers=error.headers, heading=heading,
+        request,
+        "message.html",
+        status=error.status,
+        headers=error.headers,
+        heading=heading,
         message=message,
     )
 

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from strongroom.base.errors import Gone, InvalidInput, NotFound
+from strongroom.base.errors import Gone, InvalidInput, InvalidPath, MethodNotAllowed, NotFound
 from strongroom.base.logging import get_logger
 from strongroom.drive import upload_requests
 from strongroom.drive.content import BlobUpload
@@ -161,14 +161,14 @@ async def receive_form(
     return _received_response(request, token, incoming.received)
 
 
-@router.put("/r/{token}/files/{name}")
+@router.put("/r/{token}/files/{name:path}")
 async def receive_file(
     token: str, name: str, request: Request, runtime: RuntimeDep, tenant: TenantDep
 ) -> Response:
     opened = await open_unlocked(request, runtime, tenant, token)
     if isinstance(opened, Response):
         return opened
-    filename = check_name(name)
+    filename = _file_name(name)
     declared = request.headers.get("content-length")
     upload = await anyio.to_thread.run_sync(
         upload_requests.begin_receiving,
@@ -209,7 +209,48 @@ async def unlock_upload_request(
     )
 
 
+# Declared last, so that it matches only addresses that no route above serves.
+@router.api_route(
+    "/r/{token}/{rest:path}",
+    methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+)
+async def elsewhere_in_upload_request(
+    token: str, rest: str, request: Request, runtime: RuntimeDep, tenant: TenantDep
+) -> Response:
+    """Explain to a visitor that an address under an upload request is not one of its pages.
+
+    Without this route, such an address would get the API's problem for an unknown
+    route, which points to the OpenAPI document and does not help a visitor.
+    """
+    await anyio.to_thread.run_sync(open_request, runtime, tenant, token)
+    if rest.startswith("files/") and request.method != "PUT":
+        raise MethodNotAllowed(
+            "files sent to an upload request cannot be read or changed here; send a file with "
+            "PUT to this address, or use the form at the address you were given",
+            allow="PUT",
+        )
+    raise NotFound(
+        "this address is not part of the upload request; open the address you were given, "
+        "without anything added after it"
+    )
+
+
 # Steps ----------------------------------------------------------------------------------
+
+
+def _file_name(name: str) -> str:
+    """Return the name of a file sent with PUT, which must be a name alone, not a path."""
+    if not name:
+        raise InvalidPath(
+            "the address has no file name after /files/; add the file's name, as in "
+            "/files/report.pdf"
+        )
+    if "/" in name:
+        raise InvalidPath(
+            f"the file name {name!r} contains '/'; an upload request takes files into one "
+            f"folder, so send the file under its name alone, such as {name.rsplit('/', 1)[-1]!r}"
+        )
+    return check_name(name)
 
 
 @dataclass
@@ -236,7 +277,9 @@ class _Incoming:
         if not filename:
             return None  # a file input left empty
         name = check_name(filename)
-        upload = upload_requests.begin_receiving(self.runtime, self.tenant, self.request_id, name, None)
+        upload = upload_requests.begin_receiving(
+            self.runtime, self.tenant, self.request_id, name, None
+        )
         return _IncomingFile(self, name, upload)
 
 
@@ -268,7 +311,9 @@ class _IncomingFile:
 
 def _received_response(request: Request, token: str, received: list[Received]) -> Response:
     if wants(request) != "html":
-        items = [{"name": item.sent_name, "size": item.size, "sha256": item.sha256} for item in received]
+        items = [
+            {"name": item.sent_name, "size": item.size, "sha256": item.sha256} for item in received
+        ]
         return secure(JSONResponse({"received": items}, status_code=201))
     return render(
         request,

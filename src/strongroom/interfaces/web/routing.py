@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse, Response
 
 from strongroom.base.errors import StrongroomError
 from strongroom.base.logging import get_logger
+from strongroom.interfaces.web.fields import FORM_LABELS, describe_errors
 from strongroom.interfaces.web.pages import render
 from strongroom.interfaces.web.security import add_security_headers, base_path
 
@@ -87,8 +88,8 @@ def _error_response(request: Request, error: Exception) -> Response:
                 response.headers[name] = value
         return response
     if isinstance(error, RequestValidationError):
-        fields = ", ".join(str(item.get("loc", ("?",))[-1]) for item in error.errors())
-        return error_page(request, 400, "Invalid input", f"these fields are missing or invalid: {fields}")
+        detail = describe_errors(_by_field_name(error.errors()), FORM_LABELS)
+        return error_page(request, 400, "Invalid input", detail)
     if isinstance(error, HTTPException):
         return error_page(request, error.status_code, "Error", str(error.detail))
     log.exception("page_failed_unexpectedly", error_type=type(error).__name__)
@@ -99,3 +100,8 @@ def _error_response(request: Request, error: Exception) -> Response:
         "the server failed to show this page; the operator can find it in the logs by its "
         "request id",
     )
+
+
+def _by_field_name(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Locate each error by its form field's name alone, the key of `FORM_LABELS`."""
+    return [{**error, "loc": tuple(error.get("loc", ("?",)))[-1:]} for error in errors]

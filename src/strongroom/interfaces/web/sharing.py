@@ -34,6 +34,7 @@ from strongroom.interfaces.api.dependencies import (
 from strongroom.interfaces.api.links import audited_link
 from strongroom.interfaces.api.shares import audited_share
 from strongroom.interfaces.web.auth import UserDep, WriterDep
+from strongroom.interfaces.web.fields import FORM_LABELS, local_moment, whole_number
 from strongroom.interfaces.web.pages import render
 from strongroom.interfaces.web.routing import WebRoute, redirect
 from strongroom.interfaces.web.security import base_path
@@ -41,12 +42,16 @@ from strongroom.runtime import Runtime
 from strongroom.storage.db import TenantSession
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.events import Target, add_event
+from strongroom.tenancy.models import utcnow
 from strongroom.tenancy.modules import PUBLIC_LINKS, check_module
 from strongroom.tenancy.time_zones import tenant_time_zone
 
 log = get_logger(__name__)
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+EXPIRY_LABEL = FORM_LABELS["expires"]
+DOWNLOADS_LABEL = FORM_LABELS["max_downloads"]
 
 
 @router.get("/sharing/{path:path}")
@@ -255,26 +260,29 @@ def create_link(
 
 
 def _expiry(text: str, tenant: TenantInfo) -> dt.datetime | None:
-    """Read a `datetime-local` field, a time of the tenant's time zone, or None when empty."""
-    if not text.strip():
+    """Read the expiry field, a time of the tenant's time zone, or None when it is empty.
+
+    The checks repeat those of `links.check_expiry` in the form's words, so that
+    the page names the field as the form labels it.
+    """
+    moment = local_moment(text, EXPIRY_LABEL, tenant_time_zone(tenant))
+    if moment is None:
         return None
-    try:
-        moment = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
+    as_entered = f"{moment:%Y-%m-%d %H:%M}"
+    now = utcnow()
+    if moment <= now:
+        raise InvalidInput(f"{EXPIRY_LABEL} {as_entered} is in the past; choose a later date")
+    longest = tenant.settings.link_max_expiry_days or drive_links.MAX_LIFETIME.days
+    if moment - now > dt.timedelta(days=longest):
         raise InvalidInput(
-            f"the expiry {text!r} is not a date and time; use the form 2030-01-31T18:00"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=tenant_time_zone(tenant))
+            f"{EXPIRY_LABEL} {as_entered} is more than {longest} days away, the longest a link may "
+            "last here; choose an earlier date"
+        )
+    return moment
 
 
 def _count(text: str) -> int | None:
-    if not text.strip():
-        return None
-    if not (text.strip().isascii() and text.strip().isdigit()) or len(text.strip()) > 9:
-        raise InvalidInput(
-            f"the download limit {text!r} is not a whole number; leave it empty for none"
-        )
-    return int(text.strip())
+    return whole_number(text, DOWNLOADS_LABEL, 1, drive_links.MAX_DOWNLOADS)
 
 
 @router.post("/sharing/{path:path}/revoke-link/{link_id}")

@@ -14,7 +14,7 @@ import anyio
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
-from strongroom.base.errors import InvalidInput
+from strongroom.base.errors import BeyondPlan, InvalidInput
 from strongroom.identity import groups
 from strongroom.identity.users import list_users
 from strongroom.interfaces.api.dependencies import (
@@ -24,6 +24,7 @@ from strongroom.interfaces.api.dependencies import (
     parse_object_id,
 )
 from strongroom.interfaces.web.admin import AdminDep, AdminWriterDep
+from strongroom.interfaces.web.fields import FORM_LABELS, describe_errors, label_of
 from strongroom.interfaces.web.pages import SignedIn, render
 from strongroom.interfaces.web.routing import WebRoute, redirect
 from strongroom.interfaces.web.security import base_path
@@ -32,8 +33,17 @@ from strongroom.tenancy.configuration import set_modules, update_settings
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.events import Target, add_event
 from strongroom.tenancy.modules import MODULES
+from strongroom.tenancy.settings import InvalidSettings
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+# The labels of the rules form by setting, for the errors of the settings' validation.
+SETTING_LABELS = {
+    **{name: FORM_LABELS[name] for name in ("time_zone", "locale", "max_file_size")},
+    **{name: FORM_LABELS[name] for name in ("blocked_extensions", "link_max_expiry_days")},
+    **{name: FORM_LABELS[name] for name in ("versions_kept", "trash_retention_days")},
+    "password_policy.min_length": FORM_LABELS["password_min_length"],
+}
 
 
 # Settings and modules -------------------------------------------------------------------
@@ -76,31 +86,50 @@ async def save_settings(
     patch: dict[str, Any] = {
         "time_zone": time_zone.strip(),
         "locale": locale.strip(),
-        "password_policy": {**policy, "min_length": _number(password_min_length, "minimum length")},
+        "password_policy": {
+            **policy,
+            "min_length": _number(password_min_length, "password_min_length"),
+        },
         "second_factor_required": second_factor_required,
-        "max_file_size": _optional_number(max_file_size, "maximum file size"),
+        "max_file_size": _optional_number(max_file_size, "max_file_size"),
         "blocked_extensions": [
             part.strip() for part in blocked_extensions.split(",") if part.strip()
         ],
-        "link_max_expiry_days": _optional_number(link_max_expiry_days, "link expiry"),
-        "versions_kept": _number(versions_kept, "versions kept"),
-        "trash_retention_days": _number(trash_retention_days, "trash retention"),
+        "link_max_expiry_days": _optional_number(link_max_expiry_days, "link_max_expiry_days"),
+        "versions_kept": _number(versions_kept, "versions_kept"),
+        "trash_retention_days": _number(trash_retention_days, "trash_retention_days"),
     }
+    _check_file_size(patch["max_file_size"], tenant)
     actor = actor_of(request, user.identity.user_id)
-    await anyio.to_thread.run_sync(
-        update_settings, runtime.catalog, runtime.stores, tenant.slug, patch, actor
-    )
+    try:
+        await anyio.to_thread.run_sync(
+            update_settings, runtime.catalog, runtime.stores, tenant.slug, patch, actor
+        )
+    except InvalidSettings as error:
+        raise InvalidInput(describe_errors(error.errors, SETTING_LABELS)) from None
     return redirect(request, f"{base_path(request)}/admin/rules?done=settings-saved")
 
 
 def _number(text: str, field: str) -> int:
-    if not (text.strip().isascii() and text.strip().isdigit()) or len(text.strip()) > 18:
-        raise InvalidInput(f"the {field} {text!r} is not a whole number; give one such as 30")
-    return int(text.strip())
+    label = label_of(field)
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        raise InvalidInput(f"{label} {text!r} is not a whole number; enter digits only, such as 30")
+    return int(value)
 
 
 def _optional_number(text: str, field: str) -> int | None:
     return None if not text.strip() else _number(text, field)
+
+
+def _check_file_size(size: int | None, tenant: TenantInfo) -> None:
+    """Reject a largest file above the plan's limit, as `update_settings` does, in the form's words."""
+    limit = tenant.limits.max_file_size
+    if size is not None and limit is not None and size > limit:
+        raise BeyondPlan(
+            f"{label_of('max_file_size')} {size} bytes is more than the {limit} bytes the plan "
+            f"allows; enter {limit} or less, or ask the operator for a larger limit"
+        )
 
 
 @router.post("/admin/rules/modules")

@@ -20,15 +20,12 @@ from wsgidav.error_printer import ErrorPrinter
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
-from strongroom.base.errors import ModuleDisabled
 from strongroom.base.logging import get_logger
-from strongroom.interfaces.api.problems import error_response
 from strongroom.interfaces.webdav.authentication import BasicAuthentication
 from strongroom.interfaces.webdav.errors import StartResponse
 from strongroom.interfaces.webdav.locks import TenantLockStorage
 from strongroom.interfaces.webdav.provider import DriveProvider, request_mount_path
 from strongroom.runtime import Runtime
-from strongroom.tenancy.modules import WEBDAV, check_module
 
 log = get_logger(__name__)
 
@@ -110,14 +107,6 @@ class DavMount:
             await self.app(scope, receive, send)
             return
         scope["route"] = DAV_ROUTE
-        tenant = scope.get("state", {}).get("tenant")
-        if tenant is not None and WEBDAV not in tenant.modules:
-            # Checked before the body is read and before any login, so nothing else runs.
-            try:
-                check_module(tenant, WEBDAV)
-            except ModuleDisabled as error:
-                await error_response(error)(scope, receive, send)
-                return
         below = path[len(DAV_PREFIX) :] or "/"
         dav_scope = dict(scope, path=below, root_path=scope.get("root_path", "") + DAV_PREFIX)
         # a2wsgi builds PATH_INFO from `path`; a stale raw path would only mislead.

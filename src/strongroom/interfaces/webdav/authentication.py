@@ -5,7 +5,9 @@ the request middleware has resolved the tenant. Every failure gets the same
 401, whatever went wrong, and each failure counts towards the client's limit
 of failed logins in that tenant. A request without credentials also gets a
 401 with the Basic challenge, but it is not counted, because clients send such
-a request before they send credentials.
+a request before they send credentials. Whether the tenant's webdav module is
+on is checked only after a successful login: a client that has not logged in
+learns nothing about the tenant, and a logged-in one gets a 403 problem.
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ from typing import Any
 
 import structlog
 
-from strongroom.base.errors import NotAuthenticated, TenantNotFound, TooManyRequests
+from strongroom.base.errors import (
+    ModuleDisabled,
+    NotAuthenticated,
+    TenantNotFound,
+    TooManyRequests,
+)
 from strongroom.base.logging import get_logger
 from strongroom.identity.app_passwords import authenticate_app_password, touch_app_password
 from strongroom.identity.tokens import Principal
@@ -26,6 +33,7 @@ from strongroom.interfaces.api.middleware import tenant_of_scope
 from strongroom.interfaces.webdav.errors import StartResponse, problem
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.modules import WEBDAV, check_module
 from strongroom.tenancy.rate_limits import FailureLimiter
 
 log = get_logger(__name__)
@@ -86,6 +94,13 @@ class BasicAuthentication:
                 self.failures.record_failure(tenant.id, client)
                 log.info("webdav_login_failed")
             return problem(error, start_response, CHALLENGE)
+
+        try:
+            # Only after the login, so that a client without credentials gets the same
+            # challenge whether the module is on or off.
+            check_module(tenant, WEBDAV)
+        except ModuleDisabled as error:
+            return problem(error, start_response)
 
         environ[ENVIRON_KEY] = DavRequest(self.runtime, tenant, principal)
         # WsgiDAV records this name as the owner of the locks the request takes.
