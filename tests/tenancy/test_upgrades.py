@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from strongroom.base.errors import ConfigurationError, InvalidInput, TenantNotFound
 from strongroom.runtime import Runtime
 from strongroom.storage.db import TenantBase
-from strongroom.tenancy import migrations
+from strongroom.tenancy import migrations, upgrades
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.lifecycle import provision_tenant
 from strongroom.tenancy.upgrades import UpgradeReport, tenant_head, upgrade_every_store
@@ -59,7 +59,9 @@ def break_store(runtime: Runtime, tenant: TenantInfo) -> None:
     on_store(
         runtime,
         tenant,
-        lambda connection: connection.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = 'ffff'")),
+        lambda connection: connection.execute(
+            text(f"UPDATE {VERSION_TABLE} SET version_num = 'ffff'")
+        ),
     )
     runtime.catalog.finish_store_migration(tenant.id, None)
 
@@ -82,7 +84,10 @@ def store_tables(runtime: Runtime, tenant: TenantInfo) -> set[str]:
 
 def migrate(runtime: Runtime, **options: object) -> UpgradeReport:
     return upgrade_every_store(
-        runtime.settings, runtime.catalog, runtime.stores, **options  # type: ignore[arg-type]
+        runtime.settings,
+        runtime.catalog,
+        runtime.stores,
+        **options,  # type: ignore[arg-type]
     )
 
 
@@ -127,7 +132,11 @@ def test_migrate_resumes_with_unrecorded_store(runtime: Runtime, cast: Cast) -> 
 
 
 @own_store_levels("sqlite-database", "postgres-schema")
-def test_migrate_jobs_reach_every_store(runtime: Runtime, cast: Cast, isolation: str) -> None:
+def test_migrate_jobs_reach_every_store(
+    runtime: Runtime, cast: Cast, isolation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One store per worker, so that six stores take the worker processes.
+    monkeypatch.setattr(upgrades, "STORES_PER_WORKER", 1)
     tenants = [
         provision_tenant(runtime.catalog, runtime.stores, f"extra-{number}", isolation=isolation)
         for number in range(4)
@@ -143,13 +152,33 @@ def test_migrate_jobs_reach_every_store(runtime: Runtime, cast: Cast, isolation:
 
 
 @own_store_levels("sqlite-database")
+def test_migrate_few_stores_without_workers(
+    runtime: Runtime, cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_pool(*_arguments: object, **_options: object) -> None:
+        raise AssertionError("two stores should not start worker processes")
+
+    monkeypatch.setattr(upgrades, "ProcessPoolExecutor", no_pool)
+    take_back(runtime, cast.acme)
+    take_back(runtime, cast.globex)
+
+    report = migrate(runtime, jobs=2)
+
+    assert report.failures == []
+    assert recorded(runtime, "acme") == tenant_head()
+    assert recorded(runtime, "globex") == tenant_head()
+
+
+@own_store_levels("sqlite-database")
 def test_migrate_reports_progress_per_store(runtime: Runtime, cast: Cast) -> None:
     take_back(runtime, cast.acme)
     take_back(runtime, cast.globex)
     totals: list[int] = []
     done: list[str] = []
 
-    migrate(runtime, on_plan=totals.append, on_outcome=lambda outcome: done.append(outcome.tenant.slug))
+    migrate(
+        runtime, on_plan=totals.append, on_outcome=lambda outcome: done.append(outcome.tenant.slug)
+    )
 
     assert totals == [2]
     assert sorted(done) == ["acme", "globex"]

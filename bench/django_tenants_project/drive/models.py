@@ -15,6 +15,13 @@ from django.db import models
 from django.db.models import Q
 
 
+class PlainJSONField(models.JSONField):
+    """A JSON column of type `json`, as SQLAlchemy's JSON makes it; Django's JSONField makes `jsonb`."""
+
+    def db_type(self, connection):
+        return "json"
+
+
 class User(models.Model):
     pk = models.CompositePrimaryKey("tenant_id", "id")
     tenant_id = models.UUIDField()
@@ -25,6 +32,8 @@ class User(models.Model):
     password_hash = models.CharField(max_length=200, null=True)
     status = models.CharField(max_length=20)
     created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True)
+    invited_by = models.UUIDField(null=True)
 
     class Meta:
         db_table = "users"
@@ -393,4 +402,93 @@ class UploadRequest(models.Model):
         ]
         indexes = [
             models.Index(fields=["tenant_id", "owner_id"], name="ix_upload_requests_owner")
+        ]
+
+
+class GuestInvitation(models.Model):
+    pk = models.CompositePrimaryKey("tenant_id", "id")
+    tenant_id = models.UUIDField()
+    id = models.UUIDField()
+    user_id = models.UUIDField()
+    token_hash = models.CharField(max_length=64)
+    invited_by = models.UUIDField()
+    note = models.CharField(max_length=1000)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "guest_invitations"
+        indexes = [models.Index(fields=["tenant_id", "user_id"], name="ix_guest_invitations_user")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant_id", "token_hash"], name="uq_guest_invitations_tenant_id_token_hash"
+            )
+        ]
+
+
+class Webhook(models.Model):
+    pk = models.CompositePrimaryKey("tenant_id", "id")
+    tenant_id = models.UUIDField()
+    id = models.UUIDField()
+    url = models.CharField(max_length=2000)
+    event_types = PlainJSONField()
+    wrapped_secret = models.BinaryField()
+    key_version = models.IntegerField()
+    active = models.BooleanField()
+    created_by = models.UUIDField()
+    created_at = models.DateTimeField()
+    modified_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "webhooks"
+
+
+class WebhookDelivery(models.Model):
+    pk = models.CompositePrimaryKey("tenant_id", "id")
+    tenant_id = models.UUIDField()
+    id = models.UUIDField()
+    webhook_id = models.UUIDField()
+    event_id = models.UUIDField()
+    event_type = models.CharField(max_length=40)
+    payload = PlainJSONField()
+    state = models.CharField(max_length=10)
+    attempts = models.IntegerField()
+    next_attempt_at = models.DateTimeField(null=True)
+    last_attempt_at = models.DateTimeField(null=True)
+    last_status = models.IntegerField(null=True)
+    last_error = models.CharField(max_length=500, null=True)
+    created_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "webhook_deliveries"
+        indexes = [
+            models.Index(
+                fields=["tenant_id", "webhook_id", "state", "created_at"],
+                name="ix_webhook_deliveries_webhook",
+            )
+        ]
+
+
+class AuditEvent(models.Model):
+    pk = models.CompositePrimaryKey("tenant_id", "id")
+    tenant_id = models.UUIDField()
+    id = models.UUIDField()
+    occurred_at = models.DateTimeField()
+    actor = models.CharField(max_length=64)
+    action = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=32, null=True)
+    target_id = models.CharField(max_length=64, null=True)
+    address = models.CharField(max_length=64, null=True)
+    old = PlainJSONField(null=True)
+    new = PlainJSONField(null=True)
+
+    class Meta:
+        db_table = "audit_events"
+        indexes = [
+            models.Index(fields=["tenant_id", "occurred_at", "id"], name="ix_audit_events_time"),
+            models.Index(
+                fields=["tenant_id", "action", "occurred_at"], name="ix_audit_events_action"
+            ),
         ]

@@ -36,6 +36,11 @@ from strongroom.tenancy.isolation import SHARED, TenantStores, describe_failure
 
 log = get_logger(__name__)
 
+# A spawned worker imports the application before its first store, which took about as
+# long as migrating 150 schema stores in this process (docs/benchmarks.md). Fewer stores
+# than this per worker are migrated here instead.
+STORES_PER_WORKER = 100
+
 
 @dataclass(frozen=True)
 class StoreOutcome:
@@ -149,11 +154,14 @@ class _Run:
     on_outcome: Progress
 
     def upgrade_all(self, tenants: list[TenantInfo]) -> list[StoreOutcome]:
-        if self.jobs == 1 or len(tenants) < 2:
-            return [self._report(upgrade_tenant_store(self.catalog, self.stores, t)) for t in tenants]
+        workers = min(self.jobs, len(tenants) // STORES_PER_WORKER)
+        if workers < 2:
+            return [
+                self._report(upgrade_tenant_store(self.catalog, self.stores, t)) for t in tenants
+            ]
         # Spawned, not forked: a fork would share this process's pooled connections.
         with ProcessPoolExecutor(
-            max_workers=min(self.jobs, len(tenants)),
+            max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_open_worker,
             initargs=(self.settings,),
@@ -184,7 +192,9 @@ def _upgrade_in_worker(tenant: TenantInfo) -> StoreOutcome:
     return upgrade_tenant_store(*_worker, tenant)
 
 
-def upgrade_tenant_store(catalog: Catalog, stores: TenantStores, tenant: TenantInfo) -> StoreOutcome:
+def upgrade_tenant_store(
+    catalog: Catalog, stores: TenantStores, tenant: TenantInfo
+) -> StoreOutcome:
     """Migrate one tenant's own store, closing the tenant to requests while it changes."""
     tenant = catalog.begin_store_migration(tenant.id)
     try:

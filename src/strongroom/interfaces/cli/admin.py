@@ -19,7 +19,16 @@ from strongroom.tenancy.upgrades import upgrade_every_store
 @reports_errors
 def migrate(
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", help="Tenant stores migrated at once.", min=1)
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            help=(
+                "Worker processes that migrate tenant stores at once. A run of fewer "
+                "than 200 stores migrates them in this process, which is faster."
+            ),
+            min=1,
+        ),
     ] = 1,
     canary: Annotated[
         str,
