@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from strongroom.base.config import Settings
 from strongroom.base.logging import get_logger
 from strongroom.base.mail import Mailer
+from strongroom.exports import models as export_models  # noqa: F401 - registers the exports table
 from strongroom.identity.tokens import TokenCache
 from strongroom.storage.blobs import BlobStore, open_blob_store
 from strongroom.storage.db import make_engine
@@ -55,12 +56,14 @@ class Runtime:
         # Imported here: the job modules import the domain modules, and some of those
         # import this module.
         from strongroom.drive import retention
+        from strongroom.exports import building, expiry
         from strongroom.tenancy import rollups
         from strongroom.webhooks import deliveries
         from strongroom.webhooks import retention as webhook_retention
 
         huey = open_huey(self.settings, self.keyring.master_key)
         jobs = [*rollups.JOBS, *retention.JOBS, *deliveries.JOBS, *webhook_retention.JOBS]
+        jobs += [*building.JOBS, *expiry.JOBS]
         return JobQueue(huey, self, jobs)
 
     def close(self) -> None:
