@@ -1,4 +1,4 @@
-"""Exports: files a tenant admin asks for, built in the background and downloaded later.
+"""Exports: files a tenant admin requests, built in the background and downloaded later.
 
 An admin requests an export of one kind (the audit trail, the tenant's
 metered usage) with that kind's filters and format. The request writes an

@@ -24,7 +24,7 @@ FILTERS = ("action", "actor", "since", "until")
 
 
 def check_filters(tenant: TenantInfo, filters: Mapping[str, Any]) -> dict[str, Any]:
-    """Check the filters as the audit routes do; return them with times in UTC and blanks dropped."""
+    """Check the filters as the audit routes do; return them with UTC times and no blanks."""
     check_filter_names("audit", filters, FILTERS)
     texts = {name: filters.get(name) or None for name in FILTERS}
     chosen = audit.parse_filter(tenant_time_zone(tenant), **texts)

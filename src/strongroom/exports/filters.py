@@ -19,5 +19,6 @@ def check_filter_names(kind: str, filters: Mapping[str, Any], known: tuple[str, 
     for name, value in filters.items():
         if value is not None and not isinstance(value, str):
             raise InvalidInput(
-                f"filter {name!r} is a {type(value).__name__}; give its value as a string"
+                f"filter {name!r} must be a string, not {type(value).__name__}; give its "
+                "value in quotes"
             )

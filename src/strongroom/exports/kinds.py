@@ -54,7 +54,7 @@ class ExportKind:
     write: Callable[[Runtime, TenantInfo, dict[str, Any], str, Sink], None]
 
     def format_named(self, name: str | None) -> Format:
-        """Return the format called `name`, or the default for None; raise InvalidInput otherwise."""
+        """Return the format called `name`, or the default for None; raise InvalidInput if none."""
         if name is None:
             return self.formats[0]
         for candidate in self.formats:

@@ -45,7 +45,9 @@ def check_filters(_tenant: TenantInfo, filters: Mapping[str, Any]) -> dict[str, 
     check_filter_names("usage", filters, FILTERS)
     month = filters.get("month")
     if not month:
-        raise InvalidInput("usage exports need the filter month, as YYYY-MM in UTC, such as 2026-11")
+        raise InvalidInput(
+            "usage exports need the filter month, as YYYY-MM in UTC, such as 2026-11"
+        )
     parse_month(month)
     return {"month": month.strip()}
 

@@ -1,4 +1,4 @@
-"""What tenant admins do with exports: request one, list them, read one, delete one.
+"""Export requests of tenant admins: request one, list them, read one, delete one.
 
 Each change records its audit event in its own transaction. The caller
 enqueues the job of a requested export once the transaction has committed,
@@ -45,7 +45,7 @@ def request_export(
     filters: Mapping[str, Any] | None,
     format_name: str | None,
 ) -> ExportRow:
-    """Add a queued export after checking its kind, filters and format; raise InvalidInput if bad."""
+    """Add a queued export once its kind, filters and format pass; raise InvalidInput if not."""
     kind = kind_named(kind_name)
     chosen_format = kind.format_named(format_name)
     checked = kind.check_filters(tenant, filters or {})

@@ -1,7 +1,7 @@
 """Exports for the tenant's admins: request one, follow its job, download it, delete it.
 
-`POST {base}/api/v1/admin/exports` answers 202 with the queued export and
-its URL in `Location`; a background job builds it. Its content downloads
+`POST {base}/api/v1/admin/exports` returns 202 with the queued export and
+its URL in `Location`, and a background job builds it. Its content downloads
 from `.../content` once its status is `ready`, and until it expires.
 """
 
@@ -129,7 +129,7 @@ async def download_export(
 def open_download(
     runtime: Runtime, tenant: TenantInfo, export_id: uuid.UUID, actor: Actor
 ) -> StreamingResponse:
-    """Return the response that streams a ready export, and record the download; run it in a thread."""
+    """Record the download of a ready export and return its streamed response; run in a thread."""
     with runtime.stores.session(tenant) as session:
         export, blob = requests.access_ready_content(session, export_id)
     tenant_key = runtime.keyring.version(tenant.id, blob.key_version)

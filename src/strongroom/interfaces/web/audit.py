@@ -10,9 +10,8 @@ filters, and the page lists the tenant's exports with their download links.
 from __future__ import annotations
 
 import zoneinfo
-from urllib.parse import urlencode
-
 from typing import Annotated
+from urllib.parse import urlencode
 
 import anyio
 from fastapi import APIRouter, Form, Request
@@ -20,10 +19,10 @@ from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
 from strongroom.base.errors import InvalidInput
-from strongroom.identity import users
-from strongroom.interfaces.api.audit import JSON_LINES, export_lines
 from strongroom.exports import building, requests
 from strongroom.exports.models import QUEUED, RUNNING
+from strongroom.identity import users
+from strongroom.interfaces.api.audit import JSON_LINES, export_lines
 from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep, actor_of, parse_object_id
 from strongroom.interfaces.api.exports import open_download
 from strongroom.interfaces.web.admin import AdminDep, AdminWriterDep
