@@ -8,12 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
+from strongroom.exports.requests import MAX_UNFINISHED
 from strongroom.identity import guests
 from strongroom.identity.tokens import create_token
 from strongroom.identity.users import access_user
 from strongroom.runtime import Runtime
-from strongroom.tenancy.configuration import set_modules
-from strongroom.tenancy.events import OPERATOR
 from tests.conftest import SHARED_LEVELS, Cast, Member
 from tests.exports.conftest import (
     blob_file,
@@ -47,11 +46,10 @@ def audit_events(client: httpx.Client, admin: Member, action: str) -> list[dict[
 
 
 def guest_headers(runtime: Runtime, cast: Cast) -> dict[str, str]:
-    """Invite a guest of acme, with the guests module on, and return bearer headers for them."""
-    tenant = set_modules(runtime.catalog, runtime.stores, "acme", {"guests": True}, OPERATOR)
-    with runtime.stores.session(tenant, write=True) as session:
+    """Invite a guest of acme and return bearer headers for them."""
+    with runtime.stores.session(cast.acme, write=True) as session:
         inviter = access_user(session, cast.acme_admin.user_id)
-        invitation = guests.invite_guest(session, tenant, inviter, "guest@partner.example")
+        invitation = guests.invite_guest(session, cast.acme, inviter, "guest@partner.example")
         _row, secret = create_token(session, invitation.guest, "guest")
     return {"Authorization": f"Bearer {secret}"}
 
@@ -134,13 +132,37 @@ def test_export_bad_request_named(
 
 
 @SHARED_ONLY
-def test_export_without_kind_is_422(client: httpx.Client, cast: Cast) -> None:
+def test_export_requests_limited_while_unfinished(client: httpx.Client, cast: Cast) -> None:
+    # No consumer runs in this test, so every export stays queued.
+    admin = cast.acme_admin
+    made = [request_export(client, admin, kind="audit") for _ in range(MAX_UNFINISHED)]
+
+    refused = client.post(admin.url("admin/exports"), headers=admin.headers, json={"kind": "audit"})
+    other = client.post(
+        cast.globex_admin.url("admin/exports"),
+        headers=cast.globex_admin.headers,
+        json={"kind": "audit"},
+    )
+    client.delete(admin.url(f"admin/exports/{made[0]['id']}"), headers=admin.headers)
+    again = client.post(admin.url("admin/exports"), headers=admin.headers, json={"kind": "audit"})
+
+    assert refused.status_code == 409
+    assert refused.json()["detail"].startswith(
+        f"the tenant has {MAX_UNFINISHED} exports queued or running"
+    )
+    assert other.status_code == 202
+    assert again.status_code == 202
+
+
+@SHARED_ONLY
+def test_export_without_kind_is_400(client: httpx.Client, cast: Cast) -> None:
     admin = cast.acme_admin
 
     response = client.post(admin.url("admin/exports"), headers=admin.headers, json={})
 
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert response.headers["content-type"] == PROBLEM_TYPE
+    assert response.json()["detail"].startswith("kind: ")
 
 
 # Content ---------------------------------------------------------------------------------

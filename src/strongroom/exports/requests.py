@@ -13,14 +13,14 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from strongroom.base.errors import Conflict, NotFound
 from strongroom.base.logging import get_logger
 from strongroom.drive.content import blob_key
 from strongroom.drive.models import BlobRow
 from strongroom.exports.kinds import kind_named
-from strongroom.exports.models import READY, ExportRow
+from strongroom.exports.models import QUEUED, READY, RUNNING, ExportRow
 from strongroom.storage.db import TenantSession
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.events import Actor, Target, add_event
@@ -34,6 +34,9 @@ log = get_logger(__name__)
 # NOTE: a listing shows the newest exports only. Expiry keeps the table short, since
 # every export, failed ones included, is deleted after the retention.
 MAX_LISTED = 200
+# Exports of one tenant waiting for or holding a worker, so that one tenant's admin cannot
+# fill the queue that every tenant's jobs share.
+MAX_UNFINISHED = 5
 
 
 def request_export(
@@ -49,6 +52,7 @@ def request_export(
     kind = kind_named(kind_name)
     chosen_format = kind.format_named(format_name)
     checked = kind.check_filters(tenant, filters or {})
+    check_room_for_export(session)
     export = ExportRow(
         tenant_id=tenant.id,
         id=uuid.uuid4(),
@@ -69,6 +73,18 @@ def request_export(
         new={"kind": export.kind, "format": export.format, "filters": checked},
     )
     return export
+
+
+def check_room_for_export(session: TenantSession) -> None:
+    """Raise Conflict when the tenant has MAX_UNFINISHED exports queued or running."""
+    unfinished = session.scalar(
+        select(func.count()).select_from(ExportRow).where(ExportRow.status.in_((QUEUED, RUNNING)))
+    )
+    if unfinished and unfinished >= MAX_UNFINISHED:
+        raise Conflict(
+            f"the tenant has {unfinished} exports queued or running, the most it may have; "
+            "wait until one is ready or failed, or delete one, then request again"
+        )
 
 
 def list_exports(session: TenantSession) -> list[ExportRow]:
