@@ -60,6 +60,7 @@ def request_export(
         format=chosen_format.name,
         filters=checked,
         requested_by=requested_by,
+        status=QUEUED,
         attempts=0,
         created_at=utcnow(),
     )
