@@ -42,13 +42,13 @@ def test_check_finds_blob_of_deleted_row_orphan(
     export = request_export(client, cast.acme_admin, kind="audit")
     wait_until_done(client, cast.acme_admin, export["id"])
     stored = blob_file(runtime, cast.acme, export["id"])
-    kept = stored.read_bytes()
+    content = stored.read_bytes()
     client.delete(
         cast.acme_admin.url(f"admin/exports/{export['id']}"), headers=cast.acme_admin.headers
     )
     # As if the process had died between the commit and the blob's deletion.
     stored.parent.mkdir(parents=True, exist_ok=True)
-    stored.write_bytes(kept)
+    stored.write_bytes(content)
 
     report = check_tenant(runtime, cast.acme, repair=False, grace_seconds=0)
 

@@ -45,9 +45,9 @@ def test_sweep_job_purges_expired_export(
     runtime: Runtime, client: httpx.Client, cast: Cast, jobs: JobWatcher
 ) -> None:
     expired = request_export(client, cast.acme_admin, kind="audit")
-    kept = request_export(client, cast.acme_admin, kind="audit")
+    unexpired = request_export(client, cast.acme_admin, kind="audit")
     other = request_export(client, cast.globex_admin, kind="audit")
-    for export in (expired, kept):
+    for export in (expired, unexpired):
         wait_until_done(client, cast.acme_admin, export["id"])
     wait_until_done(client, cast.globex_admin, other["id"])
     set_times(runtime, cast.acme, expired["id"], expires_at=utcnow() - dt.timedelta(seconds=1))
@@ -61,8 +61,8 @@ def test_sweep_job_purges_expired_export(
     assert gone.status_code == 404
     assert download(client, cast.acme_admin, expired["id"]).status_code == 404
     assert not blob_file(runtime, cast.acme, expired["id"]).exists()
-    assert tenant_blob_files(runtime, cast.acme) == [blob_file(runtime, cast.acme, kept["id"])]
-    assert [row.id for row in blob_rows(runtime, cast.acme)] == [uuid.UUID(kept["id"])]
+    assert tenant_blob_files(runtime, cast.acme) == [blob_file(runtime, cast.acme, unexpired["id"])]
+    assert [row.id for row in blob_rows(runtime, cast.acme)] == [uuid.UUID(unexpired["id"])]
     # The sweep ran for acme only: globex's expired export waits for its own sweep.
     assert get_export(client, cast.globex_admin, other["id"])["status"] == "ready"
 

@@ -102,12 +102,12 @@ def sweep_exports(runtime: Runtime, tenant: TenantInfo, now: dt.datetime | None 
 
 
 def _give_up(
-    session: TenantSession, export_ids: list[uuid.UUID], now: dt.datetime, kept: dt.timedelta
+    session: TenantSession, export_ids: list[uuid.UUID], now: dt.datetime, retained: dt.timedelta
 ) -> None:
     session.execute(
         update(ExportRow)
         .where(ExportRow.id.in_(export_ids))
-        .values(status=FAILED, reason=STUCK_REASON, finished_at=now, expires_at=now + kept)
+        .values(status=FAILED, reason=STUCK_REASON, finished_at=now, expires_at=now + retained)
     )
 
 
