@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from strongroom.base.config import Settings
 from strongroom.base.logging import get_logger
 from strongroom.base.mail import Mailer
+from strongroom.exports import models as export_models  # noqa: F401 - registers the exports table
 from strongroom.identity.tokens import TokenCache
 from strongroom.storage.blobs import BlobStore, open_blob_store
 from strongroom.storage.db import make_engine
@@ -24,7 +25,7 @@ from strongroom.tenancy import migrations
 from strongroom.tenancy.catalog import Catalog
 from strongroom.tenancy.fair_share import FairShare
 from strongroom.tenancy.isolation import TenantStores
-from strongroom.tenancy.jobs import JobQueue, open_huey
+from strongroom.tenancy.jobs import Job, JobQueue, open_huey
 from strongroom.tenancy.keys import Keyring, load_master_key
 from strongroom.tenancy.lifecycle import start_usage
 from strongroom.tenancy.metering import Meter
@@ -52,16 +53,8 @@ class Runtime:
     @cached_property
     def jobs(self) -> JobQueue:
         """The job queue, opened on first use, with every job of every domain registered."""
-        # Imported here: the job modules import the domain modules, and some of those
-        # import this module.
-        from strongroom.drive import retention
-        from strongroom.tenancy import rollups
-        from strongroom.webhooks import deliveries
-        from strongroom.webhooks import retention as webhook_retention
-
         huey = open_huey(self.settings, self.keyring.master_key)
-        jobs = [*rollups.JOBS, *retention.JOBS, *deliveries.JOBS, *webhook_retention.JOBS]
-        return JobQueue(huey, self, jobs)
+        return JobQueue(huey, self, all_jobs())
 
     def close(self) -> None:
         self.mailer.wait()
@@ -69,6 +62,20 @@ class Runtime:
             self.jobs.close()
         self.stores.close()
         self.engine.dispose()
+
+
+def all_jobs() -> list[Job]:
+    """Return every job of every domain, as the job queue registers them."""
+    # Imported here: the job modules import the domain modules, and some of those
+    # import this module.
+    from strongroom.drive import retention
+    from strongroom.exports import building, expiry
+    from strongroom.tenancy import rollups
+    from strongroom.webhooks import deliveries
+    from strongroom.webhooks import retention as webhook_retention
+
+    jobs = [*rollups.JOBS, *retention.JOBS, *deliveries.JOBS, *webhook_retention.JOBS]
+    return [*jobs, *building.JOBS, *expiry.JOBS]
 
 
 def build_runtime(settings: Settings, migrate: bool | None = None) -> Runtime:

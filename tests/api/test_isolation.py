@@ -26,11 +26,13 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import select, update
 from starlette.convertors import PathConvertor
 
+from strongroom.exports.building import build_export
 from strongroom.identity.models import TokenRow
 from strongroom.identity.tokens import create_token
 from strongroom.identity.users import get_user
 from strongroom.interfaces.api.app import create_app
 from strongroom.interfaces.api.dependencies import require_admin, require_principal, require_tenant
+from strongroom.interfaces.api.exports import ExportCreate
 from strongroom.interfaces.api.guests import GuestCreate
 from strongroom.interfaces.api.links import LinkCreate, UploadRequestCreate
 from strongroom.interfaces.api.schemas import (
@@ -164,6 +166,8 @@ class Estate:
     webhook_ids: list[str] = field(default_factory=list)
     delivery_ids: list[str] = field(default_factory=list)
     guest_ids: list[str] = field(default_factory=list)
+    # The admin's export, built before the attacks so that its content can be downloaded.
+    export_ids: list[str] = field(default_factory=list)
 
     @property
     def slug(self) -> str:
@@ -176,7 +180,7 @@ class Estate:
         ids += [*self.app_password_ids, *self.user_ids, *self.version_ids, *self.upload_ids]
         ids += [*self.share_ids, *self.group_ids, *self.link_ids, *self.upload_request_ids]
         ids += [*self.webhook_ids, *self.delivery_ids]
-        ids += self.guest_ids
+        ids += [*self.guest_ids, *self.export_ids]
         return list(dict.fromkeys(ids))
 
     def secrets_in(self, text: str) -> list[str]:
@@ -245,10 +249,18 @@ def build_estate(client: httpx.Client, admin: Member, member: Member) -> Estate:
     estate.delivery_ids = [delivery["id"] for delivery in made]
     guest = call(client, member, "POST", "guests", json={"email": f"guest@{slug}.example.test"})
     estate.guest_ids = [guest["id"]]
+    export = client.post(admin.url("admin/exports"), headers=admin.headers, json={"kind": "audit"})
+    assert export.status_code == 202, export.text
+    estate.export_ids = [export.json()["id"]]
     return estate
 
 
 WEBHOOK = {"url": "https://hooks.example.test/in", "events": ["file.created", "file.deleted"]}
+
+
+def finish_export(runtime: Runtime, estate: Estate) -> None:
+    """Build the estate's export, as the job consumer would, which these tests do not run."""
+    build_export(runtime, estate.admin.tenant, estate.export_ids[0])
 
 
 def kill_delivery(runtime: Runtime, estate: Estate) -> None:
@@ -294,6 +306,7 @@ def share_with_group(client: httpx.Client, estate: Estate) -> None:
 def acme(client: httpx.Client, runtime: Runtime, cast: Cast) -> Estate:
     estate = build_estate(client, cast.acme_admin, cast.acme_member)
     kill_delivery(runtime, estate)
+    finish_export(runtime, estate)
     return estate
 
 
@@ -301,6 +314,7 @@ def acme(client: httpx.Client, runtime: Runtime, cast: Cast) -> Estate:
 def globex(client: httpx.Client, runtime: Runtime, cast: Cast) -> Estate:
     estate = build_estate(client, cast.globex_admin, cast.globex_member)
     kill_delivery(runtime, estate)
+    finish_export(runtime, estate)
     return estate
 
 
@@ -350,6 +364,7 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
         ],
         "audit trail": call(client, estate.admin, "GET", "audit")["items"],
         "guests": call(client, estate.admin, "GET", "guests")["items"],
+        "exports": call(client, estate.admin, "GET", "admin/exports")["items"],
     }
 
 
@@ -436,6 +451,8 @@ def body_of(endpoint: Endpoint, estate: Estate) -> dict[str, Any]:
         return {"json": {"overlap_hours": 0}}
     if endpoint.body_model is GuestCreate:
         return {"json": {"email": "invited.by.intruder@example.test"}}
+    if endpoint.body_model is ExportCreate:
+        return {"json": {"kind": "audit"}}
     if endpoint.body_model is not None:
         return {"json": {}}
     if endpoint.method in ("PUT", "POST"):

@@ -29,6 +29,7 @@ from tests.security.routes import (
     GROUP_NAME,
     MODULES,
     MOVE,
+    NEW_EXPORT,
     NEW_GUEST,
     NEW_LINK,
     NEW_SHARE,
@@ -159,6 +160,8 @@ def body_for(
         document = {"url": INTRUDER_WEBHOOK_URL, "events": ["file.created"], "active": True}
     elif route.body == NEW_GUEST:
         document = {"email": "invited.by.intruder@example.test"}
+    elif route.body == NEW_EXPORT:
+        document = {"kind": "audit"}
     if document is not None:
         return {"body": json.dumps(document).encode(), "content_type": "application/json"}
     if route.body == PASSWORD_FORM:

@@ -22,6 +22,7 @@ from strongroom.runtime import Runtime
 from tests.conftest import Cast, LiveServer, add_webdav_rows, sign_in_to_web
 from tests.security.attacks import Attacker
 from tests.security.database import (
+    build_export,
     invite_guest,
     record_audit_event,
     share_by_link,
@@ -120,7 +121,8 @@ def stocked(runtime: Runtime, cast: Cast) -> Cast:
     """The cast with rows of both tenants in every tenant table.
 
     Each tenant gets a file, an unfinished upload, a group, a share, a link, an upload
-    request, a webhook with a delivery, a guest, WebDAV and web UI rows and an audit event.
+    request, a webhook with a delivery, a guest, WebDAV and web UI rows, an audit event and
+    a ready export.
     """
     for member in (cast.acme_member, cast.globex_member):
         tenant = member.tenant
@@ -136,6 +138,7 @@ def stocked(runtime: Runtime, cast: Cast) -> Cast:
         subscribe_webhook(runtime, tenant)
         record_audit_event(runtime, tenant, admin.user_id)
         invite_guest(runtime, tenant, admin.user_id)
+        build_export(runtime, tenant, admin.user_id)
     return cast
 
 

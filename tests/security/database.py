@@ -19,6 +19,7 @@ from strongroom.drive import links, resumable, shares, transfers, upload_request
 from strongroom.drive.files import Preconditions
 from strongroom.drive.models import READ
 from strongroom.drive.paths import split_path
+from strongroom.exports import building, requests
 from strongroom.identity import groups, guests
 from strongroom.identity.tokens import Principal
 from strongroom.identity.users import access_user
@@ -100,6 +101,15 @@ def invite_guest(runtime: Runtime, tenant: TenantInfo, inviter_id: uuid.UUID) ->
     with runtime.stores.session(tenant, write=True) as session:
         inviter = access_user(session, inviter_id)
         guests.invite_guest(session, tenant, inviter, f"guest@{tenant.slug}.example.test")
+
+
+def build_export(runtime: Runtime, tenant: TenantInfo, admin_id: uuid.UUID) -> None:
+    """Request an audit export and build it at once, so the exports table has a row of the tenant."""
+    with runtime.stores.session(tenant, write=True) as session:
+        export = requests.request_export(
+            session, tenant, user_actor(admin_id), admin_id, "audit", {}, None
+        )
+    building.build_export(runtime, tenant, str(export.id))
 
 
 def tenant_tables(connection: Connection) -> list[str]:

@@ -59,6 +59,7 @@ class Estate:
     webhook_ids: list[str] = field(default_factory=list)
     delivery_ids: list[str] = field(default_factory=list)
     guest_ids: list[str] = field(default_factory=list)
+    export_ids: list[str] = field(default_factory=list)
     # The tokens of its public links and upload requests: the victim's are never handed to
     # the intruder, except to show that they fail under the intruder's base URL.
     public_tokens: list[str] = field(default_factory=list)
@@ -103,6 +104,7 @@ class Estate:
             "webhook": self.webhook_ids,
             "webhook delivery": self.delivery_ids,
             "guest": self.guest_ids,
+            "export": self.export_ids,
         }[kind]
 
     @property
@@ -122,6 +124,7 @@ class Estate:
             *self.webhook_ids,
             *self.delivery_ids,
             *self.guest_ids,
+            *self.export_ids,
         ]
 
     @property
@@ -213,6 +216,9 @@ def build_estate(client: httpx.Client, admin: Member, member: Member, odd: bool)
     add_public_links(client, estate, budget, docs, vault)
     guest = call(client, member, "POST", "guests", json={"email": f"guest-{s}@{slug}.example.test"})
     estate.guest_ids = [guest["id"]]
+    # No job consumer runs in these tests, so the export stays queued.
+    export = call(client, admin, "POST", "admin/exports", json={"kind": "audit"})
+    estate.export_ids = [export["id"]]
     estate.emails = [admin.email, member.email, guest["email"]]
     estate.sizes.add(call(client, admin, "GET", "usage")["used_bytes"])
     share_with_group(client, estate, docs, archive)
@@ -338,6 +344,7 @@ def snapshot(client: httpx.Client, estate: Estate) -> dict[str, Any]:
             for webhook in estate.webhook_ids
         ],
         "guests": call(client, estate.admin, "GET", "guests")["items"],
+        "exports": call(client, estate.admin, "GET", "admin/exports")["items"],
     }
 
 

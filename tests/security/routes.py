@@ -39,6 +39,7 @@ FILES_FORM = "files form"
 NEW_WEBHOOK = "new webhook"
 WEBHOOK_CHANGE = "webhook change"
 NEW_GUEST = "new guest"
+NEW_EXPORT = "new export"
 
 # How each path parameter is filled: with a path, a file name, an id of one kind, or the
 # secret token of a public link or upload request.
@@ -60,6 +61,7 @@ PARAMETER_KINDS = {
     "webhook_id": "webhook",
     "delivery_id": "webhook delivery",
     "guest_id": "guest",
+    "export_id": "export",
     "token": PUBLIC_TOKEN,
 }
 
@@ -145,6 +147,11 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/guests"): NEW_GUEST,
     ("GET", "/api/v1/guests"): None,
     ("DELETE", "/api/v1/guests/{guest_id}"): None,
+    ("POST", "/api/v1/admin/exports"): NEW_EXPORT,
+    ("GET", "/api/v1/admin/exports"): None,
+    ("GET", "/api/v1/admin/exports/{export_id}"): None,
+    ("GET", "/api/v1/admin/exports/{export_id}/content"): None,
+    ("DELETE", "/api/v1/admin/exports/{export_id}"): None,
     ("GET", "/s/{token}"): None,
     ("GET", "/s/{token}/download"): None,
     ("HEAD", "/s/{token}/download"): None,

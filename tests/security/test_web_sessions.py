@@ -35,6 +35,7 @@ FILLERS = {
     "token": "made-up-token",
     "group_id": "",
     "link_id": "",
+    "export_id": "",
 }
 # Pages that anyone may open, signed in or not.
 PUBLIC = {"/login", "/static/{name}", "/branding.css", "/branding/logo", "/invite/{token}"}
@@ -80,6 +81,11 @@ def test_foreign_session_cookie_fails_like_unknown(
         headers=admin.headers,
         json={"path": "docs/linked.txt"},
     ).json()["id"]
+    acme_export = httpx.post(
+        f"{live_server.url}{admin.url('admin/exports')}",
+        headers=admin.headers,
+        json={"kind": "audit"},
+    ).json()["id"]
     values = {
         **FILLERS,
         "item_id": acme_item,
@@ -87,6 +93,7 @@ def test_foreign_session_cookie_fails_like_unknown(
         "share_id": acme_share,
         "group_id": acme_group,
         "link_id": acme_link,
+        "export_id": acme_export,
     }
     forms = [("/t/globex", None), ("", "globex.strongroom.test")]
 

@@ -47,6 +47,7 @@ from strongroom.tenancy.context import (
 from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING, TenantStores
 from tests.conftest import Cast, add_webdav_rows, drive_owner, sign_in_to_web
 from tests.security.database import (
+    build_export,
     invite_guest,
     record_audit_event,
     share_by_link,
@@ -73,7 +74,8 @@ def filled(runtime: Runtime, cast: Cast) -> Cast:
     """The cast with rows of both tenants in every tenant table.
 
     Each tenant gets a file, an unfinished upload, a group, a share, a link, an upload
-    request, a webhook with a delivery, a guest, WebDAV and web UI rows and an audit event.
+    request, a webhook with a delivery, a guest, WebDAV and web UI rows, an audit event and
+    a ready export.
 
     Each tenant gets one file in one folder, so that renaming all of a tenant's
     nodes to one name breaks no unique index.
@@ -96,6 +98,8 @@ def filled(runtime: Runtime, cast: Cast) -> Cast:
     record_audit_event(runtime, cast.globex, cast.globex_admin.user_id)
     invite_guest(runtime, cast.acme, cast.acme_admin.user_id)
     invite_guest(runtime, cast.globex, cast.globex_admin.user_id)
+    build_export(runtime, cast.acme, cast.acme_admin.user_id)
+    build_export(runtime, cast.globex, cast.globex_admin.user_id)
     return cast
 
 

@@ -249,6 +249,14 @@ class Settings(BaseSettings):
         "admin can still replay it; a daily job deletes older ones.",
     )
 
+    export_retention_days: float = Field(
+        default=7.0,
+        gt=0,
+        le=365,
+        description="Days a finished export (audit trail, usage) stays downloadable; the hourly "
+        "export sweep then deletes it and its encrypted content.",
+    )
+
     @field_validator("webhook_retry_delays")
     @classmethod
     def check_retry_delays(cls, value: str) -> str:

@@ -32,7 +32,9 @@ class BlobUpload:
     """One blob being written. Feed plaintext, then `finish` or `abort`.
 
     `size_limit` bounds the plaintext; past it, `feed` aborts the upload and
-    raises the error that `limit_error` builds from the size reached.
+    raises the error that `limit_error` builds from the size reached. A given
+    `blob_id` makes a retried writer replace the blob it wrote before instead
+    of adding another; by default each upload gets a fresh id.
     """
 
     def __init__(
@@ -42,9 +44,10 @@ class BlobUpload:
         chunk_size: int,
         size_limit: int | None = None,
         limit_error: Callable[[int], Exception] | None = None,
+        blob_id: uuid.UUID | None = None,
     ) -> None:
         self.tenant_id = tenant_key.tenant_id
-        self.blob_id = uuid.uuid4()
+        self.blob_id = blob_id or uuid.uuid4()
         self.size = 0
         self._key = crypto.generate_key()
         self._tenant_key = tenant_key

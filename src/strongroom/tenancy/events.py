@@ -81,6 +81,9 @@ ACTIONS = (
     "webhook_deleted",
     "webhook_delivery_replayed",
     "webhook_secret_rotated",
+    "export_requested",
+    "export_downloaded",
+    "export_deleted",
 )
 
 

@@ -55,6 +55,8 @@ NOTICES = {
     "member-added": "Member added.",
     "member-removed": "Member removed.",
     "password-set": "Your password is set. Log in with your e-mail address and that password.",
+    "export-requested": "Export requested. It appears below as ready once its job has built it.",
+    "export-deleted": "Export deleted.",
 }
 
 
