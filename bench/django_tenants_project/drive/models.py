@@ -492,3 +492,29 @@ class AuditEvent(models.Model):
                 fields=["tenant_id", "action", "occurred_at"], name="ix_audit_events_action"
             ),
         ]
+
+
+class Export(models.Model):
+    pk = models.CompositePrimaryKey("tenant_id", "id")
+    tenant_id = models.UUIDField()
+    id = models.UUIDField()
+    kind = models.CharField(max_length=32)
+    format = models.CharField(max_length=8)
+    filters = PlainJSONField()
+    requested_by = models.UUIDField()
+    status = models.CharField(max_length=10)
+    reason = models.CharField(max_length=500, null=True)
+    attempts = models.IntegerField()
+    size = models.BigIntegerField(null=True)
+    sha256 = models.CharField(max_length=64, null=True)
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField(null=True)
+    expires_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "exports"
+        indexes = [
+            models.Index(fields=["tenant_id", "created_at"], name="ix_exports_created"),
+            models.Index(fields=["tenant_id", "status", "expires_at"], name="ix_exports_status"),
+        ]
