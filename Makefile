@@ -6,6 +6,8 @@ VENV := .venv
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 # The suite runs on every core: most tests wait on servers, so workers overlap well.
+# Work stealing lets an idle worker take tests queued for a busy one, so that the
+# slow isolation tests at the end of one worker's share do not leave the other idle.
 PYTEST_WORKERS ?= auto
 CLEAN_PATHS := $(VENV) .pytest_cache .ruff_cache .hypothesis strongroom-data src/*.egg-info
 
@@ -15,7 +17,7 @@ run: $(INSTALLED)
 	$(VENV)/bin/strongroom serve
 
 test: $(INSTALLED)
-	$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	@test -x $(VENV)/bin/ruff || $(VENV)/bin/python -m pip install --quiet ruff
