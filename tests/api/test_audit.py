@@ -194,7 +194,10 @@ def test_audit_settings_and_modules_by_admin(client: httpx.Client, cast: Cast) -
     assert settings["actor"] == str(admin.user_id)
     assert settings["address"] == LOOPBACK
     assert settings["target"] == {"type": "tenant", "id": str(cast.acme.id)}
-    assert (settings["old"], settings["new"]) == ({"time_zone": "UTC"}, {"time_zone": "Europe/Paris"})
+    assert (settings["old"], settings["new"]) == (
+        {"time_zone": "UTC"},
+        {"time_zone": "Europe/Paris"},
+    )
     assert (modules["old"], modules["new"]) == ({"webdav": True}, {"webdav": False})
 
 
@@ -295,6 +298,13 @@ def test_audit_pages_with_cursor(client: httpx.Client, runtime: Runtime, cast: C
         ("limit", "1001"),
         ("limit", "ten"),
         ("cursor", "not-a-cursor"),
+        # Times that fall outside the years a datetime holds once converted to UTC.
+        ("since", "9999-12-31T23:59:59-01:00"),
+        ("until", "0001-01-01T00:00:00+01:00"),
+        (
+            "cursor",
+            "MDAwMS0wMS0wMVQwMDowMDowMCswNTowMHw2ZjFjMmE0ZS0wZDdiLTRhMzgtOWU1NS0xZjBmM2MyYjdhMTA",
+        ),
     ],
 )
 def test_audit_bad_filter_is_400_naming_value(

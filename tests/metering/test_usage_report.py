@@ -51,7 +51,9 @@ def test_monthly_usage_unknown_tenant_is_rejected(runtime: Runtime, metered: Cas
         monthly_usage(runtime.catalog, "2026-11", "nobody")
 
 
-@pytest.mark.parametrize("month", ["2026-13", "2026-00", "26-11", "2026-1", "2026/11", ""])
+@pytest.mark.parametrize(
+    "month", ["2026-13", "2026-00", "26-11", "2026-1", "2026/11", "", "\uff12\uff10\uff12\uff16-11"]
+)
 def test_parse_month_rejects_other_forms(month: str) -> None:
     with pytest.raises(InvalidInput) as raised:
         parse_month(month)
@@ -59,6 +61,14 @@ def test_parse_month_rejects_other_forms(month: str) -> None:
     assert raised.value.detail == (
         f"month {month!r} is not in the form YYYY-MM; give one such as 2026-11"
     )
+
+
+@pytest.mark.parametrize("month", ["9999-12", "0000-01"])
+def test_parse_month_rejects_years_out_of_range(month: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        parse_month(month)
+
+    assert raised.value.detail == f"month {month!r} is out of range; give a year from 1 to 9998"
 
 
 def test_parse_month_returns_bounds() -> None:

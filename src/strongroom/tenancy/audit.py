@@ -107,7 +107,14 @@ def parse_time(name: str, text: str, zone: zoneinfo.ZoneInfo) -> dt.datetime:
         raise InvalidInput(f"{name} {text!r} is not a time; {ISO_HINT}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
-    return moment.astimezone(dt.UTC)
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:
+        # Such as 0001-01-01 east of UTC, which would fall before year 1.
+        raise InvalidInput(
+            f"{name} {text!r} is out of range once converted to UTC; give a time between "
+            "the years 2 and 9998"
+        ) from None
 
 
 def parse_limit(text: str | None) -> int:
@@ -131,7 +138,7 @@ def decode_cursor(text: str) -> Cursor:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
         moment, _, event_id = raw.partition("|")
         return Cursor(as_utc(dt.datetime.fromisoformat(moment)), uuid.UUID(event_id))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
         raise InvalidInput(
             f"cursor {text[:100]!r} is not a cursor of this trail; pass the next_cursor of the "
             "previous page unchanged, or leave it out to start at the newest event"

@@ -28,7 +28,9 @@ from strongroom.tenancy.catalog import Catalog
 from strongroom.tenancy.context import PROVISIONING, TenantInfo
 from strongroom.tenancy.models import ActiveUserRow, UsageHourRow
 
-MONTH_PATTERN = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+MONTH_PATTERN = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+# The month after the last one must exist as a datetime too.
+LAST_YEAR = dt.MAXYEAR - 1
 FORMATS = ("json", "csv")
 
 
@@ -53,6 +55,8 @@ def parse_month(text: str) -> tuple[dt.datetime, dt.datetime]:
     if matched is None:
         raise InvalidInput(f"month {text!r} is not in the form YYYY-MM; give one such as 2026-11")
     year, month = int(matched[1]), int(matched[2])
+    if not 1 <= year <= LAST_YEAR:
+        raise InvalidInput(f"month {text!r} is out of range; give a year from 1 to {LAST_YEAR}")
     start = dt.datetime(year, month, 1, tzinfo=dt.UTC)
     end = dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=dt.UTC)
     return start, end
