@@ -244,7 +244,7 @@ def django_columns() -> dict[str, set[str]]:
 
 def test_django_project_declares_every_tenant_column() -> None:
     # The benchmark compares the two sides' columns only after creating a thousand
-    # tenants; this finds a table or column added on one side alone at once.
+    # tenants. This test finds a table or column added on one side alone at once.
     expected = {
         name: {column.name for column in table.columns}
         for name, table in TenantBase.metadata.tables.items()

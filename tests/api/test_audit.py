@@ -298,7 +298,7 @@ def test_audit_pages_with_cursor(client: httpx.Client, runtime: Runtime, cast: C
         ("limit", "1001"),
         ("limit", "ten"),
         ("cursor", "not-a-cursor"),
-        # Times that fall outside the years a datetime holds once converted to UTC.
+        # Times whose UTC conversion falls outside the years a datetime supports.
         ("since", "9999-12-31T23:59:59-01:00"),
         ("until", "0001-01-01T00:00:00+01:00"),
         (

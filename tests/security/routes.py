@@ -162,7 +162,7 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("POST", "/r/{token}"): FILES_FORM,
     ("PUT", "/r/{token}/files/{name:path}"): UPLOAD,
     ("POST", "/r/{token}/unlock"): PASSWORD_FORM,
-    # Any other address under an upload request, answered with a message for visitors.
+    # Any other address under an upload request, which gets a message for visitors.
     **{(method, "/r/{token}/{rest:path}"): None for method in ("GET", "HEAD", "DELETE")},
     **{(method, "/r/{token}/{rest:path}"): UPLOAD for method in ("POST", "PUT", "PATCH")},
     # The operator API: a tenant's token, or a tenant's URL, never reaches it.

@@ -140,7 +140,7 @@ def test_link_form_empty_password_means_none(acme_member: WebUser, live_server: 
 
     Browsers send every field of a form, so a person who leaves the optional
     password blank sends an empty one. The API, where a client chooses what to
-    send, rejects an empty password and asks to leave the field out instead.
+    send, rejects an empty password and tells the client to omit the field.
     """
     acme_member.upload("report.txt", b"numbers")
 

@@ -1,6 +1,6 @@
 """Reading the fields of web forms, with errors that name each field as its form labels it.
 
-A person who fills in a form sees labels, not the API's field names, so an
+A person who fills in a form reads labels, not the API's field names, so an
 error such as "max_downloads 0 is out of range" leaves them guessing. The
 helpers here name the field by its label and say what to enter instead.
 Browsers send every field as text, and an empty field means the person left
