@@ -254,6 +254,25 @@ def test_list_sees_each_upload_at_once(client: httpx.Client, cast: Cast) -> None
         assert f"file-{number}.txt" in names_in(client, alice, "fresh")
 
 
+def test_list_repeated_by_users_of_one_file_stays_their_own(
+    client: httpx.Client, cast: Cast
+) -> None:
+    # On SQLite the listings of all four users are kept by one reader per file
+    # (shared level) or per tenant: each must still get the one of its own drive.
+    members = [cast.acme_admin, cast.acme_member, cast.globex_admin, cast.globex_member]
+    for member in members:
+        put_file(client, member, f"docs/{member.tenant.slug}-{member.role}.txt")
+
+    for _round in range(3):
+        for member in members:
+            assert names_in(client, member, "docs") == [f"{member.tenant.slug}-{member.role}.txt"]
+
+    put_file(client, cast.acme_member, "docs/added.txt")
+
+    assert names_in(client, cast.acme_member, "docs") == ["acme-member.txt", "added.txt"]
+    assert names_in(client, cast.globex_member, "docs") == ["globex-member.txt"]
+
+
 def test_list_shows_only_direct_children(client: httpx.Client, cast: Cast) -> None:
     alice = cast.acme_member
     put_file(client, alice, "docs/a.txt")

@@ -9,6 +9,8 @@ and the full per-tenant figures belong to metering, which stores them as rows.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -37,6 +39,52 @@ http_request_duration = Histogram(
     registry=registry,
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+
+# A client may send any token as its method; the rest are counted as OTHER, so that
+# made-up methods cannot add series without end.
+HTTP_METHODS = frozenset(
+    {
+        "GET",
+        "HEAD",
+        "POST",
+        "PUT",
+        "PATCH",
+        "DELETE",
+        "OPTIONS",
+        "PROPFIND",
+        "PROPPATCH",
+        "MKCOL",
+        "COPY",
+        "MOVE",
+        "LOCK",
+        "UNLOCK",
+        "REPORT",
+    }
+)
+
+_request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    """Count a served request and its duration under its method, route template and status.
+
+    The labelled series are looked up once per combination: `labels()` costs
+    about as much as the rest of the two updates, on every request.
+    """
+    key = (method, route, status)
+    series = _request_series.get(key)
+    if series is None:
+        label = method if method in HTTP_METHODS else "OTHER"
+        series = (
+            http_requests.labels(label, route, str(status)),
+            http_request_duration.labels(label, route),
+        )
+        # Routes and statuses are few, so this stays small; it is bounded all the same.
+        if len(_request_series) < 10_000:
+            _request_series[key] = series
+    series[0].inc()
+    series[1].observe(seconds)
+
 
 bytes_uploaded = Counter(
     "strongroom_uploaded_bytes",

@@ -24,8 +24,7 @@ MAX_DEPTH = 256
 # invisible characters that let two names look identical. The zero-width joiner and
 # non-joiner stay allowed, because emoji sequences and several scripts need them.
 DECEPTIVE_CHARACTERS = frozenset(
-    "\u061c\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-    "\u2060\u2066\u2067\u2068\u2069\ufeff"
+    "\u061c\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2066\u2067\u2068\u2069\ufeff"
 )
 
 
@@ -35,47 +34,68 @@ def _is_control(character: str) -> bool:
 
 def check_name(name: str, position: int | None = None) -> str:
     """Return the NFC form of one file or folder name, or raise InvalidPath naming the fault."""
-    where = f"name {position} ({name!r})" if position is not None else f"name {name!r}"
-    normalised = unicodedata.normalize("NFC", name)
+    # Printable ASCII, which most names are, is its own NFC form and holds none of the
+    # characters the slower checks look for; paths are checked on every request.
+    plain = name.isascii() and name.isprintable()
+    normalised = name if plain else unicodedata.normalize("NFC", name)
 
     if normalised == "":
-        raise InvalidPath(f"{where} is empty; remove the doubled '/'", segment=position)
+        raise InvalidPath(
+            f"{_where(name, position)} is empty; remove the doubled '/'", segment=position
+        )
     if normalised in {".", ".."}:
         raise InvalidPath(
-            f"{where} is not allowed: '.' and '..' cannot be file or folder names", segment=position
+            f"{_where(name, position)} is not allowed: '.' and '..' cannot be file or folder names",
+            segment=position,
         )
     if "/" in normalised:
-        raise InvalidPath(f"{where} contains '/', which separates folders", segment=position)
+        raise InvalidPath(
+            f"{_where(name, position)} contains '/', which separates folders", segment=position
+        )
+    if not plain:
+        _check_characters(name, normalised, position)
 
+    if not normalised.strip():
+        raise InvalidPath(
+            f"{_where(name, position)} has only blank characters; give it a visible name",
+            segment=position,
+        )
+
+    size = len(normalised) if plain else len(normalised.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        raise InvalidPath(
+            f"{_where(name, position)} is {size} bytes in UTF-8; names may have at most "
+            f"{MAX_NAME_BYTES}",
+            segment=position,
+        )
+    return normalised
+
+
+def _check_characters(name: str, normalised: str, position: int | None) -> None:
     faulty = next((c for c in normalised if _is_control(c)), None)
     if faulty is not None:
         raise InvalidPath(
-            f"{where} contains the control character U+{ord(faulty):04X}; remove it",
+            f"{_where(name, position)} contains the control character U+{ord(faulty):04X}; "
+            "remove it",
             segment=position,
         )
     deceptive = next((c for c in normalised if c in DECEPTIVE_CHARACTERS), None)
     if deceptive is not None:
         raise InvalidPath(
-            f"{where} contains the invisible or direction-changing character "
+            f"{_where(name, position)} contains the invisible or direction-changing character "
             f"U+{ord(deceptive):04X}, which can disguise a name; remove it",
             segment=position,
         )
     if "\ufffd" in normalised:
         raise InvalidPath(
-            f"{where} is not valid UTF-8 (it decodes to U+FFFD); encode names as UTF-8",
+            f"{_where(name, position)} is not valid UTF-8 (it decodes to U+FFFD); encode names "
+            "as UTF-8",
             segment=position,
         )
 
-    if not normalised.strip():
-        raise InvalidPath(f"{where} has only blank characters; give it a visible name", segment=position)
 
-    size = len(normalised.encode("utf-8"))
-    if size > MAX_NAME_BYTES:
-        raise InvalidPath(
-            f"{where} is {size} bytes in UTF-8; names may have at most {MAX_NAME_BYTES}",
-            segment=position,
-        )
-    return normalised
+def _where(name: str, position: int | None) -> str:
+    return f"name {position} ({name!r})" if position is not None else f"name {name!r}"
 
 
 def split_path(path: str) -> tuple[str, ...]:

@@ -10,8 +10,6 @@ ORM statement and stamps new rows with the tenant id.
 from __future__ import annotations
 
 import os
-import sqlite3
-import threading
 import uuid
 from typing import Any
 
@@ -135,62 +133,6 @@ def create_private_file(path: str) -> None:
 def writer_bind(engine: Engine) -> Engine:
     """Return the engine with the option that makes SQLite transactions take the write lock first."""
     return engine.execution_options(sqlite_write=True)
-
-
-class InlineReaders:
-    """Plain SQLite connections for short reads on an event loop's own thread.
-
-    Each thread gets its own connection per database file, opened on first
-    use, so a read never waits for an engine's pool, which worker threads may
-    have drained. The connections are read-only (`PRAGMA query_only`), and in
-    WAL mode a read sees the last committed state without waiting for a
-    writer. Above `capacity` files per thread, the least recently used
-    connection is closed.
-    """
-
-    def __init__(self, capacity: int = 200) -> None:
-        self.capacity = capacity
-        self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-
-    def connection(self, database: str) -> sqlite3.Connection:
-        connections = self._connections()
-        connection = connections.pop(database, None)
-        if connection is None:
-            connection = self._open(database)
-        # Reinserted last, so the dictionary runs from least to most recently used.
-        connections[database] = connection
-        if len(connections) > self.capacity:
-            oldest = next(iter(connections))
-            self._close(connections.pop(oldest))
-        return connection
-
-    def _connections(self) -> dict[str, sqlite3.Connection]:
-        connections = getattr(self._local, "by_file", None)
-        if connections is None:
-            connections = self._local.by_file = {}
-        return connections
-
-    def _open(self, database: str) -> sqlite3.Connection:
-        # Autocommit: a single SELECT reads one consistent snapshot without BEGIN and COMMIT.
-        connection = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
-        connection.execute("PRAGMA query_only=ON")
-        connection.execute("PRAGMA busy_timeout=30000")
-        with self._lock:
-            self._opened.append(connection)
-        return connection
-
-    def _close(self, connection: sqlite3.Connection) -> None:
-        with self._lock:
-            self._opened.remove(connection)
-        connection.close()
-
-    def close(self) -> None:
-        with self._lock:
-            opened, self._opened = self._opened, []
-        for connection in opened:
-            connection.close()
 
 
 def sqlite_file_of(engine: Engine) -> str | None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import sqlite3
 import threading
 import uuid
 from collections import OrderedDict
@@ -46,7 +45,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from strongroom.base.errors import InvalidInput, ServiceUnavailable
 from strongroom.base.logging import get_logger
 from strongroom.storage.db import (
-    InlineReaders,
     TenantBase,
     TenantSession,
     is_sqlite,
@@ -54,6 +52,7 @@ from strongroom.storage.db import (
     sqlite_file_of,
     writer_bind,
 )
+from strongroom.storage.inline_readers import InlineReader, InlineReaders
 from strongroom.tenancy import migrations, store_state
 from strongroom.tenancy.context import ISOLATION_LEVELS, TenantInfo, require_current_tenant
 
@@ -397,16 +396,17 @@ class TenantStores:
                         store_state.check_writable(session, tenant.slug)
                     yield session
 
-    def inline_reader(self, tenant: TenantInfo) -> sqlite3.Connection | None:
-        """Return a connection for a short read on the calling event loop's thread, or None.
+    def inline_reader(self, tenant: TenantInfo) -> InlineReader | None:
+        """Return a reader for a short read on the calling event loop's thread, or None.
 
         Only a SQLite file qualifies. Its reads are local and, in WAL mode,
         never wait for a writer, so handing one to a worker thread costs more
         than running it. A PostgreSQL round trip would stall every request on
         the loop, so for those the caller gets None and uses `connect` in a
         worker thread. The connection is not bound to the tenant: every
-        statement on it must filter by `tenant_id` itself. The connections
-        stay open per thread, at most STRONGROOM_OPEN_TENANT_FILES of them,
+        statement on it must filter by `tenant_id` itself, and every key of
+        `InlineReader.cached` must name the tenant. The connections stay open
+        per thread, at most STRONGROOM_OPEN_TENANT_FILES of them,
         the least recently used closed first.
         """
         cache, key = self._engine_key(tenant)
@@ -420,7 +420,7 @@ class TenantStores:
                 return None
         else:
             return None
-        return self.inline_readers.connection(str(path))
+        return self.inline_readers.reader(str(path))
 
     @contextmanager
     def connect(self, tenant: TenantInfo, snapshot: bool = False) -> Iterator[Connection]:

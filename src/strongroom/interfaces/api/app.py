@@ -137,6 +137,9 @@ def create_app(runtime: Runtime, run_jobs: bool = False) -> FastAPI:
         # would make every visitor's browser contact a third party.
         docs_url=None,
         redoc_url=None,
+        # FastAPI would ask OpenTelemetry on every request whether a provider is set up.
+        # Strongroom exports Prometheus metrics and JSON logs instead, and configures none.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
     app.state.run_jobs = run_jobs

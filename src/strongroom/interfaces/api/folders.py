@@ -25,6 +25,9 @@ from strongroom.tenancy.context import TenantInfo
 
 router = APIRouter(prefix=API_PREFIX, tags=["folders"])
 
+# The first part of the keys under which listings are kept by an inline reader.
+LISTING = "folder listing"
+
 
 @router.get(
     "/folders/{path:path}",
@@ -38,18 +41,24 @@ async def list_folder(
     # Clients list folders more than they do anything else. HotPaths serves this route
     # (see app.py), SQLite is read on the event loop's thread, one statement runs, and
     # the JSON of FolderListing is written by hand (tests/api/test_folders.py compares
-    # the two).
+    # the two). On SQLite the JSON is kept until the database changes (decision 0027).
     names = split_path(path)
     owner_id = principal.user_id
     reader = runtime.stores.inline_reader(tenant) if len(names) <= listing.MAX_JOINED_DEPTH else None
     try:
         if reader is not None:
-            found = listing.list_folder_sqlite(reader, tenant.id, owner_id, names)
+            body = reader.cached(
+                (LISTING, tenant.id, owner_id, names),
+                lambda connection: listing_json(
+                    listing.list_folder_sqlite(connection, tenant.id, owner_id, names)
+                ),
+            )
         else:
             found = await anyio.to_thread.run_sync(_read_listing, runtime, tenant, owner_id, names)
+            body = listing_json(found)
     except listing.DriveNotCreated:
-        found = await anyio.to_thread.run_sync(_create_drive, runtime, tenant, owner_id)
-    return Response(listing_json(found), media_type="application/json")
+        body = listing_json(await anyio.to_thread.run_sync(_create_drive, runtime, tenant, owner_id))
+    return Response(body, media_type="application/json")
 
 
 def _read_listing(

@@ -9,9 +9,10 @@ the path form of a tenant's base URL.
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import anyio
@@ -110,8 +111,7 @@ class RequestContextMiddleware:
         elapsed = time.perf_counter() - started
         if tenant is not None:
             self.runtime.meter.record_request(tenant, status)
-        metrics.http_requests.labels(scope["method"], route, str(status)).inc()
-        metrics.http_request_duration.labels(scope["method"], route).observe(elapsed)
+        metrics.observe_request(scope["method"], route, status, elapsed)
         access_logger().info(
             "request",
             method=scope["method"],
@@ -166,7 +166,30 @@ def _request_id(scope: Scope) -> str:
     given = _header(scope, b"x-request-id")
     if given and REQUEST_ID_PATTERN.fullmatch(given):
         return given
-    return uuid.uuid4().hex
+    return _new_request_ids.next()
+
+
+class RequestIds:
+    """Ids of 32 hex digits: 16 random per process, then a counter.
+
+    They are as unique across replicas as random ids, without reading the
+    random source on every request. They are not secret and need not be
+    unpredictable. A forked child draws a prefix of its own.
+    """
+
+    def __init__(self) -> None:
+        self._restart()
+        os.register_at_fork(after_in_child=self._restart)
+
+    def _restart(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+_new_request_ids = RequestIds()
 
 
 def tenant_of_scope(scope: dict[str, Any]) -> TenantInfo | None:
