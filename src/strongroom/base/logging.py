@@ -72,15 +72,19 @@ def configure_logging(
         root.removeHandler(_handler)
     root.addHandler(handler)
     _handler = handler
+    # The access line is always at info and never carries an exception, so its name and
+    # level are bound once and the steps that would add them, per request, are left out.
+    access_steps = (
+        structlog.stdlib.add_logger_name,
+        structlog.processors.add_log_level,
+        structlog.processors.format_exc_info,
+    )
     _access_logger = structlog.wrap_logger(
         _HandlerStream(handler),
-        processors=[
-            *(step for step in shared_processors if step is not structlog.stdlib.add_logger_name),
-            renderer,
-        ],
+        processors=[*(step for step in shared_processors if step not in access_steps), renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level_number),
         cache_logger_on_first_use=_cache_loggers,
-    ).bind(logger=ACCESS_LOGGER_NAME)
+    ).bind(logger=ACCESS_LOGGER_NAME, level="info")
 
     # Libraries stay at warning and above, so their messages are visible but quiet;
     # uvicorn's own start and stop lines are worth having at info.
