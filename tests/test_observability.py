@@ -79,6 +79,9 @@ def test_request_log_is_json_with_ids(strongroom_process: StrongroomProcess) -> 
     assert requests, "no log line carries the request id"
     access = requests[-1]
     assert access["event"] == "request"
+    assert access["logger"] == "strongroom.access"
+    assert access["level"] == "info"
+    assert access["timestamp"].endswith("Z")
     assert access["tenant"] == "acme"
     assert access["status"] == 200
     assert access["actor"].endswith("@acme")
