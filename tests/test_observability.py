@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import gc
 import json
 import socket
 
 import httpx
+import pytest
+import structlog
 
+from strongroom.base.logging import access_logger, configure_logging
 from strongroom.interfaces.api.app import create_app, lifespan
 from strongroom.runtime import Runtime
 from tests.conftest import Cast
@@ -148,3 +152,40 @@ def test_start_up_objects_are_frozen_while_serving(runtime: Runtime) -> None:
     # The routes, models and table metadata alone are tens of thousands of objects.
     assert counts[0] > 10_000
     assert counts[1] == 0
+
+
+def access_line_in(log_format: str, level: str, capsys: pytest.CaptureFixture[str]) -> str:
+    configure_logging(log_format, level)
+    try:
+        structlog.contextvars.bind_contextvars(request_id="probe-0001", tenant="acme")
+        access_logger().info("request", method="GET", route="/api/v1/x", status=204)
+    finally:
+        structlog.contextvars.clear_contextvars()
+        configure_logging("json", "warning")  # as tests/conftest.py sets it
+    return capsys.readouterr().err
+
+
+def test_access_line_json_has_every_key(capsys: pytest.CaptureFixture[str]) -> None:
+    line = json.loads(access_line_in("json", "info", capsys))
+
+    assert line["event"] == "request"
+    assert line["logger"] == "strongroom.access"
+    assert line["level"] == "info"
+    assert line["request_id"] == "probe-0001"
+    assert line["tenant"] == "acme"
+    assert line["status"] == 204
+    assert dt.datetime.fromisoformat(line["timestamp"]).utcoffset() == dt.timedelta(0)
+
+
+def test_access_line_console_has_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    line = access_line_in("console", "info", capsys)
+
+    assert "request" in line
+    assert "strongroom.access" in line
+    assert "request_id=probe-0001" in line
+    assert "status=204" in line
+
+
+def test_access_line_dropped_above_info(capsys: pytest.CaptureFixture[str]) -> None:
+    assert access_line_in("json", "warning", capsys) == ""
+    assert access_line_in("console", "warning", capsys) == ""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any, Protocol
 
 import orjson
 import structlog
@@ -72,19 +73,20 @@ def configure_logging(
         root.removeHandler(_handler)
     root.addHandler(handler)
     _handler = handler
-    # The access line is always at info and never carries an exception, so its name and
-    # level are bound once and the steps that would add them, per request, are left out.
-    access_steps = (
-        structlog.stdlib.add_logger_name,
-        structlog.processors.add_log_level,
-        structlog.processors.format_exc_info,
-    )
-    _access_logger = structlog.wrap_logger(
-        _HandlerStream(handler),
-        processors=[*(step for step in shared_processors if step not in access_steps), renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(level_number),
-        cache_logger_on_first_use=_cache_loggers,
-    ).bind(logger=ACCESS_LOGGER_NAME, level="info")
+    if log_format == "json":
+        _access_logger = _JsonAccessLine(
+            _HandlerStream(handler), level_number <= logging.INFO, shared_processors
+        )
+    else:
+        _access_logger = structlog.wrap_logger(
+            _HandlerStream(handler),
+            processors=[
+                *(step for step in shared_processors if step is not structlog.stdlib.add_logger_name),
+                renderer,
+            ],
+            wrapper_class=structlog.make_filtering_bound_logger(level_number),
+            cache_logger_on_first_use=_cache_loggers,
+        ).bind(logger=ACCESS_LOGGER_NAME)
 
     # Libraries stay at warning and above, so their messages are visible but quiet;
     # uvicorn's own start and stop lines are worth having at info.
@@ -98,18 +100,55 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.get_logger(name)
 
 
-def access_logger() -> structlog.typing.FilteringBoundLogger:
+def access_logger() -> AccessLogger:
     """Return the logger for the line every request writes.
 
-    It renders with the same processors as every other event but writes to the
-    root handler's stream itself, under that handler's lock, skipping the
-    standard-library record and formatter that cost more than the rest of a
-    small request (docs/benchmarks.md).
+    It writes to the root handler's stream itself, under that handler's lock,
+    skipping the standard-library record and formatter that cost more than the
+    rest of a small request (docs/benchmarks.md). In the JSON format it also
+    skips structlog's processors, and writes the keys they would.
     """
     if _access_logger is None:
         configure_logging()
     assert _access_logger is not None
     return _access_logger
+
+
+class AccessLogger(Protocol):
+    def info(self, event: str, **fields: Any) -> Any: ...
+
+
+class _JsonAccessLine:
+    """The access line in the JSON format, with the keys and values structlog's processors give.
+
+    The line is at info and never carries an exception, so it needs only the
+    bound context, the time and the fields. The JSON test of the access line
+    in tests/test_observability.py checks every key.
+    """
+
+    def __init__(
+        self,
+        stream: _HandlerStream,
+        enabled: bool,
+        shared_processors: list[structlog.types.Processor],
+    ) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        stampers = [
+            step for step in shared_processors if isinstance(step, structlog.processors.TimeStamper)
+        ]
+        self.stamp = stampers[0]
+
+    def info(self, event: str, **fields: Any) -> None:
+        if not self.enabled:
+            return
+        line = structlog.contextvars.get_contextvars()
+        line.update(fields)
+        line["event"] = event
+        line["logger"] = ACCESS_LOGGER_NAME
+        line["level"] = "info"
+        self.stamp(None, "info", line)
+        self.stream.msg(_to_json(line))
 
 
 class _HandlerStream:
