@@ -103,6 +103,7 @@ def test_load_settings_postgres_url_uses_psycopg(monkeypatch: pytest.MonkeyPatch
         ("STRONGROOM_DEFAULT_QUOTA", "-1"),
         ("STRONGROOM_AUTO_MIGRATE", "perhaps"),
         ("STRONGROOM_TENANT_CACHE_SECONDS", "-1"),
+        ("STRONGROOM_METRICS_TOKEN", "short"),
     ],
 )
 def test_load_settings_bad_value_names_variable(

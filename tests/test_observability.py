@@ -58,6 +58,31 @@ def test_metrics_name_tenants_only_as_heaviest(client: httpx.Client, cast: Cast)
     assert all(line.startswith("strongroom_heaviest_tenant_") for line in labelled)
 
 
+def test_metrics_not_under_tenant_url(client: httpx.Client, cast: Cast) -> None:
+    by_path = client.get("/t/acme/metrics")
+    by_host = client.get("/metrics", headers={"Host": "acme.strongroom.test"})
+
+    assert by_path.status_code == 404
+    assert by_host.status_code == 404
+    assert "strongroom_" not in by_path.text + by_host.text
+
+
+def test_metrics_token_required_when_set(
+    client: httpx.Client, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime.settings, "metrics_token", "scrape-token-0123456789")
+
+    missing = client.get("/metrics")
+    wrong = client.get("/metrics", headers={"Authorization": "Bearer scrape-token-9876543210"})
+    right = client.get("/metrics", headers={"Authorization": "Bearer scrape-token-0123456789"})
+
+    assert missing.status_code == 401
+    assert wrong.status_code == 401
+    assert "strongroom_" not in missing.text + wrong.text
+    assert right.status_code == 200
+    assert "strongroom_http_requests_total" in right.text
+
+
 def test_response_carries_request_id(client: httpx.Client) -> None:
     with_proxy_id = client.get("/healthz", headers={"X-Request-ID": "trace-1234abcd"})
     without_id = client.get("/healthz")

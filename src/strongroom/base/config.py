@@ -203,6 +203,13 @@ class Settings(BaseSettings):
         description="Seconds between two writes of a server's request and transfer counts to "
         "the catalog; a server that is killed loses at most this much metering.",
     )
+    metrics_token: str | None = Field(
+        default=None,
+        repr=False,
+        min_length=16,
+        description="Bearer token that /metrics requires, at least 16 characters; without "
+        "it /metrics is open on the platform URL.",
+    )
     metrics_refresh_seconds: float = Field(
         default=60.0,
         gt=0,

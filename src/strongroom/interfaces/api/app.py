@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,7 +14,7 @@ from sqlalchemy import text
 
 from strongroom import __version__
 from strongroom.base import metrics
-from strongroom.base.errors import SchemaOutOfDate
+from strongroom.base.errors import NotAuthenticated, NotFound, SchemaOutOfDate
 from strongroom.interfaces.api import (
     account,
     administration,
@@ -31,10 +32,10 @@ from strongroom.interfaces.api import (
     uploads,
     webhooks,
 )
-from strongroom.interfaces.api.dependencies import API_PREFIX
+from strongroom.interfaces.api.dependencies import API_PREFIX, runtime_of
 from strongroom.interfaces.api.hotpaths import HotPaths, routes_of
 from strongroom.interfaces.api.housekeeping import Housekeeping
-from strongroom.interfaces.api.middleware import RequestContextMiddleware
+from strongroom.interfaces.api.middleware import RequestContextMiddleware, tenant_of_scope
 from strongroom.interfaces.api.problems import install_problem_handlers, problem_response
 from strongroom.interfaces.public import links as public_links
 from strongroom.interfaces.public import uploads as public_uploads
@@ -90,7 +91,21 @@ def _readiness_checks(runtime: Runtime) -> dict[str, str]:
 
 
 @platform.get("/metrics")
-def prometheus_metrics() -> Response:
+def prometheus_metrics(request: Request) -> Response:
+    """Serve the process's metrics on the platform URL, to the holder of the metrics token if set.
+
+    Under a tenant's URL the path does not exist: the heaviest-tenant gauges
+    name tenants, which a tenant's users and visitors must not learn.
+    """
+    if tenant_of_scope(request.scope) is not None:
+        raise NotFound("no route matches this path under a tenant; /metrics is on the platform URL")
+    token = runtime_of(request).settings.metrics_token
+    if token is not None:
+        scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            raise NotAuthenticated("send the metrics token as `Authorization: Bearer TOKEN`")
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)
 
