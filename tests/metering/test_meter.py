@@ -13,7 +13,7 @@ from sqlalchemy import event
 
 from strongroom.runtime import Runtime
 from strongroom.storage.db import make_engine
-from strongroom.tenancy.metering import Batch, Meter, write_batch
+from strongroom.tenancy.metering import Batch, Meter, status_class, write_batch
 from tests.conftest import Cast
 from tests.metering.readings import START, Clock, active_user_rows, hour_rows, only_row
 
@@ -43,6 +43,21 @@ def test_meter_flush_writes_counts(meter: Meter, runtime: Runtime, cast: Cast) -
     assert row.requests == 2
     assert row.bytes_in == 1000
     assert row.bytes_out == 500
+
+
+@pytest.mark.parametrize(
+    ("status", "label"),
+    [
+        (200, "2xx"),
+        (404, "4xx"),
+        (500, "5xx"),
+        (503, "5xx"),
+        (507, "5xx_client"),
+        (502, "5xx_client"),
+    ],
+)
+def test_status_class_keeps_client_5xx_apart(status: int, label: str) -> None:
+    assert status_class(status) == label
 
 
 def test_meter_flush_keeps_tenants_apart(meter: Meter, runtime: Runtime, cast: Cast) -> None:
@@ -200,4 +215,3 @@ def test_api_unknown_tenant_is_not_metered(
 
     assert hour_rows(runtime.engine, cast.acme.id) == {}
     assert runtime.meter.pending_batches() == 0
-

@@ -72,6 +72,18 @@ class Batch:
         return bool(self.counts or self.users)
 
 
+# 5xx statuses that report the client's situation, not a fault of the server: a full
+# quota (507), and a WebDAV COPY or MOVE to another server (502, as RFC 4918 says).
+CLIENT_CAUSED_5XX = frozenset({502, 507})
+
+
+def status_class(status: int) -> str:
+    """Return the status class label of `strongroom_tenant_requests`: "2xx" to "5xx", or "5xx_client"."""
+    if status in CLIENT_CAUSED_5XX:
+        return "5xx_client"
+    return f"{status // 100}xx"
+
+
 class Meter:
     """The counters of one server process, flushed to the catalog's hourly table.
 
@@ -96,10 +108,12 @@ class Meter:
         self._add(tenant.id, REQUESTS, 1)
         # `labels()` cost about 3 µs against 1 µs for the increment (timeit on the 2-core
         # development machine), so the counters are kept by their label values.
-        key = (tenant.plan, tenant.isolation, status // 100)
+        key = (tenant.plan, tenant.isolation, status)
         counter = self._request_counters.get(key)
         if counter is None:
-            counter = metrics.tenant_requests.labels(tenant.plan, tenant.isolation, f"{key[2]}xx")
+            counter = metrics.tenant_requests.labels(
+                tenant.plan, tenant.isolation, status_class(status)
+            )
             self._request_counters[key] = counter
         counter.inc()
 
@@ -190,7 +204,9 @@ def write_batch(engine: Engine, batch: Batch) -> None:
         for rows in _chunks(_count_rows(batch)):
             session.execute(_add_counts(dialect, rows))
         for rows in _chunks(_user_rows(batch)):
-            session.execute(conflict_insert(dialect, ActiveUserRow).values(rows).on_conflict_do_nothing())
+            session.execute(
+                conflict_insert(dialect, ActiveUserRow).values(rows).on_conflict_do_nothing()
+            )
 
 
 def _count_rows(batch: Batch) -> Iterator[dict[str, Any]]:
@@ -238,4 +254,3 @@ def _chunks(rows: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
             chunk = []
     if chunk:
         yield chunk
-
