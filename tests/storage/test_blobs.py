@@ -523,3 +523,33 @@ def test_partial_blob_deleted_like_a_blob(store: LocalBlobStore) -> None:
     store.delete(PARTIAL_KEY)
 
     assert not store.exists(PARTIAL_KEY)
+
+
+def mode_of(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_store_files_and_folders_are_private(tmp_path: Path) -> None:
+    # The umask most systems start with would give 0755 folders and 0644 files.
+    previous = os.umask(0o022)
+    try:
+        store = LocalBlobStore(tmp_path / "outside" / "blobs")
+        writer = store.writer(KEY)
+        writer.write(CONTENT)
+        part = store.root / UPLOADS_FOLDER / uploads(store)[0]
+        part_mode = mode_of(part)
+        writer.commit()
+        with store.open_partial(OTHER_KEY) as partial:
+            partial.append(CONTENT)
+    finally:
+        os.umask(previous)
+
+    folders = [store.root.parent, store.root, store.root / UPLOADS_FOLDER]
+    folders += [folder for folder in store.root.rglob("*") if folder.is_dir()]
+    files = [path for path in store.root.rglob("*") if path.is_file()]
+    assert part_mode == 0o600
+    assert len(files) == 2
+    assert {str(folder): mode_of(folder) for folder in folders} == {
+        str(folder): 0o700 for folder in folders
+    }
+    assert {str(path): mode_of(path) for path in files} == {str(path): 0o600 for path in files}

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Self
 
 UPLOADS_FOLDER = ".uploads"
+PRIVATE_FOLDER_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 
 
 class BlobMissing(Exception):
@@ -177,7 +179,8 @@ class LocalBlobWriter(BlobWriter):
     def __init__(self, temporary: Path, final: Path) -> None:
         self._temporary = temporary
         self._final = final
-        self._file = open(temporary, "xb", buffering=0)  # noqa: SIM115 - closed in commit or abort
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+        self._file = os.fdopen(descriptor, "wb", buffering=0)  # closed in commit or abort
         self._size = 0
         self._done = False
 
@@ -194,7 +197,7 @@ class LocalBlobWriter(BlobWriter):
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
-        self._final.parent.mkdir(parents=True, exist_ok=True)
+        make_private_folder(self._final.parent)
         os.replace(self._temporary, self._final)
         _fsync_directory(self._final.parent)
         self._done = True
@@ -216,10 +219,10 @@ class LocalPartialBlob(PartialBlob):
     """
 
     def __init__(self, path: Path, path_of_key: Callable[[str], Path]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_folder(path.parent)
         self._path = path
         self._path_of_key = path_of_key
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -248,7 +251,7 @@ class LocalPartialBlob(PartialBlob):
     def publish(self, key: str) -> int:
         final = self._path_of_key(key)
         self.sync()
-        final.parent.mkdir(parents=True, exist_ok=True)
+        make_private_folder(final.parent)
         os.replace(self._path, final)
         _fsync_directory(final.parent)
         return self.size
@@ -288,8 +291,7 @@ class LocalBlobStore(BlobStore):
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / UPLOADS_FOLDER).mkdir(exist_ok=True)
+        make_private_folder(self.root / UPLOADS_FOLDER)
 
     def _path(self, key: str) -> Path:
         parts = key.split("/")
@@ -349,6 +351,24 @@ class LocalBlobStore(BlobStore):
 
     def open_partial(self, key: str) -> PartialBlob:
         return LocalPartialBlob(self._path(key), self._path)
+
+
+def make_private_folder(path: Path) -> None:
+    """Create the folder and its missing parents, readable by the owner alone.
+
+    Blob contents are encrypted, but folder and file names show tenant and
+    blob ids, and the blob folder may lie outside the private data folder.
+    `Path.mkdir(parents=True)` would give the parents the umask's mode.
+    """
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=PRIVATE_FOLDER_MODE)
+        except FileExistsError:
+            pass
 
 
 def _fsync_directory(path: Path) -> None:
