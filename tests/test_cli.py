@@ -389,6 +389,16 @@ def test_token_list_prints_no_secrets(acme: StrongroomProcess) -> None:
     assert second not in result.stdout
 
 
+def test_token_list_piped_keeps_whole_ids(acme: StrongroomProcess) -> None:
+    # A long name makes the table wider than the 80 columns of a terminal.
+    acme.cli("token", "create", "acme", ALICE, "--name", "n" * 60)
+
+    listed = acme.cli("token", "list", "acme", ALICE).stdout
+
+    assert len(UUID_PATTERN.findall(listed)) == 1
+    assert "n" * 60 in listed
+
+
 def test_token_revoke_makes_token_fail(acme: StrongroomProcess) -> None:
     token = acme.cli("token", "create", "acme", ALICE).stdout.strip()
     [token_id] = UUID_PATTERN.findall(acme.cli("token", "list", "acme", ALICE).stdout)

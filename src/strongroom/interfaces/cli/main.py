@@ -21,6 +21,8 @@ from strongroom.base.errors import ConfigurationError, StrongroomError
 from strongroom.base.logging import configure_logging
 from strongroom.runtime import Runtime, build_runtime
 
+PIPED_WIDTH = 1000
+
 app = typer.Typer(
     help="Strongroom: multi-tenant, encrypted file storage.",
     no_args_is_help=True,
@@ -55,7 +57,14 @@ app.add_typer(app_password_app, name="app-password")
 app.add_typer(operator_app, name="operator")
 
 # Markup is off because names, e-mail addresses and paths may contain [brackets].
-out = Console(highlight=False, soft_wrap=True, markup=False)
+# Piped output gets no width limit: a table cut at 80 columns would end ids with "…",
+# and scripts read ids from it to pass to `revoke`.
+out = Console(
+    highlight=False,
+    soft_wrap=True,
+    markup=False,
+    width=None if sys.stdout.isatty() else PIPED_WIDTH,
+)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 Command = TypeVar("Command", bound=Callable[..., Any])
