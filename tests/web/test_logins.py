@@ -45,6 +45,13 @@ def send_code(client: httpx.Client, code: str) -> httpx.Response:
     )
 
 
+def test_login_page_title_names_page(client: httpx.Client, cast: Cast) -> None:
+    page = client.get("/t/acme/login")
+
+    assert page.status_code == 200
+    assert "<title>Sign in · Acme</title>" in page.text
+
+
 def test_login_right_password_opens_files(client: httpx.Client, cast: Cast) -> None:
     response = post_login(client, "/t/acme", cast.acme_member.email)
 

@@ -49,6 +49,7 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 LOGIN_FAILED = "the e-mail address or the password is wrong; check both and try again"
 CODE_FAILED = "the code is wrong, expired or used already; type the code your app shows now"
+SECOND_FACTOR_TITLE = "Two-step verification"
 
 
 # Who the request acts as --------------------------------------------------------------
@@ -129,7 +130,7 @@ def _login_page(
     return render(
         request,
         "login.html",
-        {"error": error, "email": email, "next": _safe_next(request, wanted)},
+        {"title": "Sign in", "error": error, "email": email, "next": _safe_next(request, wanted)},
         status_code,
         csrf_token=token,
     )
@@ -299,7 +300,12 @@ def _pending(request: Request, runtime: Runtime, tenant: TenantInfo) -> SignedIn
 def second_factor_form(request: Request, runtime: RuntimeDep, tenant: TenantDep) -> Response:
     pending = _pending(request, runtime, tenant)
     wanted = _safe_next(request, request.query_params.get("next"))
-    return render(request, "second_factor.html", {"next": wanted}, csrf_token=pending.csrf_token)
+    return render(
+        request,
+        "second_factor.html",
+        {"title": SECOND_FACTOR_TITLE, "next": wanted},
+        csrf_token=pending.csrf_token,
+    )
 
 
 @router.post("/login/second-factor")
@@ -342,7 +348,10 @@ def _finish_second_factor(
         state.login_by_account.hit(tenant.id, _subject(pending.identity.email))
         metrics.login_failures.labels("second-factor").inc()
         return render(
-            request, "second_factor.html", {"next": wanted, "error": CODE_FAILED}, 401,
+            request,
+            "second_factor.html",
+            {"title": SECOND_FACTOR_TITLE, "next": wanted, "error": CODE_FAILED},
+            401,
             csrf_token=pending.csrf_token,
         )
     response = redirect(request, wanted)
