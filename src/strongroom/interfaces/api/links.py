@@ -56,6 +56,8 @@ class LinkCreate(BaseModel):
     )
     max_downloads: StrictInt | None = Field(
         default=None,
+        ge=1,
+        le=links.MAX_DOWNLOADS,
         description="how many whole downloads the link serves; a range counts its share",
     )
 
@@ -92,11 +94,15 @@ class UploadRequestCreate(BaseModel):
     title: str | None = Field(default=None, description="shown to the people who upload")
     password: str | None = Field(default=None, description="a password uploaders must give")
     expires_at: dt.datetime | None = None
+    # The bounds are those `upload_requests.check_size_limit` enforces, so OpenAPI states them.
     max_file_size: StrictInt | None = Field(
-        default=None, ge=0, le=MAX_BYTES, description="bytes per file"
+        default=None, ge=1, le=MAX_BYTES, description="bytes per file; null for no limit"
     )
     max_total_size: StrictInt | None = Field(
-        default=None, ge=0, le=MAX_BYTES, description="bytes of all files together"
+        default=None,
+        ge=1,
+        le=MAX_BYTES,
+        description="bytes of all files together; null for no limit",
     )
     notify: StrictBool = Field(default=True, description="e-mail me when files arrive")
 
