@@ -651,7 +651,7 @@ def test_link_max_downloads_bounds_match_openapi(client: httpx.Client, cast: Cas
     put(client, member, "a.txt", b"hello")
     schema = client.get(member.url("openapi.json")).json()["components"]["schemas"]
     [bounds, _null] = schema["LinkCreate"]["properties"]["max_downloads"]["anyOf"]
-    lowest, highest = bounds["minimum"], bounds["maximum"]
+    lowest, highest = int(bounds["minimum"]), int(bounds["maximum"])
 
     replies = {
         value: client.post(

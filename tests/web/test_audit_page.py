@@ -4,7 +4,6 @@ filters and exports the trail, driven over plain HTTP."""
 from __future__ import annotations
 
 import json
-import re
 from html import unescape
 from typing import Any
 
@@ -177,7 +176,7 @@ def test_audit_page_bad_filter_is_400(acme_admin: WebUser, query: str, named: st
     assert page.status_code == 400
     assert named in unescape(error)
     for name in ("since", "until", "actor", "action"):
-        assert not re.search(rf"\b{name}\b", unescape(error)), name
+        assert f"{name} '" not in unescape(error), name
 
 
 def test_audit_page_export(acme_admin: WebUser, cast: Cast) -> None:
