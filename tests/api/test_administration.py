@@ -109,7 +109,7 @@ def test_settings_max_file_size_has_upper_bound(client: httpx.Client, cast: Cast
     above = client.patch(
         admin.url("settings"), json={"max_file_size": largest + 1}, headers=admin.headers
     )
-    kept = client.get(admin.url("settings"), headers=admin.headers).json()
+    unchanged = client.get(admin.url("settings"), headers=admin.headers).json()
     exact = client.patch(
         admin.url("settings"), json={"max_file_size": largest}, headers=admin.headers
     )
@@ -121,7 +121,7 @@ def test_settings_max_file_size_has_upper_bound(client: httpx.Client, cast: Cast
     )
     assert above.status_code == 400
     assert above.json()["detail"].startswith(f"max_file_size: {largest + 1} is more than")
-    assert kept["max_file_size"] is None
+    assert unchanged["max_file_size"] is None
     assert exact.status_code == 200, exact.text
     assert exact.json()["max_file_size"] == largest
     [bounded, _null] = schema["TenantSettings"]["properties"]["max_file_size"]["anyOf"]

@@ -195,7 +195,7 @@ def test_upload_request_size_bounds_match_openapi(client: httpx.Client, cast: Ca
 
     for name in ("max_file_size", "max_total_size"):
         [bounds, _null] = fields[name]["anyOf"]
-        # FastAPI writes bounds as floats, which hold integers up to 2**53 exactly.
+        # FastAPI writes bounds as floats, which represent integers up to 2**53 exactly.
         lowest, highest = int(bounds["minimum"]), int(bounds["maximum"])
         replies = {
             value: client.post(

@@ -106,24 +106,24 @@ def test_rotation_beyond_kept_secrets_is_409(
     admin = cast.acme_admin
     created = subscribe(client, admin, receiver.url("/acme"))
     rotate = f"webhooks/{created['id']}/secret"
-    kept = [
+    rotations = [
         call(client, admin, "POST", rotate, json={"overlap_hours": hours})
         for hours in (2, 24, 24, 24)
     ]
 
-    refused = client.post(admin.url(rotate), headers=admin.headers, json={"overlap_hours": 24})
+    rejected = client.post(admin.url(rotate), headers=admin.headers, json={"overlap_hours": 24})
     trail = call(client, admin, "GET", "audit?action=webhook_secret_rotated")["items"]
     emergency = call(client, admin, "POST", rotate, json={"overlap_hours": 0})
 
-    oldest_end = dt.datetime.fromisoformat(kept[0]["previous_secret_expires"])
-    assert len(kept[-1]["retired_secrets_expire"]) == 4
-    assert refused.status_code == 409, refused.text
-    assert refused.headers["content-type"] == PROBLEM
-    problem = refused.json()
+    oldest_end = dt.datetime.fromisoformat(rotations[0]["previous_secret_expires"])
+    assert len(rotations[-1]["retired_secrets_expire"]) == 4
+    assert rejected.status_code == 409, rejected.text
+    assert rejected.headers["content-type"] == PROBLEM
+    problem = rejected.json()
     assert dt.datetime.fromisoformat(problem["retry_at"]) == oldest_end
     assert f"rotate again after {oldest_end.isoformat()}" in problem["detail"]
     assert "overlap_hours 0" in problem["detail"]
-    assert 7000 < int(refused.headers["retry-after"]) <= 7200
+    assert 7000 < int(rejected.headers["retry-after"]) <= 7200
     assert len(trail) == 4
     assert emergency["previous_secret_expires"] is None
     assert emergency["retired_secrets_expire"] == []

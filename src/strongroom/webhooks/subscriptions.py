@@ -42,8 +42,8 @@ log = get_logger(__name__)
 
 # The maximum overlap of a rotation: a week lets every receiver be updated, even by hand.
 MAX_OVERLAP = dt.timedelta(days=7)
-# The most replaced secrets that sign at once, beside the current one. It bounds the
-# signature header at five signatures; a rotation that would need a sixth is rejected.
+# The maximum number of replaced secrets that sign at once, beside the current one, so a
+# signature header has at most five signatures. A rotation that would need more is rejected.
 MAX_RETIRED_SECRETS = 4
 
 
@@ -201,9 +201,11 @@ def rotate_secret(
     secrets = signing_secrets_of(session, keyring, webhook)
     secret = new_secret()
     if overlap:
-        kept = secrets.retired_in_use(moment)
-        _check_room_for_retired(webhook, kept)
-        in_force = SigningSecrets(secret, (RetiredSecret(secrets.current, moment + overlap), *kept))
+        still_signing = secrets.retired_in_use(moment)
+        _check_room_for_retired(webhook, still_signing)
+        in_force = SigningSecrets(
+            secret, (RetiredSecret(secrets.current, moment + overlap), *still_signing)
+        )
     else:
         in_force = SigningSecrets(secret)
     webhook.wrapped_secret, webhook.key_version = _seal(keyring, tenant_id, webhook.id, in_force)
@@ -230,16 +232,16 @@ def _lock_webhook(session: TenantSession, webhook_id: uuid.UUID) -> WebhookRow:
     return webhook
 
 
-def _check_room_for_retired(webhook: WebhookRow, kept: tuple[RetiredSecret, ...]) -> None:
+def _check_room_for_retired(webhook: WebhookRow, still_signing: tuple[RetiredSecret, ...]) -> None:
     """Raise Conflict when one more replaced secret would exceed MAX_RETIRED_SECRETS.
 
     Dropping the oldest instead would end it before the time its rotation promised.
     """
-    if len(kept) < MAX_RETIRED_SECRETS:
+    if len(still_signing) < MAX_RETIRED_SECRETS:
         return
-    retry_at = min(retired.until for retired in kept)
+    retry_at = min(retired.until for retired in still_signing)
     error = Conflict(
-        f"webhook {str(webhook.id)!r} already has {len(kept)} replaced secrets that still sign, "
+        f"webhook {str(webhook.id)!r} already has {len(still_signing)} replaced secrets that still sign, "
         f"the most it keeps; rotate again after {retry_at.isoformat()}, when the oldest one "
         "stops, or rotate with overlap_hours 0 to stop every old secret at once",
         retry_at=retry_at.isoformat(),

@@ -33,7 +33,7 @@ from strongroom.tenancy.time_zones import tenant_time_zone
 
 # The largest byte count a limit may name: 2**53 - 1, about 8 PiB. OpenAPI documents give
 # bounds as JSON numbers, which many parsers read as doubles, and this is the largest integer
-# a double holds exactly, so the declared maximum is the enforced one.
+# a double represents exactly, so the declared maximum is the enforced one.
 MAX_BYTES = 2**53 - 1
 
 # Each router returns 403 while its module is off for the tenant.

@@ -120,7 +120,7 @@ def _number(text: str, field: str) -> int:
     """Read a whole number, negative ones included, for the settings' validation to check.
 
     The range is left to that validation, so the form takes every value the API
-    takes, and a number out of range gets the same message there. The field's
+    takes and rejects the others by the schema's bounds. The field's
     `max_length` bounds the digits.
     """
     value = text.strip()
