@@ -99,6 +99,35 @@ def test_settings_patch_integers_are_strict(client: httpx.Client, cast: Cast) ->
     assert settings["password_policy"]["min_length"] == 12
 
 
+def test_settings_max_file_size_has_upper_bound(client: httpx.Client, cast: Cast) -> None:
+    admin = cast.acme_admin
+    largest = 2**53 - 1
+
+    huge = client.patch(
+        admin.url("settings"), json={"max_file_size": 10**40}, headers=admin.headers
+    )
+    above = client.patch(
+        admin.url("settings"), json={"max_file_size": largest + 1}, headers=admin.headers
+    )
+    unchanged = client.get(admin.url("settings"), headers=admin.headers).json()
+    exact = client.patch(
+        admin.url("settings"), json={"max_file_size": largest}, headers=admin.headers
+    )
+    schema = client.get(admin.url("openapi.json")).json()["components"]["schemas"]
+
+    assert huge.status_code == 400
+    assert huge.json()["detail"] == (
+        f"max_file_size: {10**40} is more than the maximum, {largest}; give a smaller number"
+    )
+    assert above.status_code == 400
+    assert above.json()["detail"].startswith(f"max_file_size: {largest + 1} is more than")
+    assert unchanged["max_file_size"] is None
+    assert exact.status_code == 200, exact.text
+    assert exact.json()["max_file_size"] == largest
+    [bounded, _null] = schema["TenantSettings"]["properties"]["max_file_size"]["anyOf"]
+    assert (bounded["minimum"], bounded["maximum"]) == (0, largest)
+
+
 def patch(name: str, value: object) -> dict[str, object]:
     """Return the merge patch that sets a setting, whose dotted name may reach into a section."""
     *sections, last = name.split(".")

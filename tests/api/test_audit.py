@@ -327,7 +327,8 @@ def test_audit_since_after_until_is_400(client: httpx.Client, cast: Cast) -> Non
     response = client.get(admin.url("audit"), headers=admin.headers, params=params)
 
     assert response.status_code == 400
-    assert "since '2026-12-02T00:00:00+00:00' is not before until" in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert "since '2026-12-02T00:00:00+00:00' is not earlier than until" in detail
 
 
 # Export -------------------------------------------------------------------------------

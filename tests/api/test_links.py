@@ -646,6 +646,59 @@ def test_link_expiry_out_of_range_is_400(client: httpx.Client, cast: Cast) -> No
 
 
 @SHARED_ONLY
+def test_link_max_downloads_bounds_match_openapi(client: httpx.Client, cast: Cast) -> None:
+    member = cast.acme_member
+    put(client, member, "a.txt", b"hello")
+    schema = client.get(member.url("openapi.json")).json()["components"]["schemas"]
+    [bounds, _null] = schema["LinkCreate"]["properties"]["max_downloads"]["anyOf"]
+    lowest, highest = int(bounds["minimum"]), int(bounds["maximum"])
+
+    replies = {
+        value: client.post(
+            member.url("links"),
+            headers=member.headers,
+            json={"path": "a.txt", "max_downloads": value},
+        )
+        for value in (lowest - 1, lowest, highest, highest + 1)
+    }
+
+    assert (lowest, highest) == (1, 1_000_000)
+    assert replies[lowest - 1].status_code == 400
+    assert replies[lowest - 1].json()["detail"].startswith("max_downloads: ")
+    assert replies[lowest].status_code == 201, replies[lowest].text
+    assert replies[highest].status_code == 201, replies[highest].text
+    assert replies[highest + 1].status_code == 400
+    assert replies[highest + 1].json()["detail"].startswith("max_downloads: ")
+
+
+@SHARED_ONLY
+def test_link_password_of_spaces_is_400(client: httpx.Client, cast: Cast) -> None:
+    member = cast.acme_member
+    put(client, member, "a.txt", b"hello")
+    client.post(member.url("folders/inbox"), headers=member.headers)
+
+    for blank in (" " * 12, "\t" * 12, " \n\u00a0" * 5):
+        link = client.post(
+            member.url("links"), headers=member.headers, json={"path": "a.txt", "password": blank}
+        )
+        drop = client.post(
+            member.url("upload-requests"),
+            headers=member.headers,
+            json={"path": "inbox", "password": blank},
+        )
+
+        for reply in (link, drop):
+            assert reply.status_code == 400, repr(blank)
+            assert reply.headers["content-type"] == "application/problem+json"
+            assert reply.json()["detail"].startswith("the password contains only white space")
+    links = client.get(member.url("links"), headers=member.headers).json()["items"]
+    drops = client.get(member.url("upload-requests"), headers=member.headers).json()["items"]
+    assert (links, drops) == ([], [])
+    padded = make_link(client, member, "a.txt", password="  twelve chars ok  ")
+    assert padded["has_password"] is True
+
+
+@SHARED_ONLY
 def test_link_max_downloads_must_be_integer(client: httpx.Client, cast: Cast) -> None:
     member = cast.acme_member
     put(client, member, "a.txt", b"hello")

@@ -187,6 +187,37 @@ def test_upload_request_rejects_loose_values(client: httpx.Client, cast: Cast) -
 
 
 @SHARED_ONLY
+def test_upload_request_size_bounds_match_openapi(client: httpx.Client, cast: Cast) -> None:
+    owner = cast.acme_member
+    client.post(owner.url("folders/inbox"), headers=owner.headers)
+    schema = client.get(owner.url("openapi.json")).json()["components"]["schemas"]
+    fields = schema["UploadRequestCreate"]["properties"]
+
+    for name in ("max_file_size", "max_total_size"):
+        [bounds, _null] = fields[name]["anyOf"]
+        # FastAPI writes bounds as floats, which represent integers up to 2**53 exactly.
+        lowest, highest = int(bounds["minimum"]), int(bounds["maximum"])
+        replies = {
+            value: client.post(
+                owner.url("upload-requests"),
+                headers=owner.headers,
+                json={"path": "inbox", name: value},
+            )
+            for value in (lowest - 1, lowest, highest, highest + 1)
+        }
+
+        assert (lowest, highest) == (1, 2**53 - 1), name
+        assert float(highest) == bounds["maximum"], name
+        assert replies[lowest - 1].status_code == 400, name
+        assert name in replies[lowest - 1].json()["detail"]
+        assert replies[lowest].status_code == 201, replies[lowest].text
+        assert replies[lowest].json()[name] == lowest
+        assert replies[highest].status_code == 201, replies[highest].text
+        assert replies[highest].json()[name] == highest
+        assert replies[highest + 1].status_code == 400, name
+
+
+@SHARED_ONLY
 def test_upload_request_file_size_limit(client: httpx.Client, cast: Cast) -> None:
     owner = cast.acme_member
     client.post(owner.url("folders/inbox"), headers=owner.headers)

@@ -4,6 +4,7 @@ filters and exports the trail, driven over plain HTTP."""
 from __future__ import annotations
 
 import json
+from html import unescape
 from typing import Any
 
 import httpx
@@ -154,13 +155,28 @@ def test_audit_page_pages_older_events(acme_admin: WebUser, runtime: Runtime, ca
 
 @pytest.mark.parametrize(
     ("query", "named"),
-    [("action=explode", "action 'explode'"), ("since=soon", "since 'soon'")],
+    [
+        ("action=explode", "Action 'explode' is not an audit action"),
+        ("actor=someone", "Actor 'someone' is neither a user id"),
+        ("since=soon", "From 'soon' is not a time"),
+        ("until=later", "Before 'later' is not a time"),
+        (
+            "since=2026-12-02T00:00&until=2026-12-01T00:00",
+            (
+                "From '2026-12-02T00:00' is not earlier than Before '2026-12-01T00:00'; give a "
+                "From time earlier than the Before time"
+            ),
+        ),
+    ],
 )
 def test_audit_page_bad_filter_is_400(acme_admin: WebUser, query: str, named: str) -> None:
     page = acme_admin.get(f"/admin/audit?{query}")
+    error = page.text.split('id="audit-error"')[1].split("</section>")[0]
 
     assert page.status_code == 400
-    assert named in page.text.replace("&#39;", "'")
+    assert named in unescape(error)
+    for name in ("since", "until", "actor", "action"):
+        assert f"{name} '" not in unescape(error), name
 
 
 def test_audit_page_export(acme_admin: WebUser, cast: Cast) -> None:

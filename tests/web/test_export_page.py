@@ -57,7 +57,7 @@ def test_export_button_bad_filter_is_400(acme_admin: WebUser) -> None:
     response = acme_admin.post("/admin/audit/exports", {"since": "yesterday"})
 
     assert response.status_code == 400
-    assert "Since 'yesterday' is not a time" in response.text.replace("&#39;", "'")
+    assert "From 'yesterday' is not a time" in response.text.replace("&#39;", "'")
 
 
 def test_export_page_download_link(

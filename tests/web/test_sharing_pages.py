@@ -130,9 +130,30 @@ def test_link_form_errors_name_labels(acme_member: WebUser) -> None:
     assert error_detail(far.text).startswith("Expiry date 2999-01-31 18:00 is more than")
     assert "choose an earlier date" in error_detail(far.text)
     assert error_detail(zero.text) == (
-        "Maximum downloads 0 is out of range; enter a number from 1 to 1000000."
+        "Maximum downloads must be at least 1, not 0; enter a number from 1 to 1000000."
     )
     assert error_detail(long.text).startswith("Maximum downloads is longer than 12 characters")
+
+
+def test_link_form_words_negatives_blanks_and_years(acme_member: WebUser) -> None:
+    acme_member.upload("report.txt", b"numbers")
+
+    negative = acme_member.post("/sharing/report.txt/link", {"max_downloads": "-3"})
+    too_many = acme_member.post("/sharing/report.txt/link", {"max_downloads": "1000001"})
+    spaces = acme_member.post("/sharing/report.txt/link", {"password": " " * 12})
+    year_one = acme_member.post("/sharing/report.txt/link", {"expires": "0001-01-01T00:00"})
+
+    for response in (negative, too_many, spaces, year_one):
+        assert response.status_code == 400, error_detail(response.text)
+    assert error_detail(negative.text) == (
+        "Maximum downloads must be at least 1, not -3; enter a number from 1 to 1000000."
+    )
+    assert error_detail(too_many.text) == (
+        "Maximum downloads 1000001 is out of range; enter a number from 1 to 1000000."
+    )
+    assert error_detail(spaces.text).startswith("Password contains only spaces; enter one of")
+    assert "leave the field empty for no password" in error_detail(spaces.text)
+    assert error_detail(year_one.text).startswith("Expiry date 0001-01-01 00:00 is in the past")
 
 
 def test_link_form_empty_password_means_none(acme_member: WebUser, live_server: LiveServer) -> None:

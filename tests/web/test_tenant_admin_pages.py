@@ -83,6 +83,58 @@ def test_rules_form_errors_name_labels(acme_admin: WebUser) -> None:
     )
 
 
+def test_rules_form_file_size_bound(
+    acme_admin: WebUser, cast: Cast, live_server: LiveServer
+) -> None:
+    largest = 2**53 - 1
+    admin = cast.acme_admin
+    stored = httpx.patch(
+        f"{live_server.url}{admin.url('settings')}",
+        json={"max_file_size": largest},
+        headers=admin.headers,
+    )
+    page = acme_admin.get("/admin/rules")
+    resaved = acme_admin.post("/admin/rules/settings", {**RULES, "max_file_size": str(largest)})
+    above = acme_admin.post("/admin/rules/settings", {**RULES, "max_file_size": str(largest + 1)})
+    nineteen = acme_admin.post("/admin/rules/settings", {**RULES, "max_file_size": "1" + "0" * 18})
+
+    assert stored.status_code == 200, stored.text
+    assert f'value="{largest}"' in page.text
+    assert resaved.status_code == 303
+    assert api_get(live_server, cast, "settings")["max_file_size"] == largest
+    for response in (above, nineteen):
+        assert response.status_code == 400
+        assert error_detail(response.text) == (
+            f"Largest file must be at most {largest}; enter a smaller number."
+        )
+
+
+def test_rules_form_negative_numbers_named(acme_admin: WebUser) -> None:
+    cases = {
+        "versions_kept": "Versions kept per file must be zero or more; enter a larger number.",
+        "trash_retention_days": "Days in the trash must be zero or more; enter a larger number.",
+        "max_file_size": "Largest file must be zero or more; enter a larger number.",
+        "link_max_expiry_days": "Longest link lifetime must be at least 1; enter a larger number.",
+        "password_min_length": "Shortest password must be at least 12; enter a larger number.",
+    }
+
+    for field, expected in cases.items():
+        response = acme_admin.post("/admin/rules/settings", {**RULES, field: "-5"})
+
+        assert response.status_code == 400, field
+        assert error_detail(response.text) == expected
+
+
+def test_rules_form_second_factor_label(acme_admin: WebUser) -> None:
+    response = acme_admin.post(
+        "/admin/rules/settings", {**RULES, "second_factor_required": "perhaps"}
+    )
+
+    assert response.status_code == 400
+    assert error_detail(response.text).startswith("Require two-step verification: ")
+    assert "second" not in error_detail(response.text).lower()
+
+
 def test_modules_form_switches_modules(
     acme_admin: WebUser, cast: Cast, live_server: LiveServer
 ) -> None:

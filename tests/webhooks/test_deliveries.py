@@ -107,6 +107,26 @@ def test_rotated_secrets_sign_during_overlap(
     assert not verify(old, timestamp, after.body, signature)
 
 
+def test_second_rotation_signs_with_every_promised_secret(
+    client: httpx.Client, runtime: Runtime, cast: Cast, receiver: Receiver, jobs: JobWatcher
+) -> None:
+    admin = cast.acme_admin
+    hook = subscribe(client, admin, receiver.url("/acme"))
+    rotate = f"webhooks/{hook['id']}/secret"
+
+    first = call(client, admin, "POST", rotate, json={"overlap_hours": 24})
+    second = call(client, admin, "POST", rotate, json={"overlap_hours": 1})
+    put_file(client, cast.acme_member, "docs/one.txt", b"one")
+    [request] = receiver.wait_for("/acme", 1)
+
+    timestamp = int(request.headers["x-strongroom-timestamp"])
+    signature = request.headers["x-strongroom-signature"]
+    newest_first = (second["secret"], first["secret"], hook["secret"])
+    assert signature == ", ".join(sign(secret, timestamp, request.body) for secret in newest_first)
+    for secret in newest_first:
+        assert verify(secret, timestamp, request.body, signature)
+
+
 def test_rotated_secret_stops_after_overlap(
     client: httpx.Client, runtime: Runtime, cast: Cast, receiver: Receiver, jobs: JobWatcher
 ) -> None:

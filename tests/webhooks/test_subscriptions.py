@@ -12,6 +12,7 @@ from sqlalchemy import select
 from strongroom.runtime import Runtime
 from strongroom.tenancy.models import utcnow
 from strongroom.webhooks.models import WebhookRow
+from strongroom.webhooks.subscriptions import RetiredSecret, SigningSecrets, rotate_secret
 from tests.conftest import Cast
 from tests.webhooks.conftest import Receiver, call, subscribe
 
@@ -76,6 +77,98 @@ def test_rotate_secret_returns_new_one_once(
     for secret in (created["secret"], body["secret"]):
         assert secret not in trail
         assert secret.encode() not in row.wrapped_secret
+
+
+def test_second_rotation_keeps_first_overlap(
+    client: httpx.Client, cast: Cast, receiver: Receiver
+) -> None:
+    admin = cast.acme_admin
+    created = subscribe(client, admin, receiver.url("/acme"))
+    rotate = f"webhooks/{created['id']}/secret"
+
+    first = call(client, admin, "POST", rotate, json={"overlap_hours": 24})
+    second = call(client, admin, "POST", rotate, json={"overlap_hours": 1})
+    [latest, earlier] = call(client, admin, "GET", "audit?action=webhook_secret_rotated")["items"]
+
+    promised = dt.datetime.fromisoformat(first["previous_secret_expires"])
+    ends = [dt.datetime.fromisoformat(end) for end in second["retired_secrets_expire"]]
+    assert first["retired_secrets_expire"] == [first["previous_secret_expires"]]
+    assert ends[0] == dt.datetime.fromisoformat(second["previous_secret_expires"])
+    assert ends[1] == promised
+    assert ends[0] < ends[1]
+    assert earlier["new"]["retired_secrets_expire"] == [promised.isoformat()]
+    assert latest["new"]["retired_secrets_expire"] == [end.isoformat() for end in ends]
+
+
+def test_rotation_beyond_kept_secrets_is_409(
+    client: httpx.Client, cast: Cast, receiver: Receiver
+) -> None:
+    admin = cast.acme_admin
+    created = subscribe(client, admin, receiver.url("/acme"))
+    rotate = f"webhooks/{created['id']}/secret"
+    rotations = [
+        call(client, admin, "POST", rotate, json={"overlap_hours": hours})
+        for hours in (2, 24, 24, 24)
+    ]
+
+    rejected = client.post(admin.url(rotate), headers=admin.headers, json={"overlap_hours": 24})
+    trail = call(client, admin, "GET", "audit?action=webhook_secret_rotated")["items"]
+    emergency = call(client, admin, "POST", rotate, json={"overlap_hours": 0})
+
+    oldest_end = dt.datetime.fromisoformat(rotations[0]["previous_secret_expires"])
+    assert len(rotations[-1]["retired_secrets_expire"]) == 4
+    assert rejected.status_code == 409, rejected.text
+    assert rejected.headers["content-type"] == PROBLEM
+    problem = rejected.json()
+    assert dt.datetime.fromisoformat(problem["retry_at"]) == oldest_end
+    assert f"rotate again after {oldest_end.isoformat()}" in problem["detail"]
+    assert "overlap_hours 0" in problem["detail"]
+    assert 7000 < int(rejected.headers["retry-after"]) <= 7200
+    assert len(trail) == 4
+    assert emergency["previous_secret_expires"] is None
+    assert emergency["retired_secrets_expire"] == []
+
+
+def test_rotation_forgets_ended_overlaps(
+    client: httpx.Client, runtime: Runtime, cast: Cast, receiver: Receiver
+) -> None:
+    created = subscribe(client, cast.acme_admin, receiver.url("/acme"))
+    webhook_id = uuid.UUID(created["id"])
+    now = utcnow()
+
+    with runtime.stores.session(cast.acme, write=True) as session:
+        # Four rotations two days ago, whose one-hour overlaps are over, leave room for more.
+        for hours_ago in (50, 49, 48, 47):
+            rotate_secret(
+                session,
+                runtime.keyring,
+                webhook_id,
+                dt.timedelta(hours=1),
+                now=now - dt.timedelta(hours=hours_ago),
+            )
+        _webhook, _secret, in_force = rotate_secret(
+            session, runtime.keyring, webhook_id, dt.timedelta(hours=1), now=now
+        )
+
+    assert [retired.until for retired in in_force.retired] == [now + dt.timedelta(hours=1)]
+
+
+def test_signing_secrets_read_single_previous_form() -> None:
+    until = dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.UTC)
+    stored = (
+        b'{"current":"whsec_new","previous":"whsec_old","previous_until":"'
+        + until.isoformat().encode()
+        + b'"}'
+    )
+
+    secrets = SigningSecrets.decode(stored)
+    again = SigningSecrets.decode(secrets.encode())
+
+    assert secrets == SigningSecrets("whsec_new", (RetiredSecret("whsec_old", until),))
+    assert again == secrets
+    assert secrets.in_use(until - dt.timedelta(seconds=1)) == ("whsec_new", "whsec_old")
+    assert secrets.in_use(until) == ("whsec_new",)
+    assert SigningSecrets.decode(b"whsec_bare") == SigningSecrets("whsec_bare")
 
 
 def test_rotate_secret_rejects_bad_overlap(

@@ -126,7 +126,8 @@ def hash_link_password(password: str | None) -> str | None:
 
     An empty password is rejected, not taken for none: a client that sends one
     may believe it protected the link. Web forms, whose empty fields browsers
-    always send, turn an empty field into None themselves.
+    always send, turn an empty field into None themselves. A password of white
+    space only is rejected too, because it looks empty wherever it is shown or typed.
     """
     if password is None:
         return None
@@ -134,6 +135,12 @@ def hash_link_password(password: str | None) -> str | None:
         raise InvalidInput(
             f"the password is empty; give one of at least {MIN_PASSWORD_LENGTH} characters, or "
             "leave the password field out for no password"
+        )
+    if not password.strip():
+        raise InvalidInput(
+            f"the password contains only white space; give one of at least {MIN_PASSWORD_LENGTH} "
+            "characters with letters, digits or symbols, or leave the password field out for no "
+            "password"
         )
     return hash_password(password)
 

@@ -13,6 +13,7 @@ import datetime as dt
 import re
 import uuid
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Select, and_, or_, select
@@ -25,6 +26,8 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 EXPORT_BATCH = 500
 
+# The filters' query parameters, which errors name unless a form gives its labels.
+FILTER_NAMES = ("action", "actor", "since", "until")
 ISO_HINT = "give an ISO 8601 time such as 2026-12-01T09:30:00+01:00"
 
 
@@ -61,33 +64,38 @@ def parse_filter(
     actor: str | None = None,
     since: str | None = None,
     until: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> AuditFilter:
     """Check a filter's text values; raise InvalidInput naming the value that is wrong.
 
     A time without a UTC offset is read in `zone`, the tenant's time zone.
+    Errors call each filter by its query parameter, or by its entry in `names`,
+    so that a form can use the labels a person reads.
     """
+    named = {name: name for name in FILTER_NAMES} | dict(names or {})
     parsed = AuditFilter(
-        action=check_action(action) if action else None,
-        actor=check_actor(actor) if actor else None,
-        since=parse_time("since", since, zone) if since else None,
-        until=parse_time("until", until, zone) if until else None,
+        action=check_action(action, named["action"]) if action else None,
+        actor=check_actor(actor, named["actor"]) if actor else None,
+        since=parse_time(named["since"], since, zone) if since else None,
+        until=parse_time(named["until"], until, zone) if until else None,
     )
     if parsed.since and parsed.until and parsed.since >= parsed.until:
         raise InvalidInput(
-            f"since {since!r} is not before until {until!r}; give a since earlier than until"
+            f"{named['since']} {since!r} is not earlier than {named['until']} {until!r}; give "
+            f"a {named['since']} time earlier than the {named['until']} time"
         )
     return parsed
 
 
-def check_action(action: str) -> str:
+def check_action(action: str, name: str = "action") -> str:
     if action not in ACTIONS:
         raise InvalidInput(
-            f"action {action!r} is not an audit action; use one of: {', '.join(ACTIONS)}"
+            f"{name} {action!r} is not an audit action; use one of: {', '.join(ACTIONS)}"
         )
     return action
 
 
-def check_actor(actor: str) -> str:
+def check_actor(actor: str, name: str = "actor") -> str:
     """Return the actor as the trail stores it: a user id in canonical form, operator or anonymous."""
     if actor in (OPERATOR_NAME, ANONYMOUS_NAME):
         return actor
@@ -95,7 +103,7 @@ def check_actor(actor: str) -> str:
         return str(uuid.UUID(actor))
     except ValueError:
         raise InvalidInput(
-            f"actor {actor!r} is neither a user id nor {OPERATOR_NAME!r} nor "
+            f"{name} {actor!r} is neither a user id nor {OPERATOR_NAME!r} nor "
             f"{ANONYMOUS_NAME!r}; give one of those"
         ) from None
 

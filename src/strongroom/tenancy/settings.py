@@ -26,6 +26,9 @@ log = get_logger(__name__)
 LOCALE_PATTERN = re.compile(r"[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?")
 EXTENSION_PATTERN = re.compile(r"[a-z0-9]+(\.[a-z0-9]+)*")
 MAX_BLOCKED_EXTENSIONS = 200
+# The largest max_file_size setting: 2**53 - 1 bytes, about 8 PiB. It is the largest integer
+# that JSON parsers which store numbers as doubles, such as JavaScript's, read exactly.
+MAX_FILE_SIZE_SETTING = 2**53 - 1
 # The name is the tenant's display name in the catalog, so it is stored there, not with the rest.
 CATALOG_SETTINGS = ("display_name",)
 
@@ -54,7 +57,10 @@ class TenantSettings(BaseModel):
     password_policy: PasswordPolicy = PasswordPolicy()
     second_factor_required: bool = False
     max_file_size: StrictInt | None = Field(
-        default=None, ge=0, description="bytes; null leaves only the plan's limit"
+        default=None,
+        ge=0,
+        le=MAX_FILE_SIZE_SETTING,
+        description="bytes, at most 2**53 - 1; null leaves only the plan's limit",
     )
     blocked_extensions: tuple[str, ...] = Field(
         default=(), description="file name endings that uploads may not have, such as exe"
@@ -200,8 +206,18 @@ def describe_errors(exc: ValidationError) -> str:
             message = f"no such setting; use one of: {', '.join(SETTING_NAMES)}"
         if error["type"] == "int_type":
             message += "; give an integer such as 30, not a string, a fraction or true/false"
+        if error["type"] in ("less_than_equal", "greater_than_equal"):
+            message = _bound_message(error)
         problems.append(f"{where}: {message}")
     return "; ".join(problems)
+
+
+def _bound_message(error: Mapping[str, Any]) -> str:
+    """Describe a number outside a setting's range by its value and the bound it broke."""
+    limits = error.get("ctx") or {}
+    if error["type"] == "less_than_equal":
+        return f"{error['input']} is more than the maximum, {limits['le']}; give a smaller number"
+    return f"{error['input']} is less than the minimum, {limits['ge']}; give a larger number"
 
 
 def stored_settings(own: Mapping[str, Any], validated: TenantSettings) -> dict[str, Any]:

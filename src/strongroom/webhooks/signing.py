@@ -6,8 +6,8 @@ compare its hex digest with the `X-Strongroom-Signature` header after
 captured delivery that is replayed later: they should refuse timestamps more
 than a few minutes off their clock.
 
-While a rotated secret overlaps its successor, the header carries one
-signature per secret, separated by commas and the new secret's first
+While rotated secrets overlap their successors, the header carries one
+signature per secret in force, separated by commas, the newest secret's first
 (`sha256=NEW, sha256=OLD`). Receivers split the header on commas and accept
 a delivery when any of the signatures matches.
 """

@@ -7,8 +7,10 @@ everything else. It is returned once, at creation and at each rotation.
 
 A rotation may keep the replaced secret for an overlap, during which
 deliveries carry a signature under each secret, so that receivers can switch
-secrets without missing a delivery. The replaced secret and the end of its
-overlap are stored inside the encrypted value, as a small JSON document
+secrets without missing a delivery. Every replaced secret keeps signing until
+the end of the overlap its rotation promised, even when later rotations
+follow, so a webhook may have several. The replaced secrets and the ends of
+their overlaps are stored inside the encrypted value, as a small JSON document
 (`SigningSecrets`), so rotation needed no schema change. A value that is a
 bare secret, as every webhook had before rotation existed, has no overlap.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import struct
 import uuid
 from collections.abc import Iterable
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, select
 
 from strongroom.base.config import Settings
-from strongroom.base.errors import InvalidInput, NotFound
+from strongroom.base.errors import Conflict, InvalidInput, NotFound
 from strongroom.base.logging import get_logger
 from strongroom.storage import crypto
 from strongroom.storage.db import TenantSession
@@ -39,6 +42,9 @@ log = get_logger(__name__)
 
 # The maximum overlap of a rotation: a week lets every receiver be updated, even by hand.
 MAX_OVERLAP = dt.timedelta(days=7)
+# The maximum number of replaced secrets that sign at once, beside the current one, so a
+# signature header has at most five signatures. A rotation that would need more is rejected.
+MAX_RETIRED_SECRETS = 4
 
 
 def _context(tenant_id: uuid.UUID, webhook_id: uuid.UUID, key_version: int) -> bytes:
@@ -72,26 +78,42 @@ def check_event_types(names: Iterable[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class RetiredSecret:
+    """A replaced secret, which signs until `until`: the end of the overlap its rotation promised."""
+
+    secret: str = field(repr=False)
+    until: dt.datetime
+
+
+@dataclass(frozen=True)
 class SigningSecrets:
-    """The secrets of a webhook: its current one, and the one it replaced while their overlap lasts."""
+    """The secrets of a webhook: its current one, and the replaced ones, newest first."""
 
     current: str = field(repr=False)
-    previous: str | None = field(default=None, repr=False)
-    previous_until: dt.datetime | None = None
+    retired: tuple[RetiredSecret, ...] = ()
+
+    @property
+    def previous_until(self) -> dt.datetime | None:
+        """Return the end of the overlap of the secret that the current one replaced, if any."""
+        return self.retired[0].until if self.retired else None
+
+    def retired_in_use(self, now: dt.datetime) -> tuple[RetiredSecret, ...]:
+        """Return the replaced secrets whose overlap has not ended at `now`, newest first."""
+        return tuple(retired for retired in self.retired if now < retired.until)
 
     def in_use(self, now: dt.datetime) -> tuple[str, ...]:
         """Return the secrets that sign a delivery made at `now`, the current one first."""
-        if self.previous is None or self.previous_until is None or now >= self.previous_until:
-            return (self.current,)
-        return (self.current, self.previous)
+        return (self.current, *(retired.secret for retired in self.retired_in_use(now)))
 
     def encode(self) -> bytes:
-        if self.previous is None or self.previous_until is None:
+        if not self.retired:
             return self.current.encode("ascii")
         document = {
             "current": self.current,
-            "previous": self.previous,
-            "previous_until": self.previous_until.isoformat(),
+            "retired": [
+                {"secret": retired.secret, "until": retired.until.isoformat()}
+                for retired in self.retired
+            ],
         }
         return json.dumps(document, separators=(",", ":")).encode("ascii")
 
@@ -100,11 +122,15 @@ class SigningSecrets:
         if not plain.startswith(b"{"):
             return cls(plain.decode("ascii"))
         document = json.loads(plain)
-        return cls(
-            document["current"],
-            document["previous"],
-            dt.datetime.fromisoformat(document["previous_until"]),
+        if "previous" in document:
+            # The form that kept one replaced secret, written before the list existed.
+            until = dt.datetime.fromisoformat(document["previous_until"])
+            return cls(document["current"], (RetiredSecret(document["previous"], until),))
+        retired = tuple(
+            RetiredSecret(item["secret"], dt.datetime.fromisoformat(item["until"]))
+            for item in document["retired"]
         )
+        return cls(document["current"], retired)
 
 
 def create_webhook(
@@ -160,19 +186,28 @@ def rotate_secret(
     """Give a webhook a new signing secret; return it, shown only once, with the secrets in force.
 
     The current secret goes on signing, beside the new one, until `overlap` has
-    passed; a zero overlap ends it at once, as after a leak. A secret that an
-    earlier rotation kept is dropped, so at most two secrets sign at a time.
+    passed. Secrets that earlier rotations replaced keep signing until the ends
+    of their own overlaps. A zero overlap ends the current secret and every
+    replaced one at once, as after a leak. Raises Conflict when
+    MAX_RETIRED_SECRETS replaced secrets still sign, naming when the oldest stops.
     """
     if overlap < dt.timedelta(0) or overlap > MAX_OVERLAP:
         raise InvalidInput(
             f"an overlap of {overlap} is out of range; choose up to {MAX_OVERLAP.days * 24} hours"
         )
+    moment = now or utcnow()
     tenant_id = _tenant_id(session)
-    webhook = access_webhook(session, webhook_id)
-    replaced = signing_secrets_of(session, keyring, webhook).current
+    webhook = _lock_webhook(session, webhook_id)
+    secrets = signing_secrets_of(session, keyring, webhook)
     secret = new_secret()
-    until = (now or utcnow()) + overlap
-    in_force = SigningSecrets(secret, replaced, until) if overlap else SigningSecrets(secret)
+    if overlap:
+        still_signing = secrets.retired_in_use(moment)
+        _check_room_for_retired(webhook, still_signing)
+        in_force = SigningSecrets(
+            secret, (RetiredSecret(secrets.current, moment + overlap), *still_signing)
+        )
+    else:
+        in_force = SigningSecrets(secret)
     webhook.wrapped_secret, webhook.key_version = _seal(keyring, tenant_id, webhook.id, in_force)
     webhook.modified_at = utcnow()
     session.flush()
@@ -180,8 +215,40 @@ def rotate_secret(
         "webhook_secret_rotated",
         webhook_id=str(webhook.id),
         overlap_seconds=int(overlap.total_seconds()),
+        retired_secrets=len(in_force.retired),
     )
     return webhook, secret, in_force
+
+
+def _lock_webhook(session: TenantSession, webhook_id: uuid.UUID) -> WebhookRow:
+    """Return the webhook locked until the transaction ends (on PostgreSQL), or raise NotFound.
+
+    Two rotations at once would otherwise both read the same secrets, and the
+    later write would drop the secret that the earlier one replaced.
+    """
+    webhook = session.get(WebhookRow, (session.tenant_id, webhook_id), with_for_update=True)
+    if webhook is None:
+        raise NotFound(f"no webhook has the id {str(webhook_id)!r}")
+    return webhook
+
+
+def _check_room_for_retired(webhook: WebhookRow, still_signing: tuple[RetiredSecret, ...]) -> None:
+    """Raise Conflict when one more replaced secret would exceed MAX_RETIRED_SECRETS.
+
+    Dropping the oldest instead would end it before the time its rotation promised.
+    """
+    if len(still_signing) < MAX_RETIRED_SECRETS:
+        return
+    retry_at = min(retired.until for retired in still_signing)
+    error = Conflict(
+        f"webhook {str(webhook.id)!r} already has {len(still_signing)} replaced secrets that still sign, "
+        f"the most it keeps; rotate again after {retry_at.isoformat()}, when the oldest one "
+        "stops, or rotate with overlap_hours 0 to stop every old secret at once",
+        retry_at=retry_at.isoformat(),
+    )
+    wait = math.ceil((retry_at - utcnow()).total_seconds())
+    error.headers["Retry-After"] = str(max(wait, 1))
+    raise error
 
 
 def _seal(

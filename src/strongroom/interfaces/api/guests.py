@@ -14,6 +14,7 @@ import uuid
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from strongroom.base.dates import format_minute
 from strongroom.identity import guests
 from strongroom.identity.models import UserRow
 from strongroom.identity.users import access_user
@@ -119,7 +120,7 @@ def _send_invitation(
 
 
 def _moment(moment: dt.datetime | None) -> str:
-    return utc(moment).strftime("%Y-%m-%d %H:%M UTC") if moment else "further notice"
+    return f"{format_minute(utc(moment))} UTC" if moment else "further notice"
 
 
 @router.get("/guests", response_model=GuestListing, summary="List guests: all for admins, my own for members")

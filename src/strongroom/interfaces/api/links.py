@@ -31,8 +31,10 @@ from strongroom.tenancy.events import Target, add_event
 from strongroom.tenancy.modules import PUBLIC_LINKS, UPLOAD_REQUESTS
 from strongroom.tenancy.time_zones import tenant_time_zone
 
-# The largest byte count a limit may name (8 EiB less one): what the database stores.
-MAX_BYTES = 2**63 - 1
+# The largest byte count a limit may name: 2**53 - 1, about 8 PiB. OpenAPI documents give
+# bounds as JSON numbers, which many parsers read as doubles, and this is the largest integer
+# a double represents exactly, so the declared maximum is the enforced one.
+MAX_BYTES = 2**53 - 1
 
 # Each router returns 403 while its module is off for the tenant.
 link_router = APIRouter(
@@ -56,6 +58,8 @@ class LinkCreate(BaseModel):
     )
     max_downloads: StrictInt | None = Field(
         default=None,
+        ge=1,
+        le=links.MAX_DOWNLOADS,
         description="how many whole downloads the link serves; a range counts its share",
     )
 
@@ -92,11 +96,15 @@ class UploadRequestCreate(BaseModel):
     title: str | None = Field(default=None, description="shown to the people who upload")
     password: str | None = Field(default=None, description="a password uploaders must give")
     expires_at: dt.datetime | None = None
+    # The bounds are those `upload_requests.check_size_limit` enforces, so OpenAPI states them.
     max_file_size: StrictInt | None = Field(
-        default=None, ge=0, le=MAX_BYTES, description="bytes per file"
+        default=None, ge=1, le=MAX_BYTES, description="bytes per file; null for no limit"
     )
     max_total_size: StrictInt | None = Field(
-        default=None, ge=0, le=MAX_BYTES, description="bytes of all files together"
+        default=None,
+        ge=1,
+        le=MAX_BYTES,
+        description="bytes of all files together; null for no limit",
     )
     notify: StrictBool = Field(default=True, description="e-mail me when files arrive")
 

@@ -73,8 +73,8 @@ class SecretRotation(BaseModel):
         default=24,
         ge=0,
         le=MAX_OVERLAP_HOURS,
-        description="hours during which deliveries are signed with the old secret too; 0 "
-        "stops the old secret at once, as after a leak",
+        description="hours during which deliveries are signed with the replaced secret too; 0 "
+        "stops it and every older secret at once, as after a leak",
     )
 
 
@@ -82,8 +82,12 @@ class SecretRotated(BaseModel):
     webhook_id: uuid.UUID
     secret: str = Field(description="the new signing secret, shown only here, so store it now")
     previous_secret_expires: dt.datetime | None = Field(
-        description="until when deliveries also carry a signature under the old secret; "
-        "null when the old secret stopped at once"
+        description="until when deliveries also carry a signature under the replaced secret; "
+        "null when it stopped at once"
+    )
+    retired_secrets_expire: list[dt.datetime] = Field(
+        description="until when each replaced secret that still signs goes on signing, newest "
+        "first; earlier rotations' secrets keep the overlaps those rotations returned"
     )
 
 
@@ -198,6 +202,12 @@ def delete_webhook(
     "/webhooks/{webhook_id}/secret",
     response_model=SecretRotated,
     summary="Replace a webhook's signing secret, keeping the old one for an overlap (admins)",
+    responses={
+        409: {
+            "description": f"{subscriptions.MAX_RETIRED_SECRETS} replaced secrets still sign; "
+            "retry after `retry_at` (also in Retry-After), or rotate with overlap_hours 0"
+        }
+    },
 )
 def rotate_secret(
     webhook_id: str,
@@ -211,14 +221,19 @@ def rotate_secret(
         webhook, secret, in_force = subscriptions.rotate_secret(
             session, runtime.keyring, parse_object_id(webhook_id, "webhook"), overlap
         )
+        ends = [retired.until for retired in in_force.retired]
         audited = {
             "webhook_id": str(webhook.id),
             "overlap_hours": int(overlap.total_seconds() // 3600),
             "previous_secret_expires": _iso(in_force.previous_until),
+            "retired_secrets_expire": [_iso(end) for end in ends],
         }
     _audit(runtime, tenant, principal.user_id, "webhook_secret_rotated", new=audited)
     return SecretRotated(
-        webhook_id=webhook.id, secret=secret, previous_secret_expires=in_force.previous_until
+        webhook_id=webhook.id,
+        secret=secret,
+        previous_secret_expires=in_force.previous_until,
+        retired_secrets_expire=ends,
     )
 
 

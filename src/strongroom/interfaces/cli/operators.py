@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from strongroom.base.dates import format_minute
 from strongroom.base.errors import NotFound
 from strongroom.interfaces.cli.main import open_runtime, operator_token_app, out, reports_errors
 from strongroom.tenancy import operators
@@ -35,9 +36,9 @@ def list_all() -> None:
             str(row.id),
             row.name,
             row.prefix + "…",
-            f"{row.created_at:%Y-%m-%d %H:%M}",
-            f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never",
-            f"{row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "",
+            format_minute(row.created_at),
+            format_minute(row.last_used_at) if row.last_used_at else "never",
+            format_minute(row.revoked_at) if row.revoked_at else "",
         )
     out.print(table)
 

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from strongroom.base.dates import format_date, format_minute
 from strongroom.base.errors import InvalidInput, NotFound
 from strongroom.drive.files import create_root
 from strongroom.identity import tokens
@@ -120,10 +121,10 @@ def list_tokens(
             str(row.id),
             row.name,
             row.prefix + "…",
-            f"{row.created_at:%Y-%m-%d %H:%M}",
-            f"{row.expires_at:%Y-%m-%d}" if row.expires_at else "never",
-            f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never",
-            f"{row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "",
+            format_minute(row.created_at),
+            format_date(row.expires_at) if row.expires_at else "never",
+            format_minute(row.last_used_at) if row.last_used_at else "never",
+            format_minute(row.revoked_at) if row.revoked_at else "",
         )
     out.print(table)
 

@@ -29,6 +29,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from starlette.responses import HTMLResponse, Response
 
+from strongroom.base.dates import format_minute
 from strongroom.base.errors import StrongroomError
 from strongroom.base.logging import get_logger
 from strongroom.interfaces.api.problems import error_response, problem_response
@@ -171,4 +172,4 @@ def local_time(moment: dt.datetime, zone: zoneinfo.ZoneInfo) -> str:
     """Return a time as people of the tenant read it: its local time and the zone's name."""
     aware = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
     local = aware.astimezone(zone)
-    return f"{local:%Y-%m-%d %H:%M} ({zone.key})"
+    return f"{format_minute(local)} ({zone.key})"

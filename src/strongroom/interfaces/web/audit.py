@@ -26,6 +26,7 @@ from strongroom.interfaces.api.audit import JSON_LINES, export_lines
 from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep, actor_of, parse_object_id
 from strongroom.interfaces.api.exports import open_download
 from strongroom.interfaces.web.admin import AdminDep, AdminWriterDep
+from strongroom.interfaces.web.fields import FORM_LABELS
 from strongroom.interfaces.web.pages import render
 from strongroom.interfaces.web.routing import WebRoute, redirect
 from strongroom.interfaces.web.security import base_path
@@ -38,13 +39,15 @@ from strongroom.tenancy.time_zones import tenant_time_zone
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
-FILTERS = ("action", "actor", "since", "until")
+FILTERS = audit.FILTER_NAMES
+# The filter form's labels, which errors use in place of the query parameters.
+FILTER_LABELS = {name: FORM_LABELS[name] for name in FILTERS}
 PAGE_SIZE = 50
 
 
 def _filter_of(request: Request, zone: zoneinfo.ZoneInfo) -> AuditFilter:
     values = {name: request.query_params.get(name) or None for name in FILTERS}
-    return audit.parse_filter(zone, **values)
+    return audit.parse_filter(zone, **values, names=FILTER_LABELS)
 
 
 @router.get("/admin/audit")
@@ -134,6 +137,9 @@ def request_audit_export(
     until: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     filters = {"action": action, "actor": actor, "since": since, "until": until}
+    # Checked here first, so that errors name the fields by their labels.
+    texts = {name: value or None for name, value in filters.items()}
+    audit.parse_filter(tenant_time_zone(tenant), **texts, names=FILTER_LABELS)
     user_id = admin.identity.user_id
     with runtime.stores.session(tenant, write=True) as session:
         export = requests.request_export(

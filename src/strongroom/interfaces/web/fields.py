@@ -10,6 +10,7 @@ it blank.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -30,6 +31,7 @@ FORM_LABELS = {
     "time_zone": "Time zone",
     "locale": "Language",
     "password_min_length": "Shortest password",
+    "second_factor_required": "Require two-step verification",
     "max_file_size": "Largest file",
     "blocked_extensions": "Blocked file endings",
     "link_max_expiry_days": "Longest link lifetime",
@@ -39,7 +41,15 @@ FORM_LABELS = {
     "display_name": "Name",
     "role": "Role",
     "code": "Code",
+    # The filters of the audit page.
+    "action": "Action",
+    "actor": "Actor",
+    "since": "From",
+    "until": "Before",
 }
+
+# A whole number as a person types it: ASCII digits, perhaps after a minus sign.
+WHOLE_NUMBER = re.compile(r"-?[0-9]+", re.ASCII)
 
 
 def label_of(name: str, labels: Mapping[str, str] = FORM_LABELS) -> str:
@@ -52,16 +62,29 @@ def whole_number(text: str, label: str, minimum: int, maximum: int) -> int | Non
     value = text.strip()
     if not value:
         return None
-    if not (value.isascii() and value.isdigit()) or len(value) > len(str(maximum)):
+    if not WHOLE_NUMBER.fullmatch(value):
         raise InvalidInput(
             f"{label} {text!r} is not a whole number; enter a number from {minimum} to {maximum}"
         )
-    number = int(value)
-    if not minimum <= number <= maximum:
+    # A number with more digits than the maximum is out of range, so it is not converted.
+    digits = value.removeprefix("-").lstrip("0") or "0"
+    too_long = len(digits) > len(str(maximum))
+    number = None if too_long else int(value)
+    if (too_long and value.startswith("-")) or (number is not None and number < minimum):
         raise InvalidInput(
-            f"{label} {number} is out of range; enter a number from {minimum} to {maximum}"
+            f"{label} must be {at_least(minimum)}, not {value}; enter a number from {minimum} "
+            f"to {maximum}"
+        )
+    if number is None or number > maximum:
+        raise InvalidInput(
+            f"{label} {value} is out of range; enter a number from {minimum} to {maximum}"
         )
     return number
+
+
+def at_least(minimum: int) -> str:
+    """Word a lower bound as a person reads it: "zero or more", or "at least 5"."""
+    return "zero or more" if minimum == 0 else f"at least {minimum}"
 
 
 def local_moment(text: str, label: str, zone: zoneinfo.ZoneInfo) -> dt.datetime | None:
@@ -97,8 +120,9 @@ def _describe(error: Mapping[str, Any], labels: Mapping[str, str]) -> str:
         return f"{label} is missing; fill it in"
     if kind in ("greater_than_equal", "greater_than"):
         bound = limits.get("ge", limits.get("gt"))
-        at_least = "at least" if kind == "greater_than_equal" else "more than"
-        return f"{label} must be {at_least} {bound}; enter a larger number"
+        if kind == "greater_than":
+            return f"{label} must be more than {bound}; enter a larger number"
+        return f"{label} must be {at_least(bound)}; enter a larger number"
     if kind in ("less_than_equal", "less_than"):
         bound = limits.get("le", limits.get("lt"))
         at_most = "at most" if kind == "less_than_equal" else "less than"

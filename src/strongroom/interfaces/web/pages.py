@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from strongroom.base.dates import format_minute
 from strongroom.identity.web_sessions import WebIdentity, csrf_token_of
 from strongroom.interfaces.web.security import base_path
 from strongroom.runtime import Runtime
@@ -119,7 +120,7 @@ def format_time(moment: dt.datetime | None) -> str:
     if moment is None:
         return ""
     aware = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-    return aware.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{format_minute(aware.astimezone(dt.UTC))} UTC"
 
 
 def quote_path(path: str) -> str:

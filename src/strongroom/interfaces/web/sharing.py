@@ -15,6 +15,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
+from strongroom.base.dates import format_minute
 from strongroom.base.errors import InvalidInput
 from strongroom.base.logging import get_logger
 from strongroom.drive import files as drive_files
@@ -23,6 +24,7 @@ from strongroom.drive import shares as drive_shares
 from strongroom.drive.files import Names
 from strongroom.drive.paths import join_path, split_path
 from strongroom.identity import groups
+from strongroom.identity.passwords import MIN_PASSWORD_LENGTH
 from strongroom.identity.users import list_users
 from strongroom.interfaces import webhook_events
 from strongroom.interfaces.api.dependencies import (
@@ -51,6 +53,7 @@ log = get_logger(__name__)
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 EXPIRY_LABEL = FORM_LABELS["expires"]
+PASSWORD_LABEL = FORM_LABELS["password"]
 DOWNLOADS_LABEL = FORM_LABELS["max_downloads"]
 
 
@@ -241,7 +244,7 @@ def create_link(
             session,
             owner_id,
             names,
-            password or None,
+            _link_password(password),
             _expiry(expires, tenant),
             _count(max_downloads),
             tenant.settings.link_max_expiry_days,
@@ -268,7 +271,7 @@ def _expiry(text: str, tenant: TenantInfo) -> dt.datetime | None:
     moment = local_moment(text, EXPIRY_LABEL, tenant_time_zone(tenant))
     if moment is None:
         return None
-    as_entered = f"{moment:%Y-%m-%d %H:%M}"
+    as_entered = format_minute(moment)
     now = utcnow()
     if moment <= now:
         raise InvalidInput(f"{EXPIRY_LABEL} {as_entered} is in the past; choose a later date")
@@ -279,6 +282,18 @@ def _expiry(text: str, tenant: TenantInfo) -> dt.datetime | None:
             "last here; choose an earlier date"
         )
     return moment
+
+
+def _link_password(text: str) -> str | None:
+    """Read the optional password field: None when it is empty, an error when it is only spaces."""
+    if not text:
+        return None
+    if not text.strip():
+        raise InvalidInput(
+            f"{PASSWORD_LABEL} contains only spaces; enter one of at least {MIN_PASSWORD_LENGTH} "
+            "characters with letters, digits or symbols, or leave the field empty for no password"
+        )
+    return text
 
 
 def _count(text: str) -> int | None:

@@ -24,7 +24,12 @@ from strongroom.interfaces.api.dependencies import (
     parse_object_id,
 )
 from strongroom.interfaces.web.admin import AdminDep, AdminWriterDep
-from strongroom.interfaces.web.fields import FORM_LABELS, describe_errors, label_of
+from strongroom.interfaces.web.fields import (
+    FORM_LABELS,
+    WHOLE_NUMBER,
+    describe_errors,
+    label_of,
+)
 from strongroom.interfaces.web.pages import SignedIn, render
 from strongroom.interfaces.web.routing import WebRoute, redirect
 from strongroom.interfaces.web.security import base_path
@@ -39,7 +44,8 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 # The labels of the rules form by setting, for the errors of the settings' validation.
 SETTING_LABELS = {
-    **{name: FORM_LABELS[name] for name in ("time_zone", "locale", "max_file_size")},
+    **{name: FORM_LABELS[name] for name in ("time_zone", "locale", "second_factor_required")},
+    "max_file_size": FORM_LABELS["max_file_size"],
     **{name: FORM_LABELS[name] for name in ("blocked_extensions", "link_max_expiry_days")},
     **{name: FORM_LABELS[name] for name in ("versions_kept", "trash_retention_days")},
     "password_policy.min_length": FORM_LABELS["password_min_length"],
@@ -111,10 +117,17 @@ async def save_settings(
 
 
 def _number(text: str, field: str) -> int:
-    label = label_of(field)
+    """Read a whole number, negative ones included, for the settings' validation to check.
+
+    The range is left to that validation, so the form takes every value the API
+    takes and rejects the others by the schema's bounds. The field's
+    `max_length` bounds the digits.
+    """
     value = text.strip()
-    if not (value.isascii() and value.isdigit()) or len(value) > 18:
-        raise InvalidInput(f"{label} {text!r} is not a whole number; enter digits only, such as 30")
+    if not WHOLE_NUMBER.fullmatch(value):
+        raise InvalidInput(
+            f"{label_of(field)} {text!r} is not a whole number; enter digits only, such as 30"
+        )
     return int(value)
 
 
