@@ -366,7 +366,7 @@ def test_unknown_checksum_algorithm_is_400(client: httpx.Client, cast: Cast) -> 
     assert head(client, alice, url).headers["upload-offset"] == "0"
 
 
-@pytest.mark.parametrize("header", ["sha1", "sha1 ", "sha256 AAAA"])
+@pytest.mark.parametrize("header", ["sha1", "sha256 AAAA"])
 @ON_SHARED_LEVELS
 def test_checksum_without_whole_digest_is_400(
     client: httpx.Client, cast: Cast, header: str
@@ -841,7 +841,7 @@ def test_blob_moved_by_a_crash_is_adopted(
     acme = next(tenant for tenant in found.tenants if tenant.slug == "acme")
     assert acme.orphan_blobs == []
     [(upload_id, problem)] = acme.unsettled_uploads
-    assert str(upload_id) in url
+    assert upload_id.hex in url
     assert "adopt" in problem
     assert resent.status_code == 204, resent.text
     assert resent.headers["upload-offset"] == str(len(data))
