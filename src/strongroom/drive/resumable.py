@@ -8,8 +8,10 @@ one conditional UPDATE, and only then deletes the previous tail. So after a
 crash at any step, the row's offset names a tail that exists, and the chunks
 file contains at least the chunks that offset needs. The next PATCH cuts off
 the rest. The request that reaches the upload's length seals the last
-chunk, moves the chunks file to the blob's key and records the file version
-through `transfers.record_version`.
+chunk, links the chunks file to the blob's key, and records the file version
+and the upload's completion in one transaction through
+`transfers.record_version`. Until then the chunks file keeps its bytes and
+its lock, so the next request after a crash takes them back (`_settle`).
 docs/decisions/0013-resumable-upload-storage.md gives the reasons.
 """
 
