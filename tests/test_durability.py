@@ -124,7 +124,7 @@ def test_concurrent_puts_end_as_versions(client: httpx.Client, cast: Cast) -> No
     assert final in bodies
 
 
-def test_tus_upload_survives_a_crash_at_each_step_of_completion(
+def test_tus_completion_survives_each_crash(
     strongroom_process: StrongroomProcess, tmp_path: Path
 ) -> None:
     server = strongroom_process

@@ -801,9 +801,9 @@ def move_completed_blob_as_before(
 ) -> Path:
     """Leave what a crash of a release before 0013's amendment left: the bytes moved, no row.
 
-    That release sealed the last chunk, renamed the chunks file to the blob's
-    key, and died before it recorded the version; the next request made a new,
-    empty chunks file. Returns the blob's file.
+    That release sealed the last chunk and renamed the chunks file to the
+    blob's key. It died before it recorded the version, and the next request
+    made a new, empty chunks file. Returns the blob's file.
     """
     upload = upload_row(runtime, member, url)
     tail = upload_parts.read_tail(runtime, upload)

@@ -286,7 +286,7 @@ def _settle(
     a release before the amendment of 0013 moved the bytes there. A version
     already recorded completes the upload (`upload.completed_at` is set).
     Stored bytes short of the offset move the row's offset back to them, and
-    `lost_from` says so. Without a crash, this only cuts off unrecorded chunks.
+    `lost_from` keeps the offset the row claimed before. Without a crash, this only cuts off unrecorded chunks.
     """
     published = blob_key(upload.tenant_id, upload.blob_id)
     if runtime.blobs.exists(published):
@@ -368,7 +368,7 @@ def inspect_upload(
     """Describe what a crash left wrong in an unfinished upload, or return None when it is sound.
 
     For `strongroom check`. With `repair`, settle it as the next request
-    would. An upload that a request holds now is left to that request.
+    would. An upload that a request has locked now is left to that request.
     """
     with runtime.stores.session(tenant) as session:
         upload = session.scalars(select(UploadRow).where(UploadRow.id == upload_id)).first()

@@ -101,7 +101,7 @@ class PartialBlob(ABC):
         """Move the blob `key` back to the partial blob's key, in place of its bytes, and lock it.
 
         For the bytes an earlier release moved to the blob's key before a crash.
-        Raises PartialBlobBusy when a writer still holds them.
+        Raises PartialBlobBusy while a writer still has them locked.
         """
 
     @abstractmethod
