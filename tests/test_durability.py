@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +17,40 @@ from tests.conftest import Cast
 from tests.services.strongroom import StrongroomProcess
 
 MIB = 1024 * 1024
+
+# Loaded into the server process through PYTHONPATH: kills it with SIGKILL at the step of
+# a tus upload's completion that STRONGROOM_TEST_CRASH_AT names, as a crash there would.
+CRASH_HOOK = """
+import os, signal
+
+point = os.environ.get("STRONGROOM_TEST_CRASH_AT")
+if point:
+    from strongroom.storage import blobs
+
+    def crash():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    publish = blobs.LocalPartialBlob.publish
+    delete = blobs.LocalBlobStore.delete
+
+    def publish_then_crash(self, key):
+        if point == "before-publish":
+            crash()
+        size = publish(self, key)
+        if point == "after-publish":
+            crash()
+        return size
+
+    def delete_or_crash(self, key):
+        # The first part deleted after the version and the completion have committed.
+        if point == "after-record" and key.endswith(".chunks"):
+            crash()
+        return delete(self, key)
+
+    blobs.LocalPartialBlob.publish = publish_then_crash
+    blobs.LocalBlobStore.delete = delete_or_crash
+"""
+CRASH_POINTS = ("before-publish", "after-publish", "after-record")
 
 
 def _uploads_in_progress(data_dir: Path) -> list[Path]:
@@ -86,3 +122,66 @@ def test_concurrent_puts_end_as_versions(client: httpx.Client, cast: Cast) -> No
     assert {version["sha256"] for version in versions} <= expected
     final = client.get(url, headers=alice.headers).content
     assert final in bodies
+
+
+def test_tus_completion_survives_each_crash(
+    strongroom_process: StrongroomProcess, tmp_path: Path
+) -> None:
+    server = strongroom_process
+    token = server.make_member("acme", "alice@acme.test")
+    hook = tmp_path / "crash_hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(CRASH_HOOK)
+    headers = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
+    data = os.urandom(3 * MIB + 7)
+
+    def patch(url: str, offset: int, body: bytes) -> httpx.Response:
+        patch_headers = {
+            **headers,
+            "Upload-Offset": str(offset),
+            "Content-Type": "application/offset+octet-stream",
+        }
+        return httpx.patch(url, content=body, headers=patch_headers, timeout=60)
+
+    for point in CRASH_POINTS:
+        server.env["STRONGROOM_TEST_CRASH_AT"] = point
+        server.env["PYTHONPATH"] = str(hook)
+        server.start()
+        name = base64.b64encode(f"crash/{point}.bin".encode()).decode()
+        created = httpx.post(
+            f"{server.url}/t/acme/api/v1/uploads/",
+            headers={**headers, "Upload-Length": str(len(data)), "Upload-Metadata": f"filename {name}"},
+        )
+        url = f"{server.url}{created.headers['location']}"
+        assert patch(url, 0, data[:-1]).status_code == 204
+        try:
+            patch(url, len(data) - 1, data[-1:])
+            raise AssertionError(f"the server did not crash at {point}")
+        except httpx.TransportError:
+            pass
+        assert server.process is not None
+        server.process.wait(timeout=30)
+        del server.env["STRONGROOM_TEST_CRASH_AT"], server.env["PYTHONPATH"]
+        server.start()
+
+        offset = int(httpx.head(url, headers=headers).headers["upload-offset"])
+        resent = patch(url, len(data) - 1, data[-1:])
+        stored = httpx.get(f"{server.url}/t/acme/api/v1/files/crash/{point}.bin", headers=headers)
+        server.stop()
+
+        if point == "after-record":
+            # The version and the completion committed together before the crash.
+            assert (offset, resent.status_code) == (len(data), 409), point
+        else:
+            assert (offset, resent.status_code) == (len(data) - 1, 204), (point, resent.text)
+        assert stored.status_code == 200, point
+        assert hashlib.sha256(stored.content).digest() == hashlib.sha256(data).digest(), point
+
+    repaired = server.cli("check", "--repair", "--grace", "0")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    final = server.cli("check", "--grace", "0")
+    assert final.returncode == 0, final.stdout
+    server.start()
+    for point in CRASH_POINTS:
+        stored = httpx.get(f"{server.url}/t/acme/api/v1/files/crash/{point}.bin", headers=headers)
+        assert stored.content == data, point

@@ -16,23 +16,28 @@ import io
 import itertools
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
 from tusclient.storage.filestorage import FileStorage
 
 from strongroom.base.config import Settings
-from strongroom.drive import upload_parts
+from strongroom.base.errors import Conflict
+from strongroom.drive import transfers, upload_parts
+from strongroom.drive.content import blob_key
+from strongroom.drive.files import Preconditions
 from strongroom.drive.integrity import check_all
 from strongroom.drive.models import UploadRow
 from strongroom.interfaces.api.app import create_app
 from strongroom.runtime import Runtime, build_runtime
+from strongroom.storage import crypto
 from tests.conftest import SHARED_LEVELS, TEST_CHUNK_SIZE, AppSwitch, Cast, LiveServer, Member
 
 ON_SHARED_LEVELS = pytest.mark.parametrize("level", SHARED_LEVELS, indirect=True)
@@ -358,6 +363,21 @@ def test_unknown_checksum_algorithm_is_400(client: httpx.Client, cast: Cast) -> 
 
     assert response.status_code == 400
     assert "sha1" in response.json()["detail"]
+    assert head(client, alice, url).headers["upload-offset"] == "0"
+
+
+@pytest.mark.parametrize("header", ["sha1", "sha256 AAAA"])
+@ON_SHARED_LEVELS
+def test_checksum_without_whole_digest_is_400(
+    client: httpx.Client, cast: Cast, header: str
+) -> None:
+    alice = cast.acme_member
+    url = upload_url(client, alice, "a.txt", 4)
+
+    response = patch(client, alice, url, 0, b"abcd", **{"Upload-Checksum": header})
+
+    assert response.status_code == 400
+    assert "Upload-Checksum" in response.json()["detail"]
     assert head(client, alice, url).headers["upload-offset"] == "0"
 
 
@@ -761,3 +781,187 @@ def test_tuspy_reports_missing_upload(live_server: LiveServer, cast: Cast) -> No
         tuspy(live_server, cast.acme_member).uploader(file_stream=Source(b"data"), url=missing)
 
     assert raised.value.status_code == 404
+
+
+# Crashes while an upload completes ------------------------------------------------------
+
+
+def upload_row(runtime: Runtime, member: Member, url: str) -> UploadRow:
+    upload_id = uuid.UUID(url.rsplit("/", 1)[-1])
+    with runtime.stores.session(member.tenant) as session:
+        return session.scalars(select(UploadRow).where(UploadRow.id == upload_id)).one()
+
+
+def chunks_file(runtime: Runtime, member: Member) -> Path:
+    return next(path for path in upload_files(runtime, member) if path.suffix == ".chunks")
+
+
+def move_completed_blob_as_before(
+    runtime: Runtime, member: Member, url: str, last_piece: bytes
+) -> Path:
+    """Leave what a crash of a release before 0013's amendment left: the bytes moved, no row.
+
+    That release sealed the last chunk and renamed the chunks file to the
+    blob's key. It died before it recorded the version, and the next request
+    made a new, empty chunks file. Returns the blob's file.
+    """
+    upload = upload_row(runtime, member, url)
+    tail = upload_parts.read_tail(runtime, upload)
+    assert tail is not None
+    encryptor = crypto.ChunkEncryptor(
+        upload_parts.blob_key_of(runtime, upload), upload.tenant_id, upload.blob_id,
+        upload.chunk_size, upload.upload_offset // upload.chunk_size,
+    )
+    chunks = chunks_file(runtime, member)
+    with chunks.open("ab") as stored:
+        stored.write(encryptor.encrypt(tail + last_piece, last=True))
+    blob = runtime.settings.resolved_blob_dir / blob_key(upload.tenant_id, upload.blob_id)
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    chunks.rename(blob)
+    chunks.write_bytes(b"")
+    return blob
+
+
+@pytest.mark.parametrize("repair_first", [False, True], ids=["resend", "repair"])
+@ON_SHARED_LEVELS
+def test_blob_moved_by_a_crash_is_adopted(
+    client: httpx.Client, runtime: Runtime, cast: Cast, repair_first: bool
+) -> None:
+    alice = cast.acme_member
+    data = body_of(3 * TEST_CHUNK_SIZE + 21, seed=7)
+    url = upload_url(client, alice, "crash.bin", len(data))
+    assert patch(client, alice, url, 0, data[:-1]).status_code == 204
+    blob = move_completed_blob_as_before(runtime, alice, url, data[-1:])
+    old = time.time() - 3600
+    os.utime(blob, (old, old))  # older than any grace, as after a night
+
+    found = check_all(runtime, repair=repair_first, grace_seconds=0)
+    resent = patch(client, alice, url, len(data) - 1, data[-1:])
+
+    acme = next(tenant for tenant in found.tenants if tenant.slug == "acme")
+    assert acme.orphan_blobs == []
+    [(upload_id, problem)] = acme.unsettled_uploads
+    assert upload_id.hex in url
+    assert "adopt" in problem
+    assert resent.status_code == 204, resent.text
+    assert resent.headers["upload-offset"] == str(len(data))
+    assert download(client, alice, "crash.bin") == data
+    assert check_all(runtime, repair=False, grace_seconds=0).clean
+
+
+@ON_SHARED_LEVELS
+def test_version_recorded_before_a_crash_completes_the_upload(
+    client: httpx.Client, runtime: Runtime, cast: Cast
+) -> None:
+    # A release before 0013's amendment recorded the version, then died before it
+    # marked the upload complete.
+    alice = cast.acme_member
+    data = body_of(2 * TEST_CHUNK_SIZE + 9, seed=8)
+    url = upload_url(client, alice, "recorded.bin", len(data))
+    patch(client, alice, url, 0, data[:-1])
+    move_completed_blob_as_before(runtime, alice, url, data[-1:])
+    upload = upload_row(runtime, alice, url)
+    blob = upload_parts.blob_row(upload, stored_size=crypto.encrypted_size(len(data), upload.chunk_size))
+    transfers.record_version(
+        runtime, alice.tenant, alice.user_id, ["recorded.bin"], blob,
+        hashlib.sha256(data).hexdigest(), alice.user_id, Preconditions(),
+    )
+
+    resent = patch(client, alice, url, len(data) - 1, data[-1:])
+
+    assert resent.status_code == 409
+    assert head(client, alice, url).headers["upload-offset"] == str(len(data))
+    assert download(client, alice, "recorded.bin") == data
+    versions = client.get(alice.url("versions/recorded.bin"), headers=alice.headers).json()
+    assert len(versions["items"]) == 1
+
+
+@ON_SHARED_LEVELS
+def test_lost_chunks_move_the_offset_back_with_409(
+    client: httpx.Client, runtime: Runtime, cast: Cast
+) -> None:
+    alice = cast.acme_member
+    data = body_of(3 * TEST_CHUNK_SIZE + 5, seed=9)
+    url = upload_url(client, alice, "lost.bin", len(data))
+    patch(client, alice, url, 0, data[: 2 * TEST_CHUNK_SIZE + 3])
+    with chunks_file(runtime, alice).open("r+b") as stored:
+        stored.truncate(crypto.chunk_offset(1, TEST_CHUNK_SIZE))  # the second chunk is lost
+
+    response = patch(client, alice, url, 2 * TEST_CHUNK_SIZE + 3, data[2 * TEST_CHUNK_SIZE + 3 :])
+
+    assert response.status_code == 409
+    assert response.json()["offset"] == TEST_CHUNK_SIZE
+    assert f"from offset {TEST_CHUNK_SIZE}" in response.json()["detail"]
+    assert head(client, alice, url).headers["upload-offset"] == str(TEST_CHUNK_SIZE)
+    assert patch(client, alice, url, TEST_CHUNK_SIZE, data[TEST_CHUNK_SIZE:]).status_code == 204
+    assert download(client, alice, "lost.bin") == data
+
+
+@ON_SHARED_LEVELS
+def test_lost_tail_moves_the_offset_to_its_chunk(
+    client: httpx.Client, runtime: Runtime, cast: Cast
+) -> None:
+    alice = cast.acme_member
+    data = body_of(2 * TEST_CHUNK_SIZE, seed=10)
+    url = upload_url(client, alice, "tail.bin", len(data))
+    patch(client, alice, url, 0, data[: TEST_CHUNK_SIZE + 40])
+    next(path for path in upload_files(runtime, alice) if ".tail-" in path.name).unlink()
+
+    response = patch(client, alice, url, TEST_CHUNK_SIZE + 40, data[TEST_CHUNK_SIZE + 40 :])
+
+    assert response.status_code == 409
+    assert head(client, alice, url).headers["upload-offset"] == str(TEST_CHUNK_SIZE)
+    assert patch(client, alice, url, TEST_CHUNK_SIZE, data[TEST_CHUNK_SIZE:]).status_code == 204
+    assert download(client, alice, "tail.bin") == data
+
+
+@ON_SHARED_LEVELS
+def test_check_reports_and_repairs_fewer_stored_bytes_than_offset(
+    client: httpx.Client, runtime: Runtime, cast: Cast
+) -> None:
+    # The state the breaker's repair left: the blob deleted, the row still at its offset.
+    alice = cast.acme_member
+    data = body_of(2 * TEST_CHUNK_SIZE + 5, seed=11)
+    url = upload_url(client, alice, "short.bin", len(data))
+    patch(client, alice, url, 0, data[:-1])
+    move_completed_blob_as_before(runtime, alice, url, data[-1:]).unlink()
+
+    found = check_all(runtime, repair=False, grace_seconds=0)
+    repaired = check_all(runtime, repair=True, grace_seconds=0)
+
+    acme = next(tenant for tenant in found.tenants if tenant.slug == "acme")
+    [(_upload_id, problem)] = acme.unsettled_uploads
+    assert "stored bytes where its offset" in problem
+    assert any(tenant.repaired for tenant in repaired.tenants)
+    assert check_all(runtime, repair=False, grace_seconds=0).clean
+    assert head(client, alice, url).headers["upload-offset"] == "0"
+    assert patch(client, alice, url, 0, data).status_code == 204
+    assert download(client, alice, "short.bin") == data
+
+
+@ON_SHARED_LEVELS
+def test_failed_completion_keeps_the_chunks_for_a_resend(
+    client: httpx.Client, runtime: Runtime, cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A failure after the blob is published, as a crash there would leave it, but undone.
+    alice = cast.acme_member
+    data = body_of(2 * TEST_CHUNK_SIZE + 30, seed=12)
+    url = upload_url(client, alice, "failed.bin", len(data))
+    patch(client, alice, url, 0, data[:-1])
+    record_version = transfers.record_version
+
+    def fail(*args: object, **kwargs: object) -> None:
+        upload = upload_row(runtime, alice, url)
+        blob = runtime.settings.resolved_blob_dir / blob_key(upload.tenant_id, upload.blob_id)
+        assert blob.samefile(chunks_file(runtime, alice))  # published, still the upload's
+        raise Conflict("another request recorded a version meanwhile")
+
+    monkeypatch.setattr(transfers, "record_version", fail)
+    failed = patch(client, alice, url, len(data) - 1, data[-1:])
+    monkeypatch.setattr(transfers, "record_version", record_version)
+
+    assert failed.status_code == 409
+    assert head(client, alice, url).headers["upload-offset"] == str(len(data) - 1)
+    assert patch(client, alice, url, len(data) - 1, data[-1:]).status_code == 204
+    assert download(client, alice, "failed.bin") == data
+    assert upload_files(runtime, alice) == []

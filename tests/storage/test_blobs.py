@@ -491,7 +491,7 @@ def test_partial_blob_truncate_cuts_off_end(store: LocalBlobStore) -> None:
         assert partial.read_at(0, 100) == CONTENT[:10] + b"!"
 
 
-def test_partial_blob_publish_moves_bytes_to_blob(store: LocalBlobStore) -> None:
+def test_partial_blob_publish_adds_blob_name(store: LocalBlobStore) -> None:
     with store.open_partial(PARTIAL_KEY) as partial:
         partial.append(CONTENT)
 
@@ -500,7 +500,11 @@ def test_partial_blob_publish_moves_bytes_to_blob(store: LocalBlobStore) -> None
     assert size == len(CONTENT)
     with store.reader(KEY) as reader:
         assert reader.read_at(0, size) == CONTENT
-    assert not store.exists(PARTIAL_KEY)
+    # The partial blob keeps its name until the caller has recorded the blob and deletes it.
+    assert store.exists(PARTIAL_KEY)
+    store.delete(PARTIAL_KEY)
+    with store.reader(KEY) as reader:
+        assert reader.read_at(0, size) == CONTENT
 
 
 def test_partial_blob_unpublish_moves_bytes_back(store: LocalBlobStore) -> None:

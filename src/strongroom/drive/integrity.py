@@ -6,11 +6,15 @@ deleting the blob. Then come rows whose blob is missing, damaged blobs (a
 stored size that differs from the row's, or with `verify` a blob that fails
 to decrypt), abandoned uploads, and resumable uploads that have expired.
 Stored parts of resumable uploads that no upload row names count as orphans
-too. A usage counter that differs from the recount is reported, and so are
+too. A resumable upload that a crash left with fewer stored bytes than its
+offset, or with its blob published but not recorded, is reported, and the
+blob of an unfinished upload is never an orphan: the upload may adopt it. A usage counter that differs from the recount is reported, and so are
 folder loops. With `repair`, orphans, abandoned and expired uploads are
 removed, rows without sound content are deleted (a file falls back to its
 newest version that still has content, or is removed), damaged blobs are
-deleted, and the usage counter is recounted.
+deleted, unsettled uploads are settled as their next request would (the
+blob adopted or taken back, or the offset moved back to the stored bytes),
+and the usage counter is recounted.
 Folder loops are only reported: which link to cut is a person's decision.
 """
 
@@ -52,6 +56,8 @@ class TenantReport:
     missing_blobs: list[uuid.UUID] = field(default_factory=list)
     damaged_blobs: list[uuid.UUID] = field(default_factory=list)
     expired_uploads: list[uuid.UUID] = field(default_factory=list)
+    # Unfinished uploads whose stored parts disagree with their row, with what is wrong.
+    unsettled_uploads: list[tuple[uuid.UUID, str]] = field(default_factory=list)
     folder_loops: list[list[uuid.UUID]] = field(default_factory=list)
     usage_recorded: int = 0
     usage_counted: int = 0
@@ -68,6 +74,7 @@ class TenantReport:
             or self.missing_blobs
             or self.damaged_blobs
             or self.expired_uploads
+            or self.unsettled_uploads
             or self.folder_loops
             or self.usage_mismatch
         )
@@ -142,16 +149,27 @@ def check_tenant(
         report.expired_uploads = sorted(
             session.scalars(select(UploadRow.id).where(UploadRow.expires_at <= utcnow()))
         )
+        unfinished = {
+            row.id: row.blob_id
+            for row in session.execute(
+                select(UploadRow.id, UploadRow.blob_id).where(
+                    UploadRow.completed_at.is_(None), UploadRow.expires_at > utcnow()
+                )
+            )
+        }
     report.folder_loops = find_folder_loops(parents)
 
     # Every stored blob is listed, young ones too: a blob with a row was published
     # before the row committed, so its size is final whatever its age.
     cutoff = time.time() - grace_seconds
     sizes: dict[uuid.UUID, int] = {}
+    adoptable = set(unfinished.values())
     for blob in runtime.blobs.iter_blobs(f"tenants/{tenant.id}/blobs"):
         blob_id = _blob_id_of(blob.key)
         if blob_id in stored_sizes and blob.key == blob_key(tenant.id, blob_id):
             sizes[blob_id] = blob.size
+        elif blob_id in adoptable and blob.key == blob_key(tenant.id, blob_id):
+            continue  # an unfinished upload's own blob, which the upload check below covers
         elif blob.modified <= cutoff:
             report.orphan_blobs.append(blob.key)
     report.orphan_blobs += _orphan_upload_parts(runtime, tenant, cutoff)
@@ -169,6 +187,11 @@ def check_tenant(
         report.damaged_blobs = sorted(
             {*report.damaged_blobs, *_undecryptable_blobs(runtime, tenant, skipped)}
         )
+
+    for upload_id in sorted(unfinished):
+        problem = resumable.inspect_upload(runtime, tenant, upload_id, repair)
+        if problem is not None:
+            report.unsettled_uploads.append((upload_id, problem))
 
     if repair and not report.clean:
         _repair(runtime, tenant, report)
@@ -274,6 +297,7 @@ def _repair(runtime: Runtime, tenant: TenantInfo, report: TenantReport) -> None:
         rows_without_content=len(report.missing_blobs),
         damaged_blobs_removed=len(report.damaged_blobs),
         expired_uploads_removed=len(report.expired_uploads),
+        uploads_settled=len(report.unsettled_uploads),
     )
 
 

@@ -8,8 +8,10 @@ one conditional UPDATE, and only then deletes the previous tail. So after a
 crash at any step, the row's offset names a tail that exists, and the chunks
 file contains at least the chunks that offset needs. The next PATCH cuts off
 the rest. The request that reaches the upload's length seals the last
-chunk, moves the chunks file to the blob's key and records the file version
-through `transfers.record_version`.
+chunk, links the chunks file to the blob's key, and records the file version
+and the upload's completion in one transaction through
+`transfers.record_version`. Until then the chunks file keeps its bytes and
+its lock, so the next request after a crash takes them back (`_settle`).
 docs/decisions/0013-resumable-upload-storage.md gives the reasons.
 """
 
@@ -41,7 +43,8 @@ from strongroom.drive.paths import join_path, split_path
 from strongroom.identity.tokens import Principal
 from strongroom.runtime import Runtime
 from strongroom.storage import crypto
-from strongroom.storage.blobs import PartialBlob
+from strongroom.storage.blobs import PartialBlob, PartialBlobBusy
+from strongroom.storage.db import TenantSession
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.models import utcnow
 
@@ -238,18 +241,176 @@ def begin_append(
         # Read again under the lock: the request that held it may have moved the offset,
         # or completed the upload, and then the lock made a new, empty chunks file.
         upload = _own_upload(runtime, tenant, principal, upload_id)
+        tail = b""
+        if upload.completed_at is None:
+            settled = _settle(runtime, tenant, partial, upload)
+            if settled.lost_from is not None:
+                raise Conflict(
+                    f"upload {upload.id} lost its bytes from offset {upload.upload_offset} to "
+                    f"{settled.lost_from} in a crash and now has {upload.upload_offset} bytes; "
+                    f"send the file from offset {upload.upload_offset}",
+                    offset=upload.upload_offset,
+                )
+            tail = settled.tail
         if upload.completed_at is not None:
             partial.close()
             runtime.blobs.delete(upload_parts.chunks_key(tenant.id, upload.id))
             _check_offset(upload, offset)
             return UploadAppend(runtime, tenant, principal, upload, None, b"", checksum)
         _check_offset(upload, offset)
-        upload_parts.cut_to_offset(partial, upload)
-        tail = upload_parts.read_tail(runtime, upload)
     except BaseException:
         partial.close()
         raise
     return UploadAppend(runtime, tenant, principal, upload, partial, tail, checksum)
+
+
+# Recovery after a crash ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The state of an upload once `_settle` has made its parts agree with its row."""
+
+    tail: bytes = b""
+    # The offset the row claimed before `_settle` moved it back to the stored bytes.
+    lost_from: int | None = None
+
+
+def _settle(
+    runtime: Runtime, tenant: TenantInfo, partial: PartialBlob, upload: UploadRow
+) -> Settled:
+    """Make the locked parts of an unfinished upload and its row agree again after a crash.
+
+    A crash while the upload completed leaves its blob under the blob's key
+    without a row: the chunks file is taken back, or the blob is adopted when
+    a release before the amendment of 0013 moved the bytes there. A version
+    already recorded completes the upload (`upload.completed_at` is set).
+    Stored bytes short of the offset move the row's offset back to them, and
+    `lost_from` keeps the offset the row claimed before. Without a crash, this only cuts off unrecorded chunks.
+    """
+    published = blob_key(upload.tenant_id, upload.blob_id)
+    if runtime.blobs.exists(published):
+        if _blob_recorded(runtime, tenant, upload.blob_id):
+            _complete_recorded(runtime, tenant, upload)
+            return Settled()
+        if partial.size < upload_parts.needed_size(upload):
+            try:
+                partial.adopt(published)
+            except PartialBlobBusy:
+                raise Conflict(
+                    f"another request is completing upload {upload.id}; wait until it ends, "
+                    "then ask for the offset with HEAD"
+                ) from None
+            log.warning("upload_blob_adopted", upload_id=str(upload.id))
+        else:
+            partial.unpublish(published)
+            log.info("upload_blob_unpublished", upload_id=str(upload.id))
+    chunk_size = upload.chunk_size
+    claimed = upload.upload_offset
+    reached = upload_parts.cut_to_offset(partial, upload)
+    tail = None
+    if reached == claimed - claimed % chunk_size:
+        tail = upload_parts.read_tail(runtime, upload)
+    if tail is not None:
+        return Settled(tail=tail)
+    _reset_offset(runtime, tenant, upload, reached)
+    log.warning("upload_offset_reset", upload_id=str(upload.id), claimed=claimed, offset=reached)
+    return Settled(lost_from=claimed)
+
+
+def _blob_recorded(runtime: Runtime, tenant: TenantInfo, blob_id: uuid.UUID) -> bool:
+    with runtime.stores.session(tenant) as session:
+        return session.scalars(select(BlobRow.id).where(BlobRow.id == blob_id)).first() is not None
+
+
+def _complete_recorded(runtime: Runtime, tenant: TenantInfo, upload: UploadRow) -> None:
+    """Mark complete an upload whose version was recorded before a crash kept it from saying so.
+
+    Only a release before the amendment of 0013 recorded the two apart.
+    """
+    now = utcnow()
+    leftovers = upload_parts.stored_keys(upload)[1:]
+    with runtime.stores.session(tenant, write=True) as session:
+        session.execute(
+            update(UploadRow)
+            .where(UploadRow.id == upload.id, UploadRow.upload_offset == upload.upload_offset)
+            .values(upload_offset=upload.upload_length, completed_at=now)
+        )
+    for key in leftovers:
+        runtime.blobs.delete(key)
+    upload.upload_offset = upload.upload_length
+    upload.completed_at = now
+    log.warning("upload_completion_recovered", upload_id=str(upload.id))
+
+
+def _reset_offset(runtime: Runtime, tenant: TenantInfo, upload: UploadRow, offset: int) -> None:
+    """Move the row's offset back to what the stored parts hold, and drop the tail they lost."""
+    leftovers = upload_parts.stored_keys(upload)[1:]
+    with runtime.stores.session(tenant, write=True) as session:
+        changed = session.execute(
+            update(UploadRow)
+            .where(UploadRow.id == upload.id, UploadRow.upload_offset == upload.upload_offset)
+            .values(upload_offset=offset)
+        ).rowcount
+    if changed != 1:
+        raise Gone(
+            f"upload {upload.id} expired or was terminated while this request ran; "
+            "create a new upload with POST /api/v1/uploads/"
+        )
+    for key in leftovers:
+        runtime.blobs.delete(key)
+    upload.upload_offset = offset
+
+
+def inspect_upload(
+    runtime: Runtime, tenant: TenantInfo, upload_id: uuid.UUID, repair: bool
+) -> str | None:
+    """Describe what a crash left wrong in an unfinished upload, or return None when it is sound.
+
+    For `strongroom check`. With `repair`, settle it as the next request
+    would. An upload that a request has locked now is left to that request.
+    """
+    with runtime.stores.session(tenant) as session:
+        upload = session.scalars(select(UploadRow).where(UploadRow.id == upload_id)).first()
+    if upload is None or upload.completed_at is not None:
+        return None
+    try:
+        partial = upload_parts.lock(runtime, upload)
+    except Conflict:
+        return None
+    try:
+        with runtime.stores.session(tenant) as session:
+            upload = session.scalars(select(UploadRow).where(UploadRow.id == upload_id)).first()
+        if upload is None or upload.completed_at is not None:
+            return None
+        problem = _problem(runtime, tenant, partial, upload)
+        if problem is not None and repair:
+            _settle(runtime, tenant, partial, upload)
+            if upload.completed_at is not None:
+                runtime.blobs.delete(upload_parts.chunks_key(tenant.id, upload.id))
+        return problem
+    finally:
+        partial.close()
+
+
+def _problem(
+    runtime: Runtime, tenant: TenantInfo, partial: PartialBlob, upload: UploadRow
+) -> str | None:
+    offset, needed = upload.upload_offset, upload_parts.needed_size(upload)
+    published = blob_key(upload.tenant_id, upload.blob_id)
+    if runtime.blobs.exists(published):
+        if _blob_recorded(runtime, tenant, upload.blob_id):
+            return "has its version recorded but is not marked complete"
+        if partial.size < needed:
+            return f"has its bytes in the unrecorded blob {published}, for the upload to adopt"
+        return f"left the blob {published} published but not recorded"
+    if partial.size < needed:
+        return f"has {partial.size} stored bytes where its offset {offset} needs {needed}"
+    if offset % upload.chunk_size and not runtime.blobs.exists(
+        upload_parts.tail_key(upload.tenant_id, upload.id, offset)
+    ):
+        return f"has lost the stored end of its offset {offset}"
+    return None
 
 
 def _check_offset(upload: UploadRow, offset: int) -> None:
@@ -401,7 +562,7 @@ class UploadAppend:
             new_tail = upload_parts.write_tail(runtime, upload, self._key, self.offset, tail)
         old_tails = upload_parts.stored_keys(upload)[1:]
         try:
-            self._record_offset(self.offset, completed=False)
+            self._record_offset(self.offset)
         except BaseException:
             if new_tail is not None:
                 runtime.blobs.delete(new_tail)
@@ -420,7 +581,11 @@ class UploadAppend:
         upload, runtime = self.upload, self._runtime
         self._seal(last=True)
         key = blob_key(upload.tenant_id, upload.blob_id)
+        # The chunks file keeps its bytes and its lock until the version is recorded, so a
+        # crash before then leaves them to the next request (`_settle`).
         stored_size = self._partial.publish(key)
+        old_parts = upload_parts.stored_keys(upload)
+        now = utcnow()
         try:
             blob = upload_parts.blob_row(upload, stored_size)
             sha256 = _sha256_of(runtime, blob)
@@ -428,13 +593,16 @@ class UploadAppend:
             node, version = transfers.record_version(
                 runtime, self._tenant, user_id, split_path(upload.path), blob, sha256, user_id,
                 Preconditions(),
+                in_same_transaction=lambda session: self._mark_complete(session, now),
             )
         except BaseException:
             self._partial.unpublish(key)
             self._undo()
             raise
-        old_parts = upload_parts.stored_keys(upload)
-        self._record_offset(upload.upload_length, completed=True)
+        upload.upload_offset = upload.upload_length
+        upload.expires_at = now + _expiry(runtime)
+        upload.completed_at = now
+        # The chunks file is a second name of the blob now, so this frees only the name.
         for stored in old_parts:
             runtime.blobs.delete(stored)
         self.completed = (node, version)
@@ -446,32 +614,37 @@ class UploadAppend:
             size=version.size,
         )
 
-    def _record_offset(self, offset: int, completed: bool) -> None:
-        """Record the new offset in the row and in `self.upload`, unless the row has gone."""
-        upload, runtime = self.upload, self._runtime
+    def _record_offset(self, offset: int) -> None:
+        """Record an offset short of the length in the row and in `self.upload`."""
         now = utcnow()
-        values: dict[str, Any] = {"upload_offset": offset, "expires_at": now + _expiry(runtime)}
-        if completed:
-            values["completed_at"] = now
-        with runtime.stores.session(self._tenant, write=True) as session:
-            # The row may have been terminated or swept as expired meanwhile.
-            changed = session.execute(
-                update(UploadRow)
-                .where(
-                    UploadRow.id == upload.id,
-                    UploadRow.upload_offset == self._start_offset,
-                    UploadRow.expires_at > now,
-                )
-                .values(**values)
-            ).rowcount
+        with self._runtime.stores.session(self._tenant, write=True) as session:
+            self._update_row(session, now, {"upload_offset": offset})
+        self.upload.upload_offset = offset
+        self.upload.expires_at = now + _expiry(self._runtime)
+
+    def _mark_complete(self, session: TenantSession, now: dt.datetime) -> None:
+        """Mark the upload complete in the transaction that records its version."""
+        values = {"upload_offset": self.upload.upload_length, "completed_at": now}
+        self._update_row(session, now, values)
+
+    def _update_row(self, session: TenantSession, now: dt.datetime, values: dict[str, Any]) -> None:
+        """Update the row from this request's start offset, unless the row has gone meanwhile."""
+        upload = self.upload
+        # The row may have been terminated or swept as expired meanwhile.
+        changed = session.execute(
+            update(UploadRow)
+            .where(
+                UploadRow.id == upload.id,
+                UploadRow.upload_offset == self._start_offset,
+                UploadRow.expires_at > now,
+            )
+            .values(expires_at=now + _expiry(self._runtime), **values)
+        ).rowcount
         if changed != 1:
             raise Gone(
                 f"upload {upload.id} expired or was terminated while this request ran; "
                 "create a new upload with POST /api/v1/uploads/"
             )
-        upload.upload_offset = offset
-        upload.expires_at = values["expires_at"]
-        upload.completed_at = values.get("completed_at")
 
 
 def _sha256_of(runtime: Runtime, blob: BlobRow) -> str:

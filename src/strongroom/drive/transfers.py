@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
@@ -25,6 +26,7 @@ from strongroom.drive.files import Names, Preconditions
 from strongroom.drive.models import FILE, BlobRow, NodeRow, VersionRow
 from strongroom.drive.paths import join_path
 from strongroom.runtime import Runtime
+from strongroom.storage.db import TenantSession
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.keys import TenantKey
 from strongroom.tenancy.models import utcnow
@@ -177,15 +179,19 @@ def record_version(
     user_id: uuid.UUID | None,
     preconditions: Preconditions,
     base_id: uuid.UUID | None = None,
+    in_same_transaction: Callable[[TenantSession], None] | None = None,
 ) -> tuple[NodeRow, VersionRow]:
     """Record a published blob as the newest version of the file at the path of the user's drive.
 
     Reserves the blob's bytes in the quota in the same transaction, and
     deletes the blobs of versions pruned beyond what the tenant keeps after
-    commit. The caller deletes the new blob when this raises.
+    commit. `in_same_transaction` runs last in the transaction, so its change
+    commits with the version or not at all. The caller deletes the new blob
+    when this raises.
     """
     node, version, pruned = _record_version(
-        runtime, tenant, owner_id, names, blob, sha256, user_id, preconditions, base_id
+        runtime, tenant, owner_id, names, blob, sha256, user_id, preconditions, base_id,
+        in_same_transaction,
     )
     _delete_blobs(runtime, tenant, list(pruned.blob_ids))
     return node, version
@@ -201,6 +207,7 @@ def _record_version(
     user_id: uuid.UUID | None,
     preconditions: Preconditions,
     base_id: uuid.UUID | None,
+    in_same_transaction: Callable[[TenantSession], None] | None = None,
 ) -> tuple[NodeRow, VersionRow, files.PrunedVersions]:
     """Record the new version and prune the old ones beyond what the tenant keeps.
 
@@ -220,6 +227,8 @@ def _record_version(
                 if keep is not None:
                     pruned = files.prune_versions(session, node, keep)
                     release_bytes(session, pruned.bytes)
+                if in_same_transaction is not None:
+                    in_same_transaction(session)
                 return node, version, pruned
         except (DatabaseIntegrityError, OperationalError) as exc:
             # Two uploads created the same new file, or PostgreSQL aborted one of two

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 
-from strongroom.base.errors import Conflict, IntegrityError
+from strongroom.base.errors import Conflict
 from strongroom.base.logging import get_logger
 from strongroom.base.scoping import tenant_scoped_key
 from strongroom.drive.content import unwrap_blob_key
@@ -71,26 +71,34 @@ def lock(runtime: Runtime, upload: UploadRow) -> PartialBlob:
         ) from None
 
 
-def cut_to_offset(partial: PartialBlob, upload: UploadRow) -> None:
-    """Make the chunks file contain exactly the finished chunks below the upload's offset.
+def cut_to_offset(partial: PartialBlob, upload: UploadRow) -> int:
+    """Cut the chunks file to the finished chunks below the upload's offset; return where they end.
 
     Chunks beyond them come from a request that stopped before it recorded
-    its offset, and are cut off.
+    its offset, and are cut off. The return value is the upload offset the
+    stored chunks reach: less than the row's offset rounded down to a chunk
+    when chunks were lost, which `needed_size` lets a caller see beforehand.
     """
     chunk_size = upload.chunk_size
-    expected = crypto.chunk_offset(upload.upload_offset // chunk_size, chunk_size)
-    if partial.size == 0 and upload.upload_offset < chunk_size:
+    if partial.size < crypto.HEADER_BYTES:
+        partial.truncate(0)
         partial.append(crypto.encode_header(chunk_size))
-    if partial.size > expected:
-        partial.truncate(expected)
-    elif partial.size < expected:
-        raise IntegrityError(
-            f"upload {upload.id} has {partial.size} stored bytes where its offset needs "
-            f"{expected}; terminate it with DELETE and upload the file again"
-        )
+    sealed_size = chunk_size + crypto.CHUNK_OVERHEAD
+    stored_chunks = (partial.size - crypto.HEADER_BYTES) // sealed_size
+    chunks = min(stored_chunks, upload.upload_offset // chunk_size)
+    partial.truncate(crypto.chunk_offset(chunks, chunk_size))
+    return chunks * chunk_size
 
 
-def read_tail(runtime: Runtime, upload: UploadRow) -> bytes:
+def needed_size(upload: UploadRow) -> int:
+    """Return the size the chunks file needs at least for the upload's offset."""
+    if upload.upload_offset < upload.chunk_size:
+        return 0  # the header alone, which the next request writes when it is missing
+    return crypto.chunk_offset(upload.upload_offset // upload.chunk_size, upload.chunk_size)
+
+
+def read_tail(runtime: Runtime, upload: UploadRow) -> bytes | None:
+    """Return the unfinished chunk at the upload's offset, or None when it is missing or damaged."""
     if upload.upload_offset % upload.chunk_size == 0:
         return b""
     key = tail_key(upload.tenant_id, upload.id, upload.upload_offset)
@@ -102,10 +110,8 @@ def read_tail(runtime: Runtime, upload: UploadRow) -> bytes:
             upload.upload_offset, sealed,
         )
     except (BlobMissing, crypto.DecryptionFailed) as exc:
-        raise IntegrityError(
-            f"the stored end of upload {upload.id} is missing or damaged; terminate it with "
-            "DELETE and upload the file again"
-        ) from exc
+        log.warning("upload_tail_unreadable", upload_id=str(upload.id), error=type(exc).__name__)
+        return None
 
 
 def blob_key_of(runtime: Runtime, upload: UploadRow) -> bytes:

@@ -8,7 +8,9 @@ partial blob under a real key.
 
 A partial blob is the exception: a blob that grows over several requests,
 such as a resumable upload. It lives under a key of its own, one writer at a
-time locks it, and `publish` moves the finished bytes to the blob's real key.
+time locks it, and `publish` gives the finished bytes the blob's real key as
+a second name, so they stay under the partial blob's key, and locked, until
+the caller has recorded them (docs/decisions/0013-resumable-upload-storage.md).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import Self
 UPLOADS_FOLDER = ".uploads"
 PRIVATE_FOLDER_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
+# Tries to lock a partial blob whose file other writers delete or replace meanwhile.
+LOCK_ATTEMPTS = 5
 
 
 class BlobMissing(Exception):
@@ -79,14 +83,28 @@ class PartialBlob(ABC):
 
     @abstractmethod
     def publish(self, key: str) -> int:
-        """Make the bytes durable and move them to the blob `key`, visible there; return their size.
+        """Make the bytes durable and visible as the blob `key` too; return their size.
 
-        Until `close`, `unpublish` moves them back, for a caller whose next
-        step failed and who carries on from the same bytes.
+        The bytes keep the partial blob's key and its lock, so a crash before
+        the caller records the blob leaves them where the next writer finds
+        them. The caller deletes the partial blob's key once the blob is recorded.
         """
 
     @abstractmethod
-    def unpublish(self, key: str) -> None: ...
+    def unpublish(self, key: str) -> None:
+        """Remove the blob `key` that `publish` made, keeping the bytes under the partial blob's key.
+
+        Also for a blob a crashed writer published: the key belongs to this
+        partial blob alone until a row records it.
+        """
+
+    @abstractmethod
+    def adopt(self, key: str) -> None:
+        """Move the blob `key` back to the partial blob's key, in place of its bytes, and lock it.
+
+        For the bytes an earlier release moved to the blob's key before a crash.
+        Raises PartialBlobBusy while a writer still has them locked.
+        """
 
     @abstractmethod
     def close(self) -> None:
@@ -222,13 +240,18 @@ class LocalPartialBlob(PartialBlob):
         make_private_folder(path.parent)
         self._path = path
         self._path_of_key = path_of_key
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            self._fd = -1
-            raise PartialBlobBusy(str(path)) from None
+        self._fd = -1
+        for _attempt in range(LOCK_ATTEMPTS):
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+            _lock_or_close(descriptor, path)
+            # The file may have been deleted or replaced between open and flock, and then
+            # the lock holds a file that no longer has the key: open the one that has it.
+            if _names(descriptor, path):
+                self._fd = descriptor
+                break
+            os.close(descriptor)
+        else:
+            raise PartialBlobBusy(str(path))
         self.size = os.fstat(self._fd).st_size
 
     def append(self, data: bytes | bytearray | memoryview) -> None:
@@ -252,13 +275,33 @@ class LocalPartialBlob(PartialBlob):
         final = self._path_of_key(key)
         self.sync()
         make_private_folder(final.parent)
-        os.replace(self._path, final)
+        try:
+            os.link(self._path, final)
+        except FileExistsError:
+            # Left by a writer that crashed before its blob was recorded: no row names it.
+            final.unlink()
+            os.link(self._path, final)
         _fsync_directory(final.parent)
         return self.size
 
     def unpublish(self, key: str) -> None:
-        os.replace(self._path_of_key(key), self._path)
+        final = self._path_of_key(key)
+        final.unlink(missing_ok=True)
+        _fsync_directory(final.parent)
+
+    def adopt(self, key: str) -> None:
+        source = self._path_of_key(key)
+        try:
+            descriptor = os.open(source, os.O_RDWR)
+        except FileNotFoundError:
+            raise BlobMissing(str(source)) from None
+        _lock_or_close(descriptor, source)
+        os.replace(source, self._path)
         _fsync_directory(self._path.parent)
+        _fsync_directory(source.parent)
+        os.close(self._fd)
+        self._fd = descriptor
+        self.size = os.fstat(descriptor).st_size
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -369,6 +412,25 @@ def make_private_folder(path: Path) -> None:
             folder.mkdir(mode=PRIVATE_FOLDER_MODE)
         except FileExistsError:
             pass
+
+
+def _lock_or_close(descriptor: int, path: Path) -> None:
+    """Lock the open file without waiting, or close it and raise PartialBlobBusy."""
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise PartialBlobBusy(str(path)) from None
+
+
+def _names(descriptor: int, path: Path) -> bool:
+    """Tell whether `path` still names the open file."""
+    try:
+        named = path.stat()
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(descriptor)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def _fsync_directory(path: Path) -> None:

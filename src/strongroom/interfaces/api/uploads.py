@@ -162,6 +162,13 @@ def parse_checksum(header: str | None) -> Checksum | None:
         digest = base64.b64decode(encoded.strip(), validate=True)
     except (binascii.Error, ValueError):
         raise InvalidInput("the digest of Upload-Checksum is not valid base64") from None
+    # An empty or cut digest can never match, so it is a malformed header, not a mismatch.
+    expected = CHECKSUM_ALGORITHMS[algorithm]().digest_size
+    if len(digest) != expected:
+        raise InvalidInput(
+            f"the digest of Upload-Checksum has {len(digest)} bytes where {algorithm} has "
+            f"{expected}; send `Upload-Checksum: {algorithm} DIGEST` with the digest in base64"
+        )
     return Checksum(algorithm, digest)
 
 

@@ -95,7 +95,10 @@ def check(
         bool,
         typer.Option(
             "--repair",
-            help="Remove orphans, damaged blobs, rows without content and expired uploads.",
+            help=(
+                "Remove orphans, damaged blobs, rows without content and expired uploads, "
+                "and settle uploads a crash left inconsistent."
+            ),
         ),
     ] = False,
     grace: Annotated[
@@ -126,6 +129,9 @@ def check(
             out.print(f"{tenant.slug}: blob {blob_id} is damaged ({action})")
         for upload_id in tenant.expired_uploads:
             out.print(f"{tenant.slug}: resumable upload {upload_id} has expired ({verb})")
+        for upload_id, problem in tenant.unsettled_uploads:
+            action = "settled" if repair else "found"
+            out.print(f"{tenant.slug}: resumable upload {upload_id} {problem} ({action})")
         for loop in tenant.folder_loops:
             chain = " -> ".join(str(node_id) for node_id in [*loop, loop[0]])
             out.print(f"{tenant.slug}: folder loop {chain} (needs manual repair)")
