@@ -37,6 +37,8 @@ from strongroom.interfaces import webhook_events
 from strongroom.interfaces.webdav.authentication import DavRequest, dav_request_of
 from strongroom.interfaces.webdav.errors import dav_errors
 from strongroom.interfaces.webdav.streams import DecryptedReader, EncryptingWriter
+from strongroom.interfaces.web.browser import content_disposition
+from strongroom.interfaces.web.security import DOWNLOAD_POLICY
 
 log = get_logger(__name__)
 
@@ -59,8 +61,10 @@ class DriveProvider(DAVProvider):
     def mount_path(self, _value: str) -> None:
         """Ignore WsgiDAV's fixed mount path, which would be wrong for one of the two URL forms."""
 
-    def get_resource_inst(self, path: str, environ: dict[str, Any]) -> _Resource | None:
+    def get_resource_inst(self, path: str | None, environ: dict[str, Any]) -> _Resource | None:
         request = dav_request_of(environ)
+        if path is None:
+            return None  # WsgiDAV asks for the parent of the root this way
         try:
             names = split_path(path)
         except InvalidPath:
@@ -290,6 +294,31 @@ class FileResource(_Resource, DAVNonCollection):
 
     def support_ranges(self) -> bool:
         return True
+
+    def finalize_headers(self, environ: dict[str, Any], response_headers: list) -> None:
+        """Send a file as the web UI's downloads do, so that a browser never runs it as a page.
+
+        The guessed Content-Type stays, for WebDAV clients that show it; nosniff,
+        the sandbox and the attachment keep an HTML file inert on the tenant's origin
+        (decision 0028).
+        """
+        response_headers.extend(
+            [
+                ("Content-Disposition", content_disposition(self.names[-1])),
+                ("X-Content-Type-Options", "nosniff"),
+                ("Content-Security-Policy", DOWNLOAD_POLICY),
+            ]
+        )
+
+    def handle_move(self, dest_path: str) -> bool:
+        """Refuse a rename to a blocked ending before WsgiDAV clears the destination.
+
+        Return False, so that WsgiDAV goes on with the move as usual.
+        """
+        destination = _names_of(dest_path)
+        with dav_errors():
+            transfers.check_file_allowed(self.request.tenant, destination[-1])
+        return False
 
     def get_content(self) -> DecryptedReader:
         runtime, tenant = self.request.runtime, self.request.tenant
