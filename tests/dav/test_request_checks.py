@@ -206,6 +206,18 @@ def test_unexpected_error_in_copy_not_sent(
     assert [entry for entry in logs if entry["event"] == "webdav_unexpected_error"]
 
 
+def test_bad_xml_body_keeps_400_without_exception_text(
+    client: httpx.Client, acme_dav: DavUser
+) -> None:
+    response = client.request(
+        "PROPFIND", acme_dav.url(), headers={"Depth": "0"}, content=b"<?xml", auth=acme_dav.auth
+    )
+
+    assert response.status_code == 400
+    assert "exception" not in response.text.lower()
+    assert "ParseError" not in response.text
+
+
 # Paths ----------------------------------------------------------------------------------
 
 

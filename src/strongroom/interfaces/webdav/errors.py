@@ -83,10 +83,11 @@ def problem(
 class ErrorResponder(BaseMiddleware):
     """WsgiDAV's ErrorPrinter, with two changes: no exception text in bodies, and an error event.
 
-    WsgiDAV's printer writes `Source exception: ...` into the body of a 500
-    and leaves only its own log line. Here an exception that is not a
-    DAVError is logged as `webdav_unexpected_error` with its traceback, and
-    the client gets a 500 with no detail of it.
+    WsgiDAV's printer writes `Source exception: ...` into the body of an
+    error and leaves only its own log line. Here an exception that is not a
+    DAVError, or that WsgiDAV wrapped into a 500, is logged as
+    `webdav_unexpected_error` with its traceback, and no response body
+    carries an exception's text.
     """
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterator[bytes]:
@@ -109,8 +110,11 @@ class ErrorResponder(BaseMiddleware):
             return
         except DAVError as error:
             failure = error
-            if error.src_exception is not None:
+            if error.src_exception is not None and error.value == HTTP_INTERNAL_ERROR:
                 failure = unexpected(error.src_exception)
+            # A 4xx keeps its status, such as a 400 for a body that is not XML, but not
+            # the text of the exception behind it.
+            failure.src_exception = None
         except Exception as error:
             failure = unexpected(error)
         if started:
