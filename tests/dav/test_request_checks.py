@@ -1,7 +1,4 @@
-"""WebDAV answers as the other interfaces do: download headers, blocked endings, paths and errors.
-
-Each test reproduces a finding of the breaker report against the live server.
-"""
+"""WebDAV responds as the other interfaces do: download headers, blocked endings, paths, errors."""
 
 from __future__ import annotations
 
@@ -63,7 +60,10 @@ def test_range_download_has_headers(client: httpx.Client, acme_dav: DavUser) -> 
     assert response.status_code == 206
     assert response.content == PAGE[:6]
     disposition = response.headers["content-disposition"]
-    assert disposition == "attachment; filename=\"_vil page.html\"; filename*=UTF-8''%C3%A9vil%20page.html"
+    assert (
+        disposition
+        == "attachment; filename=\"_vil page.html\"; filename*=UTF-8''%C3%A9vil%20page.html"
+    )
     assert response.headers["content-security-policy"] == DOWNLOAD_POLICY
 
 
@@ -81,7 +81,7 @@ def block_endings(client: httpx.Client, cast: Cast, endings: list[str]) -> None:
 
 
 @pytest.mark.parametrize("target", ["m.exe", "M.EXE", "sub/m.exe"])
-def test_move_to_blocked_ending_refused(
+def test_move_to_blocked_ending_rejected(
     client: httpx.Client, cast: Cast, acme_dav: DavUser, target: str
 ) -> None:
     client.request("MKCOL", acme_dav.url("sub"), auth=acme_dav.auth)
@@ -89,7 +89,9 @@ def test_move_to_blocked_ending_refused(
     block_endings(client, cast, ["exe", "bat"])
 
     moved = client.request(
-        "MOVE", acme_dav.url("x.txt"), headers={"Destination": acme_dav.url(target)},
+        "MOVE",
+        acme_dav.url("x.txt"),
+        headers={"Destination": acme_dav.url(target)},
         auth=acme_dav.auth,
     )
 
@@ -98,7 +100,7 @@ def test_move_to_blocked_ending_refused(
     assert client.get(acme_dav.url("x.txt"), auth=acme_dav.auth).content == b"data"
 
 
-def test_move_over_existing_to_blocked_ending_keeps_both(
+def test_blocked_move_keeps_existing_file(
     client: httpx.Client, cast: Cast, acme_dav: DavUser
 ) -> None:
     client.put(acme_dav.url("x.txt"), content=b"source", auth=acme_dav.auth)
@@ -106,12 +108,16 @@ def test_move_over_existing_to_blocked_ending_keeps_both(
     block_endings(client, cast, ["exe"])
 
     moved = client.request(
-        "MOVE", acme_dav.url("x.txt"), headers={"Destination": acme_dav.url("m.exe")},
+        "MOVE",
+        acme_dav.url("x.txt"),
+        headers={"Destination": acme_dav.url("m.exe")},
         auth=acme_dav.auth,
     )
 
     assert moved.status_code == 415
-    assert client.get(acme_dav.url("m.exe"), auth=acme_dav.auth).content == b"stored before the block"
+    assert (
+        client.get(acme_dav.url("m.exe"), auth=acme_dav.auth).content == b"stored before the block"
+    )
     assert client.get(acme_dav.url("x.txt"), auth=acme_dav.auth).content == b"source"
 
 
@@ -123,7 +129,9 @@ def test_folder_move_to_blocked_ending_allowed(
     block_endings(client, cast, ["exe"])
 
     moved = client.request(
-        "MOVE", acme_dav.url("tools/"), headers={"Destination": acme_dav.url("tools.exe/")},
+        "MOVE",
+        acme_dav.url("tools/"),
+        headers={"Destination": acme_dav.url("tools.exe/")},
         auth=acme_dav.auth,
     )
 
@@ -196,7 +204,9 @@ def test_unexpected_error_in_copy_not_sent(
 
     with capture_logs() as logs:
         response = client.request(
-            "COPY", acme_dav.url("a.txt"), headers={"Destination": acme_dav.url("b.txt")},
+            "COPY",
+            acme_dav.url("a.txt"),
+            headers={"Destination": acme_dav.url("b.txt")},
             auth=acme_dav.auth,
         )
 
@@ -206,9 +216,7 @@ def test_unexpected_error_in_copy_not_sent(
     assert [entry for entry in logs if entry["event"] == "webdav_unexpected_error"]
 
 
-def test_bad_xml_body_keeps_400_without_exception_text(
-    client: httpx.Client, acme_dav: DavUser
-) -> None:
+def test_bad_xml_body_hides_exception(client: httpx.Client, acme_dav: DavUser) -> None:
     response = client.request(
         "PROPFIND", acme_dav.url(), headers={"Depth": "0"}, content=b"<?xml", auth=acme_dav.auth
     )
@@ -229,7 +237,9 @@ def test_encoded_parent_gets_complete_400(
 
     with capture_logs() as logs:
         response = client.request(
-            method, acme_dav.url("davf/..%2f..%2fx"), content=b"x" if method == "PUT" else None,
+            method,
+            acme_dav.url("davf/..%2f..%2fx"),
+            content=b"x" if method == "PUT" else None,
             auth=acme_dav.auth,
         )
 
@@ -260,8 +270,13 @@ def test_raw_utf8_destination_read_as_utf8(
     slug = acme_dav.tenant.slug.encode()
 
     answer = raw_request(
-        live_server, acme_dav,
-        b"COPY /t/" + slug + b"/dav/a.txt HTTP/1.1\r\nDestination: /t/" + slug + b"/dav/caf\xc3\xa9.txt",
+        live_server,
+        acme_dav,
+        b"COPY /t/"
+        + slug
+        + b"/dav/a.txt HTTP/1.1\r\nDestination: /t/"
+        + slug
+        + b"/dav/caf\xc3\xa9.txt",
     )
 
     assert answer.startswith(b"HTTP/1.1 201")
@@ -269,15 +284,20 @@ def test_raw_utf8_destination_read_as_utf8(
     assert client.get(acme_dav.url("caf%C3%83%C2%A9.txt"), auth=acme_dav.auth).status_code == 404
 
 
-def test_raw_latin1_destination_refused(
+def test_raw_latin1_destination_rejected(
     client: httpx.Client, acme_dav: DavUser, live_server: LiveServer
 ) -> None:
     client.put(acme_dav.url("a.txt"), content=b"a", auth=acme_dav.auth)
     slug = acme_dav.tenant.slug.encode()
 
     answer = raw_request(
-        live_server, acme_dav,
-        b"COPY /t/" + slug + b"/dav/a.txt HTTP/1.1\r\nDestination: /t/" + slug + b"/dav/caf\xe9.txt",
+        live_server,
+        acme_dav,
+        b"COPY /t/"
+        + slug
+        + b"/dav/a.txt HTTP/1.1\r\nDestination: /t/"
+        + slug
+        + b"/dav/caf\xe9.txt",
     )
 
     assert answer.startswith(b"HTTP/1.1 400")
@@ -307,7 +327,9 @@ def test_bad_destination_gets_400(
     client.put(acme_dav.url("a.txt"), content=b"a", auth=acme_dav.auth)
 
     response = client.request(
-        method, acme_dav.url("a.txt"), headers={"Destination": acme_dav.url(destination)},
+        method,
+        acme_dav.url("a.txt"),
+        headers={"Destination": acme_dav.url(destination)},
         auth=acme_dav.auth,
     )
 
@@ -317,14 +339,15 @@ def test_bad_destination_gets_400(
     assert listed(client, acme_dav) == ["/t/acme/dav/", "/t/acme/dav/a.txt"]
 
 
-def test_raw_control_character_in_destination_refused(
+def test_raw_control_character_rejected(
     client: httpx.Client, acme_dav: DavUser, live_server: LiveServer
 ) -> None:
     client.put(acme_dav.url("a.txt"), content=b"a", auth=acme_dav.auth)
     slug = acme_dav.tenant.slug.encode()
 
     answer = raw_request(
-        live_server, acme_dav,
+        live_server,
+        acme_dav,
         b"COPY /t/" + slug + b"/dav/a.txt HTTP/1.1\r\nDestination: /t/" + slug + b"/dav/a\tb.txt",
     )
 
@@ -337,7 +360,8 @@ def test_percent_encoded_destination_still_works(client: httpx.Client, acme_dav:
 
     client.request("MKCOL", acme_dav.url("new%20folder%3B"), auth=acme_dav.auth)
     moved = client.request(
-        "MOVE", acme_dav.url("a.txt"),
+        "MOVE",
+        acme_dav.url("a.txt"),
         headers={"Destination": acme_dav.url("new%20folder%3B/r%C3%A9sum%C3%A9%23%25.txt")},
         auth=acme_dav.auth,
     )

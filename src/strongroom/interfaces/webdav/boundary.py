@@ -1,4 +1,4 @@
-"""Checks of a WebDAV request before WsgiDAV sees it, and the one Date header of its response.
+"""Checks of a WebDAV request before WsgiDAV handles it, and the one Date header of its response.
 
 WsgiDAV has no answer of its own for a path with a '..' name, for a change
 of the drive's root (its parent lookup fails with an AttributeError), or
@@ -20,7 +20,7 @@ from strongroom.interfaces.webdav.errors import StartResponse, problem
 log = get_logger(__name__)
 
 # Methods that would delete, replace or copy the resource at the request's path.
-ROOT_REFUSALS = {
+ROOT_CHANGE_ERRORS = {
     "DELETE": "the root folder of a drive cannot be deleted; delete the files and folders in it",
     "MOVE": "the root folder of a drive cannot be moved; move the files and folders in it",
     "COPY": "the root folder of a drive cannot be copied; copy the files and folders in it",
@@ -41,17 +41,17 @@ class DavBoundary:
         try:
             self._check(environ)
         except StrongroomError as error:
-            log.info("webdav_request_refused", status=error.status, code=error.code)
+            log.info("webdav_request_rejected", status=error.status, code=error.code)
             return problem(error, single_date(start_response))
         return self.app(environ, single_date(start_response))
 
     def _check(self, environ: dict[str, Any]) -> None:
         method = environ.get("REQUEST_METHOD", "")
-        # PATH_INFO holds the path's UTF-8 bytes read as Latin-1, as WSGI has it.
+        # PATH_INFO contains the path's UTF-8 bytes read as Latin-1, as WSGI has it.
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
         names = split_path(path)
-        if not names and method in ROOT_REFUSALS:
-            raise Forbidden(ROOT_REFUSALS[method])
+        if not names and method in ROOT_CHANGE_ERRORS:
+            raise Forbidden(ROOT_CHANGE_ERRORS[method])
         header = environ.get("HTTP_DESTINATION")
         if method not in ("COPY", "MOVE") or header is None:
             return

@@ -45,7 +45,7 @@ def check_destination(header: str, mount_path: str) -> Destination | None:
 
     `header` and `mount_path` are WSGI strings: the bytes that came over the
     wire, read as Latin-1. A destination outside the mount path is left to
-    WsgiDAV, which answers 502 for another server or tenant.
+    WsgiDAV, which returns 502 for another server or tenant.
     """
     text = _decode_utf8(header.encode("latin-1"), "value")
     faulty = _control_character(text)

@@ -39,8 +39,8 @@ def dav_errors() -> Iterator[None]:
 
     The status stays the same: WebDAV's own 507 Insufficient Storage is the
     status of QuotaExceeded already. Any other exception is logged with its
-    traceback and becomes a 500 that says nothing of it: WsgiDAV writes the
-    text of a DAVError's source exception into the response body.
+    traceback and becomes a 500 that does not mention it, because WsgiDAV
+    writes the text of a DAVError's source exception into the response body.
     """
     try:
         yield
@@ -55,7 +55,7 @@ def dav_errors() -> Iterator[None]:
         raise DAVError(
             HTTP_CONFLICT, context_info="another request changed this path at the same time; retry"
         ) from error
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - logged, and sent as a 500 without its text
         raise unexpected(error) from None
 
 
@@ -98,7 +98,9 @@ class ErrorResponder(BaseMiddleware):
             try:
                 for chunk in body:
                     if not started:
-                        start_response(buffered.status, buffered.response_headers, buffered.exc_info)
+                        start_response(
+                            buffered.status, buffered.response_headers, buffered.exc_info
+                        )
                         started = True
                     yield chunk
             finally:
@@ -115,10 +117,10 @@ class ErrorResponder(BaseMiddleware):
             # A 4xx keeps its status, such as a 400 for a body that is not XML, but not
             # the text of the exception behind it.
             failure.src_exception = None
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - logged, and sent as a 500 without its text
             failure = unexpected(error)
         if started:
-            # The status has gone out; only a cut connection tells the client the body is short.
+            # The status has gone out, so only a cut connection shows the client the body is short.
             raise failure
         yield from _error_body(environ, failure, start_response)
 

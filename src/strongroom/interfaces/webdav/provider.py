@@ -34,11 +34,11 @@ from strongroom.drive.files import Names, Preconditions
 from strongroom.drive.models import FILE, FOLDER, NodeRow
 from strongroom.drive.paths import check_name, split_path
 from strongroom.interfaces import webhook_events
+from strongroom.interfaces.web.browser import content_disposition
+from strongroom.interfaces.web.security import DOWNLOAD_POLICY
 from strongroom.interfaces.webdav.authentication import DavRequest, dav_request_of
 from strongroom.interfaces.webdav.errors import dav_errors
 from strongroom.interfaces.webdav.streams import DecryptedReader, EncryptingWriter
-from strongroom.interfaces.web.browser import content_disposition
-from strongroom.interfaces.web.security import DOWNLOAD_POLICY
 
 log = get_logger(__name__)
 
@@ -64,7 +64,7 @@ class DriveProvider(DAVProvider):
     def get_resource_inst(self, path: str | None, environ: dict[str, Any]) -> _Resource | None:
         request = dav_request_of(environ)
         if path is None:
-            return None  # WsgiDAV asks for the parent of the root this way
+            return None  # WsgiDAV requests the parent of the root this way
         try:
             names = split_path(path)
         except InvalidPath:
@@ -181,6 +181,8 @@ class _Resource:
     def support_recursive_delete(self) -> bool:
         return True
 
+    # WsgiDAV would write the text of any other exception into its response.
+    @dav_errors()
     def delete(self) -> None:
         """Move the file or folder, with everything in it, to the trash, and drop its locks."""
         kind = FOLDER if self.is_collection else FILE
@@ -195,6 +197,7 @@ class _Resource:
     def support_recursive_move(self, dest_path: str) -> bool:
         return True
 
+    @dav_errors()
     def move_recursive(self, dest_path: str) -> None:
         """Move or rename; WsgiDAV has already trashed what was in the way if Overwrite allowed it."""
         destination = _names_of(dest_path)
@@ -261,6 +264,7 @@ class FolderResource(_Resource, DAVCollection):
                 # existing collection, and clients read it as "the folder exists".
                 raise DAVError(HTTP_METHOD_NOT_ALLOWED, context_info="the folder exists") from error
 
+    @dav_errors()
     def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
         """Copy the folder alone: WsgiDAV copies its members one by one after it."""
         destination = _names_of(dest_path)
@@ -298,9 +302,8 @@ class FileResource(_Resource, DAVNonCollection):
     def finalize_headers(self, environ: dict[str, Any], response_headers: list) -> None:
         """Send a file as the web UI's downloads do, so that a browser never runs it as a page.
 
-        The guessed Content-Type stays, for WebDAV clients that show it; nosniff,
-        the sandbox and the attachment keep an HTML file inert on the tenant's origin
-        (decision 0028).
+        The guessed Content-Type stays for WebDAV clients that show it. The attachment,
+        nosniff and the sandbox keep an HTML file inert on the tenant's origin.
         """
         response_headers.extend(
             [
@@ -310,14 +313,13 @@ class FileResource(_Resource, DAVNonCollection):
             ]
         )
 
+    @dav_errors()
     def handle_move(self, dest_path: str) -> bool:
         """Refuse a rename to a blocked ending before WsgiDAV clears the destination.
 
         Return False, so that WsgiDAV goes on with the move as usual.
         """
-        destination = _names_of(dest_path)
-        with dav_errors():
-            transfers.check_file_allowed(self.request.tenant, destination[-1])
+        transfers.check_file_allowed(self.request.tenant, _names_of(dest_path)[-1])
         return False
 
     def get_content(self) -> DecryptedReader:
@@ -371,9 +373,16 @@ class FileResource(_Resource, DAVNonCollection):
         runtime.meter.record_upload(tenant, version.size)
         log.info("webdav_file_stored", node_id=str(self.node.id), version=version.number)
         webhook_events.file_stored(
-            runtime, tenant, self.node, version.number, version.size, self.user_id, "/".join(self.names)
+            runtime,
+            tenant,
+            self.node,
+            version.number,
+            version.size,
+            self.user_id,
+            "/".join(self.names),
         )
 
+    @dav_errors()
     def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
         destination = _names_of(dest_path)
         runtime, tenant = self.request.runtime, self.request.tenant
