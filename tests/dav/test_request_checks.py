@@ -10,7 +10,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from strongroom.drive import files
+from strongroom.drive import files, properties
 from strongroom.interfaces.web.security import DOWNLOAD_POLICY
 from tests.conftest import Cast, LiveServer
 from tests.dav.conftest import DavUser
@@ -211,6 +211,33 @@ def test_unexpected_error_in_copy_not_sent(
         )
 
     assert response.status_code == 500
+    assert "7f3a" not in response.text
+    assert "RuntimeError" not in response.text
+    assert [entry for entry in logs if entry["event"] == "webdav_unexpected_error"]
+
+
+def test_unexpected_error_in_proppatch_not_sent(
+    client: httpx.Client, acme_dav: DavUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PROPPATCH writes each failed property's error into its multistatus body."""
+
+    def fail(*_args: object) -> None:
+        raise RuntimeError("internal detail 7f3a")
+
+    client.put(acme_dav.url("a.txt"), content=b"a", auth=acme_dav.auth)
+    monkeypatch.setattr(properties, "set_property", fail)
+
+    with capture_logs() as logs:
+        response = client.request(
+            "PROPPATCH",
+            acme_dav.url("a.txt"),
+            content='<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:test">'
+            "<D:set><D:prop><Z:colour>green</Z:colour></D:prop></D:set></D:propertyupdate>",
+            auth=acme_dav.auth,
+        )
+
+    assert response.status_code == 207
+    assert "500" in response.text
     assert "7f3a" not in response.text
     assert "RuntimeError" not in response.text
     assert [entry for entry in logs if entry["event"] == "webdav_unexpected_error"]

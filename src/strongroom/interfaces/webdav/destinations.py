@@ -54,7 +54,7 @@ def check_destination(header: str, mount_path: str) -> Destination | None:
             f"the Destination header contains the control character U+{ord(faulty):04X}; "
             "remove it, or percent-encode a name that really has it (such names are refused too)"
         )
-    url = urlsplit(text.strip(), allow_fragments=False)
+    url = urlsplit(text, allow_fragments=False)
     if url.query:
         raise InvalidInput(
             f"the Destination header has a query ('?{url.query}'); send the target's URL "

@@ -112,8 +112,9 @@ class ErrorResponder(BaseMiddleware):
             return
         except DAVError as error:
             failure = error
-            if error.src_exception is not None and error.value == HTTP_INTERNAL_ERROR:
-                failure = unexpected(error.src_exception)
+            if error.value == HTTP_INTERNAL_ERROR and error.context_info != INTERNAL_DETAIL:
+                # A 500 of WsgiDAV's own, or an exception it wrapped; ours were logged already.
+                failure = unexpected(error.src_exception or error)
             # A 4xx keeps its status, such as a 400 for a body that is not XML, but not
             # the text of the exception behind it.
             failure.src_exception = None

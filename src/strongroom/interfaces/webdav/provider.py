@@ -155,6 +155,7 @@ class _Resource:
             raise DAVError(HTTP_NOT_FOUND)
         return string_to_xml(value)
 
+    @dav_errors()  # PROPPATCH writes the text of any other exception into its response
     def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
         if not _is_dead(name):
             return super().set_property_value(name, value, dry_run=dry_run)  # type: ignore[misc]
