@@ -1,7 +1,7 @@
 """The WebDAV application: WsgiDAV over the drive, run in a2wsgi's threads, mounted at `{base}/dav/`.
 
-WsgiDAV's own middleware is cut down to its error printer and request
-resolver. Authentication is ours (`authentication.py`), and the directory
+WsgiDAV's own middleware is cut down to its request resolver, behind an
+error responder of ours (`errors.py`) and the checks of `boundary.py`. Authentication is ours (`authentication.py`), and the directory
 browser is left out, because its pages link their assets under one fixed
 mount path, which cannot serve both URL forms of a tenant.
 """
@@ -16,13 +16,13 @@ from typing import Any, NamedTuple
 from a2wsgi import WSGIMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_REQUEST_TIMEOUT, DAVError
-from wsgidav.error_printer import ErrorPrinter
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from strongroom.base.logging import get_logger
 from strongroom.interfaces.webdav.authentication import BasicAuthentication
-from strongroom.interfaces.webdav.errors import StartResponse
+from strongroom.interfaces.webdav.boundary import DavBoundary
+from strongroom.interfaces.webdav.errors import ErrorResponder, StartResponse
 from strongroom.interfaces.webdav.locks import TenantLockStorage
 from strongroom.interfaces.webdav.provider import DriveProvider, request_mount_path
 from strongroom.runtime import Runtime
@@ -70,7 +70,7 @@ def build_dav_app(runtime: Runtime) -> ASGIApp:
         "provider_mapping": {"/": DriveProvider()},
         "lock_storage": TenantLockStorage(),
         "property_manager": None,
-        "middleware_stack": [ErrorPrinter, RequestResolver],
+        "middleware_stack": [ErrorResponder, RequestResolver],
         # WsgiDAV's authenticator is not in the stack: BasicAuthentication runs before it.
         "http_authenticator": {"accept_basic": False, "accept_digest": False},
         "block_size": runtime.settings.chunk_size,
@@ -79,7 +79,7 @@ def build_dav_app(runtime: Runtime) -> ASGIApp:
         # Leave Python's logging configuration to Strongroom.
         "logging": {"enable": False},
     }
-    dav = WsgiDAVApp(config)
+    dav = DavBoundary(WsgiDAVApp(config))
 
     def with_mount_path(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         # a2wsgi runs each request in a copy of its context, so the value stays with it.

@@ -34,6 +34,8 @@ from strongroom.drive.files import Names, Preconditions
 from strongroom.drive.models import FILE, FOLDER, NodeRow
 from strongroom.drive.paths import check_name, split_path
 from strongroom.interfaces import webhook_events
+from strongroom.interfaces.web.browser import content_disposition
+from strongroom.interfaces.web.security import DOWNLOAD_POLICY
 from strongroom.interfaces.webdav.authentication import DavRequest, dav_request_of
 from strongroom.interfaces.webdav.errors import dav_errors
 from strongroom.interfaces.webdav.streams import DecryptedReader, EncryptingWriter
@@ -59,8 +61,10 @@ class DriveProvider(DAVProvider):
     def mount_path(self, _value: str) -> None:
         """Ignore WsgiDAV's fixed mount path, which would be wrong for one of the two URL forms."""
 
-    def get_resource_inst(self, path: str, environ: dict[str, Any]) -> _Resource | None:
+    def get_resource_inst(self, path: str | None, environ: dict[str, Any]) -> _Resource | None:
         request = dav_request_of(environ)
+        if path is None:
+            return None  # WsgiDAV requests the parent of the root this way
         try:
             names = split_path(path)
         except InvalidPath:
@@ -151,6 +155,7 @@ class _Resource:
             raise DAVError(HTTP_NOT_FOUND)
         return string_to_xml(value)
 
+    @dav_errors()  # PROPPATCH writes the text of any other exception into its response
     def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
         if not _is_dead(name):
             return super().set_property_value(name, value, dry_run=dry_run)  # type: ignore[misc]
@@ -177,6 +182,8 @@ class _Resource:
     def support_recursive_delete(self) -> bool:
         return True
 
+    # WsgiDAV would write the text of any other exception into its response.
+    @dav_errors()
     def delete(self) -> None:
         """Move the file or folder, with everything in it, to the trash, and drop its locks."""
         kind = FOLDER if self.is_collection else FILE
@@ -191,6 +198,7 @@ class _Resource:
     def support_recursive_move(self, dest_path: str) -> bool:
         return True
 
+    @dav_errors()
     def move_recursive(self, dest_path: str) -> None:
         """Move or rename; WsgiDAV has already trashed what was in the way if Overwrite allowed it."""
         destination = _names_of(dest_path)
@@ -257,6 +265,7 @@ class FolderResource(_Resource, DAVCollection):
                 # existing collection, and clients read it as "the folder exists".
                 raise DAVError(HTTP_METHOD_NOT_ALLOWED, context_info="the folder exists") from error
 
+    @dav_errors()
     def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
         """Copy the folder alone: WsgiDAV copies its members one by one after it."""
         destination = _names_of(dest_path)
@@ -290,6 +299,29 @@ class FileResource(_Resource, DAVNonCollection):
 
     def support_ranges(self) -> bool:
         return True
+
+    def finalize_headers(self, environ: dict[str, Any], response_headers: list) -> None:
+        """Send a file as the web UI's downloads do, so that a browser never runs it as a page.
+
+        The guessed Content-Type stays for WebDAV clients that show it. The attachment,
+        nosniff and the sandbox keep an HTML file inert on the tenant's origin.
+        """
+        response_headers.extend(
+            [
+                ("Content-Disposition", content_disposition(self.names[-1])),
+                ("X-Content-Type-Options", "nosniff"),
+                ("Content-Security-Policy", DOWNLOAD_POLICY),
+            ]
+        )
+
+    @dav_errors()
+    def handle_move(self, dest_path: str) -> bool:
+        """Refuse a rename to a blocked ending before WsgiDAV clears the destination.
+
+        Return False, so that WsgiDAV goes on with the move as usual.
+        """
+        transfers.check_file_allowed(self.request.tenant, _names_of(dest_path)[-1])
+        return False
 
     def get_content(self) -> DecryptedReader:
         runtime, tenant = self.request.runtime, self.request.tenant
@@ -342,9 +374,16 @@ class FileResource(_Resource, DAVNonCollection):
         runtime.meter.record_upload(tenant, version.size)
         log.info("webdav_file_stored", node_id=str(self.node.id), version=version.number)
         webhook_events.file_stored(
-            runtime, tenant, self.node, version.number, version.size, self.user_id, "/".join(self.names)
+            runtime,
+            tenant,
+            self.node,
+            version.number,
+            version.size,
+            self.user_id,
+            "/".join(self.names),
         )
 
+    @dav_errors()
     def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
         destination = _names_of(dest_path)
         runtime, tenant = self.request.runtime, self.request.tenant
