@@ -54,6 +54,11 @@ class TenantScoped:
 # Engines ------------------------------------------------------------------------------
 
 
+# A statement's parameters hold token and invitation hashes, wrapped keys and personal
+# data. SQLAlchemy puts them in the text of its errors, which reach the error log.
+HIDE_PARAMETERS = True
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
@@ -75,6 +80,7 @@ def make_engine(url: str, *, pool_size: int = 10, prepared_statements: bool = Tr
         pool_pre_ping=True,
         pool_recycle=1800,
         connect_args=connect_args,
+        hide_parameters=HIDE_PARAMETERS,
     )
 
 
@@ -84,6 +90,7 @@ def _make_sqlite_engine(url: str, pool_size: int) -> Engine:
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
         poolclass=NullPool if in_memory else None,
+        hide_parameters=HIDE_PARAMETERS,
         **({} if in_memory else {"pool_size": pool_size, "max_overflow": pool_size}),
     )
     database = make_url(url).database

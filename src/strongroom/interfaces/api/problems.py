@@ -9,6 +9,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -132,6 +133,20 @@ async def _database_error(_request: Request, error: Exception) -> Response:
     )
 
 
+async def _invalid_data(request: Request, error: Exception) -> Response:
+    # PostgreSQL text cannot hold U+0000, which JSON and forms can carry, and which the
+    # request models do not all reject before the database sees it.
+    if "NUL" in str(getattr(error, "orig", error)):
+        log.info("nul_character_rejected")
+        return problem_response(
+            400,
+            "invalid-input",
+            "Invalid input",
+            "a text value contains the NUL character (U+0000), which cannot be stored; remove it",
+        )
+    return await _unexpected_error(request, error)
+
+
 async def _unexpected_error(_request: Request, error: Exception) -> Response:
     log.exception("unhandled_error", error_type=type(error).__name__)
     return problem_response(
@@ -154,6 +169,7 @@ HANDLERS: dict[type[Exception], ExceptionHandler] = {
     sqlite3.OperationalError: _database_error,
     PoolTimeout: _database_error,
     DatabaseIntegrityError: _concurrent_change,
+    DataError: _invalid_data,
     ClientDisconnect: _client_disconnected,
     Exception: _unexpected_error,
 }
