@@ -104,8 +104,8 @@ def test_upload_request_never_overwrites(client: httpx.Client, cast: Cast) -> No
     assert files["report.pdf"]["version"] == 1
     assert content_of(client, owner, "inbox/report (2).pdf") == b"outsider one"
     assert content_of(client, owner, "inbox/report (3).pdf") == b"outsider two"
-    # The reply names no file: the stored name would tell that the name was taken, and
-    # the name as sent would be false.
+    # The reply names no file, because the stored name would reveal that the name was
+    # taken, and the name as sent would be false.
     for reply, body in ((first, b"outsider one"), (second, b"outsider two")):
         assert reply.json()["received"] == [
             {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}

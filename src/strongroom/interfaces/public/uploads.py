@@ -10,8 +10,8 @@
 - `POST /r/{token}/unlock`: the password form of a protected request.
 
 A JSON reply gives each file's size and SHA-256, in the order sent, and no
-name: the stored name would show whether the folder held a file of that name
-already, and the name as sent would be false whenever a number was added. The
+name. The stored name would show whether the folder already contains a file of
+that name, and the name as sent is false whenever a number was added. The
 browser's thank-you page lists the files the visitor chose, by their own names.
 """
 
@@ -313,7 +313,7 @@ class _IncomingFile:
 
 def _received_response(request: Request, token: str, received: list[Received]) -> Response:
     if wants(request) != "html":
-        # No name: the stored one would reveal taken names, the sent one can be false.
+        # No name, because the stored one reveals taken names and the sent one can be false.
         items = [{"size": item.size, "sha256": item.sha256} for item in received]
         return secure(JSONResponse({"received": items}, status_code=201))
     return render(
