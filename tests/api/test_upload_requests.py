@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import re
 import uuid
 from typing import Any
@@ -79,7 +80,9 @@ def test_upload_request_stores_file(client: httpx.Client, cast: Cast) -> None:
     response = send(client, drop, "scan.pdf", b"%PDF scanned")
 
     assert response.status_code == 201
-    assert response.json()["received"][0]["name"] == "scan.pdf"
+    assert response.json()["received"] == [
+        {"size": len(b"%PDF scanned"), "sha256": hashlib.sha256(b"%PDF scanned").hexdigest()}
+    ]
     assert content_of(client, owner, "inbox/scan.pdf") == b"%PDF scanned"
     assert drop["url"].startswith(f"{client.base_url}/t/acme/r/")
     listed = client.get(owner.url("upload-requests"), headers=owner.headers).json()["items"]
@@ -101,9 +104,13 @@ def test_upload_request_never_overwrites(client: httpx.Client, cast: Cast) -> No
     assert files["report.pdf"]["version"] == 1
     assert content_of(client, owner, "inbox/report (2).pdf") == b"outsider one"
     assert content_of(client, owner, "inbox/report (3).pdf") == b"outsider two"
-    # The reply names the file as sent, so it does not tell that the name was taken.
-    assert "(2)" not in first.text
-    assert "(3)" not in second.text
+    # The reply names no file, because the stored name would reveal that the name was
+    # taken, and the name as sent would be false.
+    for reply, body in ((first, b"outsider one"), (second, b"outsider two")):
+        assert reply.json()["received"] == [
+            {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+        ]
+        assert "report" not in reply.text
 
 
 def test_upload_request_cannot_list_or_read(client: httpx.Client, cast: Cast) -> None:

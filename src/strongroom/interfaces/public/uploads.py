@@ -9,8 +9,10 @@
   (`curl -u :PASSWORD -T report.pdf {base}/r/{token}/files/report.pdf`).
 - `POST /r/{token}/unlock`: the password form of a protected request.
 
-Replies name each file as it was sent, never as it was stored: the stored
-name shows whether the folder held a file of that name already.
+A JSON reply gives each file's size and SHA-256, in the order sent, and no
+name. The stored name would show whether the folder already contains a file of
+that name, and the name as sent is false whenever a number was added. The
+browser's thank-you page lists the files the visitor chose, by their own names.
 """
 
 from __future__ import annotations
@@ -311,9 +313,8 @@ class _IncomingFile:
 
 def _received_response(request: Request, token: str, received: list[Received]) -> Response:
     if wants(request) != "html":
-        items = [
-            {"name": item.sent_name, "size": item.size, "sha256": item.sha256} for item in received
-        ]
+        # No name, because the stored one reveals taken names and the sent one can be false.
+        items = [{"size": item.size, "sha256": item.sha256} for item in received]
         return secure(JSONResponse({"received": items}, status_code=201))
     return render(
         request,
