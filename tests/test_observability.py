@@ -5,12 +5,19 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
+import signal
 import socket
+import threading
+from collections.abc import Iterator
 
 import httpx
+import pytest
 
 from strongroom.interfaces.api.app import create_app, lifespan
-from strongroom.runtime import Runtime
+from strongroom.interfaces.cli.worker import run_consumer
+from strongroom.runtime import Runtime, all_jobs
+from strongroom.tenancy.jobs import Job, JobQueue, open_huey
 from tests.conftest import Cast
 from tests.services.strongroom import StrongroomProcess
 
@@ -145,3 +152,44 @@ def test_start_up_objects_are_frozen_while_serving(runtime: Runtime) -> None:
     # The routes, models and table metadata alone are tens of thousands of objects.
     assert counts[0] > 10_000
     assert counts[1] == 0
+
+
+# Stops the test's worker if its job never ran, so that a failure cannot hang the test run.
+WORKER_DEADLINE_SECONDS = 60
+
+
+@pytest.fixture
+def restored_signals() -> Iterator[None]:
+    """Put back the handlers that the huey consumer replaces in the main thread."""
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    saved = {number: signal.getsignal(number) for number in signals}
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+
+
+def test_start_up_objects_are_frozen_while_working(runtime: Runtime, restored_signals: None) -> None:
+    counts = []
+
+    def read_freeze_count(_runtime: Runtime) -> None:
+        counts.append(gc.get_freeze_count())
+        # SIGTERM stops `strongroom worker` gracefully, as an operator's would.
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    probe = Job("tests.read_freeze_count", read_freeze_count, per_tenant=False, retries=0)
+    queue = JobQueue(open_huey(runtime.settings, runtime.keyring.master_key), runtime, [*all_jobs(), probe])
+    consumer = queue.consumer(workers=1, periodic=False, graceful_signal="TERM", initial_delay=0.01)
+    queue.enqueue(probe)
+    deadline = threading.Timer(WORKER_DEADLINE_SECONDS, os.kill, (os.getpid(), signal.SIGTERM))
+    deadline.start()
+    try:
+        run_consumer(consumer)
+    finally:
+        deadline.cancel()
+        queue.close()
+
+    # The models, jobs and table metadata alone are tens of thousands of objects.
+    assert counts and counts[0] > 10_000
+    assert gc.get_freeze_count() == 0

@@ -121,6 +121,13 @@ class AlreadyExists(Conflict):
     title = "Already exists"
 
 
+class ExportLimitReached(Conflict):
+    """A tenant holds as many exports, or as many bytes of them, as it may; one must go first."""
+
+    code = "export-limit-reached"
+    title = "Export limit reached"
+
+
 class Gone(StrongroomError):
     """Something that existed can no longer be used: an expired upload, link or upload request."""
 
