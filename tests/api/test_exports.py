@@ -232,7 +232,7 @@ def test_export_ready_ones_capped(
     assert refused.headers["content-type"] == PROBLEM_TYPE
     assert problem["type"] == "urn:strongroom:problem:export-limit-reached"
     assert problem["detail"].startswith(
-        f"the tenant holds {MAX_HELD} exports queued, running or ready, the most it may hold; "
+        f"the tenant holds {MAX_HELD} exports queued, running or ready, the maximum it may hold; "
         "delete an export you no longer need (DELETE {base}/api/v1/admin/exports/{id}"
     )
     assert problem["held"] == MAX_HELD
@@ -258,8 +258,8 @@ def test_export_ready_bytes_capped(
     problem = refused.json()
     assert refused.status_code == 409
     assert problem["detail"].startswith(
-        f"the tenant's ready exports hold {first['size']} bytes, and it may hold "
-        f"{first['size']}; delete an export you no longer need"
+        f"the tenant's ready exports take {first['size']} bytes, and the maximum is "
+        f"{first['size']} bytes; delete an export you no longer need"
     )
     assert problem["held_bytes"] == first["size"]
     assert problem["max_held_bytes"] == first["size"]
@@ -501,6 +501,14 @@ def test_export_head_forbidden_to_others(
     assert foreign.status_code == 404
     assert unknown.status_code == 404
     assert foreign.headers["content-length"] == unknown.headers["content-length"]
+
+
+def test_export_content_methods_in_openapi(client: httpx.Client) -> None:
+    response = client.get("/api/v1/openapi.json")
+
+    assert response.status_code == 200
+    methods = response.json()["paths"]["/api/v1/admin/exports/{export_id}/content"]
+    assert sorted(methods) == ["get", "head"]
 
 
 # The other tenant ------------------------------------------------------------------------

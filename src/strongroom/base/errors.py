@@ -122,7 +122,7 @@ class AlreadyExists(Conflict):
 
 
 class ExportLimitReached(Conflict):
-    """A tenant holds as many exports, or as many bytes of them, as it may; one must go first."""
+    """A request for an export past the tenant's limits on exports and their bytes."""
 
     code = "export-limit-reached"
     title = "Export limit reached"

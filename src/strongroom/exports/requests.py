@@ -58,7 +58,7 @@ FREE_ROOM = (
 
 @dataclass(frozen=True)
 class Holding:
-    """What a tenant's exports hold now: counts of exports and bytes of ready content."""
+    """Counts of a tenant's exports that count against its limits, and their ready bytes."""
 
     unfinished: int
     held: int
@@ -78,7 +78,7 @@ def request_export(
     """Add a queued export once its kind, filters and format pass and the tenant has room.
 
     Raises InvalidInput for a bad kind, filter or format, and ExportLimitReached
-    when the tenant holds as many exports, or bytes of them, as it may.
+    when the tenant is at one of its limits on exports.
     """
     kind = kind_named(kind_name)
     chosen_format = kind.format_named(format_name)
@@ -110,7 +110,7 @@ def request_export(
 def check_room_for_export(
     session: TenantSession, max_held_bytes: int, now: dt.datetime | None = None
 ) -> Holding:
-    """Return what the tenant's exports hold, or raise ExportLimitReached if one more won't fit.
+    """Return the tenant's export counts, or raise ExportLimitReached if one more won't fit.
 
     The counts are read without a lock, so two concurrent requests may both
     pass them: each limit can be passed by the requests in flight.
@@ -132,14 +132,14 @@ def check_room_for_export(
         )
     if holding.held >= MAX_HELD:
         raise ExportLimitReached(
-            f"the tenant holds {holding.held} exports queued, running or ready, the most it "
-            f"may hold; {FREE_ROOM}",
+            f"the tenant holds {holding.held} exports queued, running or ready, the maximum "
+            f"it may hold; {FREE_ROOM}",
             **figures,
         )
     if holding.held_bytes >= max_held_bytes:
         raise ExportLimitReached(
-            f"the tenant's ready exports hold {holding.held_bytes} bytes, and it may hold "
-            f"{max_held_bytes}; {FREE_ROOM}",
+            f"the tenant's ready exports take {holding.held_bytes} bytes, and the maximum is "
+            f"{max_held_bytes} bytes; {FREE_ROOM}",
             **figures,
         )
     return holding

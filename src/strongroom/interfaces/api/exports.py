@@ -128,9 +128,8 @@ def get_export(
     return _export_out(export, utcnow())
 
 
-@router.api_route(
+@router.get(
     "/admin/exports/{export_id}/content",
-    methods=["GET", "HEAD"],
     summary="Download a ready export (admins); 409 while it is not ready or once it expired",
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}, "description": "the content"}},
@@ -140,7 +139,19 @@ async def download_export(
 ) -> Response:
     target = parse_object_id(export_id, "export")
     actor = actor_of(request, principal.user_id)
-    return await send_export(runtime, tenant, target, actor, send_body=request.method != "HEAD")
+    return await send_export(runtime, tenant, target, actor, send_body=True)
+
+
+@router.head(
+    "/admin/exports/{export_id}/content",
+    summary="The headers of an export's download, without the content (admins)",
+)
+async def head_export(
+    export_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: AdminDep
+) -> Response:
+    target = parse_object_id(export_id, "export")
+    actor = actor_of(request, principal.user_id)
+    return await send_export(runtime, tenant, target, actor, send_body=False)
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ def request_usage_export(
     tenant: TenantDep,
     admin: AdminWriterDep,
     month: Annotated[str, Form(max_length=16)] = "",
-    format: Annotated[str, Form(max_length=16)] = "",  # noqa: A002 - the form field's name
+    format: Annotated[str, Form(max_length=16)] = "",
 ) -> Response:
     user_id = admin.identity.user_id
     filters = {"month": month}
