@@ -6,7 +6,11 @@ import asyncio
 import datetime as dt
 import gc
 import json
+import os
+import signal
 import socket
+import threading
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -14,7 +18,9 @@ import structlog
 
 from strongroom.base.logging import access_logger, configure_logging
 from strongroom.interfaces.api.app import create_app, lifespan
-from strongroom.runtime import Runtime
+from strongroom.interfaces.cli.worker import run_consumer
+from strongroom.runtime import Runtime, all_jobs
+from strongroom.tenancy.jobs import Job, JobQueue, open_huey
 from tests.conftest import Cast
 from tests.services.strongroom import StrongroomProcess
 
@@ -214,3 +220,42 @@ def test_access_line_console_has_fields(capsys: pytest.CaptureFixture[str]) -> N
 def test_access_line_dropped_above_info(capsys: pytest.CaptureFixture[str]) -> None:
     assert access_line_in("json", "warning", capsys) == ""
     assert access_line_in("console", "warning", capsys) == ""
+# Stops the test's worker if its job never ran, so that a failure cannot hang the test run.
+WORKER_DEADLINE_SECONDS = 60
+
+
+@pytest.fixture
+def restored_signals() -> Iterator[None]:
+    """Put back the handlers that the huey consumer replaces in the main thread."""
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    saved = {number: signal.getsignal(number) for number in signals}
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+
+
+def test_start_up_objects_are_frozen_while_working(runtime: Runtime, restored_signals: None) -> None:
+    counts = []
+
+    def read_freeze_count(_runtime: Runtime) -> None:
+        counts.append(gc.get_freeze_count())
+        # SIGTERM stops `strongroom worker` gracefully, as an operator's would.
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    probe = Job("tests.read_freeze_count", read_freeze_count, per_tenant=False, retries=0)
+    queue = JobQueue(open_huey(runtime.settings, runtime.keyring.master_key), runtime, [*all_jobs(), probe])
+    consumer = queue.consumer(workers=1, periodic=False, graceful_signal="TERM", initial_delay=0.01)
+    queue.enqueue(probe)
+    deadline = threading.Timer(WORKER_DEADLINE_SECONDS, os.kill, (os.getpid(), signal.SIGTERM))
+    deadline.start()
+    try:
+        run_consumer(consumer)
+    finally:
+        deadline.cancel()
+        queue.close()
+
+    # The models, jobs and table metadata alone are tens of thousands of objects.
+    assert counts and counts[0] > 10_000
+    assert gc.get_freeze_count() == 0

@@ -64,7 +64,7 @@ def test_sweep_job_purges_expired_export(
     assert tenant_blob_files(runtime, cast.acme) == [blob_file(runtime, cast.acme, unexpired["id"])]
     assert [row.id for row in blob_rows(runtime, cast.acme)] == [uuid.UUID(unexpired["id"])]
     # The sweep ran for acme only: globex's expired export waits for its own sweep.
-    assert get_export(client, cast.globex_admin, other["id"])["status"] == "ready"
+    assert get_export(client, cast.globex_admin, other["id"])["status"] == "expired"
 
 
 def test_expired_export_not_downloadable_before_sweep(

@@ -151,6 +151,7 @@ KNOWN_ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/admin/exports"): None,
     ("GET", "/api/v1/admin/exports/{export_id}"): None,
     ("GET", "/api/v1/admin/exports/{export_id}/content"): None,
+    ("HEAD", "/api/v1/admin/exports/{export_id}/content"): None,
     ("DELETE", "/api/v1/admin/exports/{export_id}"): None,
     ("GET", "/s/{token}"): None,
     ("GET", "/s/{token}/download"): None,

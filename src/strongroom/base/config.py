@@ -263,6 +263,13 @@ class Settings(BaseSettings):
         description="Days a finished export (audit trail, usage) stays downloadable; the hourly "
         "export sweep then deletes it and its encrypted content.",
     )
+    export_max_held_bytes: int = Field(
+        default=1024**3,
+        ge=1,
+        description="Bytes of content that one tenant's ready exports may hold, outside its storage "
+        "quota; a tenant at the limit gets 409 for a new export until it deletes one or one "
+        "expires.",
+    )
 
     @field_validator("webhook_retry_delays")
     @classmethod

@@ -121,6 +121,13 @@ class AlreadyExists(Conflict):
     title = "Already exists"
 
 
+class ExportLimitReached(Conflict):
+    """A request for an export past the tenant's limits on exports and their bytes."""
+
+    code = "export-limit-reached"
+    title = "Export limit reached"
+
+
 class Gone(StrongroomError):
     """Something that existed can no longer be used: an expired upload, link or upload request."""
 

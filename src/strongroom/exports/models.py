@@ -18,6 +18,9 @@ RUNNING = "running"
 READY = "ready"
 FAILED = "failed"
 STATUSES = (QUEUED, RUNNING, READY, FAILED)
+# Never stored: the status that reads show for a finished export past its `expires_at`,
+# whose row waits for the hourly sweep.
+EXPIRED = "expired"
 MAX_KIND_LENGTH = 32
 MAX_REASON_LENGTH = 500
 
@@ -52,3 +55,14 @@ class ExportRow(TenantScoped, TenantBase):
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def status_at(self, now: dt.datetime) -> str:
+        """Return the status to show at `now`: the stored one, or `expired` once it expired."""
+        if self.expires_at is not None and as_utc(self.expires_at) <= now:
+            return EXPIRED
+        return self.status
+
+
+def as_utc(moment: dt.datetime) -> dt.datetime:
+    """Return `moment` with its time zone: SQLite returns naive datetimes, which are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

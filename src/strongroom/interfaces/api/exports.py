@@ -8,8 +8,8 @@ from `.../content` once its status is `ready`, and until it expires.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -18,6 +18,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from strongroom.drive.content import read_range
+from strongroom.drive.models import BlobRow
 from strongroom.exports import building, requests
 from strongroom.exports.kinds import KINDS
 from strongroom.exports.models import ExportRow
@@ -29,10 +30,13 @@ from strongroom.interfaces.api.dependencies import (
     actor_of,
     parse_object_id,
 )
+from strongroom.interfaces.api.files import open_stream
 from strongroom.interfaces.api.schemas import utc
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.events import Actor, Target, record_event
+from strongroom.tenancy.keys import TenantKey
+from strongroom.tenancy.models import utcnow
 
 router = APIRouter(prefix=API_PREFIX, tags=["exports"])
 
@@ -60,7 +64,9 @@ class ExportOut(BaseModel):
     format: str
     filters: dict[str, Any]
     requested_by: uuid.UUID
-    status: str = Field(description="queued, running, ready or failed")
+    status: str = Field(
+        description="queued, running, ready or failed, or expired once `expires` has passed"
+    )
     reason: str | None = Field(description="why the last attempt failed, if one did")
     size: int | None = Field(description="bytes of content, once ready")
     sha256: str | None = Field(description="SHA-256 of the content, once ready")
@@ -90,9 +96,16 @@ def request_export(
     actor = actor_of(request, principal.user_id)
     with runtime.stores.session(tenant, write=True) as session:
         export = requests.request_export(
-            session, tenant, actor, principal.user_id, body.kind, body.filters, body.format
+            session,
+            tenant,
+            actor,
+            principal.user_id,
+            body.kind,
+            body.filters,
+            body.format,
+            runtime.settings.export_max_held_bytes,
         )
-        out = _export_out(export)
+        out = _export_out(export, utcnow())
     building.enqueue_build(runtime, tenant, export.id)
     response.headers["Location"] = f"{request.scope.get('root_path', '')}{_path_of(export.id)}"
     return out
@@ -101,7 +114,9 @@ def request_export(
 @router.get("/admin/exports", response_model=ExportListing, summary="List the exports (admins)")
 def list_exports(runtime: RuntimeDep, tenant: TenantDep, _principal: AdminDep) -> ExportListing:
     with runtime.stores.session(tenant) as session:
-        return ExportListing(items=[_export_out(e) for e in requests.list_exports(session)])
+        exports = requests.list_exports(session)
+    now = utcnow()
+    return ExportListing(items=[_export_out(export, now) for export in exports])
 
 
 @router.get("/admin/exports/{export_id}", response_model=ExportOut, summary="One export (admins)")
@@ -109,34 +124,83 @@ def get_export(
     export_id: str, runtime: RuntimeDep, tenant: TenantDep, _principal: AdminDep
 ) -> ExportOut:
     with runtime.stores.session(tenant) as session:
-        return _export_out(requests.access_export(session, parse_object_id(export_id, "export")))
+        export = requests.access_export(session, parse_object_id(export_id, "export"))
+    return _export_out(export, utcnow())
 
 
 @router.get(
     "/admin/exports/{export_id}/content",
-    summary="Download a ready export (admins); 409 while it is not ready",
+    summary="Download a ready export (admins); 409 while it is not ready or once it expired",
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}, "description": "the content"}},
 )
 async def download_export(
     export_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: AdminDep
-) -> StreamingResponse:
+) -> Response:
     target = parse_object_id(export_id, "export")
     actor = actor_of(request, principal.user_id)
-    return await anyio.to_thread.run_sync(open_download, runtime, tenant, target, actor)
+    return await send_export(runtime, tenant, target, actor, send_body=True)
 
 
-def open_download(
-    runtime: Runtime, tenant: TenantInfo, export_id: uuid.UUID, actor: Actor
-) -> StreamingResponse:
-    """Record the download of a ready export and return its streamed response; run in a thread."""
+@router.head(
+    "/admin/exports/{export_id}/content",
+    summary="The headers of an export's download, without the content (admins)",
+)
+async def head_export(
+    export_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, principal: AdminDep
+) -> Response:
+    target = parse_object_id(export_id, "export")
+    actor = actor_of(request, principal.user_id)
+    return await send_export(runtime, tenant, target, actor, send_body=False)
+
+
+@dataclass(frozen=True)
+class ReadyExport:
+    export: ExportRow
+    blob: BlobRow
+    tenant_key: TenantKey
+
+
+def open_export(runtime: Runtime, tenant: TenantInfo, export_id: uuid.UUID) -> ReadyExport:
+    """Return a ready export with its blob and key, or raise as `access_ready_content` does."""
     with runtime.stores.session(tenant) as session:
         export, blob = requests.access_ready_content(session, export_id)
-    tenant_key = runtime.keyring.version(tenant.id, blob.key_version)
-    pieces = read_range(runtime.blobs, blob, tenant_key, 0, blob.size - 1)
-    # The first chunk is decrypted here, so that a damaged blob gets an error response
-    # instead of a body cut short. Export downloads are not metered as file transfers.
-    first = next(pieces, b"")
+    return ReadyExport(export, blob, runtime.keyring.version(tenant.id, blob.key_version))
+
+
+async def send_export(
+    runtime: Runtime, tenant: TenantInfo, export_id: uuid.UUID, actor: Actor, send_body: bool
+) -> Response:
+    """Send a ready export's content, or its headers only, metered as a file download is.
+
+    The body goes through the tenant's transfer slots and bandwidth, and its
+    bytes count as the tenant's outgoing bytes. Only a response with a body
+    records the audit event `export_downloaded`.
+    """
+    ready = await anyio.to_thread.run_sync(open_export, runtime, tenant, export_id)
+    export = ready.export
+    kind_format = KINDS[export.kind].format_named(export.format)
+    stamp = utc(export.created_at).strftime("%Y%m%dT%H%M%SZ")
+    name = f"{export.kind}-{tenant.slug}-{stamp}.{kind_format.extension}"
+    headers = {
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "Content-Length": str(ready.blob.size),
+        "ETag": f'"{export.sha256}"',
+    }
+    if not send_body:
+        return Response(headers=headers, media_type=kind_format.media_type)
+
+    pieces = read_range(runtime.blobs, ready.blob, ready.tenant_key, 0, ready.blob.size - 1)
+    # The first chunk is decrypted before this returns, so that a damaged blob gets an
+    # error response instead of a body cut short, and no download event.
+    body = await open_stream(runtime, tenant, pieces)
+    # NOTE: if the event cannot be written, the body never starts, and its transfer slot is
+    # freed when its lease expires (LEASE_SECONDS in tenancy/fair_share.py), not at once.
+    await anyio.to_thread.run_sync(_record_download, runtime, tenant, export, actor)
+    return StreamingResponse(body, media_type=kind_format.media_type, headers=headers)
+
+
+def _record_download(runtime: Runtime, tenant: TenantInfo, export: ExportRow, actor: Actor) -> None:
     record_event(
         runtime.stores,
         tenant,
@@ -145,16 +209,6 @@ def open_download(
         target=Target("export", export.id),
         new={"kind": export.kind, "size": export.size},
     )
-    kind_format = KINDS[export.kind].format_named(export.format)
-    stamp = utc(export.created_at).strftime("%Y%m%dT%H%M%SZ")
-    name = f"{export.kind}-{tenant.slug}-{stamp}.{kind_format.extension}"
-    headers = {
-        "Content-Disposition": f'attachment; filename="{name}"',
-        "Content-Length": str(blob.size),
-        "ETag": f'"{export.sha256}"',
-    }
-    body = itertools.chain([first], pieces)
-    return StreamingResponse(body, media_type=kind_format.media_type, headers=headers)
 
 
 @router.delete(
@@ -177,14 +231,14 @@ def _path_of(export_id: uuid.UUID) -> str:
     return f"{API_PREFIX}/admin/exports/{export_id}"
 
 
-def _export_out(export: ExportRow) -> ExportOut:
+def _export_out(export: ExportRow, now: dt.datetime) -> ExportOut:
     return ExportOut(
         id=export.id,
         kind=export.kind,
         format=export.format,
         filters=dict(export.filters),
         requested_by=export.requested_by,
-        status=export.status,
+        status=export.status_at(now),
         reason=export.reason,
         size=export.size,
         sha256=export.sha256,

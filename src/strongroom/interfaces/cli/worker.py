@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Annotated
 
 import typer
+from huey.consumer import Consumer
 from prometheus_client import start_http_server
 
 from strongroom.base import metrics
 from strongroom.base.config import get_settings
 from strongroom.base.logging import configure_logging, get_logger
+from strongroom.interfaces.api.app import freeze_start_up_objects
 from strongroom.interfaces.cli.main import app, reports_errors
 from strongroom.runtime import build_runtime
 
@@ -55,7 +58,20 @@ def worker(
         metrics_port=metrics_port,
     )
     try:
-        consumer.run()
+        run_consumer(consumer)
     finally:
         runtime.close()
     log.info("worker_stopped")
+
+
+def run_consumer(consumer: Consumer) -> None:
+    """Run the consumer until it stops, with the objects made at start-up frozen meanwhile.
+
+    Frozen, they are left out of the garbage collector's full passes, which
+    pause every job thread as they pause every request of the server.
+    """
+    freeze_start_up_objects()
+    try:
+        consumer.run()
+    finally:
+        gc.unfreeze()

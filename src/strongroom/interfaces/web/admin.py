@@ -1,4 +1,4 @@
-"""Admin pages of a tenant: users, branding and settings, and usage.
+"""Admin pages of a tenant: users, branding and settings.
 
 Only admins of the tenant reach them; a member gets a 403 page.
 """
@@ -9,13 +9,11 @@ from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, Form, Request
-from sqlalchemy import func, select
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from strongroom.base.errors import Forbidden, InvalidInput
 from strongroom.drive.files import create_root
-from strongroom.drive.models import NodeRow, VersionRow
 from strongroom.identity import logins, passwords, second_factors, users
 from strongroom.interfaces.api.dependencies import (
     RuntimeDep,
@@ -29,7 +27,6 @@ from strongroom.interfaces.web.routing import WebRoute, redirect
 from strongroom.interfaces.web.security import base_path
 from strongroom.tenancy import branding
 from strongroom.tenancy.events import Target, add_event
-from strongroom.tenancy.usage import get_usage
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -233,31 +230,3 @@ async def save_settings(
     )
     web_state(request).branding.put(tenant.id, saved)
     return redirect(request, f"{base_path(request)}/admin/settings?done=branding-saved")
-
-
-# Usage --------------------------------------------------------------------------------
-
-
-@router.get("/admin/usage")
-def usage_page(request: Request, runtime: RuntimeDep, tenant: TenantDep, _admin: AdminDep) -> Response:
-    with runtime.stores.session(tenant) as session:
-        used = get_usage(session)
-        versions = session.scalar(select(func.count(VersionRow.id))) or 0
-        trashed_nodes = select(func.count(NodeRow.id)).where(NodeRow.deleted_at.is_not(None))
-        trashed = session.scalar(trashed_nodes) or 0
-        everyone = users.list_users(session)
-    quota = tenant.quota_bytes
-    context = {
-        "title": "Usage",
-        "section": "admin-usage",
-        "used": used,
-        "quota": quota,
-        "percent": min(100, round(used * 100 / quota)) if quota else None,
-        "versions": versions,
-        "trashed": trashed,
-        "active_users": sum(1 for user in everyone if user.status == "active"),
-        "disabled_users": sum(1 for user in everyone if user.status != "active"),
-    }
-    return render(request, "admin_usage.html", context)
-
-

@@ -11,11 +11,13 @@ from strongroom.interfaces.web import (
     audit,
     auth,
     browser,
+    exports,
     invitations,
     shared,
     sharing,
     tenant_admin,
     trash,
+    usage,
 )
 from strongroom.interfaces.web.pages import build_state
 from strongroom.runtime import Runtime
@@ -33,6 +35,8 @@ def include_web(app: FastAPI, runtime: Runtime) -> None:
         account,
         admin,
         audit,
+        exports,
+        usage,
         tenant_admin,
         assets,
     ):

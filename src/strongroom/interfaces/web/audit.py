@@ -4,7 +4,7 @@ The filters are those of the REST API (`GET {base}/api/v1/audit`), sent as a
 GET form so that a filtered page has a URL an admin can bookmark. The export
 link streams the same events as JSON Lines, authenticated by the session.
 The background export button requests an `audit` export job with the same
-filters, and the page lists the tenant's exports with their download links.
+filters, and the page lists the tenant's exports (web/exports.py).
 """
 
 from __future__ import annotations
@@ -13,27 +13,21 @@ import zoneinfo
 from typing import Annotated
 from urllib.parse import urlencode
 
-import anyio
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
 from strongroom.base.errors import InvalidInput
-from strongroom.exports import building, requests
-from strongroom.exports.models import QUEUED, RUNNING
 from strongroom.identity import users
 from strongroom.interfaces.api.audit import JSON_LINES, export_lines
-from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep, actor_of, parse_object_id
-from strongroom.interfaces.api.exports import open_download
+from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep
 from strongroom.interfaces.web.admin import AdminDep, AdminWriterDep
+from strongroom.interfaces.web.exports import exports_context, request_from_page
 from strongroom.interfaces.web.fields import FORM_LABELS
 from strongroom.interfaces.web.pages import render
-from strongroom.interfaces.web.routing import WebRoute, redirect
-from strongroom.interfaces.web.security import base_path
-from strongroom.runtime import Runtime
+from strongroom.interfaces.web.routing import WebRoute
 from strongroom.tenancy import audit
 from strongroom.tenancy.audit import AuditFilter
-from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.events import ACTIONS, ANONYMOUS_NAME, OPERATOR_NAME
 from strongroom.tenancy.time_zones import tenant_time_zone
 
@@ -73,7 +67,7 @@ def audit_page(request: Request, runtime: RuntimeDep, tenant: TenantDep, _admin:
     with runtime.stores.session(tenant) as session:
         page = audit.list_events(session, chosen, PAGE_SIZE, after)
         emails = {str(user.id): user.email for user in users.list_users(session)}
-    context.update(_exports_context(runtime, tenant))
+    context.update(exports_context(runtime, tenant, "audit"))
     filters = {name: value for name, value in chosen_values.items() if value}
     context["events"] = [_row(audit.event_json(row), emails) for row in page.events]
     context["export_query"] = urlencode(filters)
@@ -107,24 +101,6 @@ def export_audit(
 # Exports as background jobs -------------------------------------------------------------
 
 
-def _exports_context(runtime: Runtime, tenant: TenantInfo) -> dict[str, object]:
-    with runtime.stores.session(tenant) as session:
-        exports = requests.list_exports(session)
-    return {
-        "exports": exports,
-        "exports_pending": any(export.status in (QUEUED, RUNNING) for export in exports),
-        "retention_days": f"{runtime.settings.export_retention_days:g}",
-    }
-
-
-@router.get("/admin/audit/exports")
-def exports_list(
-    request: Request, runtime: RuntimeDep, tenant: TenantDep, _admin: AdminDep
-) -> Response:
-    """Render the list of exports alone, for htmx to swap into the audit page."""
-    return render(request, "_exports.html", _exports_context(runtime, tenant))
-
-
 @router.post("/admin/audit/exports")
 def request_audit_export(
     request: Request,
@@ -140,38 +116,4 @@ def request_audit_export(
     # Checked here first, so that errors name the fields by their labels.
     texts = {name: value or None for name, value in filters.items()}
     audit.parse_filter(tenant_time_zone(tenant), **texts, names=FILTER_LABELS)
-    user_id = admin.identity.user_id
-    with runtime.stores.session(tenant, write=True) as session:
-        export = requests.request_export(
-            session,
-            tenant,
-            actor_of(request, user_id),
-            user_id,
-            "audit",
-            {name: value for name, value in filters.items() if value},
-            None,
-        )
-    building.enqueue_build(runtime, tenant, export.id)
-    if request.headers.get("hx-request") == "true":
-        return exports_list(request, runtime, tenant, admin)
-    return redirect(request, f"{base_path(request)}/admin/audit?done=export-requested")
-
-
-@router.get("/admin/exports/{export_id}/content")
-async def download_export(
-    export_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, admin: AdminDep
-) -> Response:
-    target = parse_object_id(export_id, "export")
-    actor = actor_of(request, admin.identity.user_id)
-    return await anyio.to_thread.run_sync(open_download, runtime, tenant, target, actor)
-
-
-@router.post("/admin/exports/{export_id}/delete")
-def delete_export(
-    export_id: str, request: Request, runtime: RuntimeDep, tenant: TenantDep, admin: AdminWriterDep
-) -> Response:
-    target = parse_object_id(export_id, "export")
-    with runtime.stores.session(tenant, write=True) as session:
-        requests.delete_export(session, tenant, actor_of(request, admin.identity.user_id), target)
-    requests.delete_content(runtime, tenant, target)
-    return redirect(request, f"{base_path(request)}/admin/audit?done=export-deleted")
+    return request_from_page(request, runtime, tenant, admin.identity.user_id, "audit", filters)
