@@ -110,13 +110,14 @@ def rights_to_delete(session: TenantSession, table: str) -> Iterator[None]:
     other table. The tenant setting stays, so row security still limits the
     deletes to the session's tenant. Elsewhere this does nothing.
     """
-    connection = session.connection()
-    if table not in APPEND_ONLY_TABLES or connection.dialect.name != "postgresql":
+    if table not in APPEND_ONLY_TABLES or session.get_bind().dialect.name != "postgresql":
         yield
         return
-    connection.execute(_SWITCH_ROLE, {"role": AUDIT_PURGE_ROLE})
+    # The role switch reads no tenant table, so it needs no tenant filter.
+    scoped = {"tenant_scoped": True}
+    session.execute(_SWITCH_ROLE, {"role": AUDIT_PURGE_ROLE}, execution_options=scoped)
     yield
-    connection.execute(_SWITCH_ROLE, {"role": TENANT_ROLE})
+    session.execute(_SWITCH_ROLE, {"role": TENANT_ROLE}, execution_options=scoped)
 
 
 @event.listens_for(TenantSession, "after_begin")
