@@ -87,13 +87,16 @@ def test_guest_visit_from_invitation_to_logout(
     guest_id = invite_and_share(api, cast.acme_member)
     link = invitation_link(mailbox)
 
-    # Two different passwords: the form says so and keeps the invitation open.
+    # Two different passwords: the form shows an error and keeps the invitation open.
     page.goto(link)
     page.get_by_text(GUEST_EMAIL).wait_for()
     page.get_by_label("Password", exact=True).fill(GUEST_PASSWORD)
     page.get_by_label("The same password again").fill("another password entirely")
     page.get_by_role("button", name="Set my password").click()
     page.get_by_role("alert").filter(has_text="the two passwords differ").wait_for()
+    # The browser and htmx report that 400 on the console, as they should.
+    assert any("400" in error for error in page.console_errors)
+    page.console_errors.clear()
 
     # The same password twice sets it and leads to the login page.
     page.get_by_label("Password", exact=True).fill(GUEST_PASSWORD)

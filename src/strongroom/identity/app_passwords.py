@@ -40,8 +40,8 @@ MAX_SECRET_LENGTH = 100
 MAX_PER_USER = 100
 
 
-# A WebDAV client signs in on every request, so the audit trail gets a successful sign-in
-# with an app password at most once per this period (identity/dav_sign_ins.py).
+# A WebDAV client signs in on every request, so the audit trail records a successful
+# sign-in with an app password at most once per interval (identity/dav_sign_ins.py).
 SIGN_IN_RECORD_INTERVAL = dt.timedelta(hours=1)
 
 

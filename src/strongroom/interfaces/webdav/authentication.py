@@ -137,7 +137,12 @@ class BasicAuthentication:
                 dav_sign_ins.record_failed_sign_in(session, tenant, email, anonymous_actor(client))
         except (ServiceUnavailable, SQLAlchemyError) as exc:
             # The client gets its 401 all the same; only the trail misses this failure.
-            log.error("audit_event_not_stored", action="dav_login_failed", error=type(exc).__name__)
+            log.error(
+                "audit_event_not_stored",
+                tenant=tenant.slug,
+                action="dav_login_failed",
+                error=type(exc).__name__,
+            )
 
 
 def parse_basic(header: str | None) -> tuple[str, str]:
