@@ -23,7 +23,7 @@ from strongroom.tenancy.audit_retention import expire_audit_events, schedule_aud
 from strongroom.tenancy.configuration import update_settings
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.events import OPERATOR, AuditEventRow, Target, add_event
-from strongroom.tenancy.isolation import SHARED, rights_to_delete
+from strongroom.tenancy.isolation import AUDIT_PURGE_ROLE, SHARED, rights_to_delete
 from strongroom.tenancy.models import utcnow
 from tests.conftest import Cast, Level
 from tests.security.database import INSUFFICIENT_PRIVILEGE
@@ -90,6 +90,25 @@ def test_tenant_role_still_adds_and_reads_events(runtime: Runtime, cast: Cast) -
 
 
 # The purge role -----------------------------------------------------------------------
+
+
+ROLE_FLAGS = ("rolsuper", "rolbypassrls", "rolcanlogin", "rolinherit", "rolcreaterole", "rolcreatedb")
+OWNED_BY_ROLE = """
+    SELECT count(*) FROM pg_class
+    WHERE relowner = (SELECT oid FROM pg_roles WHERE rolname = :role)
+"""
+
+
+def test_purge_role_has_no_privilege(runtime: Runtime, cast: Cast, level: Level) -> None:
+    needs_postgres(level)
+    query = text(f"SELECT {', '.join(ROLE_FLAGS)} FROM pg_roles WHERE rolname = :role")
+
+    with runtime.engine.connect() as connection:
+        flags = connection.execute(query, {"role": AUDIT_PURGE_ROLE}).mappings().one()
+        owned = connection.scalar(text(OWNED_BY_ROLE), {"role": AUDIT_PURGE_ROLE})
+
+    assert dict(flags) == dict.fromkeys(ROLE_FLAGS, False)
+    assert owned == 0
 
 
 def test_purge_role_deletes_only_own_tenant(runtime: Runtime, cast: Cast, level: Level) -> None:
