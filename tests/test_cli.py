@@ -25,10 +25,12 @@ from strongroom.drive.content import blob_key, read_range
 from strongroom.drive.files import Preconditions
 from strongroom.drive.models import BlobRow
 from strongroom.drive.paths import split_path
+from strongroom.identity import guests
 from strongroom.identity.passwords import verify_password
 from strongroom.identity.users import access_user_by_email
 from strongroom.runtime import Runtime, build_runtime
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.events import AuditEventRow, user_actor
 from strongroom.tenancy.upgrades import tenant_head
 from strongroom.tenancy.usage import get_usage
 from tests.conftest import drive_owner
@@ -453,6 +455,80 @@ def test_token_revoke_unknown_id_is_rejected(acme: StrongroomProcess) -> None:
     assert result.returncode == 1
     assert len(stderr_lines(result)) == 1
     assert unknown in result.stderr
+
+
+# Guests ---------------------------------------------------------------------------------
+
+GUEST = "visitor@partner.example"
+
+
+def invite_guest(process: StrongroomProcess) -> str:
+    """Invite a guest of acme as alice, through the function the API calls; return the guest id."""
+    with open_runtime(process) as runtime:
+        tenant = runtime.catalog.get_tenant("acme")
+        with runtime.stores.session(tenant, write=True) as session:
+            alice = access_user_by_email(session, ALICE)
+            invitation = guests.invite_guest(session, tenant, alice, GUEST, user_actor(alice.id))
+        return str(invitation.guest.id)
+
+
+def guest_events(process: StrongroomProcess) -> list[AuditEventRow]:
+    with open_runtime(process) as runtime:
+        tenant = runtime.catalog.get_tenant("acme")
+        with runtime.stores.session(tenant) as session:
+            query = select(AuditEventRow).where(AuditEventRow.action == "guest_ended")
+            return list(session.scalars(query))
+
+
+def test_guest_list_shows_guests(acme: StrongroomProcess) -> None:
+    guest_id = invite_guest(acme)
+
+    result = acme.cli("guest", "list", "acme")
+
+    assert result.returncode == 0, result.stderr
+    [row] = [line for line in result.stdout.splitlines() if GUEST in line]
+    assert "invited" in row
+    assert guest_id in row
+    assert ALICE not in result.stdout
+
+
+def test_guest_end_ends_and_records_operator(acme: StrongroomProcess) -> None:
+    guest_id = invite_guest(acme)
+
+    result = acme.cli("guest", "end", "acme", guest_id)
+
+    assert result.returncode == 0, result.stderr
+    assert guest_id in result.stdout
+    listed = acme.cli("guest", "list", "acme").stdout
+    assert "ended" in next(line for line in listed.splitlines() if GUEST in line)
+    [event] = guest_events(acme)
+    assert event.actor == "operator"
+    assert event.address is None
+    assert (event.target_type, event.target_id) == ("user", guest_id)
+    assert event.old == {"state": "invited"}
+
+
+@pytest.mark.parametrize("guest_id", [str(uuid.UUID(int=7)), "not-an-id"], ids=["unknown", "malformed"])
+def test_guest_end_unknown_id_is_rejected(acme: StrongroomProcess, guest_id: str) -> None:
+    result = acme.cli("guest", "end", "acme", guest_id)
+
+    assert result.returncode == 1
+    assert len(stderr_lines(result)) == 1
+    assert guest_id in result.stderr
+    assert guest_events(acme) == []
+
+
+def test_guest_end_of_member_is_rejected(acme: StrongroomProcess) -> None:
+    [alice_id] = UUID_PATTERN.findall(
+        next(line for line in acme.cli("user", "list", "acme").stdout.splitlines() if ALICE in line)
+    )
+
+    result = acme.cli("guest", "end", "acme", alice_id)
+
+    assert result.returncode == 1
+    assert alice_id in result.stderr
+    listed = acme.cli("user", "list", "acme").stdout
+    assert "active" in next(line for line in listed.splitlines() if ALICE in line)
 
 
 # Rejected requests and bad configuration -----------------------------------------------

@@ -70,12 +70,12 @@ def all_jobs() -> list[Job]:
     # import this module.
     from strongroom.drive import retention
     from strongroom.exports import building, expiry
-    from strongroom.tenancy import rollups
+    from strongroom.tenancy import audit_retention, rollups
     from strongroom.webhooks import deliveries
     from strongroom.webhooks import retention as webhook_retention
 
     jobs = [*rollups.JOBS, *retention.JOBS, *deliveries.JOBS, *webhook_retention.JOBS]
-    return [*jobs, *building.JOBS, *expiry.JOBS]
+    return [*jobs, *building.JOBS, *expiry.JOBS, *audit_retention.JOBS]
 
 
 def build_runtime(settings: Settings, migrate: bool | None = None) -> Runtime:

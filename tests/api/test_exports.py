@@ -17,6 +17,7 @@ from strongroom.identity.tokens import create_token
 from strongroom.identity.users import access_user
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.events import user_actor
 from strongroom.tenancy.models import utcnow
 from tests.conftest import SHARED_LEVELS, Cast, Member
 from tests.exports.conftest import (
@@ -104,7 +105,9 @@ def guest_headers(runtime: Runtime, cast: Cast) -> dict[str, str]:
     """Invite a guest of acme and return bearer headers for them."""
     with runtime.stores.session(cast.acme, write=True) as session:
         inviter = access_user(session, cast.acme_admin.user_id)
-        invitation = guests.invite_guest(session, cast.acme, inviter, "guest@partner.example")
+        invitation = guests.invite_guest(
+            session, cast.acme, inviter, "guest@partner.example", user_actor(inviter.id)
+        )
         _row, secret = create_token(session, invitation.guest, "guest")
     return {"Authorization": f"Bearer {secret}"}
 

@@ -470,6 +470,64 @@ def test_guest_reinvited_after_end(
     assert new_password.status_code == 303
 
 
+def audit_trail(client: httpx.Client, admin: Member, action: str) -> list[dict[str, Any]]:
+    response = client.get(admin.url("audit"), headers=admin.headers, params={"action": action})
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+@SHARED_ONLY
+def test_guest_invitation_lifecycle_audited(
+    client: httpx.Client, browser: httpx.Client, cast: Cast, mailbox: Mailbox
+) -> None:
+    inviter, admin = cast.acme_member, cast.acme_admin
+    guest = invited(client, inviter, note="The plans for Tuesday")
+    path = invitation_path(mailbox)
+    accept(browser, path)
+    client.delete(inviter.url(f"guests/{guest['id']}"), headers=inviter.headers)
+    invited(client, inviter)
+
+    sent, first_sent = audit_trail(client, admin, "guest_invited")
+    [accepted] = audit_trail(client, admin, "guest_invitation_accepted")
+    [ended] = audit_trail(client, admin, "guest_ended")
+
+    target = {"type": "user", "id": guest["id"]}
+    assert first_sent["actor"] == str(inviter.user_id)
+    assert first_sent["target"] == target
+    assert first_sent["new"]["renewed"] is False
+    recorded_expiry = dt.datetime.fromisoformat(first_sent["new"]["expires_at"])
+    assert recorded_expiry == dt.datetime.fromisoformat(guest["expires"])
+    assert sent["new"]["renewed"] is True
+    assert accepted["actor"] == guest["id"]
+    assert accepted["target"] == target
+    assert accepted["address"] == "127.0.0.1"
+    assert ended["actor"] == str(inviter.user_id)
+    assert ended["old"] == {"state": "active"}
+    assert ended["new"] == {"state": "ended"}
+    for event in (sent, first_sent, accepted, ended):
+        assert GUEST_EMAIL not in str(event)
+        assert "Tuesday" not in str(event)
+        assert path.rsplit("/", 1)[-1] not in str(event)
+
+
+def test_guest_events_stay_in_tenant(client: httpx.Client, cast: Cast) -> None:
+    invited(client, cast.acme_member)
+
+    assert len(audit_trail(client, cast.acme_admin, "guest_invited")) == 1
+    assert audit_trail(client, cast.globex_admin, "guest_invited") == []
+
+
+def test_guest_end_refused_leaves_no_event(runtime: Runtime, client: httpx.Client, cast: Cast) -> None:
+    guest = invited(client, cast.acme_member)
+
+    refused = client.delete(
+        cast.acme_member.url(f"guests/{guest['id']}"), headers=peer_headers(runtime, cast)
+    )
+
+    assert refused.status_code == 404
+    assert audit_trail(client, cast.acme_admin, "guest_ended") == []
+
+
 def peer_headers(runtime: Runtime, cast: Cast) -> dict[str, str]:
     """Bearer headers of a second member of acme, who did not invite the guest."""
     return add_member(runtime, cast.acme, "peer@acme.test", "member").headers

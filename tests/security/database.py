@@ -100,7 +100,9 @@ def invite_guest(runtime: Runtime, tenant: TenantInfo, inviter_id: uuid.UUID) ->
     """Invite a guest of the tenant, so that the invitations table has a row of it."""
     with runtime.stores.session(tenant, write=True) as session:
         inviter = access_user(session, inviter_id)
-        guests.invite_guest(session, tenant, inviter, f"guest@{tenant.slug}.example.test")
+        guests.invite_guest(
+            session, tenant, inviter, f"guest@{tenant.slug}.example.test", user_actor(inviter_id)
+        )
 
 
 def build_export(runtime: Runtime, tenant: TenantInfo, admin_id: uuid.UUID) -> None:

@@ -16,6 +16,7 @@ from strongroom.base.config import Settings
 from strongroom.identity import second_factors
 from strongroom.identity.models import LoginRecordRow, SecondFactorRow, WebSessionRow
 from strongroom.runtime import Runtime, build_runtime
+from strongroom.tenancy.events import AuditEventRow
 from tests.conftest import PASSWORD, Cast, Member
 from tests.web.helpers import SESSION_COOKIE, WebUser, csrf_of, post_login
 
@@ -109,6 +110,30 @@ def test_logout_ends_session(acme_member: WebUser) -> None:
     )
     assert replay.status_code == 303
     assert "/login" in replay.headers["location"]
+
+
+def logout_events(runtime: Runtime, member: Member) -> list[AuditEventRow]:
+    with runtime.stores.session(member.tenant) as session:
+        return list(session.scalars(select(AuditEventRow).where(AuditEventRow.action == "logout")))
+
+
+def test_logout_recorded_in_audit_trail(acme_member: WebUser, runtime: Runtime) -> None:
+    member = acme_member.member
+
+    assert acme_member.post("/logout").status_code == 303
+
+    [event] = logout_events(runtime, member)
+    assert event.actor == str(member.user_id)
+    assert (event.target_type, event.target_id) == ("user", str(member.user_id))
+    assert event.address == "127.0.0.1"
+    assert event.new == {"second_factor_pending": False}
+
+
+def test_logout_without_session_not_recorded(client: httpx.Client, cast: Cast, runtime: Runtime) -> None:
+    response = client.post("/t/acme/logout")
+
+    assert response.status_code == 303
+    assert logout_events(runtime, cast.acme_member) == []
 
 
 def test_idle_session_ends(acme_member: WebUser, runtime: Runtime) -> None:

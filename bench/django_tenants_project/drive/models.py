@@ -192,6 +192,7 @@ class AppPassword(models.Model):
     password_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField()
     last_used_at = models.DateTimeField(null=True)
+    sign_in_recorded_at = models.DateTimeField(null=True)
     revoked_at = models.DateTimeField(null=True)
 
     class Meta:

@@ -40,13 +40,23 @@ MAX_SECRET_LENGTH = 100
 MAX_PER_USER = 100
 
 
+# A WebDAV client signs in on every request, so the audit trail records a successful
+# sign-in with an app password at most once per interval (identity/dav_sign_ins.py).
+SIGN_IN_RECORD_INTERVAL = dt.timedelta(hours=1)
+
+
 @dataclass(frozen=True)
 class AppPasswordLogin:
-    """The user that an app password acts as, and whether its last use needs recording."""
+    """The user that an app password acts as, and whether its use needs recording.
+
+    `needs_touch` is due for `last_used_at`, `sign_in_due` for the audit trail.
+    """
 
     principal: Principal
     app_password_id: uuid.UUID
     needs_touch: bool
+    name: str = ""
+    sign_in_due: bool = False
 
 
 def create_app_password(
@@ -109,8 +119,15 @@ def authenticate_app_password(session: TenantSession, email: str, secret: str) -
     now = utcnow()
     last_used = app_password.last_used_at
     stale = last_used is None or now - _as_utc(last_used) > LAST_USED_RESOLUTION
+    recorded = app_password.sign_in_recorded_at
     principal = Principal(user_id=user.id, role=user.role, token_id=None)
-    return AppPasswordLogin(principal, app_password.id, needs_touch=stale)
+    return AppPasswordLogin(
+        principal,
+        app_password.id,
+        needs_touch=stale,
+        name=app_password.name,
+        sign_in_due=recorded is None or now - _as_utc(recorded) > SIGN_IN_RECORD_INTERVAL,
+    )
 
 
 def touch_app_password(session: TenantSession, app_password_id: uuid.UUID) -> None:

@@ -31,6 +31,7 @@ from strongroom.identity.users import check_room_for_user, get_user_by_email, no
 from strongroom.identity.web_sessions import end_user_sessions
 from strongroom.storage.db import TenantSession
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.events import Actor, Target, add_event
 from strongroom.tenancy.models import utcnow
 from strongroom.tenancy.settings import check_password
 
@@ -90,13 +91,15 @@ def invite_guest(
     tenant: TenantInfo,
     inviter: UserRow,
     email: str,
+    actor: Actor,
     expires_at: dt.datetime | None = None,
     note: str = "",
 ) -> Invitation:
     """Create a guest and an invitation for them; the caller e-mails the secret after commit.
 
     A guest who expired or was ended comes back with the new expiry, and
-    chooses a new password through the new invitation.
+    chooses a new password through the new invitation. The `guest_invited`
+    event names the guest by id, never by address.
     """
     check_may_invite(tenant, inviter)
     address = normalise_email(email)
@@ -105,6 +108,7 @@ def invite_guest(
     now = utcnow()
     guest_expiry = check_guest_expiry(tenant, expires_at, now)
     guest = get_user_by_email(session, address)
+    renewed = guest is not None
     if guest is None:
         check_room_for_user(session, tenant)
         guest = UserRow(id=uuid.uuid4(), email=address, display_name="", role=GUEST)
@@ -125,7 +129,18 @@ def invite_guest(
     secret, invitation = _new_invitation(guest, inviter.id, note, now)
     session.add(invitation)
     session.flush()
-    log.info("guest_invited", user_id=str(guest.id), invited_by=str(inviter.id))
+    add_event(
+        session,
+        tenant,
+        "guest_invited",
+        actor,
+        target=Target("user", guest.id),
+        new={
+            "expires_at": guest_expiry.isoformat(),
+            "invitation_expires_at": as_utc(invitation.expires_at).isoformat(),
+            "renewed": renewed,
+        },
+    )
     return Invitation(guest=guest, secret=secret, expires_at=invitation.expires_at, note=note)
 
 
@@ -193,9 +208,12 @@ def access_invitation(session: TenantSession, secret: str) -> tuple[GuestInvitat
 
 
 def accept_invitation(
-    session: TenantSession, tenant: TenantInfo, secret: str, password: str
+    session: TenantSession, tenant: TenantInfo, secret: str, password: str, address: str | None
 ) -> UserRow:
-    """Set the guest's password through the invitation, which can then not be used again."""
+    """Set the guest's password through the invitation, which can then not be used again.
+
+    `address` is the client's IP address, for the `guest_invitation_accepted` event.
+    """
     invitation, guest = access_invitation(session, secret)
     check_password(tenant.settings.password_policy, password)
     # The update is conditional, so two concurrent acceptances cannot both succeed.
@@ -208,7 +226,14 @@ def accept_invitation(
         raise NotFound("this invitation link was used already; log in with the password you chose")
     guest.password_hash = hash_password(password)
     session.flush()
-    log.info("guest_invitation_accepted", user_id=str(guest.id))
+    add_event(
+        session,
+        tenant,
+        "guest_invitation_accepted",
+        Actor(str(guest.id), address),
+        target=Target("user", guest.id),
+        new={"invitation_id": str(invitation.id)},
+    )
     return guest
 
 
@@ -220,32 +245,45 @@ def list_guests(session: TenantSession, invited_by: uuid.UUID | None = None) -> 
     return list(session.scalars(query))
 
 
-def access_guest(session: TenantSession, actor: UserRow, guest_id: uuid.UUID) -> UserRow:
-    """Return a guest the actor may manage: any guest for an admin, their own guests for a member."""
+def access_guest(session: TenantSession, manager: UserRow | None, guest_id: uuid.UUID) -> UserRow:
+    """Return a guest the manager may manage, or raise NotFound.
+
+    An admin manages every guest and a member the guests they invited. A
+    manager of None is the operator at the command line, who manages every guest.
+    """
     query = select(UserRow).where(UserRow.id == guest_id, UserRow.role == GUEST)
-    if actor.role != ADMIN:
-        query = query.where(UserRow.invited_by == actor.id)
+    if manager is not None and manager.role != ADMIN:
+        query = query.where(UserRow.invited_by == manager.id)
     guest = session.scalars(query).first()
     if guest is None:
-        raise NotFound(f"no guest you invited has the id {guest_id}")
+        whose = "guest you invited" if manager is not None and manager.role != ADMIN else "guest"
+        raise NotFound(f"no {whose} has the id {guest_id}")
     return guest
 
 
-def end_guest(session: TenantSession, actor: UserRow, guest_id: uuid.UUID) -> UserRow:
-    """End a guest at once: no more logins, sessions, tokens or invitation.
+def end_guest(session: TenantSession, tenant: TenantInfo, guest: UserRow, actor: Actor) -> UserRow:
+    """End a guest found by `access_guest` at once: no more logins, sessions, tokens or invitation.
 
     The account stays, disabled and expired, so that shares and records that
     name it still name someone. Token caches of other replicas drop a token
     within their lifetime; the caller clears this process's cache.
     """
-    guest = access_guest(session, actor, guest_id)
     now = utcnow()
+    before = guest_state(guest, now)
     guest.status = ENDED
     if guest.expires_at is None or as_utc(guest.expires_at) > now:
         guest.expires_at = now
     _close_access(session, guest.id, now)
     session.flush()
-    log.info("guest_ended", user_id=str(guest.id), ended_by=str(actor.id))
+    add_event(
+        session,
+        tenant,
+        "guest_ended",
+        actor,
+        target=Target("user", guest.id),
+        old={"state": before},
+        new={"state": guest_state(guest, now)},
+    )
     return guest
 
 

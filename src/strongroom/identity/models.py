@@ -195,6 +195,8 @@ class AppPasswordRow(TenantScoped, TenantBase):
     password_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the audit trail last got a WebDAV sign-in with this app password.
+    sign_in_recorded_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 

@@ -15,26 +15,36 @@ from contextlib import contextmanager
 
 from alembic import op
 
-from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING
+from strongroom.tenancy.isolation import AUDIT_PURGE_ROLE, TENANT_ROLE, TENANT_SETTING
 
 CURRENT_TENANT = f"NULLIF(current_setting('{TENANT_SETTING}', true), '')::uuid"
 
 
 def create_tenant_role() -> None:
+    _create_switchable_role(TENANT_ROLE)
+
+
+def create_audit_purge_role() -> None:
+    """Create the role that may delete audit events, which the tenant role may not."""
+    _create_switchable_role(AUDIT_PURGE_ROLE)
+
+
+def _create_switchable_role(role: str) -> None:
+    """Create a role that owns nothing and cannot bypass row security, unless it exists."""
     op.execute(
         f"""
         DO $$
         BEGIN
-            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{TENANT_ROLE}') THEN
-                CREATE ROLE {TENANT_ROLE} NOLOGIN NOBYPASSRLS NOINHERIT;
+            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
+                CREATE ROLE {role} NOLOGIN NOBYPASSRLS NOINHERIT;
             END IF;
         END
         $$
         """
     )
-    # The login role must be a member to switch to the tenant role per transaction.
-    op.execute(f"GRANT {TENANT_ROLE} TO CURRENT_USER")
-    op.execute(f"GRANT USAGE ON SCHEMA {current_schema()} TO {TENANT_ROLE}")
+    # The login role must be a member to switch to the role per transaction.
+    op.execute(f"GRANT {role} TO CURRENT_USER")
+    op.execute(f"GRANT USAGE ON SCHEMA {current_schema()} TO {role}")
 
 
 def enable_row_security(table: str) -> None:

@@ -5,7 +5,9 @@ admins read and filter, and a structured log line with `audit=true` for the
 operator. A row names the time (UTC), the actor, the action, the target, the
 client address, and the old and new values. Rows are only ever added: no code
 updates or deletes one, except removing a whole tenant store when the tenant
-is deleted or moved.
+is deleted or moved, and the retention job (`tenancy.audit_retention`). On
+PostgreSQL the tenant role has no UPDATE or DELETE on the table, and those
+three paths switch to the audit purge role to delete.
 
 A change to the tenant's own store records its event in the same transaction
 (`add_event`). A change to the catalog, which may live in another database,
@@ -49,6 +51,9 @@ MAX_ACTOR_LENGTH = 64
 ACTIONS = (
     "login",
     "login_failed",
+    "logout",
+    "dav_login",
+    "dav_login_failed",
     "token_created",
     "token_revoked",
     "app_password_created",
@@ -84,6 +89,9 @@ ACTIONS = (
     "export_requested",
     "export_downloaded",
     "export_deleted",
+    "guest_invited",
+    "guest_invitation_accepted",
+    "guest_ended",
 )
 
 

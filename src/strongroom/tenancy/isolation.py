@@ -60,6 +60,10 @@ log = get_logger(__name__)
 
 TENANT_ROLE = "strongroom_tenant"
 TENANT_SETTING = "strongroom.tenant_id"
+# The role that may read and delete audit events, which the tenant role may only read and add.
+AUDIT_PURGE_ROLE = "strongroom_audit_purge"
+# Tables whose rows the tenant role may not update or delete on PostgreSQL.
+APPEND_ONLY_TABLES = frozenset({"audit_events"})
 
 SHARED, SCHEMA, DATABASE = ISOLATION_LEVELS
 DEFAULT_SERVER = "default"
@@ -91,6 +95,28 @@ def enter_tenant(connection: Connection, tenant_id: uuid.UUID, schema: str | Non
     else:
         path = migrations.quote_schema(schema)
         connection.execute(_ENTER_TENANT_SCHEMA, {"tenant": str(tenant_id), "path": path})
+
+
+_SWITCH_ROLE = text("SELECT set_config('role', :role, true)")
+
+
+@contextmanager
+def rights_to_delete(session: TenantSession, table: str) -> Iterator[None]:
+    """Run the block as a role that may delete rows of `table`, then return to the tenant role.
+
+    Only the append-only tables need it: on PostgreSQL the block runs as the
+    audit purge role, which may read and delete audit events and touch no
+    other table. The tenant setting stays, so row security still limits the
+    deletes to the session's tenant. Elsewhere this does nothing.
+    """
+    if table not in APPEND_ONLY_TABLES or session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    # The role switch reads no tenant table, so it needs no tenant filter.
+    scoped = {"tenant_scoped": True}
+    session.execute(_SWITCH_ROLE, {"role": AUDIT_PURGE_ROLE}, execution_options=scoped)
+    yield
+    session.execute(_SWITCH_ROLE, {"role": TENANT_ROLE}, execution_options=scoped)
 
 
 @event.listens_for(TenantSession, "after_begin")
@@ -500,7 +526,8 @@ class TenantStores:
         with self.session(tenant, write=True, fenced=False) as session:
             for table in reversed(TenantBase.metadata.sorted_tables):
                 statement = delete(table).where(table.c.tenant_id == tenant.id)
-                session.execute(statement.execution_options(tenant_scoped=True))
+                with rights_to_delete(session, table.name):
+                    session.execute(statement.execution_options(tenant_scoped=True))
 
     def _run_on_server(self, server: str, statement: str) -> None:
         # CREATE and DROP DATABASE cannot run inside a transaction block.

@@ -42,7 +42,12 @@ from strongroom.base.logging import get_logger
 from strongroom.storage.db import TenantBase
 from strongroom.tenancy.catalog import Catalog
 from strongroom.tenancy.context import TenantInfo
-from strongroom.tenancy.isolation import Placement, TenantStores, describe_failure
+from strongroom.tenancy.isolation import (
+    Placement,
+    TenantStores,
+    describe_failure,
+    rights_to_delete,
+)
 from strongroom.tenancy.store_state import StoreStateRow, set_writable
 
 log = get_logger(__name__)
@@ -233,10 +238,13 @@ class _Move:
         for table in reversed(self.tables):
             keys = {_key(table, row) for row in wanted[table.name]}
             gone = [row for row in present[table.name] if _key(table, row) not in keys]
-            for row in reversed(_parents_first(table, gone)):
-                session.execute(
-                    delete(table).where(*_matches_key(table, row)).execution_options(tenant_scoped=True)
-                )
+            with rights_to_delete(session, table.name):
+                for row in reversed(_parents_first(table, gone)):
+                    session.execute(
+                        delete(table)
+                        .where(*_matches_key(table, row))
+                        .execution_options(tenant_scoped=True)
+                    )
         for table in self.tables:
             existing = {_key(table, row): row for row in present[table.name]}
             added = [row for row in wanted[table.name] if _key(table, row) not in existing]
@@ -253,11 +261,12 @@ class _Move:
 
     def _replace_all(self, session: Any, wanted: dict[str, list[Row]]) -> None:
         for table in reversed(self.tables):
-            session.execute(
-                delete(table)
-                .where(table.c.tenant_id == self.target.id)
-                .execution_options(tenant_scoped=True)
-            )
+            with rights_to_delete(session, table.name):
+                session.execute(
+                    delete(table)
+                    .where(table.c.tenant_id == self.target.id)
+                    .execution_options(tenant_scoped=True)
+                )
         for table in self.tables:
             _insert(session, table, _parents_first(table, wanted[table.name]))
 

@@ -31,6 +31,8 @@ MAX_BLOCKED_EXTENSIONS = 200
 MAX_FILE_SIZE_SETTING = 2**53 - 1
 # The name is the tenant's display name in the catalog, so it is stored there, not with the rest.
 CATALOG_SETTINGS = ("display_name",)
+# The shortest audit retention: an admin who shortens it still leaves a month of trail.
+MIN_AUDIT_RETENTION_DAYS = 30
 
 
 class PasswordPolicy(BaseModel):
@@ -77,6 +79,13 @@ class TenantSettings(BaseModel):
         le=3650,
         description="days before trashed items are deleted for good; 0 keeps them until emptied",
     )
+    audit_retention_days: StrictInt = Field(
+        default=0,
+        ge=0,
+        le=36500,
+        description=f"days an audit event is kept before the daily job deletes it; 0 keeps "
+        f"events for ever, otherwise at least {MIN_AUDIT_RETENTION_DAYS}",
+    )
     guest_invites: Literal["admins", "members"] = Field(
         default="members",
         description="who may invite guests by e-mail: admins only, or members and admins",
@@ -92,6 +101,17 @@ class TenantSettings(BaseModel):
         if not name:
             raise ValueError("the display name is empty; give the tenant's name")
         return name
+
+    @field_validator("audit_retention_days")
+    @classmethod
+    def check_audit_retention_days(cls, value: int) -> int:
+        # A short retention would let an admin erase the trail of what they just did.
+        if 0 < value < MIN_AUDIT_RETENTION_DAYS:
+            raise ValueError(
+                f"{value} days is too short to keep the audit trail; use 0 to keep events for "
+                f"ever, or {MIN_AUDIT_RETENTION_DAYS} to 36500 days"
+            )
+        return value
 
     @field_validator("time_zone")
     @classmethod

@@ -140,6 +140,7 @@ class Migration(migrations.Migration):
                 ('password_hash', models.CharField(max_length=64)),
                 ('created_at', models.DateTimeField()),
                 ('last_used_at', models.DateTimeField(null=True)),
+                ('sign_in_recorded_at', models.DateTimeField(null=True)),
                 ('revoked_at', models.DateTimeField(null=True)),
             ],
             options={

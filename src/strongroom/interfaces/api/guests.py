@@ -23,6 +23,7 @@ from strongroom.interfaces.api.dependencies import (
     PrincipalDep,
     RuntimeDep,
     TenantDep,
+    actor_of,
     parse_object_id,
     require_module,
 )
@@ -83,7 +84,13 @@ def invite_guest(
     with runtime.stores.session(tenant, write=True) as session:
         inviter = access_user(session, principal.user_id)
         invitation = guests.invite_guest(
-            session, tenant, inviter, body.email, body.expires_at, body.note.strip()
+            session,
+            tenant,
+            inviter,
+            body.email,
+            actor_of(request, principal.user_id),
+            body.expires_at,
+            body.note.strip(),
         )
         out = _guest_out(invitation.guest)
         inviter_name = inviter.display_name or inviter.email
@@ -132,11 +139,16 @@ def list_guests(runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep)
 
 @router.delete("/guests/{guest_id}", response_model=GuestOut, summary="End a guest at once")
 def end_guest(
-    guest_id: str, runtime: RuntimeDep, tenant: TenantDep, principal: PrincipalDep
+    guest_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    principal: PrincipalDep,
 ) -> GuestOut:
     with runtime.stores.session(tenant, write=True) as session:
-        actor = access_user(session, principal.user_id)
-        guest = guests.end_guest(session, actor, parse_object_id(guest_id, "guest"))
+        manager = access_user(session, principal.user_id)
+        guest = guests.access_guest(session, manager, parse_object_id(guest_id, "guest"))
+        guests.end_guest(session, tenant, guest, actor_of(request, principal.user_id))
         out = _guest_out(guest)
     # Ending is rare, so dropping every cached token costs less than indexing them by user.
     runtime.tokens.clear()

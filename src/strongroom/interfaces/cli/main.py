@@ -43,6 +43,10 @@ plan_app = typer.Typer(
     help="Create, change and delete plans: bundles of limits and modules for tenants.",
     no_args_is_help=True,
 )
+guest_app = typer.Typer(
+    help="List the guests of a tenant and end one; members and admins invite them.",
+    no_args_is_help=True,
+)
 operator_app = typer.Typer(help="Manage what operators use: API tokens.", no_args_is_help=True)
 operator_token_app = typer.Typer(
     help="Create, list and revoke operator API tokens.", no_args_is_help=True
@@ -53,6 +57,7 @@ app.add_typer(plan_app, name="plan")
 app.add_typer(server_app, name="server")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(guest_app, name="guest")
 app.add_typer(app_password_app, name="app-password")
 app.add_typer(operator_app, name="operator")
 
@@ -97,6 +102,7 @@ def open_runtime(migrate: bool | None = None) -> Runtime:
 from strongroom.interfaces.cli import (  # noqa: E402, F401
     admin,
     app_passwords,
+    guests,
     operators,
     plans,
     server,

@@ -41,7 +41,7 @@ from strongroom.interfaces.web.security import (
 from strongroom.runtime import Runtime
 from strongroom.storage.db import TenantSession
 from strongroom.tenancy.context import TenantInfo
-from strongroom.tenancy.events import Target, add_event
+from strongroom.tenancy.events import Actor, Target, add_event
 
 log = get_logger(__name__)
 
@@ -367,12 +367,23 @@ async def logout(request: Request, runtime: RuntimeDep, tenant: TenantDep) -> Re
     signed_in = await anyio.to_thread.run_sync(current_session, request, runtime, tenant)
     if signed_in is not None:
         await check_csrf(request, signed_in.csrf_token)
-        await anyio.to_thread.run_sync(_end, runtime, tenant, signed_in)
+        actor = actor_of(request, signed_in.identity.user_id)
+        await anyio.to_thread.run_sync(_end, runtime, tenant, signed_in, actor)
     response = redirect(request, f"{base_path(request)}/login")
     clear_cookie(response, request, runtime, SESSION_COOKIE)
     return response
 
 
-def _end(runtime: Runtime, tenant: TenantInfo, signed_in: SignedIn) -> None:
+def _end(runtime: Runtime, tenant: TenantInfo, signed_in: SignedIn, actor: Actor) -> None:
+    """End the browser's session and record the logout in the same transaction."""
+    identity = signed_in.identity
     with runtime.stores.session(tenant, write=True) as session:
-        web_sessions.end_session(session, signed_in.identity.session_id)
+        web_sessions.end_session(session, identity.session_id)
+        add_event(
+            session,
+            tenant,
+            "logout",
+            actor,
+            target=Target("user", identity.user_id),
+            new={"second_factor_pending": identity.awaiting_second_factor},
+        )

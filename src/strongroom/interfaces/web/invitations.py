@@ -14,7 +14,12 @@ from starlette.responses import Response
 
 from strongroom.base.errors import InvalidInput
 from strongroom.identity import guests
-from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep, require_module
+from strongroom.interfaces.api.dependencies import (
+    RuntimeDep,
+    TenantDep,
+    client_address,
+    require_module,
+)
 from strongroom.interfaces.web.auth import check_login_token
 from strongroom.interfaces.web.pages import render
 from strongroom.interfaces.web.routing import WebRoute, redirect
@@ -58,7 +63,7 @@ def accept_invitation(
         if password != confirmation:
             raise InvalidInput("the two passwords differ; type the same password twice")
         with runtime.stores.session(tenant, write=True) as session:
-            guests.accept_invitation(session, tenant, token, password)
+            guests.accept_invitation(session, tenant, token, password, client_address(request))
     except InvalidInput as error:
         with runtime.stores.session(tenant) as session:
             _invitation, guest = guests.access_invitation(session, token)

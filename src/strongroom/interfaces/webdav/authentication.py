@@ -3,7 +3,9 @@
 It runs as a WSGI layer in front of WsgiDAV, in a2wsgi's worker thread, after
 the request middleware has resolved the tenant. Every failure gets the same
 401, whatever went wrong, and each failure counts towards the client's limit
-of failed logins in that tenant. A request without credentials also gets a
+of failed logins in that tenant and is recorded in the tenant's audit trail. A
+successful login is recorded at most once an hour per app password
+(identity/dav_sign_ins.py). A request without credentials also gets a
 401 with the Basic challenge, but it is not counted, because clients send such
 a request before they send credentials. Whether the tenant's webdav module is
 on is checked only after a successful login: a client that has not logged in
@@ -19,20 +21,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from strongroom.base.errors import (
     ModuleDisabled,
     NotAuthenticated,
+    ServiceUnavailable,
     TenantNotFound,
     TooManyRequests,
 )
 from strongroom.base.logging import get_logger
+from strongroom.identity import dav_sign_ins
 from strongroom.identity.app_passwords import authenticate_app_password, touch_app_password
 from strongroom.identity.tokens import Principal
 from strongroom.interfaces.api.middleware import tenant_of_scope
 from strongroom.interfaces.webdav.errors import StartResponse, problem
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
+from strongroom.tenancy.events import anonymous_actor, user_actor
 from strongroom.tenancy.modules import WEBDAV, check_module
 from strongroom.tenancy.rate_limits import FailureLimiter
 
@@ -86,13 +92,14 @@ class BasicAuthentication:
             return problem(error, start_response)
 
         header = environ.get("HTTP_AUTHORIZATION")
+        email = None
         try:
             email, password = parse_basic(header)
-            principal = self._authenticate(tenant, email, password)
+            principal = self._authenticate(tenant, email, password, client)
         except NotAuthenticated as error:
             if header is not None:
                 self.failures.record_failure(tenant.id, client)
-                log.info("webdav_login_failed")
+                self._record_failure(tenant, email, client)
             return problem(error, start_response, CHALLENGE)
 
         try:
@@ -108,13 +115,34 @@ class BasicAuthentication:
         structlog.contextvars.bind_contextvars(actor=f"{principal.user_id}@{tenant.slug}")
         return self.app(environ, start_response)
 
-    def _authenticate(self, tenant: TenantInfo, email: str, password: str) -> Principal:
+    def _authenticate(
+        self, tenant: TenantInfo, email: str, password: str, client: str
+    ) -> Principal:
         with self.runtime.stores.session(tenant) as session:
             login = authenticate_app_password(session, email, password)
-        if login.needs_touch:
+        # Both records are rare, a minute and an hour apart, so most requests write nothing.
+        if login.needs_touch or login.sign_in_due:
             with self.runtime.stores.session(tenant, write=True) as session:
-                touch_app_password(session, login.app_password_id)
+                if login.needs_touch:
+                    touch_app_password(session, login.app_password_id)
+                if login.sign_in_due:
+                    actor = user_actor(login.principal.user_id, client)
+                    dav_sign_ins.record_sign_in(session, tenant, login, actor)
         return login.principal
+
+    def _record_failure(self, tenant: TenantInfo, email: str | None, client: str) -> None:
+        log.info("webdav_login_failed")
+        try:
+            with self.runtime.stores.session(tenant, write=True) as session:
+                dav_sign_ins.record_failed_sign_in(session, tenant, email, anonymous_actor(client))
+        except (ServiceUnavailable, SQLAlchemyError) as exc:
+            # The client gets its 401 all the same; only the trail misses this failure.
+            log.error(
+                "audit_event_not_stored",
+                tenant=tenant.slug,
+                action="dav_login_failed",
+                error=type(exc).__name__,
+            )
 
 
 def parse_basic(header: str | None) -> tuple[str, str]:
