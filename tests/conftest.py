@@ -114,10 +114,11 @@ def postgres_shared_database(postgres_server: PostgresServer) -> str:
 def empty_all_tables(url: str) -> None:
     """Delete every row of the catalog and tenant tables, in one round trip.
 
-    DELETE rather than TRUNCATE: TRUNCATE gives each of the 40-odd tables and
-    their indexes new files, which cost about 0.1 s a test, while the tables
-    of one test hold a few rows. Foreign key triggers are off for the
-    transaction (the superuser may turn them off), so the order does not matter.
+    TRUNCATE gave each of the 33 tables and their indexes new files, which
+    cost about 0.1 s a test (cProfile of tests/api/test_isolation.py on the
+    2-core test machine), while one test leaves a few rows. Foreign key
+    triggers are off for the transaction, which the superuser may set, so the
+    order of the deletes does not matter.
     """
     tables = [*CatalogBase.metadata.tables, *TenantBase.metadata.tables]
     deletes = [sql.SQL("DELETE FROM {}").format(sql.Identifier(table)) for table in tables]
@@ -335,8 +336,10 @@ def cast(request: pytest.FixtureRequest, runtime: Runtime, isolation: str) -> Ca
 
 
 @contextmanager
-def tenant_stores_for(request: pytest.FixtureRequest, runtime: Runtime, isolation: str) -> Iterator[None]:
-    """Let new schema and database stores be copies of the session's templates (tests/store_templates.py).
+def tenant_stores_for(
+    request: pytest.FixtureRequest, runtime: Runtime, isolation: str
+) -> Iterator[None]:
+    """Make new schema and database stores copies of the templates in tests/store_templates.py.
 
     Tests marked `real_migrations` get stores made by the migration chain, as
     the product makes them.
@@ -344,10 +347,10 @@ def tenant_stores_for(request: pytest.FixtureRequest, runtime: Runtime, isolatio
     if isolation == SHARED or request.node.get_closest_marker("real_migrations") is not None:
         yield
         return
-    if runtime.stores.embedded:
-        migrate = migrate_from_templates(runtime.stores, request.getfixturevalue("sqlite_templates"), None)
-    else:
-        migrate = migrate_from_templates(runtime.stores, None, request.getfixturevalue("postgres_scripts"))
+    embedded = runtime.stores.embedded
+    sqlite = request.getfixturevalue("sqlite_templates") if embedded else None
+    postgres = None if embedded else request.getfixturevalue("postgres_scripts")
+    migrate = migrate_from_templates(runtime.stores, sqlite, postgres)
     with stores_from_templates(runtime.stores, migrate):
         yield
 

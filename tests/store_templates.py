@@ -1,21 +1,22 @@
 """Stores migrated once per test session, and copied for each test that needs a new one.
 
-Running the Alembic chain was the largest part of a test's set-up: about
-0.26 s for a new SQLite database (catalog and shared tables), 0.19 s for
-each SQLite tenant file, 0.44 s for each PostgreSQL schema tenant and 1.4 s
-for each PostgreSQL database tenant, on the 2-core test machine while other
-suites ran on it (tests/conftest.py set-up timed piece by piece). So each test
-worker runs the real chain once into a template store, and tests get copies:
+Running the Alembic chain was the largest part of a test's set-up. Timed
+piece by piece on the 2-core test machine while other suites ran on it, it
+took about 0.26 s for a new SQLite database (catalog and shared tables) and
+0.19 s for each SQLite tenant file. Each PostgreSQL schema tenant took about
+0.44 s, and each database tenant 1.4 s with the database's creation. So each
+test worker runs the real chain once into template stores, and tests get
+copies:
 
 - SQLite: the bytes of the migrated file, written into the new, private file.
 - PostgreSQL: the SQL that pg_dump writes for the migrated template schema or
   database, run in the tenant's new schema or database in one round trip.
 
-Only the migration step is replaced. The tenant's file, schema or database is
-still made by `TenantStores.create_store`, and the catalog still records the
-revision reached. tests/test_migrations.py runs the real chain, and so does
-every tenant made outside the `cast` fixture and every `cast` of a test marked
-`real_migrations`.
+Only the migration step is replaced. `TenantStores.create_store` still makes
+the tenant's file, schema or database, and the catalog still records the
+revision reached. The real chain still runs in tests/test_migrations.py, for
+every tenant made outside the `cast` fixture, and for every `cast` of a test
+marked `real_migrations`.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def make_sqlite_templates(folder: Path) -> SqliteTemplates:
 
 
 def read_closed_database(path: Path) -> bytes:
-    """Return the file's bytes; raise if a write-ahead log still holds pages that are not in it."""
+    """Return the file's bytes; raise if a write-ahead log still contains pages that are not in it."""
     wal = Path(f"{path}-wal")
     if wal.exists() and wal.stat().st_size > 0:
         raise RuntimeError(f"{wal} is not empty, so {path} alone is not the migrated database")
