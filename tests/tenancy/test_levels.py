@@ -25,6 +25,9 @@ from strongroom.tenancy.isolation import TENANT_ROLE, TENANT_SETTING, EngineCach
 from strongroom.tenancy.lifecycle import provision_tenant
 from tests.conftest import PASSWORD, Cast
 
+# These tests check the stores that create_store makes, so `cast` makes them the product's way.
+pytestmark = pytest.mark.real_migrations
+
 SCOPED = {"tenant_scoped": True}
 VERSION_TABLE = migrations.STORE_KINDS["tenant"]
 TENANT_TABLES = set(TenantBase.metadata.tables)

@@ -27,6 +27,9 @@ from strongroom.tenancy.lifecycle import provision_tenant
 from strongroom.tenancy.upgrades import UpgradeReport, tenant_head, upgrade_every_store
 from tests.conftest import Cast
 
+# These tests check the revisions that migrating records, so `cast` really migrates.
+pytestmark = pytest.mark.real_migrations
+
 OWN_STORE_LEVELS = ("sqlite-database", "postgres-schema", "postgres-database")
 VERSION_TABLE = migrations.STORE_KINDS["tenant"]
 
