@@ -29,8 +29,8 @@ from strongroom.tenancy.context import current_tenant
 
 log = get_logger(__name__)
 
-# One hour: long enough for an editor to refresh its lock, which clients do every few
-# minutes, and short enough that a lock left by a crashed client soon ends.
+# One hour, an estimate: long enough for a client to refresh its lock in time, since
+# WsgiDAV's own default is a week, and short enough that a crashed client's lock soon ends.
 MAX_LOCK_SECONDS = 3600
 
 # The drive that the request's paths name: WebDAV shows each user their own drive, which
