@@ -71,10 +71,14 @@ def test_lock_stays_in_its_drive(
     one = discovery(client, admin_dav, "same.txt", "0")
     listing = discovery(client, admin_dav, "", "1")
     admin_put = client.put(admin_dav.url("same.txt"), content=b"admin2", auth=admin_dav.auth)
-    admin_move = client.request("MOVE", admin_dav.url("same.txt"), auth=admin_dav.auth,
-                                     headers={"Destination": admin_dav.url("moved.txt")})
     admin_unlock = client.request(
         "UNLOCK", acme_dav.url("same.txt"), headers={"Lock-Token": f"<{token}>"}, auth=admin_dav.auth
+    )
+    admin_move = client.request(
+        "MOVE",
+        admin_dav.url("same.txt"),
+        headers={"Destination": admin_dav.url("moved.txt")},
+        auth=admin_dav.auth,
     )
     member_put = client.put(acme_dav.url("same.txt"), content=b"member2", auth=acme_dav.auth)
     own = discovery(client, acme_dav, "same.txt", "0")
