@@ -115,7 +115,7 @@ def test_lock_of_new_name_stays_in_its_drive(
     assert client.put(acme_dav.url("new.txt"), content=b"m", auth=acme_dav.auth).status_code == 423
 
 
-@pytest.mark.parametrize("timeout", ["Infinite", "Second-4100000000", f"Second-{MAX_LOCK_SECONDS + 1}"])
+@pytest.mark.parametrize("timeout", ["Infinite", "Second-4100000000", "Second-86400"])
 def test_lock_timeout_capped(client: httpx.Client, acme_dav: DavUser, timeout: str) -> None:
     client.put(acme_dav.url("long.txt"), content=b"x", auth=acme_dav.auth)
 
