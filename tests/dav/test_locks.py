@@ -35,7 +35,9 @@ def admin_dav(runtime: Runtime, cast: Cast, live_server: LiveServer) -> DavUser:
     return add_app_password(runtime, cast.acme_admin, live_server)
 
 
-def lock(client: httpx.Client, user: DavUser, path: str, timeout: str = "Infinite") -> httpx.Response:
+def lock(
+    client: httpx.Client, user: DavUser, path: str, timeout: str = "Infinite"
+) -> httpx.Response:
     return client.request(
         "LOCK", user.url(path), content=LOCK_BODY, headers={"Timeout": timeout}, auth=user.auth
     )
@@ -68,11 +70,14 @@ def test_lock_stays_in_its_drive(
     assert locked.status_code == 200
     token = locked.headers["Lock-Token"].strip("<>")
 
-    one = discovery(client, admin_dav, "same.txt", "0")
+    file_found = discovery(client, admin_dav, "same.txt", "0")
     listing = discovery(client, admin_dav, "", "1")
     admin_put = client.put(admin_dav.url("same.txt"), content=b"admin2", auth=admin_dav.auth)
     admin_unlock = client.request(
-        "UNLOCK", acme_dav.url("same.txt"), headers={"Lock-Token": f"<{token}>"}, auth=admin_dav.auth
+        "UNLOCK",
+        admin_dav.url("same.txt"),
+        headers={"Lock-Token": f"<{token}>"},
+        auth=admin_dav.auth,
     )
     admin_move = client.request(
         "MOVE",
@@ -83,7 +88,7 @@ def test_lock_stays_in_its_drive(
     member_put = client.put(acme_dav.url("same.txt"), content=b"member2", auth=acme_dav.auth)
     own = discovery(client, acme_dav, "same.txt", "0")
 
-    for response in (one, listing):
+    for response in (file_found, listing):
         assert response.status_code == 207
         assert b"activelock" not in response.content
         assert OWNER_TEXT.encode() not in response.content
@@ -120,7 +125,7 @@ def test_lock_timeout_capped(client: httpx.Client, acme_dav: DavUser, timeout: s
     client.put(acme_dav.url("long.txt"), content=b"x", auth=acme_dav.auth)
 
     locked = lock(client, acme_dav, "long.txt", timeout)
-    shown = discovery(client, acme_dav, "long.txt", "0")
+    propfind = discovery(client, acme_dav, "long.txt", "0")
     refreshed = client.request(
         "LOCK",
         acme_dav.url("long.txt"),
@@ -130,7 +135,7 @@ def test_lock_timeout_capped(client: httpx.Client, acme_dav: DavUser, timeout: s
 
     assert locked.status_code == 200
     assert refreshed.status_code == 200
-    for response in (locked, shown, refreshed):
+    for response in (locked, propfind, refreshed):
         (seconds,) = lock_seconds(response)
         assert MAX_LOCK_SECONDS - 60 <= seconds <= MAX_LOCK_SECONDS
 
@@ -151,9 +156,10 @@ def test_storage_refuses_lock_without_drive(cast: Cast) -> None:
             storage.get_lock_list("/a", include_root=True, include_children=True, token_only=False)
         drive_token = current_drive.set(uuid.uuid4())
         try:
-            assert storage.get_lock_list(
+            found = storage.get_lock_list(
                 "/a", include_root=True, include_children=True, token_only=False
-            ) == []
+            )
+            assert found == []
         finally:
             current_drive.reset(drive_token)
     finally:

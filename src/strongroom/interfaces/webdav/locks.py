@@ -116,5 +116,8 @@ class DriveLockStorage:
         self, path: str, *, include_root: bool, include_children: bool, token_only: bool
     ) -> list[Any]:
         return self._storage().get_lock_list(
-            path, include_root=include_root, include_children=include_children, token_only=token_only
+            path,
+            include_root=include_root,
+            include_children=include_children,
+            token_only=token_only,
         )
