@@ -20,10 +20,10 @@ from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from strongroom.base.logging import get_logger
-from strongroom.interfaces.webdav.authentication import BasicAuthentication
+from strongroom.interfaces.webdav.authentication import BasicAuthentication, dav_request_of
 from strongroom.interfaces.webdav.boundary import DavBoundary
 from strongroom.interfaces.webdav.errors import ErrorResponder, StartResponse
-from strongroom.interfaces.webdav.locks import TenantLockStorage
+from strongroom.interfaces.webdav.locks import DriveLockStorage, current_drive
 from strongroom.interfaces.webdav.provider import DriveProvider, request_mount_path
 from strongroom.runtime import Runtime
 
@@ -68,7 +68,7 @@ def build_dav_app(runtime: Runtime) -> ASGIApp:
     quiet_wsgidav_logs()
     config = {
         "provider_mapping": {"/": DriveProvider()},
-        "lock_storage": TenantLockStorage(),
+        "lock_storage": DriveLockStorage(),
         "property_manager": None,
         "middleware_stack": [ErrorResponder, RequestResolver],
         # WsgiDAV's authenticator is not in the stack: BasicAuthentication runs before it.
@@ -84,6 +84,8 @@ def build_dav_app(runtime: Runtime) -> ASGIApp:
     def with_mount_path(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         # a2wsgi runs each request in a copy of its context, so the value stays with it.
         request_mount_path.set(environ["SCRIPT_NAME"])
+        # The provider maps every path to the user's own drive, so its locks are theirs too.
+        current_drive.set(dav_request_of(environ).principal.user_id)
         return dav(environ, start_response)
 
     return WSGIMiddleware(BasicAuthentication(with_mount_path, runtime), workers=DAV_WORKERS)

@@ -1,30 +1,58 @@
-"""WebDAV locks kept apart per tenant: WsgiDAV's lock storage, one instance per tenant key.
+"""WebDAV locks kept apart per drive: WsgiDAV's lock storage, one instance per tenant and drive.
 
-WsgiDAV's lock manager keys locks by URL path and by token. Both forms of a
-tenant's base URL map to the same paths, and every tenant has a `/dav/x`, so
-one shared storage would let one tenant's lock block or reveal another's.
-Here each tenant gets a storage of its own under `tenant_scoped_key`, chosen
-by the tenant that the request middleware put in the request's context.
+WsgiDAV's lock manager keys locks by URL path and by token. Every user's
+drive is mounted at the same `{base}/dav/`, so the same path names a
+different file in each drive, and every tenant has a `/dav/x` too. One shared
+storage would let a lock in one drive block writes to, and show its owner
+text and token in, every other drive with that path. Here each drive gets a
+storage of its own under `tenant_scoped_key`, chosen by the tenant that the
+request middleware put in the request's context and by the drive that the
+WebDAV application put there (`current_drive`).
+
+A lock lasts at most `MAX_LOCK_SECONDS`: a longer or `Infinite` timeout
+is cut to it, so a lock that its client forgot ends on its own.
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
+import uuid
 from typing import Any
 
 from wsgidav.lock_man.lock_storage import LockStorageDict
 
 from strongroom.base.errors import MissingTenantContext
+from strongroom.base.logging import get_logger
 from strongroom.base.scoping import tenant_scoped_key
 from strongroom.tenancy.context import current_tenant
 
+log = get_logger(__name__)
 
-class TenantLockStorage:
-    """The interface of WsgiDAV's LockStorageDict, each call sent to the current tenant's storage.
+# One hour, an estimate: long enough for a client to refresh its lock in time, since
+# WsgiDAV's own default is a week, and short enough that a crashed client's lock soon ends.
+MAX_LOCK_SECONDS = 3600
+
+# The drive that the request's paths name: WebDAV shows each user their own drive, which
+# the drive functions identify by its owner's user id. Set per request by `app.py`.
+current_drive: contextvars.ContextVar[uuid.UUID | None] = contextvars.ContextVar(
+    "current_drive", default=None
+)
+
+
+def capped_timeout(timeout: float | None) -> float:
+    """Return `timeout` in seconds, cut to MAX_LOCK_SECONDS; None and -1 (Infinite) get the maximum."""
+    if timeout is None or timeout < 0 or timeout > MAX_LOCK_SECONDS:
+        return float(MAX_LOCK_SECONDS)
+    return float(timeout)
+
+
+class DriveLockStorage:
+    """The interface of WsgiDAV's LockStorageDict, each call sent to the current drive's storage.
 
     NOTE: locks live in this process, so replicas behind a load balancer do not
     see each other's locks. WsgiDAV's Redis lock storage would share them, once
-    its keys carry the tenant as these do.
+    its keys carry the tenant and the drive as these do.
     """
 
     def __init__(self) -> None:
@@ -32,13 +60,17 @@ class TenantLockStorage:
         self._guard = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({len(self._storages)} tenants)"
+        return f"{type(self).__name__}({len(self._storages)} drives)"
 
     def _storage(self) -> LockStorageDict:
         tenant = current_tenant.get()
         if tenant is None:
             raise MissingTenantContext("a WebDAV lock was used outside a tenant's request")
-        key = tenant_scoped_key(tenant.id, "dav-locks")
+        drive = current_drive.get()
+        if drive is None:
+            # A lock without a drive would be shared by all drives of the tenant.
+            raise MissingTenantContext("a WebDAV lock was used outside a drive's request")
+        key = tenant_scoped_key(tenant.id, "dav-locks", str(drive))
         with self._guard:
             storage = self._storages.get(key)
             if storage is None:
@@ -47,7 +79,7 @@ class TenantLockStorage:
             return storage
 
     def open(self) -> None:
-        """Do nothing: each tenant's storage is opened when it is first used."""
+        """Do nothing: each drive's storage is opened when it is first used."""
 
     def close(self) -> None:
         with self._guard:
@@ -68,10 +100,14 @@ class TenantLockStorage:
         return self._storage().get(token)
 
     def create(self, path: str, lock: dict[str, Any]) -> dict[str, Any]:
+        requested = lock.get("timeout")
+        lock["timeout"] = capped_timeout(None if requested is None else float(requested))
+        if lock["timeout"] != requested:
+            log.info("webdav_lock_timeout_capped", seconds=lock["timeout"])
         return self._storage().create(path, lock)
 
     def refresh(self, token: str, *, timeout: float) -> dict[str, Any]:
-        return self._storage().refresh(token, timeout=timeout)
+        return self._storage().refresh(token, timeout=capped_timeout(timeout))
 
     def delete(self, token: str) -> bool:
         return self._storage().delete(token)
@@ -80,5 +116,8 @@ class TenantLockStorage:
         self, path: str, *, include_root: bool, include_children: bool, token_only: bool
     ) -> list[Any]:
         return self._storage().get_lock_list(
-            path, include_root=include_root, include_children=include_children, token_only=token_only
+            path,
+            include_root=include_root,
+            include_children=include_children,
+            token_only=token_only,
         )
