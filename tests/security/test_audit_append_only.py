@@ -25,7 +25,7 @@ from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.events import OPERATOR, AuditEventRow, Target, add_event
 from strongroom.tenancy.isolation import AUDIT_PURGE_ROLE, SHARED, rights_to_delete
 from strongroom.tenancy.models import utcnow
-from tests.conftest import Cast, Level
+from tests.conftest import LEVELS, Cast, Level
 from tests.security.database import INSUFFICIENT_PRIVILEGE
 
 NOW = utcnow()
@@ -46,9 +46,9 @@ def event_ids(runtime: Runtime, tenant: TenantInfo) -> set[uuid.UUID]:
         return set(session.scalars(select(AuditEventRow.id)))
 
 
-def needs_postgres(level: Level) -> None:
-    if level.backend != "postgres":
-        pytest.skip("roles and grants exist on PostgreSQL only")
+# Roles and grants exist on PostgreSQL only.
+POSTGRES_LEVELS = [name for name, level in LEVELS.items() if level.backend == "postgres"]
+on_postgres = pytest.mark.parametrize("level", POSTGRES_LEVELS, indirect=True)
 
 
 def sqlstate(error: DBAPIError) -> str | None:
@@ -58,8 +58,8 @@ def sqlstate(error: DBAPIError) -> str | None:
 # The tenant role ----------------------------------------------------------------------
 
 
+@on_postgres
 def test_tenant_role_cannot_update_events(runtime: Runtime, cast: Cast, level: Level) -> None:
-    needs_postgres(level)
     write_event(runtime, cast.acme)
 
     with pytest.raises(DBAPIError) as raised:
@@ -71,8 +71,8 @@ def test_tenant_role_cannot_update_events(runtime: Runtime, cast: Cast, level: L
         assert set(session.scalars(select(AuditEventRow.actor))) == {"operator"}
 
 
+@on_postgres
 def test_tenant_role_cannot_delete_events(runtime: Runtime, cast: Cast, level: Level) -> None:
-    needs_postgres(level)
     written = write_event(runtime, cast.acme)
 
     with pytest.raises(DBAPIError) as raised:
@@ -99,8 +99,8 @@ OWNED_BY_ROLE = """
 """
 
 
+@on_postgres
 def test_purge_role_has_no_privilege(runtime: Runtime, cast: Cast, level: Level) -> None:
-    needs_postgres(level)
     query = text(f"SELECT {', '.join(ROLE_FLAGS)} FROM pg_roles WHERE rolname = :role")
 
     with runtime.engine.connect() as connection:
@@ -111,8 +111,8 @@ def test_purge_role_has_no_privilege(runtime: Runtime, cast: Cast, level: Level)
     assert owned == 0
 
 
+@on_postgres
 def test_purge_role_deletes_only_own_tenant(runtime: Runtime, cast: Cast, level: Level) -> None:
-    needs_postgres(level)
     ours, theirs = write_event(runtime, cast.acme), write_event(runtime, cast.globex)
 
     # Raw SQL without a tenant filter: only row security keeps globex's events.
@@ -125,8 +125,8 @@ def test_purge_role_deletes_only_own_tenant(runtime: Runtime, cast: Cast, level:
     assert theirs in event_ids(runtime, cast.globex)
 
 
+@on_postgres
 def test_purge_role_cannot_touch_other_tables(runtime: Runtime, cast: Cast, level: Level) -> None:
-    needs_postgres(level)
 
     with pytest.raises(DBAPIError) as raised:
         with runtime.stores.session(cast.acme, write=True) as session:
@@ -136,8 +136,8 @@ def test_purge_role_cannot_touch_other_tables(runtime: Runtime, cast: Cast, leve
     assert sqlstate(raised.value) == INSUFFICIENT_PRIVILEGE
 
 
+@on_postgres
 def test_purge_role_gone_after_the_block(runtime: Runtime, cast: Cast, level: Level) -> None:
-    needs_postgres(level)
     write_event(runtime, cast.acme)
 
     with pytest.raises(DBAPIError) as raised:
