@@ -21,6 +21,7 @@ from strongroom.drive.content import read_range
 from strongroom.exports import building, requests
 from strongroom.exports.kinds import KINDS
 from strongroom.exports.models import ExportRow
+from strongroom.interfaces.api.bodies import RequestBody
 from strongroom.interfaces.api.dependencies import (
     API_PREFIX,
     AdminDep,
@@ -42,7 +43,7 @@ KINDS_HELP = "; ".join(
 )
 
 
-class ExportCreate(BaseModel):
+class ExportCreate(RequestBody):
     kind: str = Field(description=f"what to export: {KINDS_HELP}")
     filters: dict[str, Any] = Field(
         default_factory=dict,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from strongroom.identity import guests
 from strongroom.identity.models import UserRow
 from strongroom.identity.users import access_user
+from strongroom.interfaces.api.bodies import RequestBody
 from strongroom.interfaces.api.dependencies import (
     API_PREFIX,
     PrincipalDep,
@@ -33,7 +34,7 @@ from strongroom.tenancy.modules import GUESTS
 router = APIRouter(prefix=API_PREFIX, tags=["guests"], dependencies=[require_module(GUESTS)])
 
 
-class GuestCreate(BaseModel):
+class GuestCreate(RequestBody):
     email: str = Field(max_length=320, description="where the invitation goes")
     expires_at: dt.datetime | None = Field(
         default=None,
