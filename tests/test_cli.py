@@ -25,6 +25,7 @@ from strongroom.drive.content import blob_key, read_range
 from strongroom.drive.files import Preconditions
 from strongroom.drive.models import BlobRow
 from strongroom.drive.paths import split_path
+from strongroom.identity import guests
 from strongroom.identity.passwords import verify_password
 from strongroom.identity.users import access_user_by_email
 from strongroom.runtime import Runtime, build_runtime
@@ -352,6 +353,20 @@ def test_user_create_bad_role_is_rejected(acme: StrongroomProcess) -> None:
 
 
 # Tokens -------------------------------------------------------------------------------
+
+
+def test_token_create_rejects_guest(acme: StrongroomProcess) -> None:
+    with open_runtime(acme) as runtime:
+        tenant = runtime.catalog.get_tenant("acme")
+        with runtime.stores.session(tenant, write=True) as session:
+            inviter = access_user_by_email(session, ALICE)
+            guests.invite_guest(session, tenant, inviter, "gus@partner.example")
+
+    result = acme.cli("token", "create", "acme", "gus@partner.example")
+
+    assert result.returncode != 0
+    assert "gus@partner.example is a guest, and guests get no API tokens" in result.stderr
+    assert result.stdout == ""
 
 
 def test_token_create_prints_only_token(acme: StrongroomProcess) -> None:

@@ -10,10 +10,9 @@ import pytest
 
 from strongroom.exports.requests import MAX_UNFINISHED
 from strongroom.identity import guests
-from strongroom.identity.tokens import create_token
 from strongroom.identity.users import access_user
 from strongroom.runtime import Runtime
-from tests.conftest import SHARED_LEVELS, Cast, Member
+from tests.conftest import SHARED_LEVELS, Cast, Member, legacy_guest_token
 from tests.exports.conftest import (
     blob_file,
     blob_rows,
@@ -50,7 +49,7 @@ def guest_headers(runtime: Runtime, cast: Cast) -> dict[str, str]:
     with runtime.stores.session(cast.acme, write=True) as session:
         inviter = access_user(session, cast.acme_admin.user_id)
         invitation = guests.invite_guest(session, cast.acme, inviter, "guest@partner.example")
-        _row, secret = create_token(session, invitation.guest, "guest")
+        secret = legacy_guest_token(session, invitation.guest)
     return {"Authorization": f"Bearer {secret}"}
 
 
