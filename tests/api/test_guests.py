@@ -571,6 +571,26 @@ def test_guest_gets_no_app_password(runtime: Runtime, client: httpx.Client, cast
 
 
 @SHARED_ONLY
+def test_invitation_reply_says_mail_sent(client: httpx.Client, cast: Cast) -> None:
+    guest = invited(client, cast.acme_member)
+
+    assert guest["invitation_mailed"] is True
+    assert "/invite/" not in str(guest)
+
+
+@SHARED_ONLY
+def test_invitation_without_smtp_says_not_mailed(
+    runtime: Runtime, client: httpx.Client, cast: Cast
+) -> None:
+    runtime.mailer.host = None
+
+    guest = invited(client, cast.acme_member)
+
+    assert guest["invitation_mailed"] is False
+    assert "/invite/" not in str(guest)
+
+
+@SHARED_ONLY
 def test_guest_gets_no_token(runtime: Runtime, client: httpx.Client, cast: Cast) -> None:
     guest = invited(client, cast.acme_member)
 

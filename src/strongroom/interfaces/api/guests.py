@@ -55,6 +55,10 @@ class GuestOut(BaseModel):
 
 class GuestInvited(GuestOut):
     invitation_expires: dt.datetime = Field(description="when the link in the e-mail stops working")
+    invitation_mailed: bool = Field(
+        description="false when the server has no mail server (STRONGROOM_SMTP_HOST), so the "
+        "guest gets no link and cannot log in; ask the operator to set one up"
+    )
 
 
 class GuestListing(BaseModel):
@@ -89,7 +93,12 @@ def invite_guest(
         inviter_name = inviter.display_name or inviter.email
     # Sent after the commit, so that the link in the e-mail always works.
     _send_invitation(runtime, tenant, request, invitation, inviter_name)
-    return GuestInvited(**out.model_dump(), invitation_expires=utc(invitation.expires_at))
+    # NOTE: the link itself is never in the reply: it lets whoever holds it become the guest.
+    return GuestInvited(
+        **out.model_dump(),
+        invitation_expires=utc(invitation.expires_at),
+        invitation_mailed=bool(runtime.mailer.host),
+    )
 
 
 def _send_invitation(
