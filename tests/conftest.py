@@ -260,7 +260,7 @@ def add_member(runtime: Runtime, tenant: TenantInfo, email: str, role: str) -> M
 
 
 def legacy_guest_token(session: TenantSession, guest: identity_models.UserRow) -> str:
-    """Store an API token for a guest, as `strongroom token create` did before it refused guests.
+    """Store an API token for a guest, as `strongroom token create` did before it rejected guests.
 
     Such tokens may still exist, so the tests of what a guest's token reaches keep using one.
     """
