@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import secrets
 import socket
 import threading
 import time
@@ -49,13 +50,13 @@ from strongroom.drive.files import access_node
 from strongroom.drive.paths import split_path
 from strongroom.drive.properties import set_property
 from strongroom.identity import logins, passwords, second_factors, web_sessions
-from strongroom.identity import models as identity_models  # noqa: F401
+from strongroom.identity import models as identity_models
 from strongroom.identity.app_passwords import create_app_password
-from strongroom.identity.tokens import create_token
+from strongroom.identity.tokens import TOKEN_PREFIX, create_token, hash_token
 from strongroom.identity.users import access_user_by_email, create_user, get_user_by_email
 from strongroom.interfaces.api.app import create_app
 from strongroom.runtime import Runtime, build_runtime
-from strongroom.storage.db import CatalogBase, TenantBase, make_engine
+from strongroom.storage.db import CatalogBase, TenantBase, TenantSession, make_engine
 from strongroom.tenancy import events as event_models  # noqa: F401
 from strongroom.tenancy import migrations
 from strongroom.tenancy import models as catalog_models  # noqa: F401
@@ -294,6 +295,24 @@ def add_member(runtime: Runtime, tenant: TenantInfo, email: str, role: str) -> M
         user = create_user(session, email, PASSWORD, role=role)
         _row, secret = create_token(session, user, "test")
     return Member(tenant, email, role, user.id, secret)
+
+
+def legacy_guest_token(session: TenantSession, guest: identity_models.UserRow) -> str:
+    """Store an API token for a guest, as `strongroom token create` did before it rejected guests.
+
+    Such tokens may still exist, so the tests of what a guest's token reaches keep using one.
+    """
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = identity_models.TokenRow(
+        id=uuid.uuid4(),
+        user_id=guest.id,
+        name="guest",
+        token_hash=hash_token(secret),
+        prefix=secret[:10],
+    )
+    session.add(row)
+    session.flush()
+    return secret
 
 
 def drive_owner(runtime: Runtime, tenant: TenantInfo) -> uuid.UUID:

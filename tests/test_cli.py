@@ -356,6 +356,22 @@ def test_user_create_bad_role_is_rejected(acme: StrongroomProcess) -> None:
 # Tokens -------------------------------------------------------------------------------
 
 
+def test_token_create_rejects_guest(acme: StrongroomProcess) -> None:
+    with open_runtime(acme) as runtime:
+        tenant = runtime.catalog.get_tenant("acme")
+        with runtime.stores.session(tenant, write=True) as session:
+            inviter = access_user_by_email(session, ALICE)
+            guests.invite_guest(
+                session, tenant, inviter, "gus@partner.example", user_actor(inviter.id)
+            )
+
+    result = acme.cli("token", "create", "acme", "gus@partner.example")
+
+    assert result.returncode != 0
+    assert "gus@partner.example is a guest, and guests get no API tokens" in result.stderr
+    assert result.stdout == ""
+
+
 def test_token_create_prints_only_token(acme: StrongroomProcess) -> None:
     result = acme.cli("token", "create", "acme", ALICE, "--name", "ci")
 

@@ -13,13 +13,12 @@ from sqlalchemy import update
 from strongroom.exports.models import ExportRow
 from strongroom.exports.requests import MAX_HELD, MAX_UNFINISHED
 from strongroom.identity import guests
-from strongroom.identity.tokens import create_token
 from strongroom.identity.users import access_user
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.events import user_actor
 from strongroom.tenancy.models import utcnow
-from tests.conftest import SHARED_LEVELS, Cast, Member
+from tests.conftest import SHARED_LEVELS, Cast, Member, legacy_guest_token
 from tests.exports.conftest import (
     blob_file,
     blob_rows,
@@ -108,7 +107,7 @@ def guest_headers(runtime: Runtime, cast: Cast) -> dict[str, str]:
         invitation = guests.invite_guest(
             session, cast.acme, inviter, "guest@partner.example", user_actor(inviter.id)
         )
-        _row, secret = create_token(session, invitation.guest, "guest")
+        secret = legacy_guest_token(session, invitation.guest)
     return {"Authorization": f"Bearer {secret}"}
 
 

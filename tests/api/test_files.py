@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import socket
 import time
+from typing import Any
 
 import httpx
 
 from strongroom.runtime import Runtime
-from tests.conftest import TEST_CHUNK_SIZE, Cast, LiveServer
+from tests.conftest import TEST_CHUNK_SIZE, Cast, LiveServer, Member
 
 
 def test_put_creates_file_and_parents(client: httpx.Client, cast: Cast) -> None:
@@ -157,3 +158,57 @@ def test_aborted_upload_is_not_a_server_error(
     metrics = client.get("/metrics").text
     assert 'method="PUT",route="/api/v1/files/{path:path}",status="500"' not in metrics
     assert 'method="PUT",route="/api/v1/files/{path:path}",status="499"' in metrics
+
+
+# The hash in every reply that describes a file ------------------------------------------------
+
+
+def put_file(client: httpx.Client, member: Member, path: str, body: bytes) -> dict[str, Any]:
+    response = client.put(member.url(f"files/{path}"), content=body, headers=member.headers)
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def test_delete_returns_sha256(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "gone.txt", b"gone")
+
+    response = client.delete(alice.url("files/gone.txt"), headers=alice.headers)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["sha256"] == hashlib.sha256(b"gone").hexdigest()
+
+
+def test_restore_returns_sha256(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    created = put_file(client, alice, "back.txt", b"back")
+    client.delete(alice.url("files/back.txt"), headers=alice.headers)
+
+    response = client.post(alice.url(f"trash/{created['id']}/restore"), headers=alice.headers)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["sha256"] == hashlib.sha256(b"back").hexdigest()
+
+
+def test_move_and_lookup_return_sha256(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    created = put_file(client, alice, "old.txt", b"moved")
+
+    moved = client.post(
+        alice.url("move"), headers=alice.headers, json={"from": "old.txt", "to": "new.txt"}
+    )
+    found = client.get(alice.url(f"nodes/{created['id']}"), headers=alice.headers)
+
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["sha256"] == created["sha256"]
+    assert found.json()["sha256"] == created["sha256"]
+
+
+def test_uppercase_path_slug_reaches_tenant(client: httpx.Client, cast: Cast) -> None:
+    alice = cast.acme_member
+    put_file(client, alice, "case.txt", b"case")
+
+    response = client.get("/t/ACME/api/v1/files/case.txt", headers=alice.headers)
+
+    assert response.status_code == 200, response.text
+    assert response.content == b"case"

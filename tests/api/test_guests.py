@@ -32,7 +32,7 @@ from strongroom.interfaces.web.routing import WebRoute
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.models import utcnow
-from tests.conftest import SHARED_LEVELS, Cast, LiveServer, Member, add_member
+from tests.conftest import SHARED_LEVELS, Cast, LiveServer, Member, add_member, legacy_guest_token
 from tests.security.routes import PARAMETER_KINDS, Route, app_routes
 from tests.services.smtp import Mailbox, SmtpServer
 from tests.web.helpers import csrf_of, post_login, sign_in
@@ -110,10 +110,10 @@ def accept(browser: httpx.Client, path: str, password: str = GUEST_PASSWORD) -> 
 
 
 def token_for(runtime: Runtime, tenant: TenantInfo, user_id: str) -> dict[str, str]:
-    """Return bearer headers for a user, with a token made as `strongroom token create` makes it."""
+    """Return bearer headers for a guest, with a token made before guests were refused tokens."""
     with runtime.stores.session(tenant, write=True) as session:
         user = access_user(session, uuid.UUID(user_id))
-        _row, secret = create_token(session, user, "guest")
+        secret = legacy_guest_token(session, user)
     return {"Authorization": f"Bearer {secret}"}
 
 
@@ -626,6 +626,36 @@ def test_guest_gets_no_app_password(runtime: Runtime, client: httpx.Client, cast
         user = access_user(session, uuid.UUID(guest["id"]))
         with pytest.raises(Forbidden, match="guests get no app passwords"):
             create_app_password(session, user, "device")
+
+
+@SHARED_ONLY
+def test_invitation_reply_says_mail_sent(client: httpx.Client, cast: Cast) -> None:
+    guest = invited(client, cast.acme_member)
+
+    assert guest["invitation_mailed"] is True
+    assert "/invite/" not in str(guest)
+
+
+@SHARED_ONLY
+def test_invitation_without_smtp_says_not_mailed(
+    runtime: Runtime, client: httpx.Client, cast: Cast
+) -> None:
+    runtime.mailer.host = None
+
+    guest = invited(client, cast.acme_member)
+
+    assert guest["invitation_mailed"] is False
+    assert "/invite/" not in str(guest)
+
+
+@SHARED_ONLY
+def test_guest_gets_no_token(runtime: Runtime, client: httpx.Client, cast: Cast) -> None:
+    guest = invited(client, cast.acme_member)
+
+    with runtime.stores.session(cast.acme, write=True) as session:
+        user = access_user(session, uuid.UUID(guest["id"]))
+        with pytest.raises(Forbidden, match="guests get no API tokens"):
+            create_token(session, user, "ci")
 
 
 @SHARED_ONLY

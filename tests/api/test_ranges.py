@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
 import pytest
 
 from strongroom.base.errors import RangeNotSatisfiable
-from strongroom.interfaces.api.ranges import parse_etag_list, parse_range
+from strongroom.interfaces.api.ranges import parse_etag_list, parse_http_date, parse_range
 from tests.conftest import TEST_CHUNK_SIZE, Cast
 
 # Three full encryption chunks and a short last one, so ranges can cross chunk borders.
@@ -44,6 +46,8 @@ def fetch(
         ("bytes=90-150", (90, 99)),
         ("bytes=99-99", (99, 99)),
         ("bytes = 3 - 4", (3, 4)),
+        ("bytes=0-99999999999999999999999", (0, 99)),
+        ("bytes=-99999999999999999999999", (0, 99)),
     ],
 )
 def test_parse_range_single_range(header: str, expected: tuple[int, int]) -> None:
@@ -72,7 +76,14 @@ def test_parse_range_ignores_others(header: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("header", "size"),
-    [("bytes=100-", 100), ("bytes=1000-2000", 100), ("bytes=-0", 100), ("bytes=0-", 0)],
+    [
+        ("bytes=100-", 100),
+        ("bytes=1000-2000", 100),
+        ("bytes=-0", 100),
+        ("bytes=0-", 0),
+        ("bytes=99999999999999999999-", 100),
+        ("bytes=99999999999999999999-99999999999999999999999", 100),
+    ],
 )
 def test_parse_range_unsatisfiable_raises(header: str, size: int) -> None:
     with pytest.raises(RangeNotSatisfiable) as caught:
@@ -373,10 +384,112 @@ def test_put_if_none_match_star_existing_is_412(client: httpx.Client, cast: Cast
     assert versions(client, cast) == [1]
 
 
-def test_parse_range_huge_number_is_ignored() -> None:
+def test_parse_range_huge_last_position_is_cut() -> None:
+    # More digits than int() converts by default (4,300), read without converting them.
     header = "bytes=0-" + "9" * 4301
 
-    assert parse_range(header, 10) is None
+    assert parse_range(header, 10) == (0, 9)
+
+
+def test_range_long_last_position_is_206(client: httpx.Client, cast: Cast) -> None:
+    upload(client, cast)
+
+    response = fetch(client, cast, {"Range": "bytes=0-99999999999999999999999"})
+
+    assert response.status_code == 206
+    assert response.headers["content-range"] == f"bytes 0-{SIZE - 1}/{SIZE}"
+    assert response.content == BODY
+
+
+def test_range_long_first_position_is_416(client: httpx.Client, cast: Cast) -> None:
+    upload(client, cast)
+
+    response = fetch(client, cast, {"Range": "bytes=99999999999999999999-"})
+
+    assert response.status_code == 416
+    assert response.headers["content-range"] == f"bytes */{SIZE}"
+
+
+# If-Unmodified-Since on PUT and DELETE -----------------------------------------------------
+
+LONG_AGO = "Mon, 01 Jan 1990 00:00:00 GMT"
+FAR_AHEAD = "Fri, 01 Jan 2100 00:00:00 GMT"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (LONG_AGO, dt.datetime(1990, 1, 1, tzinfo=dt.UTC)),
+        ("Monday, 01-Jan-90 00:00:00 GMT", dt.datetime(1990, 1, 1, tzinfo=dt.UTC)),
+        (None, None),
+        ("", None),
+        ("yesterday", None),
+    ],
+)
+def test_parse_http_date(header: str | None, expected: dt.datetime | None) -> None:
+    assert parse_http_date(header) == expected
+
+
+def test_put_if_unmodified_since_before_change_is_412(client: httpx.Client, cast: Cast) -> None:
+    upload(client, cast, body=b"one", path="doc.txt")
+
+    response = put(client, cast, b"two", {"If-Unmodified-Since": LONG_AGO})
+
+    assert response.status_code == 412, response.text
+    assert "If-Unmodified-Since" in response.json()["detail"]
+    assert fetch(client, cast, {}, path="doc.txt").content == b"one"
+    assert versions(client, cast) == [1]
+
+
+def test_put_if_unmodified_since_last_modified_succeeds(client: httpx.Client, cast: Cast) -> None:
+    upload(client, cast, body=b"one", path="doc.txt")
+    last_modified = fetch(client, cast, {}, path="doc.txt").headers["last-modified"]
+
+    response = put(client, cast, b"two", {"If-Unmodified-Since": last_modified})
+
+    assert response.status_code == 200, response.text
+    assert versions(client, cast) == [1, 2]
+
+
+def test_put_if_unmodified_since_new_file_ignored(client: httpx.Client, cast: Cast) -> None:
+    response = put(client, cast, b"new", {"If-Unmodified-Since": LONG_AGO})
+
+    assert response.status_code == 201, response.text
+
+
+def test_put_if_match_wins_over_unmodified_since(client: httpx.Client, cast: Cast) -> None:
+    etag = upload(client, cast, body=b"one", path="doc.txt")
+
+    response = put(client, cast, b"two", {"If-Match": etag, "If-Unmodified-Since": LONG_AGO})
+
+    assert response.status_code == 200, response.text
+
+
+def test_put_invalid_unmodified_since_ignored(client: httpx.Client, cast: Cast) -> None:
+    upload(client, cast, body=b"one", path="doc.txt")
+
+    response = put(client, cast, b"two", {"If-Unmodified-Since": "yesterday"})
+
+    assert response.status_code == 200, response.text
+
+
+def test_delete_if_unmodified_since_before_change_is_412(
+    client: httpx.Client, cast: Cast
+) -> None:
+    alice = cast.acme_member
+    upload(client, cast, body=b"one", path="keep.txt")
+
+    refused = client.delete(
+        alice.url("files/keep.txt"), headers={**alice.headers, "If-Unmodified-Since": LONG_AGO}
+    )
+    kept = client.get(alice.url("files/keep.txt"), headers=alice.headers)
+    allowed = client.delete(
+        alice.url("files/keep.txt"), headers={**alice.headers, "If-Unmodified-Since": FAR_AHEAD}
+    )
+
+    assert refused.status_code == 412, refused.text
+    assert kept.content == b"one"
+    assert allowed.status_code == 200, allowed.text
 
 
 def test_delete_with_stale_if_match_is_412(client: httpx.Client, cast: Cast) -> None:

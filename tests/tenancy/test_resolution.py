@@ -98,6 +98,12 @@ def test_path_prefix_without_rest_is_root() -> None:
     assert parts == ("acme", "/", "/t/acme")
 
 
+def test_path_prefix_uppercase_names_lowercase_slug() -> None:
+    parts = split_path_prefix("/t/ACME/api/v1/me")
+
+    assert parts == ("acme", "/api/v1/me", "/t/ACME")
+
+
 def test_path_prefix_alone_names_no_tenant() -> None:
     parts = split_path_prefix("/t/")
 

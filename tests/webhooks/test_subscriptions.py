@@ -326,6 +326,85 @@ def test_private_addresses_rejected_when_blocked(
     assert "is not allowed" in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("127.1", "127.0.0.1"),
+        ("2130706433", "127.0.0.1"),
+        ("0x7f000001", "127.0.0.1"),
+        ("0177.0.0.1", "127.0.0.1"),
+        ("0", "0.0.0.0"),
+        ("127.000.000.001", "127.0.0.1"),
+        ("127.0.0.1.", "127.0.0.1"),
+        ("127.0.0.1%2509", "127.0.0.1"),
+        ("0x0a.1", "10.0.0.1"),
+    ],
+)
+def test_other_address_spellings_rejected(
+    client: httpx.Client, runtime: Runtime, cast: Cast, host: str, address: str
+) -> None:
+    runtime.settings.webhook_block_private_addresses = True
+    admin = cast.acme_admin
+    url = f"http://{host}:18526/h"
+
+    response = client.post(
+        admin.url("webhooks"), headers=admin.headers, json={"url": url, "events": ["file.created"]}
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"] == (
+        f"the webhook URL {url!r} is not allowed because {address} is not a public address; "
+        "use a public address, or ask the operator to allow private addresses for webhooks"
+    )
+
+
+def test_update_rejects_other_address_spelling(
+    client: httpx.Client, runtime: Runtime, cast: Cast
+) -> None:
+    runtime.settings.webhook_block_private_addresses = True
+    admin = cast.acme_admin
+    created = subscribe(client, admin, "https://hooks.example.test/in")
+
+    response = client.patch(
+        admin.url(f"webhooks/{created['id']}"),
+        headers=admin.headers,
+        json={"url": "http://2130706433/h"},
+    )
+
+    assert response.status_code == 400, response.text
+    assert "127.0.0.1 is not a public address" in response.json()["detail"]
+    assert call(client, admin, "GET", f"webhooks/{created['id']}")["url"] == created["url"]
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["hooks_in.example.test", "-hooks.example.test", "hooks..example.test", "1.2.3.999", "a%25b.test"],
+)
+def test_invalid_host_names_rejected(client: httpx.Client, cast: Cast, host: str) -> None:
+    admin = cast.acme_admin
+
+    response = client.post(
+        admin.url("webhooks"),
+        headers=admin.headers,
+        json={"url": f"https://{host}/in", "events": ["file.created"]},
+    )
+
+    assert response.status_code == 400, response.text
+    assert "is neither an IP address nor a valid DNS name" in response.json()["detail"]
+
+
+def test_legacy_address_allowed_when_private_allowed(client: httpx.Client, cast: Cast) -> None:
+    admin = cast.acme_admin
+
+    response = client.post(
+        admin.url("webhooks"),
+        headers=admin.headers,
+        json={"url": "http://10.1/in", "events": ["file.created"]},
+    )
+
+    assert response.status_code == 201, response.text
+
+
 def test_blocked_networks_apply_even_when_private_allowed(
     client: httpx.Client, runtime: Runtime, cast: Cast
 ) -> None:

@@ -12,6 +12,7 @@ shared: then the empty path is that node, and no path leads above it.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 
@@ -33,14 +34,16 @@ from strongroom.tenancy.models import utcnow
 from strongroom.tenancy.usage import lock_tenant
 
 Names = tuple[str, ...]
+HTTP_DATE_FORMAT = "%a, %d %b %Y %H:%M:%S GMT"
 
 
 @dataclass(frozen=True)
 class Preconditions:
-    """The conditional headers of a write: If-Match and If-None-Match."""
+    """The conditional headers of a write: If-Match, If-None-Match and If-Unmodified-Since."""
 
     if_match: list[str] | None = None
     if_none_match: list[str] | None = None
+    if_unmodified_since: dt.datetime | None = None
 
 
 def etag_of(node: NodeRow) -> str | None:
@@ -172,6 +175,15 @@ def ancestors(session: TenantSession, node: NodeRow) -> list[NodeRow]:
         chain.append(parent)
         parent_id = parent.parent_id
     return chain
+
+
+def current_sha256(session: TenantSession, node: NodeRow) -> str | None:
+    """Return the SHA-256 of a file's current version, or None for a folder."""
+    if node.kind != FILE or node.current_version_id is None:
+        return None
+    return session.scalar(
+        select(VersionRow.sha256).where(VersionRow.id == node.current_version_id)
+    )
 
 
 def path_of(session: TenantSession, node: NodeRow) -> str:
@@ -323,7 +335,7 @@ def _add_node(
 
 
 def check_preconditions(node: NodeRow | None, preconditions: Preconditions, path: str) -> None:
-    """Apply If-Match and If-None-Match to the node as it is now (RFC 9110, section 13)."""
+    """Apply the conditional headers to the node as it is now (RFC 9110, section 13)."""
     etag = etag_of(node) if node is not None else None
     if preconditions.if_match is not None:
         if etag is None or ("*" not in preconditions.if_match and etag not in preconditions.if_match):
@@ -331,11 +343,29 @@ def check_preconditions(node: NodeRow | None, preconditions: Preconditions, path
                 f"{path!r} does not match If-Match: its ETag is {etag or 'none (no file)'}; "
                 "fetch it again and retry with the current ETag"
             )
+    elif preconditions.if_unmodified_since is not None and node is not None and etag is not None:
+        # RFC 9110 has If-Match win over this header, and ignores it where no file exists.
+        _check_unmodified_since(node, preconditions.if_unmodified_since, path)
     if preconditions.if_none_match is not None and etag is not None:
         if "*" in preconditions.if_none_match or etag in preconditions.if_none_match:
             raise PreconditionFailed(
                 f"{path!r} already exists with ETag {etag}, which If-None-Match excludes"
             )
+
+
+def _check_unmodified_since(node: NodeRow, since: dt.datetime, path: str) -> None:
+    # HTTP dates have whole seconds, so the file's time is cut to the second, as in its
+    # Last-Modified header; a change within the same second is not detected.
+    modified = node.modified_at
+    if modified.tzinfo is None:
+        modified = modified.replace(tzinfo=dt.UTC)
+    modified = modified.astimezone(dt.UTC).replace(microsecond=0)
+    since = since.astimezone(dt.UTC)
+    if modified > since:
+        raise PreconditionFailed(
+            f"{path!r} was modified at {modified.strftime(HTTP_DATE_FORMAT)}, after the "
+            f"If-Unmodified-Since date {since.strftime(HTTP_DATE_FORMAT)}; fetch it again and retry"
+        )
 
 
 def add_version(

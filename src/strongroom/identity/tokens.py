@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
-from strongroom.base.errors import InvalidInput, NotAuthenticated, NotFound
+from strongroom.base.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
 from strongroom.base.logging import get_logger
 from strongroom.base.scoping import tenant_scoped_key
 from strongroom.identity.models import GUEST, TokenRow, UserRow
@@ -62,6 +62,11 @@ def create_token(
     session: TenantSession, user: UserRow, name: str = "", expires_in_days: int | None = None
 ) -> tuple[TokenRow, str]:
     """Create a token for the user; return its row and the secret, which is shown only once."""
+    if user.is_guest:
+        raise Forbidden(
+            f"{user.email} is a guest, and guests get no API tokens: they reach what is "
+            "shared with them in the web UI"
+        )
     expires_at = None
     if expires_in_days is not None:
         if not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:

@@ -31,13 +31,18 @@ def slug_from_host(host: str, base_domain: str) -> str | None:
 
 
 def split_path_prefix(path: str) -> tuple[str | None, str, str]:
-    """Split `/t/{slug}/rest` into (slug, "/rest", "/t/{slug}"); other paths give (None, path, "")."""
+    """Split `/t/{slug}/rest` into (slug, "/rest", "/t/{slug}"); other paths give (None, path, "").
+
+    The slug is returned in lower case, the form slugs are stored in, because the
+    host form is case-insensitive too. The root path keeps the request's spelling,
+    so that it remains a prefix of the request's path.
+    """
     if not path.startswith(PATH_PREFIX):
         return None, path, ""
     slug, _, rest = path[len(PATH_PREFIX) :].partition("/")
     if not slug:
         return None, path, ""
-    return slug, "/" + rest, PATH_PREFIX + slug
+    return slug.lower(), "/" + rest, PATH_PREFIX + slug
 
 
 def resolve(host: str, path: str, base_domain: str) -> Resolution:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, f
 
 from strongroom.base.errors import InvalidInput
 from strongroom.base.logging import get_logger
+from strongroom.base.validation import unknown_keys_message
 
 log = get_logger(__name__)
 
@@ -223,7 +224,8 @@ def describe_errors(exc: ValidationError) -> str:
         where = ".".join(str(part) for part in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = f"no such setting; use one of: {', '.join(SETTING_NAMES)}"
+            problems.append(unknown_keys_message([where], SETTING_NAMES, noun="setting"))
+            continue
         if error["type"] == "int_type":
             message += "; give an integer such as 30, not a string, a fraction or true/false"
         if error["type"] in ("less_than_equal", "greater_than_equal"):

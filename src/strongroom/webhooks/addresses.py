@@ -15,6 +15,7 @@ between the check and the connection cannot redirect it.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,10 @@ log = get_logger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 SCHEMES = {"http": 80, "https": 443}
+# Digits, dots and hexadecimal: what the legacy IPv4 forms of inet_aton are made of.
+LEGACY_IPV4 = re.compile(r"[0-9a-fx.]+", re.IGNORECASE)
+HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.IGNORECASE)
+MAX_HOST_NAME_LENGTH = 253
 
 
 class BlockedAddress(Exception):
@@ -83,16 +88,60 @@ def check_url(text: str, settings: Settings) -> str:
 def _check_host_text(host: str, url: str, settings: Settings) -> None:
     """Reject an address literal or a local name that deliveries would refuse anyway."""
     reason = None
-    try:
-        reason = blocked_reason(ipaddress.ip_address(host), settings)
-    except ValueError:
-        if settings.webhook_block_private_addresses and _is_local_name(host):
-            reason = "it names this machine"
+    address = parse_address(host)
+    if address is not None:
+        reason = blocked_reason(address, settings)
+    elif settings.webhook_block_private_addresses and _is_local_name(host):
+        reason = "it names this machine"
     if reason is not None:
         raise InvalidInput(
             f"the webhook URL {url!r} is not allowed because {reason}; use a public address, "
             "or ask the operator to allow private addresses for webhooks"
         )
+    if address is None and not is_host_name(host):
+        raise InvalidInput(
+            f"the webhook URL {url!r} has the host {host!r}, which is neither an IP address nor "
+            "a valid DNS name; use a name of letters, digits, hyphens and dots, or an address"
+        )
+
+
+def parse_address(host: str) -> IPAddress | None:
+    """Return the IP address that a URL's host spells, or None when the host is a name.
+
+    Resolvers accept more spellings of IPv4 than `ipaddress` does: the legacy
+    forms of `inet_aton` (`127.1`, `2130706433`, `0x7f000001`, octal `0177.0.0.1`),
+    a trailing dot, and a zone after `%`. Each of them is read here as the
+    address it names, so that the checks see the address a delivery would reach.
+    """
+    text = host.removesuffix(".").partition("%")[0]
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    # inet_aton ignores anything after a blank, so only plain numeric forms reach it.
+    if not LEGACY_IPV4.fullmatch(text):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(text))
+    except OSError:
+        return None
+
+
+def is_host_name(host: str) -> bool:
+    """Return True when the host is a valid DNS host name (RFC 1123), international ones included.
+
+    A name whose last label is all digits is rejected too, because no top-level
+    domain is numeric and resolvers may read such a name as an address.
+    """
+    name = host.removesuffix(".")
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    labels = ascii_name.split(".")
+    if len(ascii_name) > MAX_HOST_NAME_LENGTH or labels[-1].isdigit():
+        return False
+    return all(HOST_LABEL.fullmatch(label) for label in labels)
 
 
 def _is_local_name(host: str) -> bool:
@@ -144,10 +193,9 @@ def resolve_target(url: str, settings: Settings) -> Target:
 
 
 def _resolve(host: str, port: int) -> Sequence[IPAddress]:
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
+    address = parse_address(host)
+    if address is not None:
+        return [address]
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:

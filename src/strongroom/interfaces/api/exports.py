@@ -22,6 +22,7 @@ from strongroom.drive.models import BlobRow
 from strongroom.exports import building, requests
 from strongroom.exports.kinds import KINDS
 from strongroom.exports.models import ExportRow
+from strongroom.interfaces.api.bodies import RequestBody
 from strongroom.interfaces.api.dependencies import (
     API_PREFIX,
     AdminDep,
@@ -46,7 +47,7 @@ KINDS_HELP = "; ".join(
 )
 
 
-class ExportCreate(BaseModel):
+class ExportCreate(RequestBody):
     kind: str = Field(description=f"what to export: {KINDS_HELP}")
     filters: dict[str, Any] = Field(
         default_factory=dict,

@@ -34,7 +34,7 @@ from strongroom.interfaces.api.dependencies import (
     TenantDep,
     require_module,
 )
-from strongroom.interfaces.api.ranges import parse_etag_list, parse_range
+from strongroom.interfaces.api.ranges import parse_etag_list, parse_http_date, parse_range
 from strongroom.interfaces.api.schemas import (
     NodeOut,
     VersionListing,
@@ -56,6 +56,7 @@ def request_preconditions(request: Request) -> Preconditions:
     return Preconditions(
         if_match=parse_etag_list(request.headers.get("if-match"), strong=True),
         if_none_match=parse_etag_list(request.headers.get("if-none-match")),
+        if_unmodified_since=parse_http_date(request.headers.get("if-unmodified-since")),
     )
 
 
@@ -418,8 +419,9 @@ def delete_file(
         node = drive_trash.trash_node(
             session, principal.user_id, names, principal.user_id, FILE, preconditions
         )
+        sha256 = drive_files.current_sha256(session, node)
     webhook_events.file_trashed(runtime, tenant, node, principal.user_id, join_path(names))
-    return NodeOut.of(node, join_path(names))
+    return NodeOut.of(node, join_path(names), sha256)
 
 
 @router.get(

@@ -119,7 +119,8 @@ def move(
         node = drive_files.move_node(
             session, principal.user_id, source, destination, request.overwrite, principal.user_id
         )
-    return NodeOut.of(node, join_path(destination))
+        sha256 = drive_files.current_sha256(session, node)
+    return NodeOut.of(node, join_path(destination), sha256)
 
 
 @router.get("/nodes/{node_id}", response_model=NodeOut, summary="A file or folder by its id")
@@ -132,4 +133,5 @@ def get_node(
         )
         path = drive_files.path_of(session, node)
         trashed = drive_files.is_trashed(session, node)
-    return NodeOut.of(node, path, trashed=trashed)
+        sha256 = drive_files.current_sha256(session, node)
+    return NodeOut.of(node, path, sha256, trashed=trashed)

@@ -18,6 +18,7 @@ from strongroom.base.dates import format_minute
 from strongroom.identity import guests
 from strongroom.identity.models import UserRow
 from strongroom.identity.users import access_user
+from strongroom.interfaces.api.bodies import RequestBody
 from strongroom.interfaces.api.dependencies import (
     API_PREFIX,
     PrincipalDep,
@@ -35,7 +36,7 @@ from strongroom.tenancy.modules import GUESTS
 router = APIRouter(prefix=API_PREFIX, tags=["guests"], dependencies=[require_module(GUESTS)])
 
 
-class GuestCreate(BaseModel):
+class GuestCreate(RequestBody):
     email: str = Field(max_length=320, description="where the invitation goes")
     expires_at: dt.datetime | None = Field(
         default=None,
@@ -56,6 +57,10 @@ class GuestOut(BaseModel):
 
 class GuestInvited(GuestOut):
     invitation_expires: dt.datetime = Field(description="when the link in the e-mail stops working")
+    invitation_mailed: bool = Field(
+        description="false when the server has no mail server (STRONGROOM_SMTP_HOST), so the "
+        "guest gets no link and cannot log in; ask the operator to set one up"
+    )
 
 
 class GuestListing(BaseModel):
@@ -96,7 +101,12 @@ def invite_guest(
         inviter_name = inviter.display_name or inviter.email
     # Sent after the commit, so that the link in the e-mail always works.
     _send_invitation(runtime, tenant, request, invitation, inviter_name)
-    return GuestInvited(**out.model_dump(), invitation_expires=utc(invitation.expires_at))
+    # The link stays out of the reply, because whoever opens it first becomes the guest.
+    return GuestInvited(
+        **out.model_dump(),
+        invitation_expires=utc(invitation.expires_at),
+        invitation_mailed=bool(runtime.mailer.host),
+    )
 
 
 def _send_invitation(

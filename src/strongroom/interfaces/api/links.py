@@ -16,6 +16,7 @@ from strongroom.drive import files, links, upload_requests
 from strongroom.drive.models import LinkRow, UploadRequestRow
 from strongroom.drive.paths import split_path
 from strongroom.interfaces import webhook_events
+from strongroom.interfaces.api.bodies import RequestBody
 from strongroom.interfaces.api.dependencies import (
     API_PREFIX,
     PrincipalDep,
@@ -45,7 +46,7 @@ request_router = APIRouter(
 )
 
 
-class LinkCreate(BaseModel):
+class LinkCreate(RequestBody):
     path: str = Field(description="the file or folder to share, from the root of your files")
     password: str | None = Field(
         default=None,
@@ -91,7 +92,7 @@ class LinkListing(BaseModel):
     items: list[LinkOut]
 
 
-class UploadRequestCreate(BaseModel):
+class UploadRequestCreate(RequestBody):
     path: str = Field(description="the folder that receives the files")
     title: str | None = Field(default=None, description="shown to the people who upload")
     password: str | None = Field(default=None, description="a password uploaders must give")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from email.utils import parsedate_to_datetime
 
 from strongroom.base.errors import RangeNotSatisfiable
 
-# Nineteen digits reach past any real file size; a longer number is malformed.
-RANGE_PATTERN = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
+RANGE_PATTERN = re.compile(r"bytes=(\d*)-(\d*)")
+# Nineteen digits reach past any real file size, so a longer position is read as this
+# one: still beyond the end, without converting thousands of digits to an integer.
+MAX_DIGITS = 19
+BEYOND_ANY_FILE = 10**MAX_DIGITS
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -22,25 +27,31 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     match = RANGE_PATTERN.fullmatch(header.strip().replace(" ", ""))
     if match is None:
         return None
-    first, last = match.groups()
-    if not first and not last:
+    first, last = (_position(text) for text in match.groups())
+    if first is None and last is None:
         return None
 
-    if not first:
-        suffix = int(last)
+    if first is None:
+        suffix = last or 0
         if suffix == 0 or size == 0:
             raise _unsatisfiable(header, size)
         return max(size - suffix, 0), size - 1
 
-    start = int(first)
+    start = first
     # Only a last-pos given before first-pos makes the header invalid; an open end
     # past a short file is unsatisfiable instead.
-    if last and int(last) < start:
+    if last is not None and last < start:
         return None
     if start >= size:
         raise _unsatisfiable(header, size)
-    end = int(last) if last else size - 1
+    end = last if last is not None else size - 1
     return start, min(end, size - 1)
+
+
+def _position(digits: str) -> int | None:
+    if not digits:
+        return None
+    return int(digits) if len(digits) <= MAX_DIGITS else BEYOND_ANY_FILE
 
 
 def _unsatisfiable(header: str, size: int) -> RangeNotSatisfiable:
@@ -68,3 +79,19 @@ def parse_etag_list(header: str | None, strong: bool = False) -> list[str] | Non
         if tag:
             tags.append(tag)
     return tags
+
+
+def parse_http_date(header: str | None) -> dt.datetime | None:
+    """Read an HTTP-date, such as If-Unmodified-Since, as an aware time; None when absent or invalid.
+
+    RFC 9110 (section 13.1.4) has an invalid date ignored, as if the header were absent.
+    """
+    if not header:
+        return None
+    try:
+        moment = parsedate_to_datetime(header.strip())
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment

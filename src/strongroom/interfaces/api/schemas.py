@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt
 from strongroom.drive.files import etag_of
 from strongroom.drive.listing import Listing
 from strongroom.drive.models import FILE, NodeRow
+from strongroom.interfaces.api.bodies import RequestBody
 
 
 def utc(moment: dt.datetime) -> dt.datetime:
@@ -104,7 +105,7 @@ class PurgeResult(BaseModel):
     bytes_freed: int
 
 
-class MoveRequest(BaseModel):
+class MoveRequest(RequestBody):
     source: str = Field(alias="from", description="path of the file or folder to move")
     destination: str = Field(
         alias="to", description="its new path, name included; missing folders are created"
@@ -130,7 +131,7 @@ class VersionListing(BaseModel):
     items: list[VersionOut]
 
 
-class VersionRestore(BaseModel):
+class VersionRestore(RequestBody):
     number: StrictInt = Field(
         ge=1, le=2**31 - 1, description="the version whose content becomes the newest version"
     )
@@ -165,7 +166,7 @@ class TokenListing(BaseModel):
     items: list[TokenOut]
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(RequestBody):
     name: str = Field(default="", max_length=200)
     expires_in_days: StrictInt | None = Field(default=None, ge=1, le=3650)
 
@@ -209,7 +210,7 @@ class AppPasswordListing(BaseModel):
     items: list[AppPasswordOut]
 
 
-class AppPasswordCreate(BaseModel):
+class AppPasswordCreate(RequestBody):
     name: str = Field(
         default="", max_length=200, description="a label to recognise it by, such as the device"
     )
@@ -237,11 +238,11 @@ class UserListing(BaseModel):
     items: list[UserBrief]
 
 
-class GroupCreate(BaseModel):
+class GroupCreate(RequestBody):
     name: str = Field(description="unique in the tenant; at most 200 characters")
 
 
-class GroupRename(BaseModel):
+class GroupRename(RequestBody):
     name: str = Field(description="the new name, unique in the tenant")
 
 
@@ -262,7 +263,7 @@ class GroupOut(BaseModel):
     members: list[UserBrief]
 
 
-class ShareCreate(BaseModel):
+class ShareCreate(RequestBody):
     path: str = Field(description="the file or folder of your drive to share")
     user_id: uuid.UUID | None = Field(
         default=None, description="an active user of the tenant; give this or group_id"
@@ -275,7 +276,7 @@ class ShareCreate(BaseModel):
     )
 
 
-class ShareUpdate(BaseModel):
+class ShareUpdate(RequestBody):
     permission: Permission
 
 

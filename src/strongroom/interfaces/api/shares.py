@@ -322,8 +322,9 @@ def delete_shared_file(
         node = drive_trash.trash_node(
             session, item.owner_id, names, principal.user_id, FILE, preconditions, item.node.id
         )
+        sha256 = drive_files.current_sha256(session, node)
     webhook_events.file_trashed(runtime, tenant, node, principal.user_id)
-    return NodeOut.of(node, join_path(names))
+    return NodeOut.of(node, join_path(names), sha256)
 
 
 @router.get(

@@ -46,7 +46,8 @@ def restore(item_id: str, runtime: RuntimeDep, tenant: TenantDep, principal: Pri
             session, principal.user_id, parse_object_id(item_id, "trash item")
         )
         path = drive_files.path_of(session, node)
-    return NodeOut.of(node, path)
+        sha256 = drive_files.current_sha256(session, node)
+    return NodeOut.of(node, path, sha256)
 
 
 @router.delete(

@@ -16,6 +16,7 @@ import anyio
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, StrictBool, StrictInt
 
+from strongroom.interfaces.api.bodies import RequestBody
 from strongroom.interfaces.api.dependencies import (
     API_PREFIX,
     AdminDep,
@@ -39,13 +40,13 @@ EVENTS_HELP = f"event types to send: {', '.join(EVENT_TYPES)}"
 MAX_OVERLAP_HOURS = int(MAX_OVERLAP.total_seconds() // 3600)
 
 
-class WebhookCreate(BaseModel):
+class WebhookCreate(RequestBody):
     url: str = Field(description="where deliveries are POSTed: an http or https URL")
     events: list[str] = Field(description=EVENTS_HELP)
     active: StrictBool = Field(default=True, description="false saves it without sending")
 
 
-class WebhookUpdate(BaseModel):
+class WebhookUpdate(RequestBody):
     url: str | None = None
     events: list[str] | None = Field(default=None, description=EVENTS_HELP)
     active: StrictBool | None = None
@@ -68,7 +69,7 @@ class WebhookCreated(WebhookOut):
     )
 
 
-class SecretRotation(BaseModel):
+class SecretRotation(RequestBody):
     overlap_hours: StrictInt = Field(
         default=24,
         ge=0,
