@@ -11,16 +11,21 @@ NUL_NAME = "laptop\u0000name"
 
 
 @pytest.mark.parametrize(
-    ("route", "body"),
+    ("method", "route", "body"),
     [
-        ("tokens", {"name": NUL_NAME}),
-        ("me/app-passwords", {"name": NUL_NAME}),
+        ("POST", "tokens", {"name": NUL_NAME}),
+        ("POST", "me/app-passwords", {"name": NUL_NAME}),
+        ("POST", "upload-requests", {"path": "inbox", "title": NUL_NAME}),
+        ("POST", "guests", {"email": "gus\u0000@partner.example"}),
+        ("PATCH", "settings", {"display_name": NUL_NAME}),
     ],
 )
-def test_nul_in_text_is_400(client: httpx.Client, cast: Cast, route: str, body: dict) -> None:
-    alice = cast.acme_member
+def test_nul_in_text_is_400(
+    client: httpx.Client, cast: Cast, method: str, route: str, body: dict
+) -> None:
+    admin = cast.acme_admin
 
-    response = client.post(alice.url(route), json=body, headers=alice.headers)
+    response = client.request(method, admin.url(route), json=body, headers=admin.headers)
 
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == "application/problem+json"

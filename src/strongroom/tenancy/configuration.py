@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from strongroom.base.errors import BeyondPlan, InvalidInput
+from strongroom.base.validation import keys_holding_nul, nul_message
 from strongroom.tenancy.catalog import Catalog, tenant_info
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.events import Actor, Target, record_event
@@ -38,6 +39,9 @@ def update_settings(
     A maximum file size above the plan's limit is rejected, because the limit
     would silently win over it.
     """
+    holding_nul = keys_holding_nul(patch)
+    if holding_nul:
+        raise InvalidInput(nul_message(holding_nul))
     if "display_name" in patch and patch["display_name"] is None:
         raise InvalidInput("display_name: the display name cannot be reset; give a name")
     with catalog.session(write=True) as session:
@@ -79,7 +83,6 @@ def _check_within_plan(settings: TenantSettings, tenant: TenantInfo) -> None:
             f"the operator allows tenant {tenant.slug!r}; choose {limit} or less, or ask the "
             "operator for a larger limit"
         )
-
 
 
 def set_modules(

@@ -14,18 +14,21 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
 
-from strongroom.base.validation import unknown_keys_message
+from strongroom.base.validation import keys_holding_nul, nul_message, unknown_keys_message
 
 
 class RequestBody(BaseModel):
-    """A JSON request body that rejects unknown keys; aliases and field names both count."""
+    """A JSON request body that rejects unknown keys and text with U+0000.
+
+    Aliases and field names both count as known keys.
+    """
 
     # `forbid` also publishes `additionalProperties: false` in the OpenAPI document.
     model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")
     @classmethod
-    def _reject_unknown_keys(cls, data: Any) -> Any:
+    def _check_keys_and_text(cls, data: Any) -> Any:
         if not isinstance(data, Mapping):
             return data
         accepted = accepted_keys(cls)
@@ -34,6 +37,11 @@ class RequestBody(BaseModel):
             # Raised here rather than left to `forbid`, whose message cannot list the valid keys.
             detail = unknown_keys_message(unknown, public_keys(cls))
             raise PydanticCustomError("unknown_field", "{detail}", {"detail": detail})
+        holding_nul = keys_holding_nul(data)
+        if holding_nul:
+            raise PydanticCustomError(
+                "nul_character", "{detail}", {"detail": nul_message(holding_nul)}
+            )
         return data
 
 
