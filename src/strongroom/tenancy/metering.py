@@ -73,7 +73,7 @@ class Batch:
 
 
 # 5xx statuses that report the client's situation, not a fault of the server: a full
-# quota (507), and a WebDAV COPY or MOVE to another server (502, as RFC 4918 says).
+# quota (507), and a WebDAV COPY or MOVE to another server (502, as RFC 4918 prescribes).
 CLIENT_CAUSED_5XX = frozenset({502, 507})
 
 

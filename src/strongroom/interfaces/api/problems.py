@@ -134,8 +134,8 @@ async def _database_error(_request: Request, error: Exception) -> Response:
 
 
 async def _invalid_data(request: Request, error: Exception) -> Response:
-    # PostgreSQL text cannot hold U+0000, which JSON and forms can carry, and which the
-    # request models do not all reject before the database sees it.
+    # PostgreSQL text cannot contain U+0000. JSON bodies and settings reject it first, so
+    # this catches what other input, such as a web form, passes on to the database.
     if "NUL" in str(getattr(error, "orig", error)):
         log.info("nul_character_rejected")
         return problem_response(
