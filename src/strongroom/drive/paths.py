@@ -34,8 +34,8 @@ def _is_control(character: str) -> bool:
 
 def check_name(name: str, position: int | None = None) -> str:
     """Return the NFC form of one file or folder name, or raise InvalidPath naming the fault."""
-    # Printable ASCII, which most names are, is its own NFC form and holds none of the
-    # characters the slower checks look for; paths are checked on every request.
+    # Printable ASCII, which most names are, is its own NFC form and contains none of the
+    # characters the slower checks look for. Paths are checked on every request.
     plain = name.isascii() and name.isprintable()
     normalised = name if plain else unicodedata.normalize("NFC", name)
 
