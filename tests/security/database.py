@@ -109,7 +109,14 @@ def build_export(runtime: Runtime, tenant: TenantInfo, admin_id: uuid.UUID) -> N
     """Request an audit export and build it at once, so the exports table has a row of the tenant."""
     with runtime.stores.session(tenant, write=True) as session:
         export = requests.request_export(
-            session, tenant, user_actor(admin_id), admin_id, "audit", {}, None
+            session,
+            tenant,
+            user_actor(admin_id),
+            admin_id,
+            "audit",
+            {},
+            None,
+            runtime.settings.export_max_held_bytes,
         )
     building.build_export(runtime, tenant, str(export.id))
 

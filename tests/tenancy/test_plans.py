@@ -319,7 +319,7 @@ def test_settings_reject_invalid_and_keep_old(runtime: Runtime) -> None:
     cases = {
         "locale": ("english please", "locale: 'english please' is not a language tag"),
         "blocked_extensions": (["ok", "bad/ending"], "'bad/ending' is not a file name ending"),
-        "trash_retention_days": (-1, "trash_retention_days: Input should be greater than"),
+        "trash_retention_days": (-1, "trash_retention_days: -1 is less than the minimum, 0"),
         "colour": ("blue", "colour: no such setting"),
     }
     for name, (value, message) in cases.items():
