@@ -234,7 +234,7 @@ def test_export_ready_ones_capped(
     assert refused.headers["content-type"] == PROBLEM_TYPE
     assert problem["type"] == "urn:strongroom:problem:export-limit-reached"
     assert problem["detail"].startswith(
-        f"the tenant holds {MAX_HELD} exports queued, running or ready, the maximum it may hold; "
+        f"the tenant has {MAX_HELD} exports queued, running or ready, the maximum it may keep; "
         "delete an export you no longer need (DELETE {base}/api/v1/admin/exports/{id}"
     )
     assert problem["held"] == MAX_HELD

@@ -253,9 +253,7 @@ def test_list_sees_each_upload_at_once(client: httpx.Client, cast: Cast) -> None
         assert f"file-{number}.txt" in names_in(client, alice, "fresh")
 
 
-def test_list_repeated_by_users_of_one_file_stays_their_own(
-    client: httpx.Client, cast: Cast
-) -> None:
+def test_listing_cache_keeps_users_apart(client: httpx.Client, cast: Cast) -> None:
     # On SQLite the listings of all four users are kept by one reader per file
     # (shared level) or per tenant: each must still get the one of its own drive.
     members = [cast.acme_admin, cast.acme_member, cast.globex_admin, cast.globex_member]
@@ -444,9 +442,7 @@ def test_move_folder_into_another(client: httpx.Client, cast: Cast) -> None:
 
 
 @pytest.mark.parametrize("destination", ["docs/inner", "docs/a/b/docs"])
-def test_move_folder_into_itself_is_409(
-    client: httpx.Client, cast: Cast, destination: str
-) -> None:
+def test_move_folder_into_itself_is_409(client: httpx.Client, cast: Cast, destination: str) -> None:
     alice = cast.acme_member
     put_file(client, alice, "docs/plan.txt")
 
@@ -651,7 +647,9 @@ def test_concurrent_make_same_folder_is_never_500(client: httpx.Client, cast: Ca
     url = str(client.base_url.join(alice.url("folders/same/x")))
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
-        statuses = list(pool.map(lambda _: httpx.post(url, headers=alice.headers).status_code, range(6)))
+        statuses = list(
+            pool.map(lambda _: httpx.post(url, headers=alice.headers).status_code, range(6))
+        )
 
     assert statuses.count(201) == 1
     assert set(statuses) <= {201, 409}

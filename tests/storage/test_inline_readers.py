@@ -115,7 +115,7 @@ def test_reopened_file_starts_with_nothing_kept(database: str, tmp_path: Path) -
 
 
 def test_cache_drops_least_recently_used_above_budget() -> None:
-    cache = ReadCache(budget=10, largest=10)
+    cache = ReadCache(budget=10, max_value=10)
     cache.put("a", 1, b"aaaa")
     cache.put("b", 1, b"bbbb")
     assert cache.get("a", 1) == b"aaaa"  # now the most recently used
@@ -128,8 +128,8 @@ def test_cache_drops_least_recently_used_above_budget() -> None:
     assert cache.size == 8
 
 
-def test_cache_skips_values_over_the_largest() -> None:
-    cache = ReadCache(budget=100, largest=4)
+def test_cache_skips_values_over_max() -> None:
+    cache = ReadCache(budget=100, max_value=4)
 
     cache.put("big", 1, b"12345")
 

@@ -355,7 +355,7 @@ def check_preconditions(node: NodeRow | None, preconditions: Preconditions, path
 
 def _check_unmodified_since(node: NodeRow, since: dt.datetime, path: str) -> None:
     # HTTP dates have whole seconds, so the file's time is cut to the second, as in its
-    # Last-Modified header; a change within the same second is not detected.
+    # Last-Modified header. A change within the same second is not detected.
     modified = node.modified_at
     if modified.tzinfo is None:
         modified = modified.replace(tzinfo=dt.UTC)

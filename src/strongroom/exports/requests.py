@@ -132,8 +132,8 @@ def check_room_for_export(
         )
     if holding.held >= MAX_HELD:
         raise ExportLimitReached(
-            f"the tenant holds {holding.held} exports queued, running or ready, the maximum "
-            f"it may hold; {FREE_ROOM}",
+            f"the tenant has {holding.held} exports queued, running or ready, the maximum "
+            f"it may keep; {FREE_ROOM}",
             **figures,
         )
     if holding.held_bytes >= max_held_bytes:

@@ -14,10 +14,10 @@ import sqlite3
 import threading
 from collections.abc import Callable, Hashable
 
-# The byte budget of one thread's cache, and its largest value. An entry of a listing
+# The byte budget of one thread's cache, and the max size of one value. An entry of a listing
 # takes about 250 bytes of JSON, so 1 MiB is a folder of about 4,000 entries.
-CACHE_BYTES = 8 * 1024 * 1024
-LARGEST_CACHED = 1024 * 1024
+CACHE_BUDGET_BYTES = 8 * 1024 * 1024
+MAX_VALUE_BYTES = 1024 * 1024
 
 
 class ReadCache:
@@ -27,9 +27,9 @@ class ReadCache:
     the time of the read, and is only served while that version holds.
     """
 
-    def __init__(self, budget: int = CACHE_BYTES, largest: int = LARGEST_CACHED) -> None:
+    def __init__(self, budget: int = CACHE_BUDGET_BYTES, max_value: int = MAX_VALUE_BYTES) -> None:
         self.budget = budget
-        self.largest = largest
+        self.max_value = max_value
         self.size = 0
         self._values: dict[Hashable, tuple[int, bytes]] = {}
 
@@ -45,7 +45,7 @@ class ReadCache:
         return entry[1]
 
     def put(self, key: Hashable, version: int, value: bytes) -> None:
-        if len(value) > self.largest:
+        if len(value) > self.max_value:
             return
         previous = self._values.pop(key, None)
         if previous is not None:
@@ -102,7 +102,7 @@ class InlineReaders:
     connection is closed.
     """
 
-    def __init__(self, capacity: int = 200, cache_bytes: int = CACHE_BYTES) -> None:
+    def __init__(self, capacity: int = 200, cache_bytes: int = CACHE_BUDGET_BYTES) -> None:
         self.capacity = capacity
         self.cache_bytes = cache_bytes
         self._local = threading.local()

@@ -101,7 +101,7 @@ def invite_guest(
         inviter_name = inviter.display_name or inviter.email
     # Sent after the commit, so that the link in the e-mail always works.
     _send_invitation(runtime, tenant, request, invitation, inviter_name)
-    # The link stays out of the reply, because whoever opens it first becomes the guest.
+    # The link stays out of the reply, because the first person to open it becomes the guest.
     return GuestInvited(
         **out.model_dump(),
         invitation_expires=utc(invitation.expires_at),

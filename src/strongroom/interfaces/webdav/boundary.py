@@ -1,8 +1,8 @@
 """Checks of a WebDAV request before WsgiDAV handles it, and the one Date header of its response.
 
-WsgiDAV has no answer of its own for a path with a '..' name, for a change
+WsgiDAV sends no proper response of its own for a path with a '..' name, for a change
 of the drive's root (its parent lookup fails with an AttributeError), or
-for a Destination that `destinations.py` refuses. These get a problem+json
+for a Destination that `destinations.py` rejects. These get a problem+json
 response here, as the REST API would give, and never reach WsgiDAV.
 """
 
