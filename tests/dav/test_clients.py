@@ -89,7 +89,8 @@ def tree_contents(root: Path) -> dict[str, bytes]:
 def rclone(user: DavUser, config: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
     program = client_program("rclone")
     obscured = subprocess.run(
-        [program, "obscure", user.password], capture_output=True, text=True, check=True
+        # "--" ends the options: a generated password may start with "-".
+        [program, "obscure", "--", user.password], capture_output=True, text=True, check=True
     ).stdout.strip()
     environment = {
         **os.environ,
