@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import threading
 from collections.abc import Iterator
 
-import anyio
 import httpx
-import pytest
 
-from strongroom.interfaces.api import files as files_api
 from tests.services.strongroom import StrongroomProcess
 
 MIB = 1024 * 1024
@@ -53,42 +48,3 @@ def test_large_file_round_trip_streams(strongroom_process: StrongroomProcess) ->
     assert received.hexdigest() == sent.hexdigest()
     peak = server.peak_rss_bytes()
     assert peak < RSS_LIMIT, f"server peak RSS {peak // MIB} MiB"
-
-
-def test_cancelled_download_closes_after_worker() -> None:
-    """A client that goes away while the next chunk decrypts must not close the reader under it.
-
-    Closing a generator that a worker thread is running fails, and closing the blob
-    file under a running read could crash, so the close has to wait for the worker.
-    """
-    entered, release = threading.Event(), threading.Event()
-    events: list[str] = []
-
-    def pieces() -> Iterator[bytes]:
-        try:
-            entered.set()
-            release.wait(10)
-            events.append("decrypted")
-            yield b"second"
-        finally:
-            events.append("closed")
-
-    async def scenario() -> None:
-        async def consume() -> None:
-            async for _piece in files_api._stream(b"first", pieces()):
-                pass
-
-        task = asyncio.create_task(consume())
-        await anyio.to_thread.run_sync(entered.wait, 10)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        release.set()
-        for _attempt in range(200):
-            if "closed" in events:
-                break
-            await asyncio.sleep(0.01)
-
-    asyncio.run(scenario())
-
-    assert events == ["decrypted", "closed"]

@@ -7,7 +7,6 @@ encrypted and written in a worker thread.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
@@ -35,6 +34,7 @@ from strongroom.interfaces.api.dependencies import (
     require_module,
 )
 from strongroom.interfaces.api.ranges import parse_etag_list, parse_http_date, parse_range
+from strongroom.interfaces.api.read_ahead import ReadAhead, close_pieces
 from strongroom.interfaces.api.schemas import (
     NodeOut,
     VersionListing,
@@ -344,69 +344,36 @@ async def open_stream(
     try:
         slot = await runtime.fair_share.acquire_transfer(tenant)
     except BaseException:
-        _close(pieces)
+        close_pieces(pieces)
         raise
     try:
         first = await anyio.to_thread.run_sync(next, pieces, b"")
     except BaseException:
-        _close(pieces)
+        close_pieces(pieces)
         await slot.release()
         raise
     runtime.meter.record_download(tenant)
-    return _send(runtime, tenant, slot, first, pieces)
+    return _send(runtime, tenant, slot, first, ReadAhead(pieces))
 
 
 async def _send(
-    runtime: Runtime, tenant: TenantInfo, slot: TransferSlot, first: bytes, rest: Iterator[bytes]
+    runtime: Runtime, tenant: TenantInfo, slot: TransferSlot, first: bytes, rest: ReadAhead
 ) -> AsyncIterator[bytes]:
     """Stream a download within the tenant's bandwidth, holding its transfer slot to the end."""
-    pieces = _stream(first, rest)
+    piece: bytes | None = first
     try:
-        async for piece in pieces:
+        while piece is not None:
             await runtime.fair_share.throttle(tenant, len(piece))
             await slot.keep()
             runtime.meter.record_bytes_out(tenant, len(piece))
             yield piece
+            # Once the client is gone, `send` returns at once. Yielding to the loop lets the
+            # disconnect cancel this stream before the pieces read ahead count as sent.
+            await anyio.lowlevel.checkpoint()
+            piece = await rest.next()
     finally:
-        await pieces.aclose()
+        rest.close()
         await slot.release()
-
-
-async def _stream(first: bytes, rest: Iterator[bytes]) -> AsyncIterator[bytes]:
-    """Send decrypted chunks, decrypting the next one in a worker thread while this one is sent.
-
-    The overlap keeps both the event loop and a worker busy. If the client goes
-    away mid-transfer, `rest` (which keeps the blob open) is closed once the
-    worker has finished with it, because a generator cannot be closed while
-    another thread runs it. The wait is shielded: cancelling the task that
-    waits for a thread marks it done while the thread still runs.
-    """
-    piece: bytes | None = first
-    upcoming: asyncio.Task[bytes | None] | None = None
-    try:
-        while piece is not None:
-            upcoming = asyncio.ensure_future(anyio.to_thread.run_sync(next, rest, None))
-            yield piece
-            piece = await asyncio.shield(upcoming)
-            upcoming = None
-    finally:
-        if upcoming is not None and not upcoming.done():
-            upcoming.add_done_callback(lambda task: _close_after(task, rest))
-        else:
-            _close(rest)
-
-
-def _close_after(task: asyncio.Task[bytes | None], pieces: Iterator[bytes]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.info("download_abandoned", error=str(task.exception()))
-    _close(pieces)
-
-
-def _close(pieces: Iterator[bytes]) -> None:
-    """Close a generator of pieces, which releases the blob file it keeps open."""
-    close = getattr(pieces, "close", None)
-    if close is not None:
-        close()
 
 
 @router.delete("/files/{path:path}", response_model=NodeOut, summary="Move a file to the trash")

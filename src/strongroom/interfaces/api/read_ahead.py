@@ -1,0 +1,166 @@
+"""Read ahead of a response body: make its next pieces in worker threads while the loop sends.
+
+A download decrypts each chunk in a worker thread. When the event loop asked
+for one chunk at a time, the worker started only once the previous chunk was
+in the socket, so reading, decryption and sending ran one after the other.
+Here a worker keeps up to `READ_AHEAD_BYTES` of pieces ready, and the event
+loop sends from that queue.
+
+A worker job stops as soon as the queue is full, so a slow client keeps
+memory but no thread busy. The event loop starts the next job when it takes a piece.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from strongroom.base.logging import get_logger
+
+log = get_logger(__name__)
+
+# Four of the default 1 MiB chunks. A blob with larger chunks still gets one
+# piece ahead, as a piece is made whenever the queue contains less than this.
+READ_AHEAD_BYTES = 4 * 1024 * 1024
+
+# Jobs are short (at most READ_AHEAD_BYTES of reading and decrypting), so a few
+# threads serve many downloads. More threads help only when the blob store
+# waits on the network.
+READ_AHEAD_THREADS = 16
+
+_executor_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+
+
+def _shared_executor() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(READ_AHEAD_THREADS, thread_name_prefix="read-ahead")
+        return _executor
+
+
+class ReadAhead:
+    """The pieces of a blocking iterator, made ahead in worker threads for one event loop.
+
+    Only the event loop calls `next` and `close`. At most one worker job runs
+    `pieces` at a time. An error raised by `pieces` is raised by `next` after
+    the pieces made before it. `close` closes `pieces` (which releases the blob
+    file it keeps open) at once, or in the worker once its job stops.
+    """
+
+    def __init__(self, pieces: Iterator[bytes], limit: int = READ_AHEAD_BYTES) -> None:
+        self._pieces = pieces
+        self._limit = limit
+        self._loop = asyncio.get_running_loop()
+        self._executor = _shared_executor()
+
+        # The lock guards every field below. Pieces are taken by the loop and
+        # added by a worker, and `_running` is true while a worker job runs.
+        self._lock = threading.Lock()
+        self._ready: deque[bytes] = deque()
+        self._ready_bytes = 0
+        self._running = False
+        self._exhausted = False
+        self._closed = False
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+        self._start()
+
+    async def next(self) -> bytes | None:
+        """Return the next piece, or None after the last; raise what `pieces` raised."""
+        while True:
+            with self._lock:
+                if self._ready:
+                    piece = self._ready.popleft()
+                    self._ready_bytes -= len(piece)
+                    break
+                if self._error is not None:
+                    raise self._error
+                if self._exhausted:
+                    return None
+                waiter = self._waiter = self._loop.create_future()
+            self._start()
+            await waiter
+
+        self._start()
+        return piece
+
+    def close(self) -> None:
+        """Stop reading ahead and close `pieces`, now or when the running job stops."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._ready.clear()
+            self._ready_bytes = 0
+            if self._running:
+                return
+        close_pieces(self._pieces)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._running or self._exhausted or self._closed:
+                return
+            if self._ready_bytes >= self._limit:
+                return
+            self._running = True
+        # A copy per job, because two threads cannot be inside one context, and
+        # the request's context carries the tenant and request ids for logs.
+        context = contextvars.copy_context()
+        self._executor.submit(context.run, self._fill)
+
+    def _fill(self) -> None:
+        """Make pieces in a worker thread until the queue is full, `pieces` ends or fails."""
+        while True:
+            with self._lock:
+                if self._closed:
+                    self._running = False
+                    break
+                if self._ready_bytes >= self._limit:
+                    self._running = False
+                    return
+            try:
+                piece = next(self._pieces, None)
+            except BaseException as exc:  # noqa: BLE001 - the loop raises it from `next`
+                self._finish(error=exc)
+                return
+            if piece is None:
+                self._finish()
+                return
+            with self._lock:
+                if not self._closed:
+                    self._ready.append(piece)
+                    self._ready_bytes += len(piece)
+                waiter, self._waiter = self._waiter, None
+            if waiter is not None:
+                self._loop.call_soon_threadsafe(_wake, waiter)
+
+        # The loop closed this reader while the job ran, and left `pieces` to it.
+        close_pieces(self._pieces)
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        with self._lock:
+            self._exhausted = True
+            self._error = error
+            self._running = False
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            self._loop.call_soon_threadsafe(_wake, waiter)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def close_pieces(pieces: Iterator[bytes]) -> None:
+    """Close a generator of pieces, which releases the blob file it keeps open."""
+    close = getattr(pieces, "close", None)
+    if close is not None:
+        close()

@@ -1,0 +1,222 @@
+"""Read-ahead of response bodies: order, bounds, errors, closing and the request's context."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import anyio
+import pytest
+
+from strongroom.interfaces.api.read_ahead import ReadAhead
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
+
+
+class Pieces:
+    """A generator of numbered pieces that records what a worker made and when it was closed."""
+
+    def __init__(self, count: int, size: int = 10, fail_at: int | None = None) -> None:
+        self.count = count
+        self.size = size
+        self.fail_at = fail_at
+        self.made = 0
+        self.closed = threading.Event()
+        self.threads: set[str] = set()
+        self.request_ids: set[str] = set()
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for index in range(self.count):
+                self.threads.add(threading.current_thread().name)
+                self.request_ids.add(request_id.get())
+                if index == self.fail_at:
+                    raise ValueError(f"piece {index} is damaged")
+                self.made += 1
+                yield index.to_bytes(2, "big") * (self.size // 2)
+        finally:
+            self.closed.set()
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met within 10 s"
+        await asyncio.sleep(0.005)
+
+
+async def take_all(ahead: ReadAhead) -> list[bytes]:
+    taken = []
+    while (piece := await ahead.next()) is not None:
+        taken.append(piece)
+    return taken
+
+
+def test_pieces_arrive_in_order() -> None:
+    source = Pieces(50)
+
+    async def scenario() -> list[bytes]:
+        return await take_all(ReadAhead(iter(source), limit=25))
+
+    taken = asyncio.run(scenario())
+
+    assert [int.from_bytes(piece[:2], "big") for piece in taken] == list(range(50))
+    assert all(len(piece) == 10 for piece in taken)
+    assert source.closed.is_set()
+
+
+def test_pieces_are_made_in_worker_threads() -> None:
+    source = Pieces(5)
+
+    async def scenario() -> None:
+        await take_all(ReadAhead(iter(source)))
+
+    asyncio.run(scenario())
+
+    assert source.threads
+    assert all(name.startswith("read-ahead") for name in source.threads)
+
+
+def test_reads_ahead_up_to_limit_unasked() -> None:
+    source = Pieces(100, size=10)
+
+    async def scenario() -> tuple[int, int]:
+        ahead = ReadAhead(iter(source), limit=40)
+        await wait_until(lambda: source.made >= 4)
+        await asyncio.sleep(0.05)
+        before = source.made
+        await ahead.next()
+        await wait_until(lambda: source.made >= 5)
+        await asyncio.sleep(0.05)
+        after = source.made
+        ahead.close()
+        return before, after
+
+    before, after = asyncio.run(scenario())
+
+    # Four pieces of 10 bytes fill a limit of 40, and taking one makes room for one more.
+    assert before == 4
+    assert after == 5
+
+
+def test_error_follows_pieces_before_it() -> None:
+    source = Pieces(10, fail_at=3)
+
+    async def scenario() -> tuple[list[bytes], BaseException]:
+        ahead = ReadAhead(iter(source))
+        taken = [await ahead.next() for _ in range(3)]
+        with pytest.raises(ValueError) as raised:
+            await ahead.next()
+        return [piece for piece in taken if piece is not None], raised.value
+
+    taken, error = asyncio.run(scenario())
+
+    assert [int.from_bytes(piece[:2], "big") for piece in taken] == [0, 1, 2]
+    assert str(error) == "piece 3 is damaged"
+
+
+def test_error_raised_again_on_next_call() -> None:
+    source = Pieces(2, fail_at=0)
+
+    async def scenario() -> int:
+        ahead = ReadAhead(iter(source))
+        failures = 0
+        for _attempt in range(2):
+            with pytest.raises(ValueError):
+                await ahead.next()
+            failures += 1
+        return failures
+
+    assert asyncio.run(scenario()) == 2
+
+
+def test_close_while_idle_closes_now() -> None:
+    source = Pieces(100, size=10)
+
+    async def scenario() -> bool:
+        ahead = ReadAhead(iter(source), limit=20)
+        await wait_until(lambda: source.made >= 2)
+        await asyncio.sleep(0.05)
+        ahead.close()
+        return source.closed.is_set()
+
+    assert asyncio.run(scenario())
+
+
+def test_close_during_worker_waits_for_it() -> None:
+    """A client that goes away while the next piece is made must not close the reader under it.
+
+    Closing a generator that a worker thread runs fails, and closing the blob
+    file under a running read could crash, so the worker closes it when done.
+    """
+    entered, release = threading.Event(), threading.Event()
+    events: list[str] = []
+
+    def pieces() -> Iterator[bytes]:
+        try:
+            entered.set()
+            release.wait(10)
+            events.append("made")
+            yield b"second"
+            events.append("made again")
+            yield b"third"
+        finally:
+            events.append("closed")
+
+    async def scenario() -> None:
+        ahead = ReadAhead(pieces())
+        task = asyncio.create_task(ahead.next())
+        await anyio.to_thread.run_sync(entered.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        ahead.close()
+        assert events == []
+        release.set()
+        await wait_until(lambda: "closed" in events)
+
+    asyncio.run(scenario())
+
+    assert events == ["made", "closed"]
+
+
+def test_close_stops_reading_ahead() -> None:
+    source = Pieces(10)
+
+    async def scenario() -> int:
+        ahead = ReadAhead(iter(source), limit=10)
+        await wait_until(lambda: source.closed.is_set() or source.made >= 1)
+        ahead.close()
+        await wait_until(source.closed.is_set)
+        return source.made
+
+    # With a limit of one piece, the worker made one and stopped before closing.
+    assert asyncio.run(scenario()) == 1
+
+
+def test_worker_sees_request_context() -> None:
+    source = Pieces(3)
+
+    async def scenario() -> None:
+        request_id.set("request-7")
+        await take_all(ReadAhead(iter(source), limit=10))
+
+    asyncio.run(scenario())
+
+    assert source.request_ids == {"request-7"}
+
+
+def test_large_piece_still_read_ahead() -> None:
+    """A piece larger than the limit, as with 16 MiB chunks, still gets one made ahead."""
+    source = Pieces(5, size=100)
+
+    async def scenario() -> int:
+        ReadAhead(iter(source), limit=40)
+        await wait_until(lambda: source.made >= 1)
+        await asyncio.sleep(0.05)
+        return source.made
+
+    assert asyncio.run(scenario()) == 1
