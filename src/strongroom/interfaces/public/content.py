@@ -210,6 +210,8 @@ async def counted(
     pieces: AsyncGenerator[bytes, None], settle: Callable[[int], Awaitable[None]]
 ) -> AsyncIterator[bytes]:
     """Pass the pieces on, then call `settle` with the bytes the client took, however the stream ends."""
+    # NOTE: bytes count as taken once `send` returns, which includes what the kernel queued
+    # and the client never read, up to the socket's send buffer (4 MiB by Linux's default).
     sent = 0
     try:
         async for piece in pieces:
