@@ -6,6 +6,7 @@ they see the same objects configured the same way.
 
 from __future__ import annotations
 
+import gc
 import os
 import stat
 from dataclasses import dataclass
@@ -165,3 +166,16 @@ def ensure_data_dir(path: Path) -> None:
             )
         return
     os.chmod(path, 0o700)
+
+
+def freeze_start_up_objects() -> None:
+    """Keep the objects made at start-up out of the garbage collector's full passes.
+
+    Start-up leaves over 200,000 long-lived objects (routes, models, table
+    metadata, compiled statements). A full collection scanned them all and
+    took about 50 ms on a 2-core machine, a pause of every request in flight,
+    which showed as the slowest requests of a busy server. Frozen, they are
+    skipped until `gc.unfreeze`.
+    """
+    gc.collect()
+    gc.freeze()

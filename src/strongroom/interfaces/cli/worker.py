@@ -12,9 +12,8 @@ from prometheus_client import start_http_server
 from strongroom.base import metrics
 from strongroom.base.config import get_settings
 from strongroom.base.logging import configure_logging, get_logger
-from strongroom.interfaces.api.app import freeze_start_up_objects
 from strongroom.interfaces.cli.main import app, reports_errors
-from strongroom.runtime import build_runtime
+from strongroom.runtime import build_runtime, freeze_start_up_objects
 
 log = get_logger(__name__)
 
