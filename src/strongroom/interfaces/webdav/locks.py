@@ -57,7 +57,11 @@ class DriveLockStorage:
     """The interface of WsgiDAV's LockStorageDict, each call sent to the current drive's storage.
 
     Without a Redis client, each drive's storage is a LockStorageDict in this
-    process; with one, it is a RedisLockStorage that every replica shares.
+    process. With one, it is a RedisLockStorage that every replica shares.
+
+    NOTE: WsgiDAV's LockManager rejects a LOCK on a path while a PUT to it is
+    being written, but it counts those writes in its own process, so a LOCK
+    through another replica is granted during the PUT.
     """
 
     def __init__(self, redis_client: redis.Redis | None = None) -> None:
@@ -71,11 +75,6 @@ class DriveLockStorage:
         if self._scripts is not None:
             return f"{type(self).__name__}(Redis)"
         return f"{type(self).__name__}({len(self._storages)} drives)"
-
-    @property
-    def shared(self) -> bool:
-        """True when the locks live in Redis, shared by every replica."""
-        return self._scripts is not None
 
     def _storage(self) -> LockStorageDict | RedisLockStorage:
         tenant = current_tenant.get()
@@ -99,7 +98,7 @@ class DriveLockStorage:
         """Do nothing: each drive's storage is opened when it is first used."""
 
     def close(self) -> None:
-        """Close the storages in this process; a Redis client is the runtime's to close."""
+        """Close the storages in this process, but not a Redis client, which the runtime closes."""
         with self._guard:
             for storage in self._storages.values():
                 storage.close()
