@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from redis import Redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from sqlalchemy import Engine
 
 from strongroom.base.config import Settings
@@ -37,6 +40,11 @@ from strongroom.webhooks import models as webhook_models  # noqa: F401 - registe
 
 log = get_logger(__name__)
 
+# A Redis call that waits longer than this for the server fails, so that a hung Redis does not
+# hold request threads. REDIS_RETRIES more attempts follow a connection error or a timeout.
+REDIS_TIMEOUT_SECONDS = 5.0
+REDIS_RETRIES = 2
+
 
 @dataclass
 class Runtime:
@@ -57,10 +65,19 @@ class Runtime:
         huey = open_huey(self.settings, self.keyring.master_key)
         return JobQueue(huey, self, all_jobs())
 
+    @cached_property
+    def redis(self) -> Redis | None:
+        """A Redis client for synchronous callers, built on first use; None without a Redis URL."""
+        if self.settings.redis_url is None:
+            return None
+        return open_redis(self.settings.redis_url)
+
     def close(self) -> None:
         self.mailer.wait()
         if "jobs" in self.__dict__:
             self.jobs.close()
+        if self.__dict__.get("redis") is not None:
+            self.redis.close()
         self.stores.close()
         self.engine.dispose()
 
@@ -123,6 +140,16 @@ def build_runtime(settings: Settings, migrate: bool | None = None) -> Runtime:
 def open_engine(settings: Settings) -> Engine:
     return make_engine(
         settings.resolved_database_url, prepared_statements=settings.prepared_statements
+    )
+
+
+def open_redis(url: str) -> Redis:
+    """Return a Redis client whose calls fail after REDIS_TIMEOUT_SECONDS instead of hanging."""
+    return Redis.from_url(
+        url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), REDIS_RETRIES),
     )
 
 

@@ -116,8 +116,9 @@ class Settings(BaseSettings):
         default=None,
         repr=False,
         description="redis://[:PASSWORD@]HOST:PORT/DB or rediss://...; rate-limit counters, "
-        "transfer slots and the job queue live there, shared by every replica. Default: the "
-        "counters in this process and the queue in a SQLite file of the data directory.",
+        "transfer slots, WebDAV locks and the job queue live there, shared by every replica. "
+        "Default: the counters and locks in this process and the queue in a SQLite file of the "
+        "data directory.",
     )
     basic_auth_failures_per_minute: int = Field(
         default=10,

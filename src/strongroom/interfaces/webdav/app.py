@@ -68,7 +68,7 @@ def build_dav_app(runtime: Runtime) -> ASGIApp:
     quiet_wsgidav_logs()
     config = {
         "provider_mapping": {"/": DriveProvider()},
-        "lock_storage": DriveLockStorage(),
+        "lock_storage": DriveLockStorage(runtime.redis),
         "property_manager": None,
         "middleware_stack": [ErrorResponder, RequestResolver],
         # WsgiDAV's authenticator is not in the stack: BasicAuthentication runs before it.

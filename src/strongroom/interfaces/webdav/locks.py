@@ -9,6 +9,10 @@ storage of its own under `tenant_scoped_key`, chosen by the tenant that the
 request middleware put in the request's context and by the drive that the
 WebDAV application put there (`current_drive`).
 
+The storages live in this process by default. With STRONGROOM_REDIS_URL they
+live in Redis (`redis_locks.py`), under keys that contain the same
+`tenant_scoped_key`, so that replicas behind a load balancer share them.
+
 A lock lasts at most `MAX_LOCK_SECONDS`: a longer or `Infinite` timeout
 is cut to it, so a lock that its client forgot ends on its own.
 """
@@ -20,11 +24,13 @@ import threading
 import uuid
 from typing import Any
 
+import redis
 from wsgidav.lock_man.lock_storage import LockStorageDict
 
 from strongroom.base.errors import MissingTenantContext
 from strongroom.base.logging import get_logger
 from strongroom.base.scoping import tenant_scoped_key
+from strongroom.interfaces.webdav.redis_locks import RedisLockScripts, RedisLockStorage
 from strongroom.tenancy.context import current_tenant
 
 log = get_logger(__name__)
@@ -50,19 +56,27 @@ def capped_timeout(timeout: float | None) -> float:
 class DriveLockStorage:
     """The interface of WsgiDAV's LockStorageDict, each call sent to the current drive's storage.
 
-    NOTE: locks live in this process, so replicas behind a load balancer do not
-    see each other's locks. WsgiDAV's Redis lock storage would share them, once
-    its keys carry the tenant and the drive as these do.
+    Without a Redis client, each drive's storage is a LockStorageDict in this
+    process. With one, it is a RedisLockStorage that every replica shares.
+
+    NOTE: WsgiDAV's LockManager rejects a LOCK on a path while a PUT to it is
+    being written, but it counts those writes in its own process, so a LOCK
+    through another replica is granted during the PUT.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, redis_client: redis.Redis | None = None) -> None:
         self._storages: dict[str, LockStorageDict] = {}
         self._guard = threading.Lock()
+        self._scripts = (
+            None if redis_client is None else RedisLockScripts(redis_client, MAX_LOCK_SECONDS)
+        )
 
     def __repr__(self) -> str:
+        if self._scripts is not None:
+            return f"{type(self).__name__}(Redis)"
         return f"{type(self).__name__}({len(self._storages)} drives)"
 
-    def _storage(self) -> LockStorageDict:
+    def _storage(self) -> LockStorageDict | RedisLockStorage:
         tenant = current_tenant.get()
         if tenant is None:
             raise MissingTenantContext("a WebDAV lock was used outside a tenant's request")
@@ -71,6 +85,8 @@ class DriveLockStorage:
             # A lock without a drive would be shared by all drives of the tenant.
             raise MissingTenantContext("a WebDAV lock was used outside a drive's request")
         key = tenant_scoped_key(tenant.id, "dav-locks", str(drive))
+        if self._scripts is not None:
+            return RedisLockStorage(self._scripts, key)
         with self._guard:
             storage = self._storages.get(key)
             if storage is None:
@@ -82,12 +98,14 @@ class DriveLockStorage:
         """Do nothing: each drive's storage is opened when it is first used."""
 
     def close(self) -> None:
+        """Close the storages in this process, but not a Redis client, which the runtime closes."""
         with self._guard:
             for storage in self._storages.values():
                 storage.close()
             self._storages.clear()
 
     def cleanup(self) -> None:
+        """Purge expired locks in this process; Redis expires its locks by itself."""
         with self._guard:
             storages = list(self._storages.values())
         for storage in storages:
