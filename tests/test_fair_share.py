@@ -312,7 +312,10 @@ def test_downloads_cut_off_give_their_redis_slots_back(redis_url: str) -> None:
             fair_share=fair_share, meter=Meter(sqlalchemy.create_engine("sqlite://"))
         )
         try:
-            bodies = [await open_stream(runtime, tenant, pieces()) for _ in range(2)]  # type: ignore[arg-type]
+            bodies = [
+                await open_stream(runtime, tenant, pieces())  # type: ignore[arg-type]
+                for _ in range(2)
+            ]
             taken = anyio.Event()
             received = []
 

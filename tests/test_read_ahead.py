@@ -297,7 +297,9 @@ class Source:
     """An iterator that is not a generator, holding a resource until its `close`."""
 
     def __init__(self) -> None:
-        self.entered, self.go_on, self.closed = threading.Event(), threading.Event(), threading.Event()
+        self.entered = threading.Event()
+        self.go_on = threading.Event()
+        self.closed = threading.Event()
 
     def __iter__(self) -> Source:
         return self
@@ -325,3 +327,16 @@ def test_close_during_the_last_job_closes_pieces() -> None:
     asyncio.run(scenario())
 
     assert source.closed.is_set(), "the pieces were never closed"
+
+
+def test_next_after_close_ends_at_once() -> None:
+    """Asked again after `close`, the reader says the pieces ended instead of waiting for ever."""
+    source = Pieces(100, size=10)
+
+    async def scenario() -> bytes | None:
+        ahead = ReadAhead(iter(source), limit=20)
+        await ahead.next()
+        ahead.close()
+        return await asyncio.wait_for(ahead.next(), 5)
+
+    assert asyncio.run(scenario()) is None

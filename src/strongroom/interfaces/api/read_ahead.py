@@ -73,9 +73,11 @@ class ReadAhead:
         self._start()
 
     async def next(self) -> bytes | None:
-        """Return the next piece, or None after the last; raise what `pieces` raised."""
+        """Return the next piece, None after the last or once closed; raise what `pieces` raised."""
         while True:
             with self._lock:
+                if self._closed:
+                    return None
                 if self._ready:
                     piece = self._ready.popleft()
                     self._ready_bytes -= len(piece)
