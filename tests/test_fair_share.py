@@ -290,7 +290,7 @@ def test_two_servers_share_one_limit(tmp_path: Path, redis_url: str) -> None:
     assert all("retry-after" in response.headers for response in responses[-2:])
 
 
-def test_downloads_cut_off_give_their_redis_slots_back(redis_url: str) -> None:
+def test_cut_off_downloads_release_redis_slots(redis_url: str) -> None:
     """Downloads cancelled by hang-ups release their slots, though each release waits for Redis.
 
     Starlette cancels a stream's task when its client goes away, and anyio
@@ -358,7 +358,7 @@ def start_download(port: int, path: str, token: str) -> tuple[socket.socket, int
     return connection, int(status_line.split()[1])
 
 
-def test_downloads_cut_off_together_give_their_slots_back(tmp_path: Path, redis_url: str) -> None:
+def test_server_frees_cut_off_download_slots(tmp_path: Path, redis_url: str) -> None:
     """Clients that hang up at once get their slots back at once, not when the leases expire."""
     environment = {"STRONGROOM_REDIS_URL": redis_url, "STRONGROOM_TENANT_CACHE_SECONDS": "0"}
     server = StrongroomProcess(tmp_path / "data", extra_env=environment)
@@ -379,8 +379,8 @@ def test_downloads_cut_off_together_give_their_slots_back(tmp_path: Path, redis_
         )
         assert stored.status_code == 201, stored.text
         for _round in range(rounds):
-            # The server needs a moment to see the last round's hang-ups; a slot kept by
-            # a cut-off download stays taken for its whole lease, two minutes.
+            # The server needs a moment to see the last round's hang-ups. A slot that a
+            # cut-off download keeps stays taken for its whole lease, two minutes.
             deadline = time.monotonic() + 10
             while True:
                 started = [

@@ -234,10 +234,10 @@ class Unmeasured(bytes):
         return super().__len__()
 
 
-def test_error_outside_the_pieces_reaches_the_loop() -> None:
+def test_error_after_next_reaches_loop() -> None:
     """A job that fails after `next` returned must end the download with that error.
 
-    The executor keeps a job's exception in a future that nobody reads, so
+    The executor keeps a job's exception in a future that no code reads, so
     without care the loop would wait for ever, or send what the job left.
     """
 
@@ -257,7 +257,7 @@ def test_error_outside_the_pieces_reaches_the_loop() -> None:
     assert asyncio.run(scenario()) == [b"first"]
 
 
-def test_job_closes_pieces_after_the_loop_closed() -> None:
+def test_closed_loop_still_closes_pieces() -> None:
     """A job still running when its event loop closes, as when the server stops, closes the pieces.
 
     The reader was closed while the job ran, which left `pieces` to the job,
@@ -313,7 +313,7 @@ class Source:
         self.closed.set()
 
 
-def test_close_during_the_last_job_closes_pieces() -> None:
+def test_close_during_last_job_closes_pieces() -> None:
     """Closed while the job finds the end of `pieces`, the reader still closes them once."""
     source = Source()
 
@@ -329,8 +329,8 @@ def test_close_during_the_last_job_closes_pieces() -> None:
     assert source.closed.is_set(), "the pieces were never closed"
 
 
-def test_next_after_close_ends_at_once() -> None:
-    """Asked again after `close`, the reader says the pieces ended instead of waiting for ever."""
+def test_next_after_close_returns_none() -> None:
+    """After `close`, `next` returns None at once instead of waiting for a job that never runs."""
     source = Pieces(100, size=10)
 
     async def scenario() -> bytes | None:

@@ -374,8 +374,8 @@ async def _send(
             piece = await rest.next()
     finally:
         rest.close()
-        # Shielded: after a hang-up this runs in the cancelled task, where every wait is
-        # cancelled again. A release that waits for Redis would then keep the slot taken
+        # Shielded, because after a hang-up this runs in the cancelled task, where anyio
+        # cancels every wait again. A release that waits for Redis would then keep the slot
         # until its lease expires, and the tenant's next downloads would get 429.
         with anyio.CancelScope(shield=True):
             await slot.release()

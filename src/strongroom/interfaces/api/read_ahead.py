@@ -125,8 +125,8 @@ class ReadAhead:
         """Make pieces in a worker thread until the queue is full, `pieces` ends or fails.
 
         Every way out goes through `_stop`. An exception left to the executor
-        would stay in a future that nobody reads: the loop would wait for a
-        piece that never comes, and `pieces` would never be closed.
+        would stay in a future that no code reads. The loop would then wait
+        for a piece that never comes, and `pieces` would never be closed.
         """
         ended = False
         error: BaseException | None = None
@@ -156,7 +156,7 @@ class ReadAhead:
         self._wake(waiter)
 
     def _stop(self, ended: bool = False, error: BaseException | None = None) -> None:
-        """End a job: record how `pieces` ended, wake the loop, and close `pieces` if left to it.
+        """Record how a job ended, wake the loop, and close `pieces` if `close` left them to it.
 
         Whether the job or `close` closes `pieces` is decided under the lock,
         together with `_running`, so exactly one of them does.
@@ -178,7 +178,7 @@ class ReadAhead:
         try:
             self._loop.call_soon_threadsafe(_wake, waiter)
         except RuntimeError:
-            # The loop is closed (the server stopped while the job ran): nothing waits any more.
+            # The loop closed while the job ran, as when the server stops, so nothing waits.
             pass
 
     def _close_pieces(self) -> None:
