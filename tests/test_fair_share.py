@@ -354,7 +354,11 @@ def start_download(port: int, path: str, token: str) -> tuple[socket.socket, int
     connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
     request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
     connection.sendall(request.encode())
-    status_line = connection.recv(12)
+    status_line = b""
+    while len(status_line) < len(b"HTTP/1.1 200"):
+        received = connection.recv(12 - len(status_line))
+        assert received, "the server closed the connection before its status line"
+        status_line += received
     return connection, int(status_line.split()[1])
 
 
