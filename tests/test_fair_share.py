@@ -8,18 +8,26 @@ server processes that share one Redis.
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
+import time
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import anyio
 import httpx
+import sqlalchemy
 
 from strongroom.base.errors import RateLimited
+from strongroom.interfaces.api.files import open_stream
 from strongroom.runtime import Runtime
 from strongroom.tenancy.context import TenantInfo
 from strongroom.tenancy.events import OPERATOR
 from strongroom.tenancy.fair_share import FairShare
 from strongroom.tenancy.limits import TenantLimits
+from strongroom.tenancy.metering import Meter
 from strongroom.tenancy.plans import set_limit_overrides
 from tests.conftest import Cast, Member
 from tests.services.strongroom import StrongroomProcess
@@ -280,6 +288,121 @@ def test_two_servers_share_one_limit(tmp_path: Path, redis_url: str) -> None:
     assert statuses.count(429) == 2
     assert statuses[-2:] == [429, 429]
     assert all("retry-after" in response.headers for response in responses[-2:])
+
+
+def test_cut_off_downloads_release_redis_slots(redis_url: str) -> None:
+    """Downloads cancelled by hang-ups release their slots, though each release waits for Redis.
+
+    Starlette cancels a stream's task when its client goes away, and anyio
+    cancels every later wait of that task too. Two releases at once need a
+    second Redis connection, whose connect was cancelled before ZREM was sent.
+    """
+    tenant = limited_tenant(concurrent_transfers=2)
+    go_on = threading.Event()
+
+    def pieces() -> Iterator[bytes]:
+        yield b"first"
+        yield b"second"
+        go_on.wait(10)
+        yield b"third"
+
+    async def scenario() -> int:
+        fair_share = FairShare(redis_url)
+        runtime = SimpleNamespace(
+            fair_share=fair_share, meter=Meter(sqlalchemy.create_engine("sqlite://"))
+        )
+        try:
+            bodies = [
+                await open_stream(runtime, tenant, pieces())  # type: ignore[arg-type]
+                for _ in range(2)
+            ]
+            taken = anyio.Event()
+            received = []
+
+            async def consume(body: AsyncIterator[bytes]) -> None:
+                # As Starlette's stream_response: `send` returns at once, so the stream is
+                # waiting for its third piece when the hang-up cancels it.
+                async for piece in body:
+                    received.append(piece)
+                    if len(received) == 4:
+                        taken.set()
+
+            with anyio.CancelScope() as hang_up:
+                async with anyio.create_task_group() as group:
+                    for body in bodies:
+                        group.start_soon(consume, body)
+                    await taken.wait()
+                    hang_up.cancel()
+            free = 0
+            for _attempt in range(2):
+                try:
+                    await fair_share.acquire_transfer(tenant)
+                    free += 1
+                except RateLimited:
+                    pass
+            return free
+        finally:
+            go_on.set()
+            await fair_share.aclose()
+
+    assert asyncio.run(scenario()) == 2
+
+
+def start_download(port: int, path: str, token: str) -> tuple[socket.socket, int]:
+    """GET `path` on a socket that reads only the status line, as a client that stalls."""
+    connection = socket.create_connection(("127.0.0.1", port))
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
+    connection.sendall(request.encode())
+    status_line = b""
+    while len(status_line) < len(b"HTTP/1.1 200"):
+        received = connection.recv(12 - len(status_line))
+        assert received, "the server closed the connection before its status line"
+        status_line += received
+    return connection, int(status_line.split()[1])
+
+
+def test_server_frees_cut_off_download_slots(tmp_path: Path, redis_url: str) -> None:
+    """Clients that hang up at once get their slots back at once, not when the leases expire."""
+    environment = {"STRONGROOM_REDIS_URL": redis_url, "STRONGROOM_TENANT_CACHE_SECONDS": "0"}
+    server = StrongroomProcess(tmp_path / "data", extra_env=environment)
+    slots, rounds = 3, 4
+    rejected_rounds = 0
+    try:
+        token = server.make_member("acme", "alice@acme.test")
+        limited = server.cli("tenant", "limits", "acme", "--concurrent-transfers", str(slots))
+        assert limited.returncode == 0, limited.stderr
+        server.start()
+        # Larger than what the kernel and the read-ahead buffer, so each download stalls.
+        body = bytes(range(256)) * (24 * 1024 * 1024 // 256)
+        stored = httpx.put(
+            f"{server.url}/t/acme/api/v1/files/large.bin",
+            content=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
+        assert stored.status_code == 201, stored.text
+        for _round in range(rounds):
+            # The server needs a moment to see the last round's hang-ups. A slot that a
+            # cut-off download keeps stays taken for its whole lease, two minutes.
+            deadline = time.monotonic() + 10
+            while True:
+                started = [
+                    start_download(server.port, "/t/acme/api/v1/files/large.bin", token)
+                    for _ in range(slots)
+                ]
+                for connection, _status in started:
+                    connection.close()
+                if all(status == 200 for _connection, status in started):
+                    break
+                if time.monotonic() > deadline:
+                    rejected_rounds += 1
+                    break
+                time.sleep(0.1)
+    finally:
+        server.stop()
+
+    assert rejected_rounds == 0
 
 
 def test_unrenewed_transfer_lease_expires() -> None:

@@ -220,3 +220,123 @@ def test_large_piece_still_read_ahead() -> None:
         return source.made
 
     assert asyncio.run(scenario()) == 1
+
+
+class Unmeasured(bytes):
+    """A piece whose first `len` fails, as a MemoryError could while a job adds it to the queue."""
+
+    measured = False
+
+    def __len__(self) -> int:
+        if not Unmeasured.measured:
+            Unmeasured.measured = True
+            raise MemoryError("no memory left to add the piece")
+        return super().__len__()
+
+
+def test_error_after_next_reaches_loop() -> None:
+    """A job that fails after `next` returned must end the download with that error.
+
+    The executor keeps a job's exception in a future that no code reads, so
+    without care the loop would wait for ever, or send what the job left.
+    """
+
+    def pieces() -> Iterator[bytes]:
+        yield b"first"
+        yield Unmeasured(b"second")
+        yield b"third"
+
+    async def scenario() -> list[bytes]:
+        ahead = ReadAhead(pieces())
+        taken = []
+        with pytest.raises(MemoryError):
+            while (piece := await asyncio.wait_for(ahead.next(), 5)) is not None:
+                taken.append(piece)
+        return taken
+
+    assert asyncio.run(scenario()) == [b"first"]
+
+
+def test_closed_loop_still_closes_pieces() -> None:
+    """A job still running when its event loop closes, as when the server stops, closes the pieces.
+
+    The reader was closed while the job ran, which left `pieces` to the job,
+    and the job cannot wake a loop that is gone.
+    """
+    waiting, go_on, closed = threading.Event(), threading.Event(), threading.Event()
+
+    def pieces() -> Iterator[bytes]:
+        try:
+            yield b"first"
+            waiting.set()
+            go_on.wait(10)
+            yield b"second"
+        finally:
+            closed.set()
+
+    async def scenario() -> ReadAhead:
+        ahead = ReadAhead(pieces())
+        assert await ahead.next() == b"first"
+        task = asyncio.create_task(ahead.next())
+        await anyio.to_thread.run_sync(waiting.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        ahead.close()
+        return ahead
+
+    # Kept here, so that `pieces` is not closed by the garbage collector instead.
+    ahead = asyncio.run(scenario())
+    go_on.set()
+
+    assert closed.wait(5), "the pieces were never closed"
+    assert ahead is not None
+
+
+class Source:
+    """An iterator that is not a generator, holding a resource until its `close`."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.go_on = threading.Event()
+        self.closed = threading.Event()
+
+    def __iter__(self) -> Source:
+        return self
+
+    def __next__(self) -> bytes:
+        self.entered.set()
+        self.go_on.wait(10)
+        raise StopIteration
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def test_close_during_last_job_closes_pieces() -> None:
+    """Closed while the job finds the end of `pieces`, the reader still closes them once."""
+    source = Source()
+
+    async def scenario() -> None:
+        ahead = ReadAhead(source)
+        await anyio.to_thread.run_sync(source.entered.wait, 10)
+        ahead.close()
+        source.go_on.set()
+        await anyio.to_thread.run_sync(source.closed.wait, 5)
+
+    asyncio.run(scenario())
+
+    assert source.closed.is_set(), "the pieces were never closed"
+
+
+def test_next_after_close_returns_none() -> None:
+    """After `close`, `next` returns None at once instead of waiting for a job that never runs."""
+    source = Pieces(100, size=10)
+
+    async def scenario() -> bytes | None:
+        ahead = ReadAhead(iter(source), limit=20)
+        await ahead.next()
+        ahead.close()
+        return await asyncio.wait_for(ahead.next(), 5)
+
+    assert asyncio.run(scenario()) is None

@@ -350,7 +350,8 @@ async def open_stream(
         first = await anyio.to_thread.run_sync(next, pieces, b"")
     except BaseException:
         close_pieces(pieces)
-        await slot.release()
+        with anyio.CancelScope(shield=True):
+            await slot.release()
         raise
     runtime.meter.record_download(tenant)
     return _send(runtime, tenant, slot, first, ReadAhead(pieces))
@@ -373,7 +374,11 @@ async def _send(
             piece = await rest.next()
     finally:
         rest.close()
-        await slot.release()
+        # Shielded, because after a hang-up this runs in the cancelled task, where anyio
+        # cancels every wait again. A release that waits for Redis would then keep the slot
+        # until its lease expires, and the tenant's next downloads would get 429.
+        with anyio.CancelScope(shield=True):
+            await slot.release()
 
 
 @router.delete("/files/{path:path}", response_model=NodeOut, summary="Move a file to the trash")

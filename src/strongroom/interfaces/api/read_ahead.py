@@ -73,9 +73,11 @@ class ReadAhead:
         self._start()
 
     async def next(self) -> bytes | None:
-        """Return the next piece, or None after the last; raise what `pieces` raised."""
+        """Return the next piece, None after the last or once closed; raise what `pieces` raised."""
         while True:
             with self._lock:
+                if self._closed:
+                    return None
                 if self._ready:
                     piece = self._ready.popleft()
                     self._ready_bytes -= len(piece)
@@ -101,7 +103,7 @@ class ReadAhead:
             self._ready_bytes = 0
             if self._running:
                 return
-        close_pieces(self._pieces)
+        self._close_pieces()
 
     def _start(self) -> None:
         with self._lock:
@@ -113,45 +115,77 @@ class ReadAhead:
         # A copy per job, because two threads cannot be inside one context, and
         # the request's context carries the tenant and request ids for logs.
         context = contextvars.copy_context()
-        self._executor.submit(context.run, self._fill)
+        try:
+            self._executor.submit(context.run, self._fill)
+        except BaseException as exc:  # noqa: BLE001 - the loop raises it from `next`
+            # The pool refuses jobs once the interpreter shuts down.
+            self._stop(error=exc)
 
     def _fill(self) -> None:
-        """Make pieces in a worker thread until the queue is full, `pieces` ends or fails."""
-        while True:
-            with self._lock:
-                if self._closed:
-                    self._running = False
-                    break
-                if self._ready_bytes >= self._limit:
-                    self._running = False
-                    return
-            try:
+        """Make pieces in a worker thread until the queue is full, `pieces` ends or fails.
+
+        Every way out goes through `_stop`. An exception left to the executor
+        would stay in a future that no code reads. The loop would then wait
+        for a piece that never comes, and `pieces` would never be closed.
+        """
+        ended = False
+        error: BaseException | None = None
+        try:
+            while self._wants_more():
                 piece = next(self._pieces, None)
-            except BaseException as exc:  # noqa: BLE001 - the loop raises it from `next`
-                self._finish(error=exc)
-                return
-            if piece is None:
-                self._finish()
-                return
-            with self._lock:
-                if not self._closed:
-                    self._ready.append(piece)
-                    self._ready_bytes += len(piece)
-                waiter, self._waiter = self._waiter, None
-            if waiter is not None:
-                self._loop.call_soon_threadsafe(_wake, waiter)
+                if piece is None:
+                    ended = True
+                    break
+                self._add(piece)
+        except BaseException as exc:  # noqa: BLE001 - the loop raises it from `next`
+            error = exc
+        self._stop(ended=ended, error=error)
 
-        # The loop closed this reader while the job ran, and left `pieces` to it.
-        close_pieces(self._pieces)
-
-    def _finish(self, error: BaseException | None = None) -> None:
+    def _wants_more(self) -> bool:
         with self._lock:
-            self._exhausted = True
-            self._error = error
-            self._running = False
+            return not self._closed and self._ready_bytes < self._limit
+
+    def _add(self, piece: bytes) -> None:
+        size = len(piece)
+        with self._lock:
+            if self._closed:
+                return
+            self._ready.append(piece)
+            self._ready_bytes += size
             waiter, self._waiter = self._waiter, None
-        if waiter is not None:
+        self._wake(waiter)
+
+    def _stop(self, ended: bool = False, error: BaseException | None = None) -> None:
+        """Record how a job ended, wake the loop, and close `pieces` if `close` left them to it.
+
+        Whether the job or `close` closes `pieces` is decided under the lock,
+        together with `_running`, so exactly one of them does.
+        """
+        with self._lock:
+            self._running = False
+            if ended or error is not None:
+                self._exhausted = True
+                self._error = error
+            waiter, self._waiter = self._waiter, None
+            left_to_job = self._closed
+        self._wake(waiter)
+        if left_to_job:
+            self._close_pieces()
+
+    def _wake(self, waiter: asyncio.Future[None] | None) -> None:
+        if waiter is None:
+            return
+        try:
             self._loop.call_soon_threadsafe(_wake, waiter)
+        except RuntimeError:
+            # The loop closed while the job ran, as when the server stops, so nothing waits.
+            pass
+
+    def _close_pieces(self) -> None:
+        try:
+            close_pieces(self._pieces)
+        except Exception as exc:  # noqa: BLE001 - a worker has no caller to raise it to
+            log.warning("read_ahead_close_failed", error=str(exc))
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
