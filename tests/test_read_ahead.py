@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterator
 import anyio
 import pytest
 
+from strongroom.interfaces.api import read_ahead
 from strongroom.interfaces.api.read_ahead import ReadAhead
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
@@ -340,3 +342,68 @@ def test_next_after_close_returns_none() -> None:
         return await asyncio.wait_for(ahead.next(), 5)
 
     assert asyncio.run(scenario()) is None
+
+
+def test_shared_budget_limits_other_readers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(read_ahead.shared_budget, "limit", read_ahead.shared_budget.used + 40)
+    first, second = Pieces(100, size=10), Pieces(100, size=10)
+
+    async def scenario() -> tuple[int, int, int]:
+        greedy = ReadAhead(iter(first), limit=40)
+        await wait_until(lambda: first.made >= 4)
+        other = ReadAhead(iter(second), limit=40)
+        await wait_until(lambda: second.made >= 1)
+        await asyncio.sleep(0.05)
+        made = (first.made, second.made)
+        greedy.close()
+        await other.next()
+        await wait_until(lambda: second.made >= 5)
+        await asyncio.sleep(0.05)
+        other.close()
+        return made[0], made[1], second.made
+
+    greedy_made, held, freed = asyncio.run(scenario())
+
+    # The first reader fills the budget, so the second gets only the one piece every
+    # reader is given, and reads ahead in full once the first lets its pieces go.
+    assert greedy_made == 4
+    assert held == 1
+    assert freed == 5
+
+
+def test_shared_budget_freed_by_unclosed_reader() -> None:
+    used_before = read_ahead.shared_budget.used
+    source = Pieces(20)
+
+    async def scenario() -> int:
+        reader = ReadAhead(iter(source))
+        await wait_until(lambda: source.made >= 20)
+        await asyncio.sleep(0.05)
+        assert reader is not None
+        return read_ahead.shared_budget.used
+
+    while_alive = asyncio.run(scenario())
+    gc.collect()
+
+    assert while_alive == used_before + 200
+    assert read_ahead.shared_budget.used == used_before
+
+
+def test_shared_budget_returns_to_zero() -> None:
+    used_before = read_ahead.shared_budget.used
+    sources = [Pieces(20), Pieces(20, fail_at=5), Pieces(20)]
+
+    async def scenario() -> None:
+        whole = ReadAhead(iter(sources[0]))
+        await take_all(whole)
+        failing = ReadAhead(iter(sources[1]))
+        with pytest.raises(ValueError):
+            await take_all(failing)
+        closed = ReadAhead(iter(sources[2]))
+        await wait_until(lambda: sources[2].made >= 3)
+        closed.close()
+        await wait_until(sources[2].closed.is_set)
+
+    asyncio.run(scenario())
+
+    assert read_ahead.shared_budget.used == used_before
