@@ -411,12 +411,33 @@ class LiveServer:
             time.sleep(0.01)
 
     def wait_until_idle(self, timeout: float = 10) -> None:
-        """Wait until the clients of the test that ends have closed their connections."""
+        """Wait until the server has finished every request and every connection is closed.
+
+        A connection that waits for its client's next request is closed at once, as
+        uvicorn's keep-alive timeout would close it after 5 s: clients that keep
+        connections open (httpx, tuspy's `requests`, browsers) made each wait last
+        those 5 s.
+        """
+        loop = self._server.servers[0].get_loop()
         deadline = time.monotonic() + timeout
         while self._server.server_state.connections or self._server.server_state.tasks:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the test server still had requests after {timeout} seconds")
+            loop.call_soon_threadsafe(self._close_idle_connections)
             time.sleep(0.005)
+
+    def _close_idle_connections(self) -> None:
+        """Fire the keep-alive timeout of every connection that waits for a next request.
+
+        Runs on the server's event loop. uvicorn arms that timeout only once a
+        response is complete and disarms it when a byte of the next request
+        arrives, so a request that is being sent or served is never cut.
+        """
+        for connection in list(self._server.server_state.connections):
+            keep_alive = connection.timeout_keep_alive_task
+            if keep_alive is not None:
+                keep_alive.cancel()
+                connection.timeout_keep_alive_handler()
 
     def stop(self) -> None:
         self._server.should_exit = True

@@ -11,17 +11,20 @@ from typing import Any
 
 import pytest
 from huey.api import Huey
+from huey.consumer import Scheduler
 from huey.signals import SIGNAL_CANCELED, SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_RETRYING
 
 from strongroom.base import metrics
 from strongroom.runtime import Runtime
-from strongroom.tenancy.jobs import JobQueue
+from strongroom.tenancy.jobs import JobQueue, ThreadConsumer
 from strongroom.tenancy.metering import HOUR_SECONDS, Batch, write_batch
 from strongroom.tenancy.monitoring import replace_series
 from strongroom.tenancy.rollups import roll_up_hour
 from tests.conftest import Cast
 
 WAIT_SECONDS = 60
+# How often the tests' consumer moves delayed tasks that are due onto the queue.
+SCHEDULE_CHECK_SECONDS = 0.02
 
 
 class JobWatcher:
@@ -49,12 +52,31 @@ class JobWatcher:
         return self.outcomes[task_id]
 
 
+class QuickScheduler(Scheduler):
+    """huey's scheduler, checking for due delayed tasks every few milliseconds.
+
+    huey 3.5 clamps its interval to at least one second, so a retry delayed by 0.1 s
+    waited up to a second for the next check. The tests delay tasks by fractions
+    of a second (webhook retries) and wait for them to run.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.interval = SCHEDULE_CHECK_SECONDS
+
+
+class QuickConsumer(ThreadConsumer):
+    """The server's in-process consumer, with the quick scheduler."""
+
+    scheduler_class = QuickScheduler
+
+
 @contextmanager
 def run_consumer(queue: JobQueue) -> Iterator[JobWatcher]:
     """Run a real huey consumer of the queue in threads, polling often, until the test ends."""
     watcher = JobWatcher(queue.huey)
-    consumer = queue.consumer(
-        workers=1, periodic=False, in_thread=True, initial_delay=0.01, max_delay=0.1
+    consumer = QuickConsumer(
+        queue.huey, workers=1, periodic=False, initial_delay=0.01, max_delay=0.1
     )
     consumer.start()
     try:
