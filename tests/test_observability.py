@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import structlog
 
+from strongroom.base import log_context
 from strongroom.base.logging import access_logger, configure_logging
 from strongroom.interfaces.api.app import create_app, lifespan
 from strongroom.interfaces.cli.worker import run_consumer
@@ -188,10 +188,10 @@ def test_start_up_objects_are_frozen_while_serving(runtime: Runtime) -> None:
 def access_line_in(log_format: str, level: str, capsys: pytest.CaptureFixture[str]) -> str:
     configure_logging(log_format, level)
     try:
-        structlog.contextvars.bind_contextvars(request_id="probe-0001", tenant="acme")
+        log_context.bind(request_id="probe-0001", tenant="acme")
         access_logger().info("request", method="GET", route="/api/v1/x", status=204)
     finally:
-        structlog.contextvars.clear_contextvars()
+        log_context.clear()
         configure_logging("json", "warning")  # as tests/conftest.py sets it
     return capsys.readouterr().err
 

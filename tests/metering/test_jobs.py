@@ -8,11 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import structlog
 from huey import crontab
 from huey.signals import SIGNAL_CANCELED, SIGNAL_COMPLETE
 
-from strongroom.base import metrics
+from strongroom.base import log_context, metrics
 from strongroom.base.config import Settings
 from strongroom.base.errors import MissingTenantContext
 from strongroom.drive.retention import EXPIRE_TRASH
@@ -34,7 +33,7 @@ class Calls:
 
     def tenant_job(self, _runtime: Runtime, tenant: TenantInfo, **arguments: Any) -> None:
         self.tenants.append(current_tenant.get())
-        self.log_tenants.append(structlog.contextvars.get_contextvars().get("tenant"))
+        self.log_tenants.append(log_context.current().get("tenant"))
         self.arguments.append({"tenant": tenant, **arguments})
 
     def platform_job(self, _runtime: Runtime) -> None:

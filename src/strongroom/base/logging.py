@@ -1,8 +1,8 @@
 """structlog set-up: JSON lines in production, columns in development.
 
-Request middleware binds `request_id` and `tenant` with
-`structlog.contextvars`, so every event logged while serving a request carries
-them without each call passing them on.
+Request middleware binds `request_id` and `tenant` with `log_context`, so
+every event logged while serving a request carries them without each call
+passing them on.
 
 Our events and the standard-library records of uvicorn and other libraries
 all end in one handler on the root logger, whose `ProcessorFormatter` runs
@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 import orjson
 import structlog
+
+from strongroom.base import log_context
 
 ACCESS_LOGGER_NAME = "strongroom.access"
 
@@ -43,7 +45,7 @@ def configure_logging(
         _cache_loggers = cache_loggers
     level_number = logging.getLevelName(level.upper())
     shared_processors: list[structlog.types.Processor] = [
-        structlog.contextvars.merge_contextvars,
+        log_context.merge_fields,
         structlog.stdlib.add_logger_name,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -142,7 +144,7 @@ class _JsonAccessLine:
     def info(self, event: str, **fields: Any) -> None:
         if not self.enabled:
             return
-        line = structlog.contextvars.get_contextvars()
+        line = dict(log_context.current())
         line.update(fields)
         line["event"] = event
         line["logger"] = ACCESS_LOGGER_NAME

@@ -27,14 +27,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from huey import RedisHuey, SqliteHuey
 from huey.api import Huey, TaskWrapper
 from huey.consumer import Consumer
 from huey.exceptions import CancelExecution
 from huey.serializer import Serializer
 
-from strongroom.base import metrics
+from strongroom.base import log_context, metrics
 from strongroom.base.config import Settings
 from strongroom.base.errors import MissingTenantContext, ServiceUnavailable, TenantNotFound
 from strongroom.base.logging import get_logger
@@ -204,7 +203,7 @@ class JobQueue:
         self._tasks[job.name] = wrapper
 
     def _run(self, job: Job, task_id: str, arguments: dict[str, Any]) -> None:
-        with structlog.contextvars.bound_contextvars(job=job.name, job_id=task_id):
+        with log_context.bound(job=job.name, job_id=task_id):
             try:
                 if job.per_tenant:
                     self._run_for_tenant(job, arguments)
@@ -223,7 +222,7 @@ class JobQueue:
         tenant = self._tenant_of(job, arguments.pop("tenant_id", None))
         if tenant is None:
             return
-        with bound_tenant(tenant), structlog.contextvars.bound_contextvars(tenant=tenant.slug):
+        with bound_tenant(tenant), log_context.bound(tenant=tenant.slug):
             job.run(self.runtime, tenant, **arguments)
 
     def _tenant_of(self, job: Job, message_tenant_id: object) -> TenantInfo | None:

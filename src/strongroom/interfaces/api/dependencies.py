@@ -7,11 +7,11 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import anyio
-import structlog
 from fastapi import Depends, Request
 from fastapi.params import Depends as DependsMarker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from strongroom.base import log_context
 from strongroom.base.errors import (
     Forbidden,
     NotAuthenticated,
@@ -61,7 +61,7 @@ async def authenticate(request: Request, runtime: Runtime, tenant: TenantInfo) -
     if principal.is_guest:
         check_guest_reach(request.scope, tenant)
     runtime.meter.record_user(tenant, principal.user_id)
-    structlog.contextvars.bind_contextvars(actor=f"{principal.user_id}@{tenant.slug}")
+    log_context.bind(actor=f"{principal.user_id}@{tenant.slug}")
     await runtime.fair_share.check_user_request(tenant, principal.user_id)
     return principal
 

@@ -16,10 +16,9 @@ import time
 from typing import Any
 
 import anyio
-import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from strongroom.base import metrics
+from strongroom.base import log_context, metrics
 from strongroom.base.errors import (
     ServiceUnavailable,
     StrongroomError,
@@ -58,8 +57,8 @@ class RequestContextMiddleware:
 
         started = time.perf_counter()
         request_id = _request_id(scope)
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        log_context.clear()
+        log_context.bind(request_id=request_id)
         status_holder = {"status": 500}
 
         async def send_with_context(message: Message) -> None:
@@ -93,7 +92,7 @@ class RequestContextMiddleware:
         if resolution.slug is None:
             return scope
 
-        structlog.contextvars.bind_contextvars(tenant=resolution.slug)
+        log_context.bind(tenant=resolution.slug)
         tenant = await _find_tenant(self.runtime, resolution.slug)
         if tenant is None:
             raise TenantNotFound(f"no tenant is named {resolution.slug!r}; check the URL")

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
-import structlog
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from strongroom.base import log_context
 from strongroom.base.errors import InvalidInput, NotAuthenticated, NotFound
 from strongroom.interfaces.api.dependencies import API_PREFIX, RuntimeDep
 from strongroom.interfaces.api.middleware import tenant_of_scope
@@ -38,7 +38,7 @@ async def require_operator(request: Request, runtime: RuntimeDep) -> OperatorTok
             "`strongroom operator token create NAME` makes one"
         )
     operator = await anyio.to_thread.run_sync(authenticate_operator, runtime.engine, secret)
-    structlog.contextvars.bind_contextvars(actor=f"operator {operator.id}")
+    log_context.bind(actor=f"operator {operator.id}")
     return operator
 
 

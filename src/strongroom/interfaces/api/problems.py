@@ -6,17 +6,16 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 
+from strongroom.base import log_context
 from strongroom.base.errors import QuotaExceeded, StrongroomError
 from strongroom.base.logging import get_logger
 
@@ -57,7 +56,7 @@ def problem_response(
         "detail": detail,
         **extra,
     }
-    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    request_id = log_context.current().get("request_id")
     if request_id:
         body["request_id"] = request_id
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)

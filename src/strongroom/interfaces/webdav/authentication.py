@@ -20,9 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
+from strongroom.base import log_context
 from strongroom.base.errors import (
     ModuleDisabled,
     NotAuthenticated,
@@ -112,7 +112,7 @@ class BasicAuthentication:
         environ[ENVIRON_KEY] = DavRequest(self.runtime, tenant, principal)
         # WsgiDAV records this name as the owner of the locks the request takes.
         environ["wsgidav.auth.user_name"] = str(principal.user_id)
-        structlog.contextvars.bind_contextvars(actor=f"{principal.user_id}@{tenant.slug}")
+        log_context.bind(actor=f"{principal.user_id}@{tenant.slug}")
         return self.app(environ, start_response)
 
     def _authenticate(
