@@ -362,13 +362,13 @@ def test_shared_budget_limits_other_readers(monkeypatch: pytest.MonkeyPatch) -> 
         other.close()
         return made[0], made[1], second.made
 
-    greedy_made, held, freed = asyncio.run(scenario())
+    first_made, second_while_full, second_after_close = asyncio.run(scenario())
 
     # The first reader fills the budget, so the second gets only the one piece every
     # reader is given, and reads ahead in full once the first lets its pieces go.
-    assert greedy_made == 4
-    assert held == 1
-    assert freed == 5
+    assert first_made == 4
+    assert second_while_full == 1
+    assert second_after_close == 5
 
 
 def test_shared_budget_freed_by_unclosed_reader() -> None:

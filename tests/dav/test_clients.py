@@ -32,21 +32,23 @@ WARNINGS = re.compile(r"-> (?P<count>\d+) warnings? (was|were) issued")
 STDLIB_PACKAGES = ("email", "json", "xml", "http")
 
 
-def test_litmus_suites(tmp_path: Path, acme_dav: DavUser, level: Level) -> None:
-    litmus = client_program("litmus")
-
+def run_litmus(work_dir: Path, user: DavUser, suites: tuple[str, ...]) -> str:
+    """Run litmus's `suites` against the user's WebDAV URL and return its standard output."""
     # litmus writes its debug.log and child.log to the working directory.
     completed = subprocess.run(
-        [litmus, acme_dav.url(), acme_dav.email, acme_dav.password],
-        cwd=tmp_path,
-        env={**os.environ, "TESTS": " ".join(LITMUS_SUITES)},
+        [client_program("litmus"), user.url(), user.email, user.password],
+        cwd=work_dir,
+        env={**os.environ, "TESTS": " ".join(suites)},
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
+    return completed.stdout
 
-    output = completed.stdout
+
+def test_litmus_suites(tmp_path: Path, acme_dav: DavUser, level: Level) -> None:
+    output = run_litmus(tmp_path, acme_dav, tuple(LITMUS_SUITES))
     summaries = {match["suite"]: match for match in SUMMARY.finditer(output)}
     assert list(summaries) == list(LITMUS_SUITES), output
     failed = set(FAILED_TEST.findall(output))

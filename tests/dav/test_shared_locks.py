@@ -6,9 +6,7 @@ second runtime on the same database and Redis, on a live server of its own.
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,8 +26,8 @@ from strongroom.interfaces.webdav.locks import MAX_LOCK_SECONDS, DriveLockStorag
 from strongroom.runtime import Runtime, build_runtime
 from strongroom.tenancy.context import TenantInfo, current_tenant
 from tests.conftest import Cast, LiveServer
-from tests.dav.conftest import DavUser, add_app_password, client_program
-from tests.dav.test_clients import FAILED_TEST, SUMMARY
+from tests.dav.conftest import DavUser, add_app_password
+from tests.dav.test_clients import FAILED_TEST, SUMMARY, run_litmus
 from tests.dav.test_locks import OWNER_TEXT, discovery, lock, lock_seconds
 
 
@@ -206,19 +204,7 @@ def test_locks_apart_across_tenants_and_drives(
 
 
 def test_litmus_locks_on_redis(tmp_path: Path, acme_dav: DavUser) -> None:
-    litmus = client_program("litmus")
-
-    completed = subprocess.run(
-        [litmus, acme_dav.url(), acme_dav.email, acme_dav.password],
-        cwd=tmp_path,
-        env={**os.environ, "TESTS": "locks"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-    output = completed.stdout
+    output = run_litmus(tmp_path, acme_dav, ("locks",))
     summaries = {match["suite"]: match for match in SUMMARY.finditer(output)}
     assert list(summaries) == ["locks"], output
     assert FAILED_TEST.findall(output) == [], output

@@ -47,7 +47,7 @@ class Receiver:
         self._changed = threading.Condition()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        # `shutdown` returns only once the serving loop sees its flag, which the loop checks
+        # `shutdown` returns only once the serving loop reads its flag, which the loop checks
         # every poll interval: the default of 0.5 s added about 0.25 s to each test.
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True

@@ -11,9 +11,9 @@ Keys, for the drive whose `tenant_scoped_key` is SCOPE:
 
 The braces make SCOPE a Redis Cluster hash tag, so all keys of one drive are
 in one slot, as the scripts require. Every change runs as one Lua script, so
-two replicas never see a lock half written, and `create` checks for
-conflicting locks in the same script: two replicas that take an exclusive
-lock on one path at the same moment cannot both succeed.
+two replicas never see a lock half written. `create` checks for conflicting
+locks in the same script, so of two replicas that take an exclusive lock on
+one path at the same moment, only one succeeds.
 
 A lock's `expire` is computed from the key's remaining time (PTTL) and this
 process's clock, so replicas whose clocks differ still agree on when a lock
@@ -101,28 +101,27 @@ return nil
 """
 )
 
-# KEYS[1]: index. ARGV: lock key prefix, token. Returns {lock JSON, milliseconds left}, or
-# nil after dropping the token from the index.
-GET = """
+# The start of the scripts that read one lock: its JSON in `value`, or nil returned after
+# dropping the token of an expired lock from the index (KEYS[1]).
+_READ_LOCK = """
 local key = ARGV[1] .. ARGV[2]
 local value = redis.call('GET', key)
 if not value then
     redis.call('HDEL', KEYS[1], ARGV[2])
     return nil
 end
+"""
+
+# KEYS[1]: index. ARGV: lock key prefix, token. Returns {lock JSON, milliseconds left}, or
+# nil after dropping the token from the index.
+GET = _READ_LOCK + """
 return {value, redis.call('PTTL', key)}
 """
 
 # KEYS[1]: index. ARGV: lock key prefix, token, lock milliseconds, timeout in seconds,
 # index milliseconds. Returns the updated lock JSON, or nil when the lock has expired, so
 # that a refresh never brings an ended lock back.
-REFRESH = """
-local key = ARGV[1] .. ARGV[2]
-local value = redis.call('GET', key)
-if not value then
-    redis.call('HDEL', KEYS[1], ARGV[2])
-    return nil
-end
+REFRESH = _READ_LOCK + """
 local lock = cjson.decode(value)
 lock['timeout'] = tonumber(ARGV[4])
 value = cjson.encode(lock)
@@ -173,7 +172,7 @@ return #tokens
 
 
 class RedisLockScripts:
-    """The lock scripts registered on one Redis client, shared by the storages of every drive."""
+    """Lock scripts registered on one Redis client, shared by the storages of every drive."""
 
     def __init__(self, client: redis.Redis, max_lock_seconds: float) -> None:
         self.client = client
