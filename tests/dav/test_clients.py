@@ -36,7 +36,8 @@ def run_litmus(work_dir: Path, user: DavUser, suites: tuple[str, ...]) -> str:
     """Run litmus's `suites` against the user's WebDAV URL and return its standard output."""
     # litmus writes its debug.log and child.log to the working directory.
     completed = subprocess.run(
-        [client_program("litmus"), user.url(), user.email, user.password],
+        # "--" ends the options: a generated password may start with "-".
+        [client_program("litmus"), "--", user.url(), user.email, user.password],
         cwd=work_dir,
         env={**os.environ, "TESTS": " ".join(suites)},
         capture_output=True,

@@ -15,7 +15,6 @@ password, a revoked one and an unknown one all fail with the same error.
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 import uuid
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ from sqlalchemy import select, update
 from strongroom.base.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
 from strongroom.base.logging import get_logger
 from strongroom.identity.models import AppPasswordRow, UserRow
+from strongroom.identity.passwords import typeable_secret
 from strongroom.identity.tokens import LAST_USED_RESOLUTION, Principal, hash_token
 from strongroom.identity.users import normalise_email
 from strongroom.storage.db import TenantSession
@@ -31,7 +31,8 @@ from strongroom.tenancy.models import utcnow
 
 log = get_logger(__name__)
 
-SECRET_BYTES = 24
+# 32 URL-safe characters: about 192 bits of entropy.
+APP_PASSWORD_LENGTH = 32
 MAX_NAME_LENGTH = 200
 # Longer credentials are rejected before hashing: no app password is this long.
 MAX_SECRET_LENGTH = 100
@@ -78,7 +79,7 @@ def create_app_password(
             f"{user.email} already has {live} app passwords; revoke unused ones first"
         )
 
-    secret = secrets.token_urlsafe(SECRET_BYTES)
+    secret = typeable_secret(APP_PASSWORD_LENGTH)
     row = AppPasswordRow(
         id=uuid.uuid4(), user_id=user.id, name=name, password_hash=hash_token(secret)
     )

@@ -57,12 +57,24 @@ def verify_for_unknown_user(password: str) -> bool:
     return False
 
 
+def typeable_secret(length: int) -> str:
+    """Return `length` random URL-safe characters that do not start with "-".
+
+    People paste generated passwords into command lines (litmus, davfs2, rclone), which read a
+    leading "-" as an option. Skipping such draws costs less than one bit of entropy.
+    """
+    while True:
+        # token_urlsafe gives about 1.3 characters per byte; the slice makes the length exact.
+        secret = secrets.token_urlsafe(length)[:length]
+        if not secret.startswith("-"):
+            return secret
+
+
 def generate_password(policy: PasswordPolicy | None = None) -> str:
     """Return a random password of at least 24 characters that meets the policy, if one is given."""
     length = max(24, policy.min_length if policy is not None else 0)
     while True:
-        # token_urlsafe gives about 1.3 characters per byte; the slice makes the length exact.
-        password = secrets.token_urlsafe(length)[:length]
+        password = typeable_secret(length)
         if policy is None:
             return password
         if policy.require_symbol:
