@@ -9,10 +9,17 @@ all end in one handler on the root logger, whose `ProcessorFormatter` runs
 the same processors and renderer over both. With the JSON format every line
 on standard error is then one JSON object, and one handler lock keeps lines
 from different threads from mixing.
+
+The access line of a request served on an event loop waits in the handler
+for up to ACCESS_FLUSH_SECONDS, to be written with others in one call
+(decision 0034). Any other line writes the waiting ones first, so the log
+keeps its order. The server's shutdown and the end of the process write
+them too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from typing import Any, Protocol
@@ -23,9 +30,12 @@ import structlog
 from strongroom.base import log_context
 
 ACCESS_LOGGER_NAME = "strongroom.access"
+# How long an access line may wait to be written with others, and how many may wait.
+ACCESS_FLUSH_SECONDS = 0.05
+MAX_WAITING_ACCESS_LINES = 128
 
 # The handler this module put on the root logger, replaced when logging is configured again.
-_handler: logging.StreamHandler | None = None
+_handler: _LineBatchingHandler | None = None
 _access_logger: structlog.typing.FilteringBoundLogger | None = None
 _cache_loggers = True
 
@@ -63,7 +73,7 @@ def configure_logging(
         cache_logger_on_first_use=_cache_loggers,
     )
 
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _LineBatchingHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared_processors,
@@ -73,6 +83,7 @@ def configure_logging(
     root = logging.getLogger()
     if _handler is not None:
         root.removeHandler(_handler)
+        _handler.write_waiting()
     root.addHandler(handler)
     _handler = handler
     if log_format == "json":
@@ -100,6 +111,12 @@ def configure_logging(
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.get_logger(name)
+
+
+def flush_access_lines() -> None:
+    """Write the access lines that wait for their batch, as a server does when it stops."""
+    if _handler is not None:
+        _handler.write_waiting()
 
 
 def access_logger() -> AccessLogger:
@@ -154,20 +171,81 @@ class _JsonAccessLine:
 
 
 class _HandlerStream:
-    """A structlog logger that writes rendered lines to a stream handler's stream."""
+    """A structlog logger that hands rendered access lines to the root handler."""
 
-    def __init__(self, handler: logging.StreamHandler) -> None:
+    def __init__(self, handler: _LineBatchingHandler) -> None:
         self.handler = handler
 
     def msg(self, message: str) -> None:
-        self.handler.acquire()
-        try:
-            self.handler.stream.write(message + "\n")
-            self.handler.stream.flush()
-        finally:
-            self.handler.release()
+        self.handler.write_later(message)
 
     info = warning = error = debug = msg
+
+
+class _LineBatchingHandler(logging.StreamHandler):
+    """A stream handler that writes access lines from an event loop in batches.
+
+    Under load, writing each line took one system call per request, about 6 % of the
+    event loop's time in the 4-connection listing benchmark. A line waits at most
+    ACCESS_FLUSH_SECONDS, so a process killed with SIGKILL loses at most that much.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._waiting: list[str] = []
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+
+    def write_later(self, line: str) -> None:
+        """Queue `line`, and write the queue now unless a running event loop can do it soon."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+
+        with self.lock:
+            self._waiting.append(line)
+            if loop is None or len(self._waiting) >= MAX_WAITING_ACCESS_LINES:
+                self._write_waiting()
+                return
+            if not self._timer_pending():
+                self._timer_loop = loop
+                loop.call_later(ACCESS_FLUSH_SECONDS, self._on_timer)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Handler.handle holds the lock here, so the waiting lines go first and in order.
+        self._write_waiting()
+        super().emit(record)
+
+    def flush(self) -> None:
+        # logging.shutdown calls this at exit, which writes what still waits.
+        self.write_waiting()
+        super().flush()
+
+    def write_waiting(self) -> None:
+        """Write the waiting access lines now."""
+        with self.lock:
+            self._write_waiting()
+
+    def _timer_pending(self) -> bool:
+        # A timer on a loop that has stopped never fires: the next line starts another.
+        loop = self._timer_loop
+        return loop is not None and loop.is_running()
+
+    def _on_timer(self) -> None:
+        with self.lock:
+            self._timer_loop = None
+            self._write_waiting()
+
+    def _write_waiting(self) -> None:
+        if not self._waiting:
+            return
+        lines, self._waiting = self._waiting, []
+        try:
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            # A closed or broken standard error must not fail the request that logs.
+            self.handleError(logging.makeLogRecord({"msg": lines[0]}))
 
 
 def _to_json(event: dict, **_options: object) -> str:

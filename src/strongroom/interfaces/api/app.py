@@ -15,6 +15,7 @@ from sqlalchemy import text
 from strongroom import __version__
 from strongroom.base import metrics
 from strongroom.base.errors import NotAuthenticated, NotFound, SchemaOutOfDate
+from strongroom.base.logging import flush_access_lines
 from strongroom.interfaces.api import (
     account,
     administration,
@@ -124,6 +125,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(housekeeping.stop)
         # The Redis connections of the rate limits belong to the server's event loop.
         await runtime.fair_share.aclose()
+        flush_access_lines()
 
 
 def create_app(runtime: Runtime, run_jobs: bool = False) -> FastAPI:

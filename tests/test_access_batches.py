@@ -1,0 +1,123 @@
+"""Access lines written in batches: when they wait, when they go out, and that the log keeps its order."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+
+import pytest
+
+from strongroom.base import logging as strongroom_logging
+from strongroom.base.logging import (
+    ACCESS_FLUSH_SECONDS,
+    MAX_WAITING_ACCESS_LINES,
+    _LineBatchingHandler,
+)
+
+
+@pytest.fixture
+def stream() -> io.StringIO:
+    return io.StringIO()
+
+
+@pytest.fixture
+def handler(stream: io.StringIO) -> _LineBatchingHandler:
+    handler = _LineBatchingHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    return handler
+
+
+def record(message: str) -> logging.LogRecord:
+    return logging.makeLogRecord({"msg": message, "levelno": logging.WARNING})
+
+
+def test_line_without_loop_written_at_once(handler: _LineBatchingHandler, stream: io.StringIO) -> None:
+    handler.write_later("one")
+
+    assert stream.getvalue() == "one\n"
+
+
+def test_lines_on_loop_wait_for_timer(handler: _LineBatchingHandler, stream: io.StringIO) -> None:
+    async def serve() -> tuple[str, str]:
+        handler.write_later("one")
+        handler.write_later("two")
+        before = stream.getvalue()
+        await asyncio.sleep(ACCESS_FLUSH_SECONDS * 4)
+        return before, stream.getvalue()
+
+    before, after = asyncio.run(serve())
+
+    assert before == ""
+    assert after == "one\ntwo\n"
+
+
+def test_other_record_writes_waiting_first(handler: _LineBatchingHandler, stream: io.StringIO) -> None:
+    async def serve() -> str:
+        handler.write_later("access one")
+        handler.handle(record("an error"))
+        handler.write_later("access two")
+        return stream.getvalue()
+
+    written = asyncio.run(serve())
+
+    assert written == "access one\nan error\n"
+
+
+def test_full_batch_written_without_timer(handler: _LineBatchingHandler, stream: io.StringIO) -> None:
+    async def serve() -> str:
+        for number in range(MAX_WAITING_ACCESS_LINES + 1):
+            handler.write_later(f"line {number}")
+        return stream.getvalue()
+
+    written = asyncio.run(serve()).splitlines()
+
+    assert len(written) == MAX_WAITING_ACCESS_LINES
+    assert written[0] == "line 0"
+    assert written[-1] == f"line {MAX_WAITING_ACCESS_LINES - 1}"
+
+
+def test_flush_writes_waiting_lines(handler: _LineBatchingHandler, stream: io.StringIO) -> None:
+    async def serve() -> str:
+        handler.write_later("one")
+        handler.flush()
+        return stream.getvalue()
+
+    assert asyncio.run(serve()) == "one\n"
+
+
+def test_stopped_loop_timer_replaced(handler: _LineBatchingHandler, stream: io.StringIO) -> None:
+    async def first_server() -> None:
+        handler.write_later("from the first loop")
+
+    async def second_server() -> str:
+        handler.write_later("from the second loop")
+        await asyncio.sleep(ACCESS_FLUSH_SECONDS * 4)
+        return stream.getvalue()
+
+    # The first loop ends before its timer fires, so its line waits for the second loop's timer.
+    asyncio.run(first_server())
+    written = asyncio.run(second_server())
+
+    assert written == "from the first loop\nfrom the second loop\n"
+
+
+def test_closed_stream_does_not_raise(
+    handler: _LineBatchingHandler, stream: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stream.close()
+
+    handler.write_later("lost")
+
+    assert "Logging error" in capsys.readouterr().err
+
+
+def test_reconfigure_writes_waiting_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    async def serve() -> None:
+        strongroom_logging.configure_logging("json", "info")
+        strongroom_logging.access_logger().info("request", status=204)
+        strongroom_logging.configure_logging("json", "warning")  # as tests/conftest.py sets it
+
+    asyncio.run(serve())
+
+    assert '"status":204' in capsys.readouterr().err
