@@ -33,6 +33,7 @@ from strongroom.interfaces.api.dependencies import (
     TenantDep,
     require_module,
 )
+from strongroom.interfaces.api.feed_behind import FeedBehind
 from strongroom.interfaces.api.ranges import parse_etag_list, parse_http_date, parse_range
 from strongroom.interfaces.api.read_ahead import ReadAhead, close_pieces
 from strongroom.interfaces.api.schemas import (
@@ -186,6 +187,7 @@ async def receive_body(
     pending: list[bytes] = []
     pending_size = 0
     pieces = request.stream().__aiter__()
+    feed = FeedBehind(upload.feed)
     try:
         while True:
             piece = await _next_piece(pieces, idle_timeout)
@@ -196,13 +198,18 @@ async def receive_body(
             pending.append(piece)
             pending_size += len(piece)
             if pending_size >= chunk_size:
-                await anyio.to_thread.run_sync(upload.feed, b"".join(pending))
+                await feed.send(b"".join(pending))
                 pending, pending_size = [], 0
+        if pending:
+            await feed.send(b"".join(pending))
+        await feed.finish()
     except ClientDisconnect:
+        await feed.settle()
         log.info("upload_cut_off", received=upload.size + pending_size)
         raise
-    if pending:
-        await anyio.to_thread.run_sync(upload.feed, b"".join(pending))
+    except BaseException:
+        await feed.settle()
+        raise
 
 
 async def _next_piece(pieces: AsyncIterator[bytes], idle_timeout: float) -> bytes | None:

@@ -43,6 +43,7 @@ from strongroom.interfaces.api.dependencies import (
     TenantDep,
     parse_object_id,
 )
+from strongroom.interfaces.api.feed_behind import FeedBehind
 from strongroom.tenancy.modules import WEBHOOKS
 
 log = get_logger(__name__)
@@ -351,6 +352,7 @@ async def _feed_body(
     pending: list[bytes] = []
     pending_size = 0
     pieces = request.stream().__aiter__()
+    feed = FeedBehind(append.feed)
     try:
         while True:
             piece = await _next_piece(pieces, idle_timeout)
@@ -359,15 +361,20 @@ async def _feed_body(
             pending.append(piece)
             pending_size += len(piece)
             if pending_size >= chunk_size:
-                await anyio.to_thread.run_sync(append.feed, b"".join(pending))
+                await feed.send(b"".join(pending))
                 pending, pending_size = [], 0
     except (ClientDisconnect, RequestTimeout):
         # What arrived before the client went away is stored too, as the protocol recommends.
         if pending:
-            await anyio.to_thread.run_sync(append.feed, b"".join(pending))
+            await feed.send(b"".join(pending))
+        await feed.finish()
+        raise
+    except BaseException:
+        await feed.settle()
         raise
     if pending:
-        await anyio.to_thread.run_sync(append.feed, b"".join(pending))
+        await feed.send(b"".join(pending))
+    await feed.finish()
 
 
 async def _next_piece(pieces: AsyncIterator[bytes], idle_timeout: float) -> bytes | None:

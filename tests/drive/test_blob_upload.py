@@ -1,0 +1,126 @@
+"""Blob uploads: SHA-256 and content across feeds hashed in line and aside, and drop-behind of large blobs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from strongroom.base.errors import PayloadTooLarge
+from strongroom.drive.content import HASH_ASIDE_BYTES, BlobUpload, blob_key, read_range
+from strongroom.storage import crypto
+from strongroom.storage.blobs import DROP_BEHIND_BYTES, LocalBlobStore
+from strongroom.tenancy.keys import TenantKey
+
+CHUNK_SIZE = 64 * 1024
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalBlobStore:
+    return LocalBlobStore(tmp_path / "blobs")
+
+
+@pytest.fixture
+def tenant_key() -> TenantKey:
+    return TenantKey(uuid.uuid4(), 1, crypto.generate_key())
+
+
+def upload_in_feeds(
+    store: LocalBlobStore, tenant_key: TenantKey, feeds: list[bytes], chunk_size: int = CHUNK_SIZE
+) -> tuple[bytes, str]:
+    """Store `feeds` as one blob; return its plaintext read back and the SHA-256 the upload gave."""
+    upload = BlobUpload(store, tenant_key, chunk_size)
+    for data in feeds:
+        upload.feed(data)
+    row, sha256 = upload.finish()
+    content = b"".join(read_range(store, row, tenant_key, 0, row.size - 1))
+    return content, sha256
+
+
+def test_mixed_feed_sizes_hash_in_order(store: LocalBlobStore, tenant_key: TenantKey) -> None:
+    # Small feeds are hashed in line and large ones aside, so a wrong order would show here.
+    feeds = [
+        os.urandom(100),
+        os.urandom(HASH_ASIDE_BYTES),
+        os.urandom(HASH_ASIDE_BYTES - 1),
+        os.urandom(3 * HASH_ASIDE_BYTES + 17),
+        os.urandom(1),
+    ]
+    plaintext = b"".join(feeds)
+
+    content, sha256 = upload_in_feeds(store, tenant_key, feeds)
+
+    assert sha256 == hashlib.sha256(plaintext).hexdigest()
+    assert content == plaintext
+
+
+def test_bytearray_feed_hashed_before_reuse(store: LocalBlobStore, tenant_key: TenantKey) -> None:
+    # The caller overwrites its buffer after each feed, so the hash must be done when feed returns.
+    buffer = bytearray(HASH_ASIDE_BYTES * 2)
+    upload = BlobUpload(store, tenant_key, CHUNK_SIZE)
+    expected = hashlib.sha256()
+    for fill in (b"a", b"b", b"c"):
+        buffer[:] = fill * len(buffer)
+        expected.update(buffer)
+        upload.feed(buffer)
+
+    row, sha256 = upload.finish()
+
+    assert sha256 == expected.hexdigest()
+    assert row.size == 3 * len(buffer)
+
+
+def test_size_limit_aborts_hashed_feed(store: LocalBlobStore, tenant_key: TenantKey) -> None:
+    upload = BlobUpload(store, tenant_key, CHUNK_SIZE, size_limit=HASH_ASIDE_BYTES)
+    upload.feed(os.urandom(HASH_ASIDE_BYTES))
+
+    with pytest.raises(PayloadTooLarge):
+        upload.feed(os.urandom(HASH_ASIDE_BYTES))
+
+    assert not list(store.iter_keys(blob_key(tenant_key.tenant_id, upload.blob_id)))
+
+
+def resident_bytes(path: Path) -> int:
+    """Return how many bytes of `path` are in the page cache, as util-linux's fincore reports."""
+    completed = subprocess.run(
+        ["fincore", "--bytes", "--noheadings", "--raw", "--output", "RES", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(completed.stdout.strip())
+
+
+def blob_path(store: LocalBlobStore, tenant_key: TenantKey, blob_id: uuid.UUID) -> Path:
+    return store.root / blob_key(tenant_key.tenant_id, blob_id)
+
+
+def test_large_blob_leaves_page_cache(
+    store: LocalBlobStore, tenant_key: TenantKey, tmp_path: Path
+) -> None:
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"x" * 65536)
+    with probe.open("rb+") as handle:
+        os.fsync(handle.fileno())
+        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    if resident_bytes(probe) > 0:
+        pytest.skip(f"the file system of {tmp_path} keeps synced pages cached (tmpfs does)")
+    upload = BlobUpload(store, tenant_key, CHUNK_SIZE)
+    upload.feed(os.urandom(DROP_BEHIND_BYTES))
+
+    upload.finish()
+
+    assert resident_bytes(blob_path(store, tenant_key, upload.blob_id)) == 0
+
+
+def test_small_blob_stays_cached(store: LocalBlobStore, tenant_key: TenantKey) -> None:
+    upload = BlobUpload(store, tenant_key, CHUNK_SIZE)
+    upload.feed(os.urandom(DROP_BEHIND_BYTES // 4))
+
+    upload.finish()
+
+    assert resident_bytes(blob_path(store, tenant_key, upload.blob_id)) > 0
