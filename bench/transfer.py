@@ -193,6 +193,22 @@ def upload(client: httpx.Client, account: Account, source: Path, size: int, sha2
     return elapsed
 
 
+def remove_uploaded(client: httpx.Client, account: Account) -> None:
+    """Delete the last round's upload and empty the trash, so that its blob is removed.
+
+    The synced copy removes its copy after each round, and the kernel reuses the
+    freed pages for the next one. Without this, each upload would add a version
+    and keep the last one's pages, so every round would write into pages never
+    used before, which on virtual machines can cost several times the copy itself.
+    """
+    deleted = client.delete(account.url("files", BIG_FILE_NAME), headers=account.headers)
+    if deleted.status_code not in (200, 204, 404):
+        raise TransferFailed(f"deleting the upload returned {deleted.status_code}: {deleted.text}")
+    emptied = client.delete(f"/t/{account.slug}/api/v1/trash", headers=account.headers)
+    if emptied.status_code != 200:
+        raise TransferFailed(f"emptying the trash returned {emptied.status_code}: {emptied.text}")
+
+
 def timed_download(port: int, path: str, headers: dict[str, str], size: int) -> float:
     """Fetch `path` over a plain socket into one reused buffer; return the seconds it took.
 
@@ -546,6 +562,7 @@ def _measure_transfers(
     memory = {"idle": read_memory_kib(setup.one.pid)}
     with httpx.Client(base_url=setup.one.url, timeout=HTTP_TIMEOUT_SECONDS) as client:
         for number in range(1, rounds + 1):
+            remove_uploaded(client, account)
             samples.record("copy_seconds", synced_copy(setup.source, work / "copy.bin"))
             with MemorySampler(setup.one.pid) as upload_memory:
                 samples.record(

@@ -1,10 +1,9 @@
-"""Blob uploads: SHA-256 and content across feeds hashed in line and aside, and drop-behind of large blobs."""
+"""Blob uploads: SHA-256 and content across feeds hashed in line and aside."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from strongroom.base.errors import PayloadTooLarge
 from strongroom.drive.content import HASH_ASIDE_BYTES, BlobUpload, blob_key, read_range
 from strongroom.storage import crypto
-from strongroom.storage.blobs import DROP_BEHIND_BYTES, LocalBlobStore
+from strongroom.storage.blobs import LocalBlobStore
 from strongroom.tenancy.keys import TenantKey
 
 CHUNK_SIZE = 64 * 1024
@@ -82,45 +81,3 @@ def test_size_limit_aborts_hashed_feed(store: LocalBlobStore, tenant_key: Tenant
         upload.feed(os.urandom(HASH_ASIDE_BYTES))
 
     assert not list(store.iter_keys(blob_key(tenant_key.tenant_id, upload.blob_id)))
-
-
-def resident_bytes(path: Path) -> int:
-    """Return how many bytes of `path` are in the page cache, as util-linux's fincore reports."""
-    completed = subprocess.run(
-        ["fincore", "--bytes", "--noheadings", "--raw", "--output", "RES", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(completed.stdout.strip())
-
-
-def blob_path(store: LocalBlobStore, tenant_key: TenantKey, blob_id: uuid.UUID) -> Path:
-    return store.root / blob_key(tenant_key.tenant_id, blob_id)
-
-
-def test_large_blob_leaves_page_cache(
-    store: LocalBlobStore, tenant_key: TenantKey, tmp_path: Path
-) -> None:
-    probe = tmp_path / "probe"
-    probe.write_bytes(b"x" * 65536)
-    with probe.open("rb+") as handle:
-        os.fsync(handle.fileno())
-        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-    if resident_bytes(probe) > 0:
-        pytest.skip(f"the file system of {tmp_path} keeps synced pages cached (tmpfs does)")
-    upload = BlobUpload(store, tenant_key, CHUNK_SIZE)
-    upload.feed(os.urandom(DROP_BEHIND_BYTES))
-
-    upload.finish()
-
-    assert resident_bytes(blob_path(store, tenant_key, upload.blob_id)) == 0
-
-
-def test_small_blob_stays_cached(store: LocalBlobStore, tenant_key: TenantKey) -> None:
-    upload = BlobUpload(store, tenant_key, CHUNK_SIZE)
-    upload.feed(os.urandom(DROP_BEHIND_BYTES // 4))
-
-    upload.finish()
-
-    assert resident_bytes(blob_path(store, tenant_key, upload.blob_id)) > 0

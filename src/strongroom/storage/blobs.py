@@ -31,9 +31,6 @@ PRIVATE_FILE_MODE = 0o600
 # Tries to lock a partial blob whose file other writers delete or replace meanwhile.
 LOCK_ATTEMPTS = 5
 
-# A blob at least this large leaves the page cache once it is synced (see _drop_behind).
-DROP_BEHIND_BYTES = 8 * 1024 * 1024
-
 
 class BlobMissing(Exception):
     """No blob is stored under the key."""
@@ -217,7 +214,6 @@ class LocalBlobWriter(BlobWriter):
     def commit(self) -> int:
         self._file.flush()
         os.fsync(self._file.fileno())
-        _drop_behind(self._file.fileno(), self._size)
         self._file.close()
         make_private_folder(self._final.parent)
         os.replace(self._temporary, self._final)
@@ -278,7 +274,6 @@ class LocalPartialBlob(PartialBlob):
     def publish(self, key: str) -> int:
         final = self._path_of_key(key)
         self.sync()
-        _drop_behind(self._fd, self.size)
         make_private_folder(final.parent)
         try:
             os.link(self._path, final)
@@ -436,18 +431,6 @@ def _names(descriptor: int, path: Path) -> bool:
         return False
     opened = os.fstat(descriptor)
     return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
-
-
-def _drop_behind(descriptor: int, size: int) -> None:
-    """Drop a large synced blob's pages from the page cache.
-
-    One tenant's large uploads would otherwise push every tenant's recently read
-    blobs out of the cache. On virtual machines, writing into pages the kernel takes
-    from its free lists can also cost several times the copy itself, and pages
-    dropped here are the next upload's. Downloads read the blob from disk once.
-    """
-    if size >= DROP_BEHIND_BYTES and hasattr(os, "posix_fadvise"):
-        os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def _fsync_directory(path: Path) -> None:
