@@ -2,10 +2,10 @@
 
 A real full disk needs a small file system mounted for the test, which only
 root can do. Instead, `fill_disk` replaces the `os` module that
-strongroom.storage.blobs sees, and nothing else, with one whose file writes
-store at most `room` more bytes and then fail with OSError(ENOSPC), or
-another errno, as write(2) does on a full disk: a short write first, then
-the error. Those are os.pwrite and the writes of files that os.fdopen opens.
+strongroom.storage.blobs imports, and nothing else. The replacement's file
+writes store at most `room` more bytes and then fail with OSError(ENOSPC),
+or another errno, as write(2) does on a full disk: a short write first,
+then the error. Those are os.pwrite and the writes of files that os.fdopen opens.
 With `sync_fails`, os.fsync fails the same way once the room is used up,
 as it does on file systems that allocate blocks late. Every other call
 reaches the real `os`, so the files are real and the tests look at them.
@@ -32,11 +32,11 @@ class FullDisk:
     sync_fails: bool = False
     failures: int = 0
 
-    def take(self, wanted: int) -> int:
-        """Return how many of `wanted` bytes fit, and use them up; raise when none fit."""
-        if self.room is None or wanted == 0:
-            return wanted
-        granted = min(wanted, self.room)
+    def take(self, requested: int) -> int:
+        """Use up and return as many of the `requested` bytes as fit, or raise when none fit."""
+        if self.room is None or requested == 0:
+            return requested
+        granted = min(requested, self.room)
         if granted == 0:
             self.fail()
         self.room -= granted
@@ -67,7 +67,7 @@ class _FillingFile:
 
 
 class _FillingOs:
-    """The `os` module as the blob store sees it on the stand-in disk."""
+    """The `os` module of the blob store on the stand-in disk."""
 
     def __init__(self, disk: FullDisk) -> None:
         self._disk = disk

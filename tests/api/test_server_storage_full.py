@@ -1,9 +1,9 @@
 """Writes when the server's own storage is full: 507 server-storage-full, and nothing stored.
 
-The blob store's full disk is a stand-in (tests/full_disk.py): the `os`
-module of strongroom.storage.blobs is replaced by one whose writes fail with
-ENOSPC once a budget of bytes is used up, because a real full disk needs a
-file system mounted by root. A full database is real on SQLite, where
+The blob store's full disk is a stand-in (tests/full_disk.py), because a
+real full disk needs a file system mounted by root. The `os` module of
+strongroom.storage.blobs is replaced by one whose writes fail with ENOSPC
+once a budget of bytes is used up. A full database is real on SQLite, where
 `PRAGMA max_page_count` stops the tenant's database from growing and SQLite
 reports SQLITE_FULL. On PostgreSQL, where that needs a full disk too, a
 trigger raises the server's own disk_full error (SQLSTATE 53100) through the
@@ -88,7 +88,7 @@ def server_errors(tenant: TenantInfo, status_class: str) -> float:
 # REST API upload ---------------------------------------------------------------------------
 
 
-def test_put_on_full_disk_is_507_and_stores_nothing(
+def test_put_on_full_disk_is_507(
     client: httpx.Client, runtime: Runtime, cast: Cast, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     alice = cast.acme_member

@@ -1,9 +1,9 @@
 """WebDAV writes when the server's storage is full: 507 Insufficient Storage (RFC 4918), nothing stored.
 
-The blob store's full disk is a stand-in (tests/full_disk.py): the `os`
-module of strongroom.storage.blobs is replaced by one whose writes fail with
-ENOSPC once a budget of bytes is used up, because a real full disk needs a
-file system mounted by root.
+The blob store's full disk is a stand-in (tests/full_disk.py), because a
+real full disk needs a file system mounted by root. The `os` module of
+strongroom.storage.blobs is replaced by one whose writes fail with ENOSPC
+once a budget of bytes is used up.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The local blob store on a full disk: ServerStorageFull, and nothing left behind.
 
-The full disk is a stand-in (tests/full_disk.py): the `os` module of the blob
-store is replaced by one whose writes fail with ENOSPC or EDQUOT once a
-budget of bytes is used up, because a real full disk needs a file system
-mounted by root.
+The full disk is a stand-in (tests/full_disk.py), because a real full disk
+needs a file system mounted by root. The `os` module of the blob store is
+replaced by one whose writes fail with ENOSPC or EDQUOT once a budget of
+bytes is used up.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def is_database_full(error: BaseException) -> bool:
     """
     cause = error.orig if isinstance(error, DBAPIError) else error
     if isinstance(cause, sqlite3.Error):
-        # The low byte is the primary result code; SQLITE_FULL has no extended codes today.
+        # The low byte is the primary result code, because extended codes add bits above it.
         code = getattr(cause, "sqlite_errorcode", None)
         return code is not None and code & 0xFF == sqlite3.SQLITE_FULL
     return getattr(cause, "sqlstate", None) == POSTGRES_DISK_FULL
@@ -82,7 +82,7 @@ def database_full(error: BaseException, tenant: str | None) -> ServerStorageFull
 
 @contextmanager
 def database_full_as_error(tenant: str | None) -> Iterator[None]:
-    """Raise ServerStorageFull in place of a database error of the block that says the database is full.
+    """Raise ServerStorageFull in place of a database error of the block that reports a full database.
 
     Put it around the whole transaction, so that the transaction has rolled
     back before the error leaves it, and a failed commit is caught too.
@@ -102,7 +102,7 @@ def blob_store_full_as_error(
     """Raise ServerStorageFull in place of an out-of-space OSError of the block, after `clean_up`.
 
     `clean_up` removes what the failed operation left, so that a full store
-    keeps no partial file; other errors pass unchanged.
+    keeps no partial file. Other errors pass unchanged.
     """
     try:
         yield

@@ -138,9 +138,11 @@ class Outcome:
 
     def take_server_fault(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """Note the server-fault mark of an error response and return its headers without it."""
-        kept = [(name, value) for name, value in headers if name.lower() != _SERVER_FAULT_HEADER]
-        self.server_fault = len(kept) != len(headers)
-        return kept
+        unmarked = [
+            (name, value) for name, value in headers if name.lower() != _SERVER_FAULT_HEADER
+        ]
+        self.server_fault = len(unmarked) != len(headers)
+        return unmarked
 
 
 MAINTENANCE = {

@@ -125,7 +125,7 @@ async def _client_disconnected(_request: Request, _error: Exception) -> Response
 
 async def _database_error(_request: Request, error: Exception) -> Response:
     if is_database_full(error):
-        # Tenant sessions translate this themselves; this catches the catalog's and raw
+        # Tenant sessions translate this themselves. This catches the catalog's and raw
         # connections', whose transactions roll back as the error leaves their block.
         return error_response(database_full(error, None))
     log.error("database_unavailable", error=str(error).splitlines()[0])
