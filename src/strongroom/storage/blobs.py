@@ -322,7 +322,8 @@ class LocalPartialBlob(PartialBlob):
     def unpublish(self, key: str) -> None:
         final = self._path_of_key(key)
         final.unlink(missing_ok=True)
-        _fsync_directory(final.parent)
+        with blob_store_full_as_error(key, "unpublish"):
+            _fsync_directory(final.parent)
 
     def adopt(self, key: str) -> None:
         source = self._path_of_key(key)
@@ -331,9 +332,14 @@ class LocalPartialBlob(PartialBlob):
         except FileNotFoundError:
             raise BlobMissing(str(source)) from None
         _lock_or_close(descriptor, source)
-        os.replace(source, self._path)
-        _fsync_directory(self._path.parent)
-        _fsync_directory(source.parent)
+        try:
+            with blob_store_full_as_error(key, "adopt"):
+                os.replace(source, self._path)
+                _fsync_directory(self._path.parent)
+                _fsync_directory(source.parent)
+        except BaseException:
+            os.close(descriptor)
+            raise
         os.close(self._fd)
         self._fd = descriptor
         self.size = os.fstat(descriptor).st_size
