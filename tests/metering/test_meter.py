@@ -60,6 +60,11 @@ def test_status_class_keeps_client_5xx_apart(status: int, label: str) -> None:
     assert status_class(status) == label
 
 
+@pytest.mark.parametrize("status", [500, 502, 507])
+def test_status_class_of_server_fault_is_5xx(status: int) -> None:
+    assert status_class(status, server_fault=True) == "5xx"
+
+
 def test_meter_flush_keeps_tenants_apart(meter: Meter, runtime: Runtime, cast: Cast) -> None:
     meter.record_request(cast.acme, 200)
     meter.record_request(cast.globex, 200)

@@ -178,6 +178,30 @@ class QuotaExceeded(StrongroomError):
     title = "Storage quota exceeded"
 
 
+class ServerStorageFull(StrongroomError):
+    """The server's own storage, its blob store or a database, has no room left (ENOSPC, EDQUOT, SQLITE_FULL).
+
+    The status is 507, as for QuotaExceeded, but the fault is the server's:
+    the operator must free space. Its responses carry SERVER_FAULT_HEADER,
+    which the request middleware reads and removes, so that the metrics
+    count it among the server's errors and not as a client's full quota.
+    It is logged once, where the storage error is translated, so the
+    handlers that turn it into a response do not log it again.
+    """
+
+    code = "server-storage-full"
+    status = 507
+    title = "Server storage full"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers[SERVER_FAULT_HEADER] = self.code
+
+
+# A response header that marks a 5xx as the server's fault. It never leaves the server.
+SERVER_FAULT_HEADER = "X-Strongroom-Server-Fault"
+
+
 class RangeNotSatisfiable(StrongroomError):
     code = "range-not-satisfiable"
     status = 416

@@ -110,8 +110,8 @@ login_failures = Counter(
 tenant_requests = Counter(
     "strongroom_tenant_requests",
     "Requests that reached a tenant, by the tenant's plan and isolation level and by status "
-    "class: 2xx to 5xx, where 5xx are the server's errors, and 5xx_client for a full quota "
-    "(507) or a WebDAV destination on another server (502).",
+    "class: 2xx to 5xx, where 5xx are the server's errors (a full server storage among them), "
+    "and 5xx_client for a full quota (507) or a WebDAV destination on another server (502).",
     ["plan", "isolation", "status_class"],
     registry=registry,
 )

@@ -33,6 +33,7 @@ from strongroom.base.errors import (
     InvalidInput,
     NotFound,
     PayloadTooLarge,
+    ServerStorageFull,
 )
 from strongroom.base.logging import get_logger
 from strongroom.drive import transfers, upload_parts
@@ -510,6 +511,11 @@ class UploadAppend:
             elif self.received:
                 self._save()
             return self.offset
+        except ServerStorageFull:
+            # Nothing of this request was recorded. Cutting its bytes off frees their room
+            # and leaves the upload at the offset it had before, which HEAD reports.
+            self._undo()
+            raise
         finally:
             self.close()
 

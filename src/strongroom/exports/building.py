@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
-from strongroom.base.errors import StrongroomError
+from strongroom.base.errors import ServerStorageFull, StrongroomError
 from strongroom.base.logging import get_logger
 from strongroom.drive.content import BlobUpload, blob_key
 from strongroom.drive.models import BlobRow
@@ -42,6 +42,10 @@ log = get_logger(__name__)
 RETRIES = 2
 MAX_ATTEMPTS = RETRIES + 1
 RETRY_DELAY = 60.0
+SERVER_STORAGE_FULL = (
+    "the server had no room left to store the export, so nothing of it was kept; the operator "
+    "must free space on the server's storage"
+)
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,9 @@ def _record_failure(runtime: Runtime, tenant: TenantInfo, claim: Claim, error: E
         log.error("export_blob_not_deleted", export_id=str(claim.export_id), error=str(exc))
     retry = claim.attempt < MAX_ATTEMPTS
     cause = describe_error(error)
-    log.error(
+    # A full server storage has its error line from the store that found it.
+    report = log.warning if isinstance(error, ServerStorageFull) else log.error
+    report(
         "export_attempt_failed",
         export_id=str(claim.export_id),
         attempt=claim.attempt,
@@ -185,6 +191,8 @@ def _record_failure(runtime: Runtime, tenant: TenantInfo, claim: Claim, error: E
 
 def describe_error(error: Exception) -> str:
     """Return what failed in words for the tenant's admins, without paths or internal detail."""
+    if isinstance(error, ServerStorageFull):
+        return SERVER_STORAGE_FULL
     if isinstance(error, StrongroomError):
         return error.detail
     if isinstance(error, OSError):

@@ -11,6 +11,11 @@ such as a resumable upload. It lives under a key of its own, one writer at a
 time locks it, and `publish` gives the finished bytes the blob's real key as
 a second name, so they stay under the partial blob's key, and locked, until
 the caller has recorded them (docs/decisions/0013-resumable-upload-storage.md).
+
+When the disk or the file system's quota is full (ENOSPC, EDQUOT), every write
+raises ServerStorageFull instead of OSError, once it has removed what the
+write left: a temporary upload, bytes appended in part, a published name
+(docs/decisions/0036-server-storage-full.md).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
+
+from strongroom.storage.space import blob_store_full_as_error
 
 UPLOADS_FOLDER = ".uploads"
 PRIVATE_FOLDER_MODE = 0o700
@@ -194,30 +201,43 @@ class BlobStore(ABC):
 
 
 class LocalBlobWriter(BlobWriter):
-    def __init__(self, temporary: Path, final: Path) -> None:
+    """A blob written to a temporary file of the uploads folder, renamed to its key by `commit`.
+
+    When the store is full, `write` and `commit` discard the blob before
+    they raise ServerStorageFull, so no temporary file and no blob under the
+    key stays behind.
+    """
+
+    def __init__(self, key: str, temporary: Path, final: Path) -> None:
+        self._key = key
         self._temporary = temporary
         self._final = final
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+        with blob_store_full_as_error(key, "create"):
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         self._file = os.fdopen(descriptor, "wb", buffering=0)  # closed in commit or abort
         self._size = 0
         self._done = False
+        self._renamed = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
-        while view:
-            written = self._file.write(view)
-            if written is None:
-                raise OSError(f"short write to {self._temporary}")
-            view = view[written:]
-            self._size += written
+        with blob_store_full_as_error(self._key, "write", self.abort):
+            while view:
+                written = self._file.write(view)
+                if written is None:
+                    raise OSError(f"short write to {self._temporary}")
+                view = view[written:]
+                self._size += written
 
     def commit(self) -> int:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        make_private_folder(self._final.parent)
-        os.replace(self._temporary, self._final)
-        _fsync_directory(self._final.parent)
+        with blob_store_full_as_error(self._key, "commit", self._discard):
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            make_private_folder(self._final.parent)
+            os.replace(self._temporary, self._final)
+            self._renamed = True
+            _fsync_directory(self._final.parent)
         self._done = True
         return self._size
 
@@ -228,6 +248,12 @@ class LocalBlobWriter(BlobWriter):
         self._file.close()
         self._temporary.unlink(missing_ok=True)
 
+    def _discard(self) -> None:
+        """Abort a failed commit, and remove the blob too if the rename happened before the failure."""
+        self.abort()
+        if self._renamed:
+            self._final.unlink(missing_ok=True)
+
 
 class LocalPartialBlob(PartialBlob):
     """A partial blob as one file, locked with flock(2).
@@ -236,13 +262,16 @@ class LocalPartialBlob(PartialBlob):
     process dies, so a crashed writer never leaves the blob locked.
     """
 
-    def __init__(self, path: Path, path_of_key: Callable[[str], Path]) -> None:
-        make_private_folder(path.parent)
+    def __init__(self, key: str, path: Path, path_of_key: Callable[[str], Path]) -> None:
+        self._key = key
         self._path = path
         self._path_of_key = path_of_key
         self._fd = -1
+        with blob_store_full_as_error(key, "create"):
+            make_private_folder(path.parent)
         for _attempt in range(LOCK_ATTEMPTS):
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+            with blob_store_full_as_error(key, "create"):
+                descriptor = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
             _lock_or_close(descriptor, path)
             # The file may have been deleted or replaced between open and flock, and then
             # the lock holds a file that no longer has the key: open the one that has it.
@@ -255,11 +284,14 @@ class LocalPartialBlob(PartialBlob):
         self.size = os.fstat(self._fd).st_size
 
     def append(self, data: bytes | bytearray | memoryview) -> None:
+        """Append all of `data`, or, when the store is full, none of it."""
         view = memoryview(data)
-        while view:
-            written = os.pwrite(self._fd, view, self.size)
-            view = view[written:]
-            self.size += written
+        start = self.size
+        with blob_store_full_as_error(self._key, "append", lambda: self.truncate(start)):
+            while view:
+                written = os.pwrite(self._fd, view, self.size)
+                view = view[written:]
+                self.size += written
 
     def read_at(self, offset: int, length: int) -> bytes:
         return os.pread(self._fd, length, offset)
@@ -269,25 +301,29 @@ class LocalPartialBlob(PartialBlob):
         self.size = size
 
     def sync(self) -> None:
-        os.fsync(self._fd)
+        with blob_store_full_as_error(self._key, "sync"):
+            os.fsync(self._fd)
 
     def publish(self, key: str) -> int:
         final = self._path_of_key(key)
         self.sync()
-        make_private_folder(final.parent)
-        try:
-            os.link(self._path, final)
-        except FileExistsError:
-            # Left by a writer that crashed before its blob was recorded: no row names it.
-            final.unlink()
-            os.link(self._path, final)
-        _fsync_directory(final.parent)
+        # The name `key` is removed again when a later step fails for want of room.
+        with blob_store_full_as_error(key, "publish", lambda: final.unlink(missing_ok=True)):
+            make_private_folder(final.parent)
+            try:
+                os.link(self._path, final)
+            except FileExistsError:
+                # Left by a writer that crashed before its blob was recorded: no row names it.
+                final.unlink()
+                os.link(self._path, final)
+            _fsync_directory(final.parent)
         return self.size
 
     def unpublish(self, key: str) -> None:
         final = self._path_of_key(key)
         final.unlink(missing_ok=True)
-        _fsync_directory(final.parent)
+        with blob_store_full_as_error(key, "unpublish"):
+            _fsync_directory(final.parent)
 
     def adopt(self, key: str) -> None:
         source = self._path_of_key(key)
@@ -296,9 +332,14 @@ class LocalPartialBlob(PartialBlob):
         except FileNotFoundError:
             raise BlobMissing(str(source)) from None
         _lock_or_close(descriptor, source)
-        os.replace(source, self._path)
-        _fsync_directory(self._path.parent)
-        _fsync_directory(source.parent)
+        try:
+            with blob_store_full_as_error(key, "adopt"):
+                os.replace(source, self._path)
+                _fsync_directory(self._path.parent)
+                _fsync_directory(source.parent)
+        except BaseException:
+            os.close(descriptor)
+            raise
         os.close(self._fd)
         self._fd = descriptor
         self.size = os.fstat(descriptor).st_size
@@ -344,7 +385,7 @@ class LocalBlobStore(BlobStore):
 
     def writer(self, key: str) -> BlobWriter:
         temporary = self.root / UPLOADS_FOLDER / f"{uuid.uuid4().hex}.part"
-        return LocalBlobWriter(temporary, self._path(key))
+        return LocalBlobWriter(key, temporary, self._path(key))
 
     def reader(self, key: str) -> BlobReader:
         return LocalBlobReader(self._path(key))
@@ -393,7 +434,7 @@ class LocalBlobStore(BlobStore):
         probe.unlink()
 
     def open_partial(self, key: str) -> PartialBlob:
-        return LocalPartialBlob(self._path(key), self._path)
+        return LocalPartialBlob(key, self._path(key), self._path)
 
 
 def make_private_folder(path: Path) -> None:

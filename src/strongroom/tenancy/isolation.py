@@ -53,6 +53,7 @@ from strongroom.storage.db import (
     writer_bind,
 )
 from strongroom.storage.inline_readers import InlineReader, InlineReaders
+from strongroom.storage.space import database_full_as_error
 from strongroom.tenancy import migrations, store_state
 from strongroom.tenancy.context import ISOLATION_LEVELS, TenantInfo, require_current_tenant
 
@@ -409,10 +410,11 @@ class TenantStores:
 
         A write transaction first checks the store's write fence and raises
         ServiceUnavailable while a move has it closed; `fenced=False` skips
-        that, for the mover itself.
+        that, for the mover itself. A database or disk that is full raises
+        ServerStorageFull, once the transaction has rolled back.
         """
         tenant = tenant or require_current_tenant()
-        with self._engine(tenant) as engine:
+        with self._engine(tenant) as engine, database_full_as_error(tenant.slug):
             bind = writer_bind(engine) if write else engine
             with TenantSession(bind=bind, tenant_id=tenant.id, expire_on_commit=False) as session:
                 if tenant.isolation == SCHEMA:

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from strongroom.base import log_context, metrics
 from strongroom.base.errors import (
+    SERVER_FAULT_HEADER,
     ServiceUnavailable,
     StrongroomError,
     TenantNotFound,
@@ -59,20 +60,22 @@ class RequestContextMiddleware:
         request_id = _request_id(scope)
         log_context.clear()
         log_context.bind(request_id=request_id)
-        status_holder = {"status": 500}
+        outcome = Outcome()
 
         async def send_with_context(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                outcome.status = message["status"]
+                headers = message.get("headers", [])
+                if outcome.status >= 500:
+                    headers = outcome.take_server_fault(headers)
+                message["headers"] = [*headers, (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             scope = await self._resolve_tenant(scope)
         except StrongroomError as error:
             await error_response(error)(scope, receive, send_with_context)
-            self._observe(scope, status_holder["status"], started, None)
+            self._observe(scope, outcome, started, None)
             return
 
         tenant: TenantInfo | None = scope["state"].get("tenant")
@@ -81,7 +84,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_context)
         finally:
             current_tenant.reset(token)
-            self._observe(scope, status_holder["status"], started, tenant)
+            self._observe(scope, outcome, started, tenant)
 
     async def _resolve_tenant(self, scope: Scope) -> Scope:
         host = _header(scope, b"host") or ""
@@ -105,11 +108,14 @@ class RequestContextMiddleware:
             scope["root_path"] = scope.get("root_path", "") + resolution.root_path
         return scope
 
-    def _observe(self, scope: Scope, status: int, started: float, tenant: TenantInfo | None) -> None:
+    def _observe(
+        self, scope: Scope, outcome: Outcome, started: float, tenant: TenantInfo | None
+    ) -> None:
         route = getattr(scope.get("route"), "path", None) or "unmatched"
         elapsed = time.perf_counter() - started
+        status = outcome.status
         if tenant is not None:
-            self.runtime.meter.record_request(tenant, status)
+            self.runtime.meter.record_request(tenant, status, outcome.server_fault)
         metrics.observe_request(scope["method"], route, status, elapsed)
         access_logger().info(
             "request",
@@ -118,6 +124,25 @@ class RequestContextMiddleware:
             status=status,
             duration_ms=round(elapsed * 1000, 2),
         )
+
+
+_SERVER_FAULT_HEADER = SERVER_FAULT_HEADER.lower().encode("latin-1")
+
+
+class Outcome:
+    """The status of a request's response, and whether an error response marked it as the server's fault."""
+
+    def __init__(self) -> None:
+        self.status = 500
+        self.server_fault = False
+
+    def take_server_fault(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """Note the server-fault mark of an error response and return its headers without it."""
+        unmarked = [
+            (name, value) for name, value in headers if name.lower() != _SERVER_FAULT_HEADER
+        ]
+        self.server_fault = len(unmarked) != len(headers)
+        return unmarked
 
 
 MAINTENANCE = {

@@ -16,8 +16,9 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 
 from strongroom.base import log_context
-from strongroom.base.errors import QuotaExceeded, StrongroomError
+from strongroom.base.errors import QuotaExceeded, ServerStorageFull, StrongroomError
 from strongroom.base.logging import get_logger
+from strongroom.storage.space import database_full, is_database_full
 
 log = get_logger(__name__)
 
@@ -70,7 +71,8 @@ def error_response(error: StrongroomError) -> Response:
 
 async def _strongroom_error(_request: Request, error: Exception) -> Response:
     assert isinstance(error, StrongroomError)
-    if error.status >= 500 and not isinstance(error, QuotaExceeded):
+    # A full quota is no fault, and a full server storage was logged where it was found.
+    if error.status >= 500 and not isinstance(error, (QuotaExceeded, ServerStorageFull)):
         log.error("request_failed", code=error.code, error=error.detail)
     return error_response(error)
 
@@ -122,6 +124,10 @@ async def _client_disconnected(_request: Request, _error: Exception) -> Response
 
 
 async def _database_error(_request: Request, error: Exception) -> Response:
+    if is_database_full(error):
+        # Tenant sessions translate this themselves. This catches the catalog's and raw
+        # connections', whose transactions roll back as the error leaves their block.
+        return error_response(database_full(error, None))
     log.error("database_unavailable", error=str(error).splitlines()[0])
     return problem_response(
         503,

@@ -30,7 +30,7 @@ from markupsafe import Markup
 from starlette.responses import HTMLResponse, Response
 
 from strongroom.base.dates import format_minute
-from strongroom.base.errors import StrongroomError
+from strongroom.base.errors import ServerStorageFull, StrongroomError
 from strongroom.base.logging import get_logger
 from strongroom.interfaces.api.problems import error_response, problem_response
 
@@ -115,7 +115,8 @@ HEADINGS = {
 
 def error_page(request: Request, error: StrongroomError) -> Response:
     """Return the error as a page for browsers and other clients, or as a problem for JSON clients."""
-    if error.status >= 500:
+    # A full server storage was logged where it was found.
+    if error.status >= 500 and not isinstance(error, ServerStorageFull):
         log.error("public_request_failed", code=error.code, error=error.detail)
     if wants(request) == "json":
         return secure(error_response(error))

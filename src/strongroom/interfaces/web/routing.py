@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 
-from strongroom.base.errors import StrongroomError
+from strongroom.base.errors import ServerStorageFull, StrongroomError
 from strongroom.base.logging import get_logger
 from strongroom.interfaces.web.fields import FORM_LABELS, describe_errors
 from strongroom.interfaces.web.pages import render
@@ -80,7 +80,8 @@ class WebRoute(APIRoute):
 
 def _error_response(request: Request, error: Exception) -> Response:
     if isinstance(error, StrongroomError):
-        if error.status >= 500:
+        # A full server storage was logged where it was found.
+        if error.status >= 500 and not isinstance(error, ServerStorageFull):
             log.error("page_failed", code=error.code, error=error.detail)
         response = error_page(request, error.status, error.title, error.detail)
         for name, value in error.headers.items():

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 from wsgidav import util
 from wsgidav.dav_error import (
@@ -22,6 +23,7 @@ from wsgidav.mw.base_mw import BaseMiddleware
 from strongroom.base.errors import StrongroomError
 from strongroom.base.logging import get_logger
 from strongroom.interfaces.api.problems import error_response
+from strongroom.storage.space import database_full, is_database_full
 
 log = get_logger(__name__)
 
@@ -37,17 +39,19 @@ INTERNAL_DETAIL = (
 def dav_errors() -> Iterator[None]:
     """Translate Strongroom errors into DAVError, which WsgiDAV turns into a response.
 
-    The status stays the same: WebDAV's own 507 Insufficient Storage is the
-    status of QuotaExceeded already. Any other exception is logged with its
-    traceback and becomes a 500 that does not mention it, because WsgiDAV
-    writes the text of a DAVError's source exception into the response body.
+    The status and the headers stay the same: WebDAV's own 507 Insufficient
+    Storage (RFC 4918, section 11.5) is the status of QuotaExceeded and
+    ServerStorageFull already, and a full database becomes the latter. Any
+    other exception is logged with its traceback and becomes a 500 that does
+    not mention it, because WsgiDAV writes the text of a DAVError's source
+    exception into the response body.
     """
     try:
         yield
     except DAVError:
         raise
     except StrongroomError as error:
-        raise DAVError(error.status, context_info=error.detail) from error
+        raise as_dav_error(error) from error
     except DatabaseIntegrityError as error:
         # Clients such as rclone send requests in parallel, and two of them may create the
         # same name at once. The loser learns of it at commit, on PostgreSQL.
@@ -55,8 +59,21 @@ def dav_errors() -> Iterator[None]:
         raise DAVError(
             HTTP_CONFLICT, context_info="another request changed this path at the same time; retry"
         ) from error
+    except DBAPIError as error:
+        if not is_database_full(error):
+            raise unexpected(error) from None
+        raise as_dav_error(database_full(error, None)) from error
     except Exception as error:  # noqa: BLE001 - logged, and sent as a 500 without its text
         raise unexpected(error) from None
+
+
+def as_dav_error(error: StrongroomError) -> DAVError:
+    """Return the DAVError with the status, detail and headers of a Strongroom error."""
+    # A Bearer challenge would mislead WebDAV clients, which sign in with Basic.
+    headers = [
+        (name, value) for name, value in error.headers.items() if name.lower() != "www-authenticate"
+    ]
+    return DAVError(error.status, context_info=error.detail, add_headers=headers or None)
 
 
 def unexpected(error: Exception) -> DAVError:
