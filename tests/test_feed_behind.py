@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import threading
 
 import anyio
@@ -133,3 +135,65 @@ def test_cancelled_upload_waits_for_feed() -> None:
 
     assert released_before_settled
     assert recorder.chunks == [b"held"]
+
+
+def test_task_cancel_waits_for_feed() -> None:
+    # uvicorn's graceful shutdown timeout and the end of asyncio.run call Task.cancel(),
+    # which passes anyio's shield. The feed must still end before the upload is aborted.
+    recorder = Recorder()
+    recorder.release.clear()
+
+    async def upload(feed: FeedBehind) -> None:
+        await feed.send(b"held")
+        try:
+            await asyncio.sleep(10)
+        finally:
+            await feed.settle()
+
+    async def serve() -> tuple[list[bytes], bool]:
+        task = asyncio.ensure_future(upload(FeedBehind(recorder)))
+        await anyio.to_thread.run_sync(recorder.started.wait, 10)
+        task.cancel()  # reaches the sleep
+        await asyncio.sleep(0.05)
+        task.cancel()  # reaches settle, which waits for the held feed
+        threading.Timer(0.2, recorder.release.set).start()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        return list(recorder.chunks), task.cancelled()
+
+    fed_when_cancelled, cancelled = asyncio.run(serve())
+
+    assert fed_when_cancelled == [b"held"]
+    assert cancelled
+
+
+def test_task_cancel_retrieves_feed_error() -> None:
+    recorder = Recorder()
+    recorder.release.clear()
+    recorder.fail_on = b"bad"
+    unretrieved: list[dict[str, object]] = []
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: unretrieved.append(context))
+        feed = FeedBehind(recorder)
+        await feed.send(b"bad")
+        task = asyncio.ensure_future(feed.finish())
+        await anyio.to_thread.run_sync(recorder.started.wait, 10)
+        task.cancel()
+        threading.Timer(0.1, recorder.release.set).start()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Long enough for a feed left running to fail, unseen, before the loop ends.
+        await asyncio.sleep(0.3)
+        gc.collect()
+
+    with capture_logs() as logs:
+        asyncio.run(serve())
+
+    failures = [entry for entry in logs if entry["event"] == "upload_feed_failed"]
+    assert unretrieved == []
+    assert len(failures) == 1
+    assert failures[0]["error_type"] == "ValueError"

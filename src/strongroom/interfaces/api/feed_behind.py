@@ -42,8 +42,11 @@ class FeedBehind:
             return
 
         # The storage code may be aborted once this returns, so it must not run on.
-        with anyio.CancelScope(shield=True):
-            await asyncio.wait([running])
+        cancelled = await _wait_through_cancellation(running)
+        if cancelled is not None:
+            if not running.cancelled() and running.exception() is not None:
+                _log_feed_error(running.exception())
+            raise cancelled
         running.result()
 
     async def settle(self) -> None:
@@ -51,4 +54,26 @@ class FeedBehind:
         try:
             await self.finish()
         except Exception as error:  # noqa: BLE001 - logged, and the caller raises its own error
-            log.warning("upload_feed_failed", error=str(error), error_type=type(error).__name__)
+            _log_feed_error(error)
+
+
+async def _wait_through_cancellation(running: asyncio.Task[object]) -> asyncio.CancelledError | None:
+    """Wait until `running` is done, even when the waiting task is cancelled meanwhile.
+
+    anyio's shield (4.16) holds off the cancellation of anyio cancel scopes, but
+    not `Task.cancel()`. uvicorn (0.55) calls that past its graceful shutdown
+    timeout, and `asyncio.run` on the tasks left at its end. Return such a
+    cancellation, for the caller to raise once the feed is done.
+    """
+    cancelled: asyncio.CancelledError | None = None
+    while not running.done():
+        try:
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([running])
+        except asyncio.CancelledError as error:
+            cancelled = error
+    return cancelled
+
+
+def _log_feed_error(error: BaseException | None) -> None:
+    log.warning("upload_feed_failed", error=str(error), error_type=type(error).__name__)
