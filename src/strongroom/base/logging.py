@@ -243,8 +243,11 @@ class _LineBatchingHandler(logging.StreamHandler):
         try:
             self.stream.write("\n".join(lines) + "\n")
             self.stream.flush()
-        except (OSError, ValueError):
-            # A closed or broken standard error must not fail the request that logs.
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - handled as StreamHandler.emit handles it
+            # A closed or broken standard error must not fail the request that logs, nor a
+            # missing one: with file descriptor 2 closed at start, sys.stderr is None.
             self.handleError(logging.makeLogRecord({"msg": lines[0]}))
 
 
