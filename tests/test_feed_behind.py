@@ -96,6 +96,45 @@ def test_feed_error_raised_by_finish() -> None:
     assert recorder.chunks == [b"first"]
 
 
+def test_feed_error_ends_receive() -> None:
+    recorder = Recorder()
+    recorder.fail_on = b"over the quota"
+
+    async def upload() -> None:
+        feed = FeedBehind(recorder)
+        await feed.send(b"over the quota")
+        silent_client = anyio.Event()
+        # The feed's error, not the timeout, ends the wait for a client that sends nothing.
+        with anyio.fail_after(5):
+            await feed.receive(silent_client.wait)
+
+    with pytest.raises(ValueError, match="cannot store"):
+        anyio.run(upload)
+
+
+def test_receive_returns_while_feed_runs() -> None:
+    recorder = Recorder()
+    recorder.release.clear()
+
+    async def next_piece() -> bytes:
+        return b"next"
+
+    async def upload() -> tuple[bytes, list[bytes]]:
+        feed = FeedBehind(recorder)
+        await feed.send(b"first")
+        piece = await feed.receive(next_piece)
+        fed_while_receiving = list(recorder.chunks)
+        recorder.release.set()
+        await feed.finish()
+        return piece, fed_while_receiving
+
+    piece, fed_while_receiving = anyio.run(upload)
+
+    assert piece == b"next"
+    assert fed_while_receiving == []
+    assert recorder.chunks == [b"first"]
+
+
 def test_settle_logs_feed_error() -> None:
     recorder = Recorder()
     recorder.fail_on = b"bad"

@@ -274,6 +274,45 @@ def test_patch_past_length_is_413(client: httpx.Client, cast: Cast) -> None:
 
 
 @ON_SHARED_LEVELS
+def test_length_error_reaches_paused_client(
+    client: httpx.Client, live_server: LiveServer, runtime: Runtime, cast: Cast
+) -> None:
+    # The chunk past the length is stored while the server waits for the next one. Its
+    # 413 must not wait for the idle timeout of a client that pauses after it.
+    alice = cast.acme_member
+    runtime.settings.upload_idle_timeout = 10
+    url = upload_url(client, alice, "a.bin", 2 * TEST_CHUNK_SIZE)
+    body = body_of(3 * TEST_CHUNK_SIZE, seed=6)
+    pieces = [body[start : start + 4096] for start in range(0, len(body), 4096)]
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces)
+    request = "\r\n".join(
+        [
+            f"PATCH {url} HTTP/1.1",
+            "Host: 127.0.0.1",
+            "Tus-Resumable: 1.0.0",
+            f"Authorization: Bearer {alice.token}",
+            "Upload-Offset: 0",
+            "Content-Type: application/offset+octet-stream",
+            "Transfer-Encoding: chunked",
+            "",
+            "",
+        ]
+    )
+
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", live_server.port)) as connection:
+        # The body stops after the chunk past the length, without its end.
+        connection.sendall(request.encode() + chunked)
+        connection.settimeout(30)
+        reply = connection.recv(4096)
+    waited = time.monotonic() - started
+
+    assert reply.startswith(b"HTTP/1.1 413"), reply
+    assert waited < runtime.settings.upload_idle_timeout / 2
+    assert head(client, alice, url).headers["upload-offset"] == "0"
+
+
+@ON_SHARED_LEVELS
 def test_patch_needs_offset_media_type(client: httpx.Client, cast: Cast) -> None:
     alice = cast.acme_member
     url = upload_url(client, alice, "a.txt", 4)

@@ -13,13 +13,16 @@ calls as before. Memory grows by one chunk per upload.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import anyio
 
 from strongroom.base.logging import get_logger
 
 log = get_logger(__name__)
+
+T = TypeVar("T")
 
 
 class FeedBehind:
@@ -34,6 +37,35 @@ class FeedBehind:
         await self.finish()
         # The task copies the request's context, and anyio passes it on to the thread.
         self._running = asyncio.ensure_future(anyio.to_thread.run_sync(self._feed, data))
+
+    async def receive(self, receive: Callable[[], Awaitable[T]]) -> T:
+        """Return what `receive()` returns, or raise the running feed's error as soon as it fails.
+
+        A feed fails, for example, when the upload passes the quota or the maximum
+        size. Noticed only at the next `send`, the error would wait for another chunk
+        to arrive, and a client that paused meanwhile would get the idle timeout's 408.
+        """
+        running = self._running
+        if running is None:
+            return await receive()
+        if running.done():
+            await self.finish()
+            return await receive()
+
+        def cancel_on_failure(task: asyncio.Task[object]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                scope.cancel()
+
+        with anyio.CancelScope() as scope:
+            running.add_done_callback(cancel_on_failure)
+            try:
+                return await receive()
+            finally:
+                running.remove_done_callback(cancel_on_failure)
+
+        # Only the failed feed cancels the scope, so finish raises the feed's error.
+        await self.finish()
+        raise AssertionError("the receive was cancelled, but the feed did not fail")
 
     async def finish(self) -> None:
         """Wait for the chunk being fed, and raise what its feed raised."""
