@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import socket
 import threading
+import time
 
 import anyio
+import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from strongroom.drive.content import BlobUpload
 from strongroom.interfaces.api.feed_behind import FeedBehind
+from strongroom.runtime import Runtime
+from tests.conftest import TEST_CHUNK_SIZE, Cast, LiveServer
 
 
 class Recorder:
@@ -236,3 +243,46 @@ def test_task_cancel_retrieves_feed_error() -> None:
     assert unretrieved == []
     assert len(failures) == 1
     assert failures[0]["error_type"] == "ValueError"
+
+
+def test_cut_off_put_aborts_after_feed(
+    client: httpx.Client,
+    live_server: LiveServer,
+    runtime: Runtime,
+    cast: Cast,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    alice = cast.acme_member
+    events: list[str] = []
+    feeding = threading.Event()
+    real_feed, real_abort = BlobUpload.feed, BlobUpload.abort
+
+    def slow_feed(upload: BlobUpload, data: bytes) -> None:
+        events.append("feed started")
+        feeding.set()
+        time.sleep(0.3)
+        real_feed(upload, data)
+        events.append("feed ended")
+
+    def recorded_abort(upload: BlobUpload) -> None:
+        events.append("abort")
+        real_abort(upload)
+
+    monkeypatch.setattr(BlobUpload, "feed", slow_feed)
+    monkeypatch.setattr(BlobUpload, "abort", recorded_abort)
+    blob_dir = runtime.settings.resolved_blob_dir
+    files_before = {path for path in blob_dir.rglob("*") if path.is_file()}
+    head = (
+        f"PUT {alice.url('files/cut.bin')} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {alice.token}\r\nContent-Length: {4 * TEST_CHUNK_SIZE}\r\n\r\n"
+    )
+
+    with socket.create_connection(("127.0.0.1", live_server.port)) as connection:
+        connection.sendall(head.encode() + os.urandom(TEST_CHUNK_SIZE + 100))
+        assert feeding.wait(10), "the first chunk was never fed"
+    # The connection closed while the first chunk's feed ran.
+    live_server.wait_until_idle()
+
+    assert events == ["feed started", "feed ended", "abort"]
+    assert {path for path in blob_dir.rglob("*") if path.is_file()} == files_before
+    assert client.get(alice.url("files/cut.bin"), headers=alice.headers).status_code == 404
