@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import os
 import subprocess
@@ -178,3 +179,27 @@ def wait_for_health(server: StrongroomProcess) -> None:
         except httpx.TransportError:
             time.sleep(0.05)
     raise AssertionError("the server did not answer /healthz within 30 seconds")
+
+
+def test_sigterm_keeps_every_access_line(strongroom_process: StrongroomProcess) -> None:
+    server = strongroom_process
+    token = server.make_member("acme", "alice@acme.test")
+    server.env["STRONGROOM_LOG_LEVEL"] = "info"
+    server.start()
+    headers = {"Authorization": f"Bearer {token}"}
+    listing_url = f"{server.url}/t/acme/api/v1/folders/"
+
+    with httpx.Client(timeout=30) as client:
+        statuses = [client.get(listing_url, headers=headers).status_code for _ in range(200)]
+    # Stopped right after the last response, while its access lines still wait for their batch.
+    server.stop()
+
+    lines = server.log_path.read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    listings = [
+        record
+        for record in records
+        if record["event"] == "request" and record["route"] == "/api/v1/folders/{path:path}"
+    ]
+    assert statuses == [200] * 200
+    assert len(listings) == 200
