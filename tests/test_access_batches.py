@@ -141,10 +141,14 @@ def test_missing_stream_does_not_raise(handler: _LineBatchingHandler) -> None:
     asyncio.run(serve())
 
 
-def test_server_without_stderr_serves(strongroom_process: StrongroomProcess) -> None:
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_server_without_stderr_serves(
+    strongroom_process: StrongroomProcess, log_format: str
+) -> None:
     server = strongroom_process
     token = server.make_member("acme", "alice@acme.test")
     server.env["STRONGROOM_LOG_LEVEL"] = "info"
+    server.env["STRONGROOM_LOG_FORMAT"] = log_format
     headers = {"Authorization": f"Bearer {token}"}
     api = f"{server.url}/t/acme/api/v1"
 

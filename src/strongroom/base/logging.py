@@ -64,7 +64,9 @@ def configure_logging(
         renderer: structlog.types.Processor = structlog.processors.JSONRenderer(_to_json)
         shared_processors.append(structlog.processors.format_exc_info)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # sys.stderr is None in a process started with file descriptor 2 closed.
+        colors = sys.stderr is not None and sys.stderr.isatty()
+        renderer = structlog.dev.ConsoleRenderer(colors=colors)
 
     structlog.configure(
         processors=[*shared_processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
