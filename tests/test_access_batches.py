@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
+import os
+import subprocess
+import time
 
+import httpx
 import pytest
 
 from strongroom.base import logging as strongroom_logging
@@ -14,6 +19,7 @@ from strongroom.base.logging import (
     MAX_WAITING_ACCESS_LINES,
     _LineBatchingHandler,
 )
+from tests.services.strongroom import STRONGROOM, StrongroomProcess
 
 
 @pytest.fixture
@@ -121,3 +127,83 @@ def test_reconfigure_writes_waiting_lines(capsys: pytest.CaptureFixture[str]) ->
     asyncio.run(serve())
 
     assert '"status":204' in capsys.readouterr().err
+
+
+def test_missing_stream_does_not_raise(handler: _LineBatchingHandler) -> None:
+    # With file descriptor 2 closed at start, sys.stderr and so the handler's stream are None.
+    handler.stream = None
+
+    async def serve() -> None:
+        handler.write_later("lost")
+        handler.handle(record("an error"))
+        handler.flush()
+
+    asyncio.run(serve())
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_server_without_stderr_serves(
+    strongroom_process: StrongroomProcess, log_format: str
+) -> None:
+    server = strongroom_process
+    token = server.make_member("acme", "alice@acme.test")
+    server.env["STRONGROOM_LOG_LEVEL"] = "info"
+    server.env["STRONGROOM_LOG_FORMAT"] = log_format
+    headers = {"Authorization": f"Bearer {token}"}
+    api = f"{server.url}/t/acme/api/v1"
+
+    with server.log_path.open("ab") as log:
+        # Started the way `strongroom serve 2>&-` starts it: no standard error at all.
+        server.process = subprocess.Popen(
+            [str(STRONGROOM), "serve", "--port", str(server.port), "--no-demo"],
+            env=server.env,
+            stdout=log,
+            preexec_fn=lambda: os.close(2),  # noqa: PLW1509 - the child runs no threads yet
+        )
+    wait_for_health(server)
+    with httpx.Client(timeout=30) as client:
+        listings = [client.get(f"{api}/folders/", headers=headers) for _ in range(5)]
+        uploads = [
+            client.put(f"{api}/files/f{number}.txt", headers=headers, content=b"text")
+            for number in range(5)
+        ]
+
+    assert [response.status_code for response in listings] == [200] * 5
+    assert [response.status_code for response in uploads] == [201] * 5
+
+
+def wait_for_health(server: StrongroomProcess) -> None:
+    assert server.process is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert server.process.poll() is None, "the server exited at start"
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError("the server did not answer /healthz within 30 seconds")
+
+
+def test_sigterm_keeps_every_access_line(strongroom_process: StrongroomProcess) -> None:
+    server = strongroom_process
+    token = server.make_member("acme", "alice@acme.test")
+    server.env["STRONGROOM_LOG_LEVEL"] = "info"
+    server.start()
+    headers = {"Authorization": f"Bearer {token}"}
+    listing_url = f"{server.url}/t/acme/api/v1/folders/"
+
+    with httpx.Client(timeout=30) as client:
+        statuses = [client.get(listing_url, headers=headers).status_code for _ in range(200)]
+    # Stopped right after the last response, while its access lines still wait for their batch.
+    server.stop()
+
+    lines = server.log_path.read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    listings = [
+        record
+        for record in records
+        if record["event"] == "request" and record["route"] == "/api/v1/folders/{path:path}"
+    ]
+    assert statuses == [200] * 200
+    assert len(listings) == 200

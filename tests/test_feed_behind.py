@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import os
+import socket
 import threading
+import time
 
 import anyio
+import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from strongroom.drive.content import BlobUpload
 from strongroom.interfaces.api.feed_behind import FeedBehind
+from strongroom.runtime import Runtime
+from tests.conftest import TEST_CHUNK_SIZE, Cast, LiveServer
 
 
 class Recorder:
@@ -94,6 +103,45 @@ def test_feed_error_raised_by_finish() -> None:
     assert recorder.chunks == [b"first"]
 
 
+def test_feed_error_ends_receive() -> None:
+    recorder = Recorder()
+    recorder.fail_on = b"over the quota"
+
+    async def upload() -> None:
+        feed = FeedBehind(recorder)
+        await feed.send(b"over the quota")
+        silent_client = anyio.Event()
+        # The feed's error, not the timeout, ends the wait for a client that sends nothing.
+        with anyio.fail_after(5):
+            await feed.receive(silent_client.wait)
+
+    with pytest.raises(ValueError, match="cannot store"):
+        anyio.run(upload)
+
+
+def test_receive_returns_while_feed_runs() -> None:
+    recorder = Recorder()
+    recorder.release.clear()
+
+    async def next_piece() -> bytes:
+        return b"next"
+
+    async def upload() -> tuple[bytes, list[bytes]]:
+        feed = FeedBehind(recorder)
+        await feed.send(b"first")
+        piece = await feed.receive(next_piece)
+        fed_while_receiving = list(recorder.chunks)
+        recorder.release.set()
+        await feed.finish()
+        return piece, fed_while_receiving
+
+    piece, fed_while_receiving = anyio.run(upload)
+
+    assert piece == b"next"
+    assert fed_while_receiving == []
+    assert recorder.chunks == [b"first"]
+
+
 def test_settle_logs_feed_error() -> None:
     recorder = Recorder()
     recorder.fail_on = b"bad"
@@ -133,3 +181,108 @@ def test_cancelled_upload_waits_for_feed() -> None:
 
     assert released_before_settled
     assert recorder.chunks == [b"held"]
+
+
+def test_task_cancel_waits_for_feed() -> None:
+    # uvicorn's graceful shutdown timeout and the end of asyncio.run call Task.cancel(),
+    # which passes anyio's shield. The feed must still end before the upload is aborted.
+    recorder = Recorder()
+    recorder.release.clear()
+
+    async def upload(feed: FeedBehind) -> None:
+        await feed.send(b"held")
+        try:
+            await asyncio.sleep(10)
+        finally:
+            await feed.settle()
+
+    async def serve() -> tuple[list[bytes], bool]:
+        task = asyncio.ensure_future(upload(FeedBehind(recorder)))
+        await anyio.to_thread.run_sync(recorder.started.wait, 10)
+        task.cancel()  # reaches the sleep
+        await asyncio.sleep(0.05)
+        task.cancel()  # reaches settle, which waits for the held feed
+        threading.Timer(0.2, recorder.release.set).start()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        return list(recorder.chunks), task.cancelled()
+
+    fed_when_cancelled, cancelled = asyncio.run(serve())
+
+    assert fed_when_cancelled == [b"held"]
+    assert cancelled
+
+
+def test_task_cancel_retrieves_feed_error() -> None:
+    recorder = Recorder()
+    recorder.release.clear()
+    recorder.fail_on = b"bad"
+    unretrieved: list[dict[str, object]] = []
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: unretrieved.append(context))
+        feed = FeedBehind(recorder)
+        await feed.send(b"bad")
+        task = asyncio.ensure_future(feed.finish())
+        await anyio.to_thread.run_sync(recorder.started.wait, 10)
+        task.cancel()
+        threading.Timer(0.1, recorder.release.set).start()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Long enough for a feed left running to fail, unseen, before the loop ends.
+        await asyncio.sleep(0.3)
+        gc.collect()
+
+    with capture_logs() as logs:
+        asyncio.run(serve())
+
+    failures = [entry for entry in logs if entry["event"] == "upload_feed_failed"]
+    assert unretrieved == []
+    assert len(failures) == 1
+    assert failures[0]["error_type"] == "ValueError"
+
+
+def test_cut_off_put_aborts_after_feed(
+    client: httpx.Client,
+    live_server: LiveServer,
+    runtime: Runtime,
+    cast: Cast,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    alice = cast.acme_member
+    events: list[str] = []
+    feeding = threading.Event()
+    real_feed, real_abort = BlobUpload.feed, BlobUpload.abort
+
+    def slow_feed(upload: BlobUpload, data: bytes) -> None:
+        events.append("feed started")
+        feeding.set()
+        time.sleep(0.3)
+        real_feed(upload, data)
+        events.append("feed ended")
+
+    def recorded_abort(upload: BlobUpload) -> None:
+        events.append("abort")
+        real_abort(upload)
+
+    monkeypatch.setattr(BlobUpload, "feed", slow_feed)
+    monkeypatch.setattr(BlobUpload, "abort", recorded_abort)
+    blob_dir = runtime.settings.resolved_blob_dir
+    files_before = {path for path in blob_dir.rglob("*") if path.is_file()}
+    head = (
+        f"PUT {alice.url('files/cut.bin')} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {alice.token}\r\nContent-Length: {4 * TEST_CHUNK_SIZE}\r\n\r\n"
+    )
+
+    with socket.create_connection(("127.0.0.1", live_server.port)) as connection:
+        connection.sendall(head.encode() + os.urandom(TEST_CHUNK_SIZE + 100))
+        assert feeding.wait(10), "the first chunk was never fed"
+    # The connection closed while the first chunk's feed ran.
+    live_server.wait_until_idle()
+
+    assert events == ["feed started", "feed ended", "abort"]
+    assert {path for path in blob_dir.rglob("*") if path.is_file()} == files_before
+    assert client.get(alice.url("files/cut.bin"), headers=alice.headers).status_code == 404

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +12,7 @@ from sqlalchemy import func, select
 
 from strongroom.drive.models import BlobRow, NodeRow, VersionRow
 from strongroom.runtime import Runtime
-from tests.conftest import TEST_CHUNK_SIZE, Cast, Member
+from tests.conftest import TEST_CHUNK_SIZE, Cast, LiveServer, Member
 
 
 def put_file(client: httpx.Client, member: Member, path: str, body: bytes) -> httpx.Response:
@@ -252,6 +254,36 @@ def test_streamed_upload_over_quota_stores_nothing(
     assert row_counts(runtime, alice) == rows_before
     assert usage(client, alice)["used_bytes"] == 10_000
     assert client.get(alice.url("files/s.bin"), headers=alice.headers).status_code == 404
+
+
+def test_quota_error_reaches_paused_client(
+    client: httpx.Client, live_server: LiveServer, runtime: Runtime, cast: Cast
+) -> None:
+    # The chunk that passes the quota is stored while the server waits for the next one.
+    # Its 507 must not wait for more of the body, nor become the idle timeout's 408.
+    alice = cast.acme_member
+    runtime.catalog.set_quota("acme", 50_000)
+    runtime.settings.upload_idle_timeout = 10
+    body = b"".join(
+        b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces(4 * TEST_CHUNK_SIZE)
+    )
+    head = (
+        f"PUT {alice.url('files/s.bin')} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {alice.token}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    files_before = stored_files(runtime)
+
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", live_server.port)) as connection:
+        # The body stops after the chunk that passes the quota, without its end.
+        connection.sendall(head.encode() + body)
+        connection.settimeout(30)
+        reply = connection.recv(4096)
+    waited = time.monotonic() - started
+
+    assert reply.startswith(b"HTTP/1.1 507"), reply
+    assert waited < runtime.settings.upload_idle_timeout / 2
+    assert stored_files(runtime) == files_before
 
 
 # Room freed by purging --------------------------------------------------------------------

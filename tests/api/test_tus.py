@@ -16,6 +16,7 @@ import io
 import itertools
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ from tusclient.storage.filestorage import FileStorage
 
 from strongroom.base.config import Settings
 from strongroom.base.errors import Conflict
-from strongroom.drive import transfers, upload_parts
+from strongroom.drive import resumable, transfers, upload_parts
 from strongroom.drive.content import blob_key
 from strongroom.drive.files import Preconditions
 from strongroom.drive.integrity import check_all
@@ -270,6 +271,45 @@ def test_patch_past_length_is_413(client: httpx.Client, cast: Cast) -> None:
     response = patch(client, alice, url, 0, b"too long")
 
     assert response.status_code == 413
+    assert head(client, alice, url).headers["upload-offset"] == "0"
+
+
+@ON_SHARED_LEVELS
+def test_length_error_reaches_paused_client(
+    client: httpx.Client, live_server: LiveServer, runtime: Runtime, cast: Cast
+) -> None:
+    # The chunk past the length is stored while the server waits for the next one. Its
+    # 413 must not wait for the idle timeout of a client that pauses after it.
+    alice = cast.acme_member
+    runtime.settings.upload_idle_timeout = 10
+    url = upload_url(client, alice, "a.bin", 2 * TEST_CHUNK_SIZE)
+    body = body_of(3 * TEST_CHUNK_SIZE, seed=6)
+    pieces = [body[start : start + 4096] for start in range(0, len(body), 4096)]
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces)
+    request = "\r\n".join(
+        [
+            f"PATCH {url} HTTP/1.1",
+            "Host: 127.0.0.1",
+            "Tus-Resumable: 1.0.0",
+            f"Authorization: Bearer {alice.token}",
+            "Upload-Offset: 0",
+            "Content-Type: application/offset+octet-stream",
+            "Transfer-Encoding: chunked",
+            "",
+            "",
+        ]
+    )
+
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", live_server.port)) as connection:
+        # The body stops after the chunk past the length, without its end.
+        connection.sendall(request.encode() + chunked)
+        connection.settimeout(30)
+        reply = connection.recv(4096)
+    waited = time.monotonic() - started
+
+    assert reply.startswith(b"HTTP/1.1 413"), reply
+    assert waited < runtime.settings.upload_idle_timeout / 2
     assert head(client, alice, url).headers["upload-offset"] == "0"
 
 
@@ -693,6 +733,55 @@ def test_cut_patch_keeps_bytes_and_tuspy_resumes(
     assert offset == str(received)
     assert resumed_at == received
     assert download(client, alice, "cut.bin") == data
+
+
+@ON_SHARED_LEVELS
+def test_patch_cut_during_feed_keeps_offset(
+    client: httpx.Client,
+    live_server: LiveServer,
+    cast: Cast,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each chunk is stored while the next one arrives. Cut off meanwhile, the upload must
+    # store every byte it received, and exactly as many as its offset reports.
+    alice = cast.acme_member
+    data = body_of(4 * TEST_CHUNK_SIZE + 300, seed=7)
+    url = upload_url(client, alice, "cut.bin", len(data))
+    sent = 2 * TEST_CHUNK_SIZE + 1234
+    feeding = threading.Event()
+    real_feed = resumable.UploadAppend.feed
+
+    def slow_feed(append: resumable.UploadAppend, piece: bytes) -> None:
+        feeding.set()
+        time.sleep(0.2)
+        real_feed(append, piece)
+
+    monkeypatch.setattr(resumable.UploadAppend, "feed", slow_feed)
+    request = "\r\n".join(
+        [
+            f"PATCH {url} HTTP/1.1",
+            "Host: 127.0.0.1",
+            "Tus-Resumable: 1.0.0",
+            f"Authorization: Bearer {alice.token}",
+            "Upload-Offset: 0",
+            "Content-Type: application/offset+octet-stream",
+            f"Content-Length: {len(data)}",
+            "",
+            "",
+        ]
+    )
+    with socket.create_connection(("127.0.0.1", live_server.port)) as connection:
+        connection.sendall(request.encode() + data[:sent])
+        assert feeding.wait(10), "no chunk was fed"
+    live_server.wait_until_idle()
+    monkeypatch.setattr(resumable.UploadAppend, "feed", real_feed)
+
+    offset = head(client, alice, url).headers["upload-offset"]
+    resumed = patch(client, alice, url, sent, data[sent:])
+
+    assert offset == str(sent)
+    assert resumed.status_code == 204
+    assert hashlib.sha256(download(client, alice, "cut.bin")).digest() == hashlib.sha256(data).digest()
 
 
 def test_cut_patch_with_checksum_keeps_nothing(

@@ -81,3 +81,43 @@ def test_size_limit_aborts_hashed_feed(store: LocalBlobStore, tenant_key: Tenant
         upload.feed(os.urandom(HASH_ASIDE_BYTES))
 
     assert not list(store.iter_keys(blob_key(tenant_key.tenant_id, upload.blob_id)))
+
+
+@pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview"])
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [HASH_ASIDE_BYTES - 1, HASH_ASIDE_BYTES, HASH_ASIDE_BYTES + 1],
+        [CHUNK_SIZE - 1, 5 * CHUNK_SIZE + 3, 1, HASH_ASIDE_BYTES * 3],
+        [0, HASH_ASIDE_BYTES * 4 + CHUNK_SIZE // 2, 0],
+    ],
+    ids=["threshold", "chunk-edges", "empty-feeds"],
+)
+def test_feed_kinds_hash_plaintext(
+    store: LocalBlobStore, tenant_key: TenantKey, kind: str, sizes: list[int]
+) -> None:
+    # A memoryview slice of a reused buffer, as a stream reader hands it over, starts
+    # past the buffer's first byte and is overwritten once feed returns.
+    buffer = bytearray(max(sizes) + 7)
+    upload = BlobUpload(store, tenant_key, CHUNK_SIZE)
+    expected = hashlib.sha256()
+    plaintext = bytearray()
+    for size in sizes:
+        data = os.urandom(size)
+        expected.update(data)
+        plaintext += data
+        buffer[7 : 7 + size] = data
+        if kind == "bytes":
+            upload.feed(data)
+        elif kind == "bytearray":
+            upload.feed(bytearray(data))
+        else:
+            upload.feed(memoryview(buffer)[7 : 7 + size])
+        buffer[:] = b"\xff" * len(buffer)
+
+    row, sha256 = upload.finish()
+    content = b"".join(read_range(store, row, tenant_key, 0, row.size - 1))
+
+    assert sha256 == expected.hexdigest()
+    assert row.size == len(plaintext)
+    assert content == plaintext

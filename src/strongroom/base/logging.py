@@ -64,7 +64,9 @@ def configure_logging(
         renderer: structlog.types.Processor = structlog.processors.JSONRenderer(_to_json)
         shared_processors.append(structlog.processors.format_exc_info)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # sys.stderr is None in a process started with file descriptor 2 closed.
+        colors = sys.stderr is not None and sys.stderr.isatty()
+        renderer = structlog.dev.ConsoleRenderer(colors=colors)
 
     structlog.configure(
         processors=[*shared_processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -243,8 +245,11 @@ class _LineBatchingHandler(logging.StreamHandler):
         try:
             self.stream.write("\n".join(lines) + "\n")
             self.stream.flush()
-        except (OSError, ValueError):
-            # A closed or broken standard error must not fail the request that logs.
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - handled as StreamHandler.emit handles it
+            # A closed or broken standard error must not fail the request that logs, nor a
+            # missing one: with file descriptor 2 closed at start, sys.stderr is None.
             self.handleError(logging.makeLogRecord({"msg": lines[0]}))
 
 

@@ -190,7 +190,7 @@ async def receive_body(
     feed = FeedBehind(upload.feed)
     try:
         while True:
-            piece = await _next_piece(pieces, idle_timeout)
+            piece = await feed.receive(lambda: _next_piece(pieces, idle_timeout))
             if piece is None:
                 break
             await runtime.fair_share.throttle(tenant, len(piece))

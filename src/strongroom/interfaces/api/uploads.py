@@ -355,7 +355,7 @@ async def _feed_body(
     feed = FeedBehind(append.feed)
     try:
         while True:
-            piece = await _next_piece(pieces, idle_timeout)
+            piece = await feed.receive(lambda: _next_piece(pieces, idle_timeout))
             if piece is None:
                 break
             pending.append(piece)
