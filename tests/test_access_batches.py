@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import signal
 import subprocess
 import time
 
@@ -207,3 +208,18 @@ def test_sigterm_keeps_every_access_line(strongroom_process: StrongroomProcess) 
     ]
     assert statuses == [200] * 200
     assert len(listings) == 200
+
+
+def test_sigterm_closes_runtime_then_dies(strongroom_process: StrongroomProcess) -> None:
+    server = strongroom_process
+    server.env["STRONGROOM_LOG_LEVEL"] = "info"
+    server.start()
+    assert server.process is not None
+
+    server.stop()
+
+    events = [json.loads(line)["event"] for line in server.log_path.read_text().splitlines()]
+    # The runtime closed (queued mails sent, connections closed) before the process ended.
+    assert "server_stopped" in events
+    # The process still ends by the signal, as a supervisor expects of a clean stop.
+    assert server.process.returncode == -signal.SIGTERM

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import socket
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -15,6 +16,9 @@ from strongroom.identity.users import create_user
 from strongroom.interfaces.cli.main import app, err, reports_errors
 from strongroom.runtime import Runtime, build_runtime
 from strongroom.tenancy.lifecycle import provision_tenant
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = get_logger(__name__)
 
@@ -75,8 +79,42 @@ def serve(
         server_header=False,
     )
     log.info("server_starting", host=address[0], port=address[1], jobs=run_jobs)
-    uvicorn.Server(config).run(sockets=[listener])
-    runtime.close()
+    terminated = _serve_until_terminated(uvicorn.Server(config), listener, runtime)
+    if terminated:
+        # Die by the signal, as the default handler would, so that a supervisor
+        # such as systemd records a clean stop.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived, and uvicorn has stopped serving."""
+
+
+def _raise_terminated(_signum: int, _frame: object) -> None:
+    raise _Terminated
+
+
+def _serve_until_terminated(
+    server: uvicorn.Server, listener: socket.socket, runtime: Runtime
+) -> bool:
+    """Serve until stopped, then close the runtime; return whether SIGTERM stopped the server.
+
+    uvicorn catches SIGTERM while it serves, and once it has stopped it raises
+    the signal again for the handler in place before it. With the default
+    handler the process would end there, before the runtime closes and sends
+    the mails still queued, so the handler here raises instead.
+    """
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        server.run(sockets=[listener])
+    except _Terminated:
+        return True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        runtime.close()
+        log.info("server_stopped")
+    return False
 
 
 def _create_demo_tenant(runtime: Runtime, host: str, port: int) -> None:
