@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -263,7 +262,8 @@ def test_quota_error_reaches_paused_client(
     # Its 507 must not wait for more of the body, nor become the idle timeout's 408.
     alice = cast.acme_member
     runtime.catalog.set_quota("acme", 50_000)
-    runtime.settings.upload_idle_timeout = 10
+    # A server that waited for the idle timeout would leave recv to time out below.
+    runtime.settings.upload_idle_timeout = 600
     body = b"".join(
         b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces(4 * TEST_CHUNK_SIZE)
     )
@@ -273,16 +273,13 @@ def test_quota_error_reaches_paused_client(
     )
     files_before = stored_files(runtime)
 
-    started = time.monotonic()
     with socket.create_connection(("127.0.0.1", live_server.port)) as connection:
         # The body stops after the chunk that passes the quota, without its end.
         connection.sendall(head.encode() + body)
         connection.settimeout(30)
         reply = connection.recv(4096)
-    waited = time.monotonic() - started
 
     assert reply.startswith(b"HTTP/1.1 507"), reply
-    assert waited < runtime.settings.upload_idle_timeout / 2
     assert stored_files(runtime) == files_before
 
 

@@ -281,7 +281,8 @@ def test_length_error_reaches_paused_client(
     # The chunk past the length is stored while the server waits for the next one. Its
     # 413 must not wait for the idle timeout of a client that pauses after it.
     alice = cast.acme_member
-    runtime.settings.upload_idle_timeout = 10
+    # A server that waited for the idle timeout would leave recv to time out below.
+    runtime.settings.upload_idle_timeout = 600
     url = upload_url(client, alice, "a.bin", 2 * TEST_CHUNK_SIZE)
     body = body_of(3 * TEST_CHUNK_SIZE, seed=6)
     pieces = [body[start : start + 4096] for start in range(0, len(body), 4096)]
@@ -300,16 +301,13 @@ def test_length_error_reaches_paused_client(
         ]
     )
 
-    started = time.monotonic()
     with socket.create_connection(("127.0.0.1", live_server.port)) as connection:
         # The body stops after the chunk past the length, without its end.
         connection.sendall(request.encode() + chunked)
         connection.settimeout(30)
         reply = connection.recv(4096)
-    waited = time.monotonic() - started
 
     assert reply.startswith(b"HTTP/1.1 413"), reply
-    assert waited < runtime.settings.upload_idle_timeout / 2
     assert head(client, alice, url).headers["upload-offset"] == "0"
 
 
