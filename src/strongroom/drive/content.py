@@ -9,14 +9,14 @@ plaintext, so memory stays at about two chunks whatever the file size.
 from __future__ import annotations
 
 import hashlib
-import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 
 from strongroom.base.errors import IntegrityError, PayloadTooLarge
 from strongroom.base.logging import get_logger
 from strongroom.base.scoping import tenant_scoped_key
+from strongroom.base.thread_pools import shared_pool
 from strongroom.drive.models import BlobRow
 from strongroom.storage import crypto
 from strongroom.storage.blobs import BlobMissing, BlobReader, BlobStore, BlobWriter
@@ -31,8 +31,6 @@ log = get_logger(__name__)
 HASH_ASIDE_BYTES = 256 * 1024
 HASH_THREADS = 8
 
-_hash_pool: ThreadPoolExecutor | None = None
-_hash_pool_lock = threading.Lock()
 
 
 def blob_key(tenant_id: uuid.UUID, blob_id: uuid.UUID) -> str:
@@ -145,15 +143,7 @@ def _hash_aside(digest: hashlib._Hash, data: memoryview) -> Future[None] | None:
     if len(data) < HASH_ASIDE_BYTES:
         digest.update(data)
         return None
-    return _hash_threads().submit(digest.update, data)
-
-
-def _hash_threads() -> ThreadPoolExecutor:
-    global _hash_pool
-    with _hash_pool_lock:
-        if _hash_pool is None:
-            _hash_pool = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="strongroom-hash")
-        return _hash_pool
+    return shared_pool("strongroom-hash", HASH_THREADS).submit(digest.update, data)
 
 
 def _too_large(limit: int | None) -> Callable[[int], Exception]:

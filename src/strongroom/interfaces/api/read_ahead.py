@@ -17,9 +17,9 @@ import contextvars
 import threading
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 from strongroom.base.logging import get_logger
+from strongroom.base.thread_pools import shared_pool
 
 log = get_logger(__name__)
 
@@ -37,8 +37,6 @@ SHARED_READ_AHEAD_BYTES = 32 * 1024 * 1024
 # waits on the network.
 READ_AHEAD_THREADS = 16
 
-_executor_lock = threading.Lock()
-_executor: ThreadPoolExecutor | None = None
 
 
 class _SharedBudget:
@@ -61,14 +59,6 @@ class _SharedBudget:
 shared_budget = _SharedBudget(SHARED_READ_AHEAD_BYTES)
 
 
-def _shared_executor() -> ThreadPoolExecutor:
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(READ_AHEAD_THREADS, thread_name_prefix="read-ahead")
-        return _executor
-
-
 class ReadAhead:
     """The pieces of a blocking iterator, made ahead in worker threads for one event loop.
 
@@ -82,7 +72,7 @@ class ReadAhead:
         self._pieces = pieces
         self._limit = limit
         self._loop = asyncio.get_running_loop()
-        self._executor = _shared_executor()
+        self._executor = shared_pool("read-ahead", READ_AHEAD_THREADS)
 
         # The lock guards every field below. Pieces are taken by the loop and
         # added by a worker, and `_running` is true while a worker job runs.
