@@ -10,12 +10,13 @@ import threading
 import time
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 from structlog.testing import capture_logs
 
 from strongroom.drive.content import BlobUpload
-from strongroom.interfaces.api.feed_behind import FeedBehind
+from strongroom.interfaces.api.feed_behind import ChunkGatherer, FeedBehind
 from strongroom.runtime import Runtime
 from tests.conftest import TEST_CHUNK_SIZE, Cast, LiveServer
 
@@ -72,19 +73,51 @@ def test_send_returns_while_feed_runs() -> None:
     assert recorder.chunks == [b"first"]
 
 
-def test_feed_error_raised_by_next_send() -> None:
+def test_feed_error_raised_by_send_that_waits() -> None:
     recorder = Recorder()
     recorder.fail_on = b"bad"
+    sent: list[bytes] = []
 
     async def upload() -> None:
-        feed = FeedBehind(recorder)
-        await feed.send(b"bad")
-        await feed.send(b"after")
+        feed = FeedBehind(recorder, depth=2)
+        for chunk in (b"bad", b"dropped", b"refused"):
+            # The third send waits for room, which the failed feed makes.
+            await feed.send(chunk)
+            sent.append(chunk)
 
     with pytest.raises(ValueError, match="cannot store"):
         anyio.run(upload)
 
+    assert sent == [b"bad", b"dropped"]
     assert recorder.chunks == []
+
+
+def test_no_more_than_depth_chunks_behind() -> None:
+    recorder = Recorder()
+    recorder.release.clear()
+    sent: list[bytes] = []
+
+    async def upload() -> None:
+        feed = FeedBehind(recorder, depth=2)
+        async with anyio.create_task_group() as group:
+
+            async def send_all() -> None:
+                for number in range(4):
+                    await feed.send(b"chunk %d" % number)
+                    sent.append(b"chunk %d" % number)
+
+            group.start_soon(send_all)
+            await anyio.to_thread.run_sync(recorder.started.wait, 10)
+            for _ in range(20):
+                await anyio.lowlevel.checkpoint()
+            # The feed of chunk 0 is held: chunks 0 and 1 fill the room, chunk 2 waits.
+            assert sent == [b"chunk 0", b"chunk 1"]
+            recorder.release.set()
+        await feed.finish()
+
+    anyio.run(upload)
+
+    assert recorder.chunks == [b"chunk %d" % number for number in range(4)]
 
 
 def test_feed_error_raised_by_finish() -> None:
@@ -144,11 +177,15 @@ def test_receive_returns_while_feed_runs() -> None:
 
 def test_settle_logs_feed_error() -> None:
     recorder = Recorder()
+    recorder.release.clear()
     recorder.fail_on = b"bad"
 
     async def upload() -> None:
         feed = FeedBehind(recorder)
         await feed.send(b"bad")
+        await anyio.to_thread.run_sync(recorder.started.wait, 10)
+        # The feed fails while settle waits for it.
+        threading.Timer(0.1, recorder.release.set).start()
         await feed.settle()
 
     with capture_logs() as logs:
@@ -157,6 +194,24 @@ def test_settle_logs_feed_error() -> None:
     failures = [entry for entry in logs if entry["event"] == "upload_feed_failed"]
     assert len(failures) == 1
     assert failures[0]["error_type"] == "ValueError"
+
+
+def test_settle_drops_waiting_chunks() -> None:
+    recorder = Recorder()
+    recorder.release.clear()
+
+    async def upload() -> None:
+        feed = FeedBehind(recorder, depth=2)
+        await feed.send(b"running")
+        await anyio.to_thread.run_sync(recorder.started.wait, 10)
+        await feed.send(b"waiting")
+        threading.Timer(0.1, recorder.release.set).start()
+        await feed.settle()
+
+    anyio.run(upload)
+
+    # The running feed ended; the chunk behind it was never fed, as the upload is aborted.
+    assert recorder.chunks == [b"running"]
 
 
 def test_cancelled_upload_waits_for_feed() -> None:
@@ -286,3 +341,30 @@ def test_cut_off_put_aborts_after_feed(
     assert events == ["feed started", "feed ended", "abort"]
     assert {path for path in blob_dir.rglob("*") if path.is_file()} == files_before
     assert client.get(alice.url("files/cut.bin"), headers=alice.headers).status_code == 404
+
+
+def test_gatherer_cuts_exact_chunks() -> None:
+    gatherer = ChunkGatherer(10)
+    body = bytes(range(47))
+    completed: list[bytes] = []
+
+    for start, end in ((0, 3), (3, 25), (25, 30), (30, 40), (40, 47)):
+        completed += [b"".join(chunk) for chunk in gatherer.add(body[start:end])]
+
+    assert completed == [body[0:10], body[10:20], body[20:30], body[30:40]]
+    assert gatherer.size == 7
+    assert b"".join(gatherer.rest()) == body[40:]
+    assert gatherer.size == 0
+    assert gatherer.rest() == []
+
+
+def test_gatherer_slices_without_copying() -> None:
+    gatherer = ChunkGatherer(4)
+    piece = b"abcdefghij"
+
+    first, second = gatherer.add(piece)
+
+    # The cut pieces are views of the piece received, not copies of its bytes.
+    assert all(isinstance(part, memoryview) and part.obj is piece for part in first + second)
+    assert [bytes(b"".join(first)), bytes(b"".join(second))] == [b"abcd", b"efgh"]
+    assert b"".join(gatherer.rest()) == b"ij"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 
 from strongroom.base.errors import IntegrityError, PayloadTooLarge
@@ -70,6 +70,8 @@ class BlobUpload:
         # The chunk buffer, the encryptor and the file are made when the first bytes
         # arrive, so requests that open an upload and send nothing hold almost no memory.
         self._buffer = bytearray()
+        # A whole chunk of the caller's bytes, kept by reference until the next feed or finish.
+        self._held: memoryview | None = None
         self._encryptor: crypto.ChunkEncryptor | None = None
         self._writer: BlobWriter | None = None
 
@@ -93,10 +95,14 @@ class BlobUpload:
         hashing = _hash_aside(self._sha256, view)
         try:
             while view:
-                # A full buffer is written only once more data arrives: until then it may
+                # A full chunk is written only once more data arrives: until then it may
                 # be the last chunk, which must carry the last-chunk flag.
-                if self._filled == self._chunk_size:
-                    self._write_chunk(last=False)
+                self._write_full_chunk()
+                if self._filled == 0 and len(view) >= self._chunk_size and isinstance(data, bytes):
+                    # Bytes cannot change, so a whole chunk of them waits without a copy.
+                    self._held = view[: self._chunk_size]
+                    view = view[self._chunk_size :]
+                    continue
                 taken = min(self._chunk_size - self._filled, len(view))
                 self._buffer[self._filled : self._filled + taken] = view[:taken]
                 self._filled += taken
@@ -106,10 +112,21 @@ class BlobUpload:
             if hashing is not None:
                 hashing.result()
 
+    def feed_pieces(self, pieces: Sequence[bytes | memoryview]) -> None:
+        """Feed the pieces as one, joined outside the event loop.
+
+        The join lets go of the GIL while it copies, and a list that holds exactly
+        one chunk's bytes then waits for its write without another copy.
+        """
+        self.feed(b"".join(pieces))
+
     def finish(self) -> tuple[BlobRow, str]:
         """Write the last chunk, sync and publish the blob; return its unsaved row and SHA-256."""
         _encryptor, writer = self._open()
-        self._write_chunk(last=True)
+        if self._held is not None:
+            self._write(self._held, last=True)
+        else:
+            self._write_chunk(last=True)
         stored_size = writer.commit()
         wrapped = crypto.wrap_key(
             self._tenant_key.key,
@@ -131,11 +148,21 @@ class BlobUpload:
         if self._writer is not None:
             self._writer.abort()
 
+    def _write_full_chunk(self) -> None:
+        """Write the full chunk that waits, held or in the buffer, as a chunk that is not the last."""
+        if self._held is not None:
+            self._write(self._held, last=False)
+        elif self._filled == self._chunk_size:
+            self._write_chunk(last=False)
+
     def _write_chunk(self, last: bool) -> None:
-        encryptor, writer = self._open()
-        sealed = encryptor.encrypt(memoryview(self._buffer)[: self._filled], last=last)
-        writer.write(sealed)
+        self._write(memoryview(self._buffer)[: self._filled], last=last)
         self._filled = 0
+
+    def _write(self, plaintext: memoryview, last: bool) -> None:
+        encryptor, writer = self._open()
+        writer.write(encryptor.encrypt(plaintext, last=last))
+        self._held = None
 
 
 def _hash_aside(digest: hashlib._Hash, data: memoryview) -> Future[None] | None:

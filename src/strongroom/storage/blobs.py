@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Self
 
 from strongroom.storage.space import blob_store_full_as_error
+from strongroom.storage.writeback import Writeback
 
 UPLOADS_FOLDER = ".uploads"
 PRIVATE_FOLDER_MODE = 0o700
@@ -215,6 +216,7 @@ class LocalBlobWriter(BlobWriter):
         with blob_store_full_as_error(key, "create"):
             descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         self._file = os.fdopen(descriptor, "wb", buffering=0)  # closed in commit or abort
+        self._writeback = Writeback(descriptor)
         self._size = 0
         self._done = False
         self._renamed = False
@@ -228,6 +230,7 @@ class LocalBlobWriter(BlobWriter):
                     raise OSError(f"short write to {self._temporary}")
                 view = view[written:]
                 self._size += written
+        self._writeback.written(self._size)
 
     def commit(self) -> int:
         with blob_store_full_as_error(self._key, "commit", self._discard):
@@ -282,6 +285,7 @@ class LocalPartialBlob(PartialBlob):
         else:
             raise PartialBlobBusy(str(path))
         self.size = os.fstat(self._fd).st_size
+        self._writeback = Writeback(self._fd, start=self.size)
 
     def append(self, data: bytes | bytearray | memoryview) -> None:
         """Append all of `data`, or, when the store is full, none of it."""
@@ -292,6 +296,7 @@ class LocalPartialBlob(PartialBlob):
                 written = os.pwrite(self._fd, view, self.size)
                 view = view[written:]
                 self.size += written
+        self._writeback.written(self.size)
 
     def read_at(self, offset: int, length: int) -> bytes:
         return os.pread(self._fd, length, offset)

@@ -33,7 +33,7 @@ from strongroom.interfaces.api.dependencies import (
     TenantDep,
     require_module,
 )
-from strongroom.interfaces.api.feed_behind import FeedBehind
+from strongroom.interfaces.api.feed_behind import ChunkGatherer, FeedBehind
 from strongroom.interfaces.api.ranges import parse_etag_list, parse_http_date, parse_range
 from strongroom.interfaces.api.read_ahead import ReadAhead, close_pieces
 from strongroom.interfaces.api.schemas import (
@@ -182,12 +182,10 @@ async def receive_body(
     request: Request, runtime: Runtime, tenant: TenantInfo, upload: BlobUpload, slot: TransferSlot
 ) -> None:
     """Feed the request body into the upload, one chunk at a time, in worker threads."""
-    chunk_size = runtime.settings.chunk_size
     idle_timeout = runtime.settings.upload_idle_timeout
-    pending: list[bytes] = []
-    pending_size = 0
+    chunks = ChunkGatherer(runtime.settings.chunk_size)
     pieces = request.stream().__aiter__()
-    feed = FeedBehind(upload.feed)
+    feed = FeedBehind(upload.feed_pieces)
     try:
         while True:
             piece = await feed.receive(lambda: _next_piece(pieces, idle_timeout))
@@ -195,17 +193,14 @@ async def receive_body(
                 break
             await runtime.fair_share.throttle(tenant, len(piece))
             await slot.keep()
-            pending.append(piece)
-            pending_size += len(piece)
-            if pending_size >= chunk_size:
-                await feed.send(b"".join(pending))
-                pending, pending_size = [], 0
-        if pending:
-            await feed.send(b"".join(pending))
+            for chunk in chunks.add(piece):
+                await feed.send(chunk)
+        if chunks.size:
+            await feed.send(chunks.rest())
         await feed.finish()
     except ClientDisconnect:
         await feed.settle()
-        log.info("upload_cut_off", received=upload.size + pending_size)
+        log.info("upload_cut_off", received=upload.size + chunks.size)
         raise
     except BaseException:
         await feed.settle()
