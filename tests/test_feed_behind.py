@@ -17,8 +17,11 @@ from structlog.testing import capture_logs
 
 from strongroom.drive.content import BlobUpload
 from strongroom.interfaces.api.feed_behind import ChunkGatherer, FeedBehind
+from strongroom.interfaces.api.files import FEED_CHUNKS
 from strongroom.runtime import Runtime
 from tests.conftest import TEST_CHUNK_SIZE, Cast, LiveServer
+
+FEED_BYTES = FEED_CHUNKS * TEST_CHUNK_SIZE
 
 
 class Recorder:
@@ -329,11 +332,11 @@ def test_cut_off_put_aborts_after_feed(
     files_before = {path for path in blob_dir.rglob("*") if path.is_file()}
     head = (
         f"PUT {alice.url('files/cut.bin')} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: Bearer {alice.token}\r\nContent-Length: {4 * TEST_CHUNK_SIZE}\r\n\r\n"
+        f"Authorization: Bearer {alice.token}\r\nContent-Length: {2 * FEED_BYTES}\r\n\r\n"
     )
 
     with socket.create_connection(("127.0.0.1", live_server.port)) as connection:
-        connection.sendall(head.encode() + os.urandom(TEST_CHUNK_SIZE + 100))
+        connection.sendall(head.encode() + os.urandom(FEED_BYTES + 100))
         assert feeding.wait(10), "the first chunk was never fed"
     # The connection closed while the first chunk's feed ran.
     live_server.wait_until_idle()

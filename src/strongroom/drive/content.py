@@ -32,7 +32,6 @@ HASH_ASIDE_BYTES = 256 * 1024
 HASH_THREADS = 8
 
 
-
 def blob_key(tenant_id: uuid.UUID, blob_id: uuid.UUID) -> str:
     hex_id = blob_id.hex
     return tenant_scoped_key(tenant_id, "blobs", hex_id[:2], hex_id)
@@ -208,7 +207,9 @@ def read_range(
     try:
         reader = store.reader(blob_key(blob.tenant_id, blob.id))
     except BlobMissing as exc:
-        raise IntegrityError(f"the content of blob {blob.id} is missing from the blob store") from exc
+        raise IntegrityError(
+            f"the content of blob {blob.id} is missing from the blob store"
+        ) from exc
 
     with reader:
         if reader.size != blob.stored_size:

@@ -4,7 +4,7 @@ An upload gathers body pieces into chunks on the event loop, then hashes,
 encrypts and writes each chunk in a worker thread. When the loop waited for
 each chunk's feed before it received more, receiving and storing ran one
 after the other, and each took about half of an upload's time. `FeedBehind`
-lets up to `FEED_DEPTH` chunks wait or run while the loop receives the next.
+lets a chunk's feed run while the loop receives the next chunk.
 
 One drain job in the feed pool feeds the waiting chunks, one at a time and
 in order, so the storage code receives the same calls as before. The job
@@ -35,9 +35,9 @@ log = get_logger(__name__)
 T = TypeVar("T")
 Chunk = TypeVar("Chunk")
 
-# Chunks that may wait or run behind the loop. Two keep the worker busy while the
-# loop gathers the next chunk, also when one feed takes longer than usual.
-FEED_DEPTH = 2
+# Chunks that may wait or run behind the loop: one feeds while the loop gathers the
+# next. A second gave no gain in interleaved benchmark runs, and costs memory.
+FEED_DEPTH = 1
 FEED_THREADS = 16
 
 
@@ -210,24 +210,24 @@ class FeedBehind(Generic[Chunk]):
 
 
 class ChunkGatherer:
-    """Gathers body pieces into lists that hold exactly `chunk_size` bytes each, copying nothing.
+    """Gathers body pieces into lists that hold exactly `size` bytes each, copying nothing.
 
-    A piece that crosses a chunk's end is cut with memoryview slices, so each
-    list joins into exactly one chunk, which the blob upload then encrypts
-    without another copy.
+    With `size` a whole number of the blob's chunks, each list joins into
+    whole chunks, which the blob upload then encrypts without another copy.
+    A piece that crosses a list's end is cut with memoryview slices.
     """
 
-    def __init__(self, chunk_size: int) -> None:
-        self._chunk_size = chunk_size
+    def __init__(self, size: int) -> None:
+        self._wanted = size
         self._pieces: list[bytes | memoryview] = []
         self.size = 0
 
     def add(self, piece: bytes) -> list[list[bytes | memoryview]]:
-        """Keep `piece`, and return the chunks it completed, oldest first."""
+        """Keep `piece`, and return the lists it completed, oldest first."""
         completed = []
         rest: bytes | memoryview = piece
-        while self.size + len(rest) >= self._chunk_size:
-            wanted = self._chunk_size - self.size
+        while self.size + len(rest) >= self._wanted:
+            wanted = self._wanted - self.size
             if wanted < len(rest):
                 whole = memoryview(rest)
                 self._pieces.append(whole[:wanted])
@@ -243,7 +243,6 @@ class ChunkGatherer:
         return completed
 
     def rest(self) -> list[bytes | memoryview]:
-        """Return the pieces of the unfinished chunk, and forget them."""
+        """Return the pieces of the unfinished list, and forget them."""
         pieces, self._pieces, self.size = self._pieces, [], 0
         return pieces
-

@@ -105,7 +105,16 @@ async def receive_file(
     slot = await runtime.fair_share.acquire_transfer(tenant)
     try:
         node, version = await upload_file(
-            request, runtime, tenant, owner_id, user_id, names, preconditions, declared, slot, base_id
+            request,
+            runtime,
+            tenant,
+            owner_id,
+            user_id,
+            names,
+            preconditions,
+            declared,
+            slot,
+            base_id,
         )
     finally:
         await slot.release()
@@ -116,7 +125,13 @@ async def receive_file(
         path = join_path(names) if base_id is None else None
         await anyio.to_thread.run_sync(
             webhook_events.file_stored,
-            runtime, tenant, node, version.number, version.size, user_id, path,
+            runtime,
+            tenant,
+            node,
+            version.number,
+            version.size,
+            user_id,
+            path,
         )
 
     body = NodeOut.of(node, join_path(names), version.sha256)
@@ -178,12 +193,18 @@ async def receive_in_slot(
         await slot.release()
 
 
+# Chunks handed to the storage thread at once. Each hand-over wakes two threads and
+# the loop; feeds of 4 chunks made the benchmark's upload about 7 % faster than
+# feeds of 1 in interleaved runs, for 4 MiB more memory per upload.
+FEED_CHUNKS = 4
+
+
 async def receive_body(
     request: Request, runtime: Runtime, tenant: TenantInfo, upload: BlobUpload, slot: TransferSlot
 ) -> None:
     """Feed the request body into the upload, one chunk at a time, in worker threads."""
     idle_timeout = runtime.settings.upload_idle_timeout
-    chunks = ChunkGatherer(runtime.settings.chunk_size)
+    chunks = ChunkGatherer(runtime.settings.chunk_size * FEED_CHUNKS)
     pieces = request.stream().__aiter__()
     feed = FeedBehind(upload.feed_pieces)
     try:
@@ -412,7 +433,9 @@ def list_versions(
         node = drive_files.access_node(session, principal.user_id, names, FILE)
         versions = drive_files.list_versions(session, node)
     items = [
-        VersionOut(number=v.number, id=v.id, size=v.size, sha256=v.sha256, created=utc(v.created_at))
+        VersionOut(
+            number=v.number, id=v.id, size=v.size, sha256=v.sha256, created=utc(v.created_at)
+        )
         for v in versions
     ]
     return VersionListing(path=join_path(names), items=items)
@@ -429,7 +452,12 @@ async def restore_version(
 ) -> Response:
     names = split_path(path)
     node, version = await anyio.to_thread.run_sync(
-        copies.restore_version, runtime, tenant, principal.user_id, names, body.number,
+        copies.restore_version,
+        runtime,
+        tenant,
+        principal.user_id,
+        names,
+        body.number,
         principal.user_id,
     )
     runtime.meter.record_upload(tenant, version.size)
@@ -437,7 +465,13 @@ async def restore_version(
     if WEBHOOKS in tenant.modules:
         await anyio.to_thread.run_sync(
             webhook_events.file_stored,
-            runtime, tenant, node, version.number, version.size, principal.user_id, join_path(names),
+            runtime,
+            tenant,
+            node,
+            version.number,
+            version.size,
+            principal.user_id,
+            join_path(names),
         )
     out = NodeOut.of(node, join_path(names), version.sha256)
     return Response(
