@@ -1,13 +1,14 @@
 """Early writeback: asking the kernel to start writing a file's dirty pages while more arrive.
 
 A blob is synced before its version is committed. Left alone, the kernel
-keeps the pages of an upload in memory and writes them out only when the
-final fsync asks, so the upload then waits for all of it at once: about a
-third of a second per GiB on the benchmark machine, a quarter of the whole
-upload. `Writeback` starts the writing of each stretch once it is complete,
-with sync_file_range(2) and SYNC_FILE_RANGE_WRITE, so the disk works while
-the upload still receives, and the final fsync finds little left to write.
-PostgreSQL's `backend_flush_after` does the same for the same reason.
+starts writing dirty pages only once they are about 30 seconds old or past
+its dirty-memory thresholds, so the final fsync of a large upload writes
+nearly all of it at once: about a third of a second per GiB on the
+benchmark machine. `Writeback` starts the writing of each stretch once it
+is complete, with sync_file_range(2) and SYNC_FILE_RANGE_WRITE, so the disk
+works while the upload still receives, and the final fsync finds little
+left to write. PostgreSQL's `backend_flush_after` does the same for the
+same reason.
 
 The call only starts writing and reports nothing a later fsync would not,
 so any failure just stops the hints for that file; fsync still decides
@@ -53,9 +54,9 @@ _sync_file_range = _load_sync_file_range()
 class Writeback:
     """Starts the writeback of one file's bytes as they are written, `WRITEBACK_BYTES` at a time.
 
-    Call `written(end)` with the offset the written bytes reached. A file
-    written at several places (a resumable upload that was cut back) may
-    call it with a smaller offset; the next stretch then starts there.
+    Call `written(end)` with the offset the written bytes reached. A
+    resumable upload that was cut back calls it with a smaller offset, and
+    the next stretch then starts there.
     """
 
     def __init__(self, descriptor: int, start: int = 0) -> None:

@@ -8,8 +8,8 @@ lets a chunk's feed run while the loop receives the next chunk.
 
 One drain job in the feed pool feeds the waiting chunks, one at a time and
 in order, so the storage code receives the same calls as before. The job
-ends when no chunk waits, so a slow client holds no thread while the loop
-waits for its bytes. A thread handed each chunk on its own, through
+ends when no chunk waits, so a slow client keeps no thread busy while the
+loop waits for its bytes. A thread handed each chunk on its own, through
 `anyio.to_thread`, cost about a fifth of the upload's CPU time in the
 benchmark: a task, a capacity limiter and a future for every MiB
 (docs/decisions/0037-upload-drain.md). Memory grows by `FEED_DEPTH` chunks
@@ -160,7 +160,7 @@ class FeedBehind(Generic[Chunk]):
             try:
                 self._loop.call_soon_threadsafe(self._fed, error)
             except RuntimeError:
-                # The loop closed under an upload cut off at shutdown; nobody waits for it.
+                # The loop closed under an upload cut off at shutdown, and no request waits for it.
                 with self._lock:
                     self._draining = False
                 return
@@ -218,7 +218,7 @@ class ChunkGatherer:
     """
 
     def __init__(self, size: int) -> None:
-        self._wanted = size
+        self._list_size = size
         self._pieces: list[bytes | memoryview] = []
         self.size = 0
 
@@ -226,12 +226,12 @@ class ChunkGatherer:
         """Keep `piece`, and return the lists it completed, oldest first."""
         completed = []
         rest: bytes | memoryview = piece
-        while self.size + len(rest) >= self._wanted:
-            wanted = self._wanted - self.size
-            if wanted < len(rest):
+        while self.size + len(rest) >= self._list_size:
+            missing = self._list_size - self.size
+            if missing < len(rest):
                 whole = memoryview(rest)
-                self._pieces.append(whole[:wanted])
-                rest = whole[wanted:]
+                self._pieces.append(whole[:missing])
+                rest = whole[missing:]
             else:
                 self._pieces.append(rest)
                 rest = b""
