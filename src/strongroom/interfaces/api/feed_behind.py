@@ -74,7 +74,13 @@ class FeedBehind(Generic[Chunk]):
         """Queue `chunk` for its feed, waiting while `depth` chunks are ahead of it."""
         self._raise_error()
         room, idle = self._prepare()
-        await room.acquire()
+        try:
+            await room.acquire()
+        except BaseException:
+            # Cancelled while a chunk is fed. The caller may abort the upload as soon as
+            # this raises, so the feeds must end first, as they do in `settle`.
+            await self.settle()
+            raise
         if self._error is not None:
             room.release()
             self._raise_error()
