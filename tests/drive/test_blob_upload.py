@@ -155,7 +155,7 @@ def test_feed_pieces_joins_in_order(store: LocalBlobStore, tenant_key: TenantKey
     assert sha256 == hashlib.sha256(first + b"tail").hexdigest()
 
 
-def test_held_chunk_lets_go_of_its_feed_before_the_next_join(
+def test_held_chunk_freed_before_next_join(
     store: LocalBlobStore, tenant_key: TenantKey
 ) -> None:
     # The chunk held after a feed of four is a view of that feed's joined bytes, so it

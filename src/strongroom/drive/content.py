@@ -119,8 +119,8 @@ class BlobUpload:
         """
         if any(pieces):
             # More bytes follow, so the chunk that waits is not the last. A held chunk is
-            # a view of the previous feed's joined bytes: written before this join, it
-            # frees them first, and an upload never holds two joined feeds at once.
+            # a view of the previous feed's joined bytes. Written before this join, it
+            # frees them, so an upload never keeps two joined feeds in memory at once.
             self._write_full_chunk()
         self.feed(b"".join(pieces))
 
