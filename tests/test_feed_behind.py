@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
@@ -19,11 +19,13 @@ from structlog.testing import capture_logs
 
 from starlette.requests import ClientDisconnect
 
+from strongroom.base import log_context
 from strongroom.drive.content import BlobUpload
 from strongroom.interfaces.api import uploads
 from strongroom.interfaces.api.feed_behind import ChunkGatherer, FeedBehind
 from strongroom.interfaces.api.files import FEED_CHUNKS
 from strongroom.runtime import Runtime
+from strongroom.tenancy.context import current_tenant
 from tests.conftest import TEST_CHUNK_SIZE, AppSwitch, Cast, LiveServer
 from tests.full_disk import uploads_folder_files
 
@@ -505,6 +507,58 @@ def test_cancelled_put_aborts_after_feed(
     # Cancelled while the feed ran, the upload still aborts its blob, after the feed.
     assert events == ["feed started", "feed ended", "abort"]
     assert uploads_folder_files(runtime.settings.resolved_blob_dir) == []
+
+
+def in_pieces(body: bytes, sizes: list[int]) -> Iterator[bytes]:
+    """Yield `body` in pieces of the given sizes, in turn; httpx sends them chunked."""
+    start = 0
+    for number in range(len(body)):
+        if start >= len(body):
+            return
+        size = sizes[number % len(sizes)]
+        yield body[start : start + size]
+        start += size
+
+
+@pytest.mark.parametrize(
+    "size",
+    [0, 1, FEED_BYTES - 1, FEED_BYTES, FEED_BYTES + 1, 2 * FEED_BYTES + TEST_CHUNK_SIZE // 2 + 3],
+)
+def test_put_stores_feed_boundaries(client: httpx.Client, cast: Cast, size: int) -> None:
+    # Pieces that cross feeds and chunks at odd places; the last chunk written carries
+    # the last flag, or the download fails to decrypt.
+    alice = cast.acme_member
+    body = os.urandom(size)
+    sizes = [FEED_BYTES + 1, 3, TEST_CHUNK_SIZE - 1]
+
+    stored = client.put(alice.url("files/b.bin"), content=in_pieces(body, sizes), headers=alice.headers)
+    downloaded = client.get(alice.url("files/b.bin"), headers=alice.headers)
+
+    assert stored.status_code == 201, stored.text
+    assert downloaded.status_code == 200
+    assert downloaded.content == body
+
+
+def test_feed_runs_in_request_context(
+    client: httpx.Client, cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = cast.acme_member
+    seen: list[tuple[str | None, dict[str, Any]]] = []
+    real_feed = BlobUpload.feed
+
+    def spying_feed(upload: BlobUpload, data: bytes) -> None:
+        tenant = current_tenant.get()
+        seen.append((tenant.slug if tenant else None, dict(log_context.current())))
+        real_feed(upload, data)
+
+    monkeypatch.setattr(BlobUpload, "feed", spying_feed)
+    response = client.put(
+        alice.url("files/c.bin"), content=os.urandom(2 * FEED_BYTES + 5), headers=alice.headers
+    )
+
+    assert response.status_code == 201
+    assert [slug for slug, _fields in seen] == ["acme"] * 3
+    assert all("request_id" in fields for _slug, fields in seen)
 
 
 def test_gatherer_cuts_exact_chunks() -> None:
