@@ -403,15 +403,16 @@ class HeldAppend:
 def test_cancelled_tus_cut_off_waits_for_feed(how: str) -> None:
     # After a PATCH's client went away, its last piece is sent behind the chunk being fed.
     # Cancelled there, the request discards the upload, which must wait for that feed.
-    append = HeldAppend()
-    recorder = append.recorder
+    held = HeldAppend()
+    recorder = held.recorder
+    append: Any = held
     scopes: list[anyio.CancelScope] = []
 
     async def patch() -> None:
         body: Any = FakeBody(TEST_CHUNK_SIZE)
         with anyio.CancelScope() as scope:
             scopes.append(scope)
-            await uploads._feed_body(body, append, TEST_CHUNK_SIZE, idle_timeout=10)  # type: ignore[arg-type]
+            await uploads._feed_body(body, append, TEST_CHUNK_SIZE, idle_timeout=10)
 
     async def serve() -> bool:
         task = asyncio.ensure_future(patch())
@@ -531,7 +532,9 @@ def test_put_stores_feed_boundaries(client: httpx.Client, cast: Cast, size: int)
     body = os.urandom(size)
     sizes = [FEED_BYTES + 1, 3, TEST_CHUNK_SIZE - 1]
 
-    stored = client.put(alice.url("files/b.bin"), content=in_pieces(body, sizes), headers=alice.headers)
+    stored = client.put(
+        alice.url("files/b.bin"), content=in_pieces(body, sizes), headers=alice.headers
+    )
     downloaded = client.get(alice.url("files/b.bin"), headers=alice.headers)
 
     assert stored.status_code == 201, stored.text
