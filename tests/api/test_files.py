@@ -164,7 +164,7 @@ def test_aborted_upload_is_not_a_server_error(
 
 
 def put_requests(metrics: str, status: int) -> float:
-    """Return the count of file PUTs answered with `status` in a /metrics text, 0 when absent."""
+    """Return the count of file PUTs that returned `status` in a /metrics text, 0 when absent."""
     series = (
         'strongroom_http_requests_total{method="PUT",route="/api/v1/files/{path:path}",'
         f'status="{status}"}} '
