@@ -8,6 +8,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -15,11 +17,17 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from starlette.requests import ClientDisconnect
+
+from strongroom.base import log_context
 from strongroom.drive.content import BlobUpload
+from strongroom.interfaces.api import uploads
 from strongroom.interfaces.api.feed_behind import ChunkGatherer, FeedBehind
 from strongroom.interfaces.api.files import FEED_CHUNKS
 from strongroom.runtime import Runtime
-from tests.conftest import TEST_CHUNK_SIZE, Cast, LiveServer
+from strongroom.tenancy.context import current_tenant
+from tests.conftest import TEST_CHUNK_SIZE, AppSwitch, Cast, LiveServer
+from tests.full_disk import uploads_folder_files
 
 FEED_BYTES = FEED_CHUNKS * TEST_CHUNK_SIZE
 
@@ -344,6 +352,216 @@ def test_cut_off_put_aborts_after_feed(
     assert events == ["feed started", "feed ended", "abort"]
     assert {path for path in blob_dir.rglob("*") if path.is_file()} == files_before
     assert client.get(alice.url("files/cut.bin"), headers=alice.headers).status_code == 404
+
+
+def test_send_cancelled_while_waiting_waits_for_feed() -> None:
+    # A send that waits for room while a chunk is fed may be cancelled. The caller may
+    # abort the upload once send raises, so the running feed must have ended by then.
+    recorder = Recorder()
+    recorder.release.clear()
+
+    async def upload() -> bool:
+        feed = FeedBehind(recorder)
+        await feed.send(b"held")
+        await anyio.to_thread.run_sync(recorder.started.wait, 10)
+        with anyio.CancelScope() as scope:
+            asyncio.get_running_loop().call_later(0.05, scope.cancel)
+            threading.Timer(0.3, recorder.release.set).start()
+            await feed.send(b"waits for room")
+        return recorder.release.is_set()
+
+    released_before_send_raised = anyio.run(upload)
+
+    assert released_before_send_raised
+    assert recorder.chunks == [b"held"]
+
+
+class FakeBody:
+    """A request whose body is one chunk, then a short piece, then a client that went away."""
+
+    def __init__(self, chunk_size: int) -> None:
+        self._chunk_size = chunk_size
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        yield b"c" * self._chunk_size
+        yield b"tail"
+        raise ClientDisconnect()
+
+
+class HeldAppend:
+    """An UploadAppend stand-in whose feeds wait until the test lets them go."""
+
+    def __init__(self) -> None:
+        self.recorder = Recorder()
+        self.recorder.release.clear()
+
+    def feed(self, data: bytes) -> None:
+        self.recorder(data)
+
+
+@pytest.mark.parametrize("how", ["anyio scope", "Task.cancel"])
+def test_cancelled_tus_cut_off_waits_for_feed(how: str) -> None:
+    # After a PATCH's client went away, its last piece is sent behind the chunk being fed.
+    # Cancelled there, the request discards the upload, which must wait for that feed.
+    held = HeldAppend()
+    recorder = held.recorder
+    append: Any = held
+    scopes: list[anyio.CancelScope] = []
+
+    async def patch() -> None:
+        body: Any = FakeBody(TEST_CHUNK_SIZE)
+        with anyio.CancelScope() as scope:
+            scopes.append(scope)
+            await uploads._feed_body(body, append, TEST_CHUNK_SIZE, idle_timeout=10)
+
+    async def serve() -> bool:
+        task = asyncio.ensure_future(patch())
+        await anyio.to_thread.run_sync(recorder.started.wait, 10)
+        await asyncio.sleep(0.05)  # the cut-off's send now waits for room
+        if how == "anyio scope":
+            scopes[0].cancel()
+        else:
+            task.cancel()
+        threading.Timer(0.3, recorder.release.set).start()
+        try:
+            await task
+        except (asyncio.CancelledError, ClientDisconnect):
+            pass
+        return recorder.release.is_set()
+
+    released_before_returned = asyncio.run(serve())
+
+    assert released_before_returned
+    assert recorder.chunks[0] == b"c" * TEST_CHUNK_SIZE
+
+
+class CancellableApp:
+    """Serves each request inside an anyio cancel scope that the test can cancel."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.scopes: list[anyio.CancelScope] = []
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.append(task)
+        with anyio.CancelScope() as cancel_scope:
+            self.scopes.append(cancel_scope)
+            await self.app(scope, receive, send)
+
+    def cancel(self, how: str) -> None:
+        """Cancel the first request's scope or task, from the test's thread."""
+        assert self.loop is not None
+        target = self.scopes[0].cancel if how == "anyio scope" else self.tasks[0].cancel
+        self.loop.call_soon_threadsafe(target)
+
+
+@pytest.mark.parametrize("how", ["anyio scope", "Task.cancel"])
+def test_cancelled_put_aborts_after_feed(
+    cast: Cast,
+    runtime: Runtime,
+    live_server: LiveServer,
+    shared_server: tuple[LiveServer, AppSwitch],
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+) -> None:
+    alice = cast.acme_member
+    switch = shared_server[1]
+    app = CancellableApp(switch.app)
+    switch.app = app
+    events: list[str] = []
+    feeding = threading.Event()
+    real_feed, real_abort = BlobUpload.feed, BlobUpload.abort
+
+    def slow_feed(upload: BlobUpload, data: bytes) -> None:
+        events.append("feed started")
+        feeding.set()
+        time.sleep(0.3)
+        real_feed(upload, data)
+        events.append("feed ended")
+
+    def recorded_abort(upload: BlobUpload) -> None:
+        events.append("abort")
+        real_abort(upload)
+
+    monkeypatch.setattr(BlobUpload, "feed", slow_feed)
+    monkeypatch.setattr(BlobUpload, "abort", recorded_abort)
+    head = (
+        f"PUT {alice.url('files/cancelled.bin')} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {alice.token}\r\nContent-Length: {2 * FEED_BYTES}\r\n\r\n"
+    )
+
+    with socket.create_connection(("127.0.0.1", live_server.port)) as connection:
+        connection.sendall(head.encode() + os.urandom(FEED_BYTES + 100))
+        assert feeding.wait(10), "the first chunk was never fed"
+        app.cancel(how)
+        # The connection stays open until the request has ended.
+        deadline = time.monotonic() + 10
+        while "abort" not in events and time.monotonic() < deadline:
+            time.sleep(0.01)
+    live_server.wait_until_idle()
+
+    # Cancelled while the feed ran, the upload still aborts its blob, after the feed.
+    assert events == ["feed started", "feed ended", "abort"]
+    assert uploads_folder_files(runtime.settings.resolved_blob_dir) == []
+
+
+def in_pieces(body: bytes, sizes: list[int]) -> Iterator[bytes]:
+    """Yield `body` in pieces of the given sizes, in turn; httpx sends them chunked."""
+    start = 0
+    for number in range(len(body)):
+        if start >= len(body):
+            return
+        size = sizes[number % len(sizes)]
+        yield body[start : start + size]
+        start += size
+
+
+@pytest.mark.parametrize(
+    "size",
+    [0, 1, FEED_BYTES - 1, FEED_BYTES, FEED_BYTES + 1, 2 * FEED_BYTES + TEST_CHUNK_SIZE // 2 + 3],
+)
+def test_put_stores_feed_boundaries(client: httpx.Client, cast: Cast, size: int) -> None:
+    # Pieces that cross feeds and chunks at odd places; the last chunk written carries
+    # the last flag, or the download fails to decrypt.
+    alice = cast.acme_member
+    body = os.urandom(size)
+    sizes = [FEED_BYTES + 1, 3, TEST_CHUNK_SIZE - 1]
+
+    stored = client.put(
+        alice.url("files/b.bin"), content=in_pieces(body, sizes), headers=alice.headers
+    )
+    downloaded = client.get(alice.url("files/b.bin"), headers=alice.headers)
+
+    assert stored.status_code == 201, stored.text
+    assert downloaded.status_code == 200
+    assert downloaded.content == body
+
+
+def test_feed_runs_in_request_context(
+    client: httpx.Client, cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = cast.acme_member
+    seen: list[tuple[str | None, dict[str, Any]]] = []
+    real_feed = BlobUpload.feed
+
+    def spying_feed(upload: BlobUpload, data: bytes) -> None:
+        tenant = current_tenant.get()
+        seen.append((tenant.slug if tenant else None, dict(log_context.current())))
+        real_feed(upload, data)
+
+    monkeypatch.setattr(BlobUpload, "feed", spying_feed)
+    response = client.put(
+        alice.url("files/c.bin"), content=os.urandom(2 * FEED_BYTES + 5), headers=alice.headers
+    )
+
+    assert response.status_code == 201
+    assert [slug for slug, _fields in seen] == ["acme"] * 3
+    assert all("request_id" in fields for _slug, fields in seen)
 
 
 def test_gatherer_cuts_exact_chunks() -> None:

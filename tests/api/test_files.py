@@ -152,12 +152,27 @@ def test_aborted_upload_is_not_a_server_error(
         f"Authorization: Bearer {alice.token}\r\nContent-Length: 100000\r\n"
     )
 
+    # The counters belong to the test process, so other tests' requests are counted too.
+    before = client.get("/metrics").text
+
     _raw_request(live_server.port, head, b"x" * 5000).close()
     time.sleep(0.5)  # let the server notice the closed connection
 
-    metrics = client.get("/metrics").text
-    assert 'method="PUT",route="/api/v1/files/{path:path}",status="500"' not in metrics
-    assert 'method="PUT",route="/api/v1/files/{path:path}",status="499"' in metrics
+    after = client.get("/metrics").text
+    assert put_requests(after, 500) == put_requests(before, 500)
+    assert put_requests(after, 499) == put_requests(before, 499) + 1
+
+
+def put_requests(metrics: str, status: int) -> float:
+    """Return the count of file PUTs that returned `status` in a /metrics text, 0 when absent."""
+    series = (
+        'strongroom_http_requests_total{method="PUT",route="/api/v1/files/{path:path}",'
+        f'status="{status}"}} '
+    )
+    for line in metrics.splitlines():
+        if line.startswith(series):
+            return float(line[len(series) :])
+    return 0.0
 
 
 # The hash in every reply that describes a file ------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tracemalloc
 import uuid
 from pathlib import Path
 
@@ -152,3 +153,30 @@ def test_feed_pieces_joins_in_order(store: LocalBlobStore, tenant_key: TenantKey
 
     assert b"".join(read_range(store, row, tenant_key, 0, row.size - 1)) == first + b"tail"
     assert sha256 == hashlib.sha256(first + b"tail").hexdigest()
+
+
+def test_held_chunk_freed_before_next_join(
+    store: LocalBlobStore, tenant_key: TenantKey
+) -> None:
+    # The chunk held after a feed of four is a view of that feed's joined bytes, so it
+    # keeps all four chunks alive. Written before the next join, it adds no fifth one.
+    feed_bytes = 4 * CHUNK_SIZE
+    upload = BlobUpload(store, tenant_key, CHUNK_SIZE)
+
+    def four_chunks() -> list[memoryview]:
+        data = memoryview(os.urandom(feed_bytes))
+        return [data[start : start + 1000] for start in range(0, feed_bytes, 1000)]
+
+    tracemalloc.start()
+    try:
+        upload.feed_pieces(four_chunks())
+        pieces = four_chunks()
+        before, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        upload.feed_pieces(pieces)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    upload.abort()
+
+    assert peak - before < feed_bytes // 2

@@ -117,6 +117,11 @@ class BlobUpload:
         The join lets go of the GIL while it copies, and a list that holds exactly
         one chunk's bytes then waits for its write without another copy.
         """
+        if any(pieces):
+            # More bytes follow, so the chunk that waits is not the last. A held chunk is
+            # a view of the previous feed's joined bytes. Written before this join, it
+            # frees them, so an upload never keeps two joined feeds in memory at once.
+            self._write_full_chunk()
         self.feed(b"".join(pieces))
 
     def finish(self) -> tuple[BlobRow, str]:

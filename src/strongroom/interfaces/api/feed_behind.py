@@ -71,10 +71,19 @@ class FeedBehind(Generic[Chunk]):
         self._receiving: anyio.CancelScope | None = None
 
     async def send(self, chunk: Chunk) -> None:
-        """Queue `chunk` for its feed, waiting while `depth` chunks are ahead of it."""
+        """Queue `chunk` for its feed, waiting while `depth` chunks are ahead of it.
+
+        Cancelled while it waits, it drops the waiting chunks and lets the running
+        feed end before it raises, as `settle` does.
+        """
         self._raise_error()
         room, idle = self._prepare()
-        await room.acquire()
+        try:
+            await room.acquire()
+        except BaseException:
+            # The caller may abort the upload as soon as this raises, so no feed may run on.
+            await self.settle()
+            raise
         if self._error is not None:
             room.release()
             self._raise_error()

@@ -167,7 +167,7 @@ async def upload_file(
     try:
         await receive_body(request, runtime, tenant, upload, slot)
     except BaseException:
-        await anyio.to_thread.run_sync(upload.abort)
+        await abort_upload(upload)
         raise
     return await anyio.to_thread.run_sync(
         transfers.commit_upload,
@@ -180,6 +180,16 @@ async def upload_file(
         preconditions,
         base_id,
     )
+
+
+async def abort_upload(upload: BlobUpload) -> None:
+    """Abort the upload's blob in a worker thread, also when the request was cancelled.
+
+    In a cancelled cancel scope, `anyio.to_thread.run_sync` raises before it runs
+    anything, which left the blob's temporary file in the uploads folder for good.
+    """
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(upload.abort)
 
 
 async def receive_in_slot(

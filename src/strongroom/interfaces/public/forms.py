@@ -100,7 +100,9 @@ class MultipartReader:
                     await anyio.to_thread.run_sync(self._parser.write, piece)
             await anyio.to_thread.run_sync(self._parser.finalize)
         except BaseException:
-            await anyio.to_thread.run_sync(self.abort)
+            # Shielded: in a cancelled scope, anyio.to_thread raises before it runs anything.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.abort)
             raise
         if self._sink is not None or self._field is not None:
             raise InvalidInput("the form's body ends in the middle of a part; send it again")

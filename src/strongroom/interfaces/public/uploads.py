@@ -35,7 +35,7 @@ from strongroom.drive.models import UploadRequestRow
 from strongroom.drive.paths import check_name
 from strongroom.drive.upload_requests import Received
 from strongroom.interfaces.api.dependencies import RuntimeDep, TenantDep, actor_of, require_module
-from strongroom.interfaces.api.files import receive_in_slot
+from strongroom.interfaces.api.files import abort_upload, receive_in_slot
 from strongroom.interfaces.public import grants
 from strongroom.interfaces.public.forms import MultipartReader, read_small_form
 from strongroom.interfaces.public.pages import (
@@ -183,7 +183,7 @@ async def receive_file(
     try:
         await receive_in_slot(request, runtime, tenant, upload)
     except BaseException:
-        await anyio.to_thread.run_sync(upload.abort)
+        await abort_upload(upload)
         raise
     received = await anyio.to_thread.run_sync(
         upload_requests.finish_receiving,
