@@ -114,14 +114,15 @@ class BlobUpload:
     def feed_pieces(self, pieces: Sequence[bytes | memoryview]) -> None:
         """Feed the pieces as one, joined outside the event loop.
 
-        The join lets go of the GIL while it copies, and a list that holds exactly
-        one chunk's bytes then waits for its write without another copy.
+        The join lets go of the GIL while it copies, and each whole chunk of the
+        joined bytes then waits for its write without another copy.
+
+        The last chunk of a feed stays a view of the feed's joined bytes until the
+        next feed writes it, so an upload keeps one joined feed between feeds and
+        two during the next join. Writing it before the join, or copying it out,
+        freed that memory but made the benchmark's upload about 6 % slower, because
+        the write then no longer ran beside the next feed's hashing.
         """
-        if any(pieces):
-            # More bytes follow, so the chunk that waits is not the last. A held chunk is
-            # a view of the previous feed's joined bytes. Written before this join, it
-            # frees them, so an upload never keeps two joined feeds in memory at once.
-            self._write_full_chunk()
         self.feed(b"".join(pieces))
 
     def finish(self) -> tuple[BlobRow, str]:
