@@ -15,9 +15,8 @@ import anyio
 import anyio.lowlevel
 import httpx
 import pytest
-from structlog.testing import capture_logs
-
 from starlette.requests import ClientDisconnect
+from structlog.testing import capture_logs
 
 from strongroom.base import log_context
 from strongroom.drive.content import BlobUpload
@@ -311,14 +310,10 @@ def test_task_cancel_retrieves_feed_error() -> None:
     assert failures[0]["error_type"] == "ValueError"
 
 
-def test_cut_off_put_aborts_after_feed(
-    client: httpx.Client,
-    live_server: LiveServer,
-    runtime: Runtime,
-    cast: Cast,
+def record_slow_feeds_and_aborts(
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    alice = cast.acme_member
+) -> tuple[list[str], threading.Event]:
+    """Make every blob feed take 0.3 s; return the feeds' and aborts' events and a first-feed flag."""
     events: list[str] = []
     feeding = threading.Event()
     real_feed, real_abort = BlobUpload.feed, BlobUpload.abort
@@ -336,6 +331,18 @@ def test_cut_off_put_aborts_after_feed(
 
     monkeypatch.setattr(BlobUpload, "feed", slow_feed)
     monkeypatch.setattr(BlobUpload, "abort", recorded_abort)
+    return events, feeding
+
+
+def test_cut_off_put_aborts_after_feed(
+    client: httpx.Client,
+    live_server: LiveServer,
+    runtime: Runtime,
+    cast: Cast,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    alice = cast.acme_member
+    events, feeding = record_slow_feeds_and_aborts(monkeypatch)
     blob_dir = runtime.settings.resolved_blob_dir
     files_before = {path for path in blob_dir.rglob("*") if path.is_file()}
     head = (
@@ -473,23 +480,7 @@ def test_cancelled_put_aborts_after_feed(
     switch = shared_server[1]
     app = CancellableApp(switch.app)
     switch.app = app
-    events: list[str] = []
-    feeding = threading.Event()
-    real_feed, real_abort = BlobUpload.feed, BlobUpload.abort
-
-    def slow_feed(upload: BlobUpload, data: bytes) -> None:
-        events.append("feed started")
-        feeding.set()
-        time.sleep(0.3)
-        real_feed(upload, data)
-        events.append("feed ended")
-
-    def recorded_abort(upload: BlobUpload) -> None:
-        events.append("abort")
-        real_abort(upload)
-
-    monkeypatch.setattr(BlobUpload, "feed", slow_feed)
-    monkeypatch.setattr(BlobUpload, "abort", recorded_abort)
+    events, feeding = record_slow_feeds_and_aborts(monkeypatch)
     head = (
         f"PUT {alice.url('files/cancelled.bin')} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Authorization: Bearer {alice.token}\r\nContent-Length: {2 * FEED_BYTES}\r\n\r\n"
