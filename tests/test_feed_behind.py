@@ -406,13 +406,13 @@ class HeldAppend:
         self.recorder(data)
 
 
-@pytest.mark.parametrize("how", ["anyio scope", "Task.cancel"])
-def test_cancelled_tus_cut_off_waits_for_feed(how: str) -> None:
+@pytest.mark.parametrize("cancellation", ["anyio scope", "Task.cancel"])
+def test_cancelled_tus_cut_off_waits_for_feed(cancellation: str) -> None:
     # After a PATCH's client went away, its last piece is sent behind the chunk being fed.
     # Cancelled there, the request discards the upload, which must wait for that feed.
-    held = HeldAppend()
-    recorder = held.recorder
-    append: Any = held
+    held_append = HeldAppend()
+    recorder = held_append.recorder
+    append: Any = held_append
     scopes: list[anyio.CancelScope] = []
 
     async def patch() -> None:
@@ -425,7 +425,7 @@ def test_cancelled_tus_cut_off_waits_for_feed(how: str) -> None:
         task = asyncio.ensure_future(patch())
         await anyio.to_thread.run_sync(recorder.started.wait, 10)
         await asyncio.sleep(0.05)  # the cut-off's send now waits for room
-        if how == "anyio scope":
+        if cancellation == "anyio scope":
             scopes[0].cancel()
         else:
             task.cancel()
@@ -460,21 +460,21 @@ class CancellableApp:
             self.scopes.append(cancel_scope)
             await self.app(scope, receive, send)
 
-    def cancel(self, how: str) -> None:
+    def cancel(self, cancellation: str) -> None:
         """Cancel the first request's scope or task, from the test's thread."""
         assert self.loop is not None
-        target = self.scopes[0].cancel if how == "anyio scope" else self.tasks[0].cancel
+        target = self.scopes[0].cancel if cancellation == "anyio scope" else self.tasks[0].cancel
         self.loop.call_soon_threadsafe(target)
 
 
-@pytest.mark.parametrize("how", ["anyio scope", "Task.cancel"])
+@pytest.mark.parametrize("cancellation", ["anyio scope", "Task.cancel"])
 def test_cancelled_put_aborts_after_feed(
     cast: Cast,
     runtime: Runtime,
     live_server: LiveServer,
     shared_server: tuple[LiveServer, AppSwitch],
     monkeypatch: pytest.MonkeyPatch,
-    how: str,
+    cancellation: str,
 ) -> None:
     alice = cast.acme_member
     switch = shared_server[1]
@@ -489,7 +489,7 @@ def test_cancelled_put_aborts_after_feed(
     with socket.create_connection(("127.0.0.1", live_server.port)) as connection:
         connection.sendall(head.encode() + os.urandom(FEED_BYTES + 100))
         assert feeding.wait(10), "the first chunk was never fed"
-        app.cancel(how)
+        app.cancel(cancellation)
         # The connection stays open until the request has ended.
         deadline = time.monotonic() + 10
         while "abort" not in events and time.monotonic() < deadline:

@@ -132,8 +132,8 @@ def test_feed_kinds_hash_plaintext(
 def test_whole_chunks_of_bytes_end_right(
     store: LocalBlobStore, tenant_key: TenantKey, sizes: list[int]
 ) -> None:
-    # A whole chunk of bytes waits by reference; the one that ends the blob must carry
-    # the last flag, or the reader takes the blob for cut short.
+    # A whole chunk of bytes waits by reference. The chunk that ends the blob must carry
+    # the last flag, because otherwise the reader takes the blob for cut short.
     feeds = [os.urandom(size) for size in sizes]
 
     content, sha256 = upload_in_feeds(store, tenant_key, feeds)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(
 
 
 class Spy:
-    """Calls the real sync_file_range and records each range, or fails when told to."""
+    """A sync_file_range stand-in that records each range, then calls the real one or fails."""
 
     def __init__(self, fail: bool = False) -> None:
         self.ranges: list[tuple[int, int]] = []

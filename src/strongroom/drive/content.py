@@ -70,7 +70,7 @@ class BlobUpload:
         # arrive, so requests that open an upload and send nothing hold almost no memory.
         self._buffer = bytearray()
         # A whole chunk of the caller's bytes, kept by reference until the next feed or finish.
-        self._held: memoryview | None = None
+        self._pending_chunk: memoryview | None = None
         self._encryptor: crypto.ChunkEncryptor | None = None
         self._writer: BlobWriter | None = None
 
@@ -99,7 +99,7 @@ class BlobUpload:
                 self._write_full_chunk()
                 if self._filled == 0 and len(view) >= self._chunk_size and isinstance(data, bytes):
                     # Bytes cannot change, so a whole chunk of them waits without a copy.
-                    self._held = view[: self._chunk_size]
+                    self._pending_chunk = view[: self._chunk_size]
                     view = view[self._chunk_size :]
                     continue
                 taken = min(self._chunk_size - self._filled, len(view))
@@ -128,8 +128,8 @@ class BlobUpload:
     def finish(self) -> tuple[BlobRow, str]:
         """Write the last chunk, sync and publish the blob; return its unsaved row and SHA-256."""
         _encryptor, writer = self._open()
-        if self._held is not None:
-            self._write(self._held, last=True)
+        if self._pending_chunk is not None:
+            self._write(self._pending_chunk, last=True)
         else:
             self._write_chunk(last=True)
         stored_size = writer.commit()
@@ -155,8 +155,8 @@ class BlobUpload:
 
     def _write_full_chunk(self) -> None:
         """Write the full chunk that waits, held or in the buffer, as a chunk that is not the last."""
-        if self._held is not None:
-            self._write(self._held, last=False)
+        if self._pending_chunk is not None:
+            self._write(self._pending_chunk, last=False)
         elif self._filled == self._chunk_size:
             self._write_chunk(last=False)
 
@@ -167,7 +167,7 @@ class BlobUpload:
     def _write(self, plaintext: memoryview, last: bool) -> None:
         encryptor, writer = self._open()
         writer.write(encryptor.encrypt(plaintext, last=last))
-        self._held = None
+        self._pending_chunk = None
 
 
 def _hash_aside(digest: hashlib._Hash, data: memoryview) -> Future[None] | None:

@@ -2,9 +2,9 @@
 
 A blob is synced before its version is committed. Left alone, the kernel
 starts writing dirty pages only once they are about 30 seconds old or past
-its dirty-memory thresholds, so the final fsync of a large upload writes
-nearly all of it at once: about a third of a second per GiB on the
-benchmark machine. `Writeback` starts the writing of each stretch once it
+its dirty-memory thresholds. The final fsync of a large upload then writes
+nearly all of it at once, which took about a third of a second per GiB on
+the benchmark machine. `Writeback` starts the writing of each stretch once it
 is complete, with sync_file_range(2) and SYNC_FILE_RANGE_WRITE, so the disk
 works while the upload still receives, and the final fsync finds little
 left to write. PostgreSQL's `backend_flush_after` does the same for the
